@@ -1,0 +1,277 @@
+# bobbin: context primitives for x86-64 System V (Linux).
+#
+# Assembled by rustc through global_asm!(include_str!(...)) in src/arch.rs, so no C compiler
+# is needed; the syntax is therefore Intel without prefixes. No curly braces may appear in
+# this file (global_asm! treats them as operand placeholders).
+#
+# Four out-of-line primitives serve the low-level Context API:
+#   bobbin_context_swap(from: *mut Context [rdi], to: *mut Context [rsi])
+#   bobbin_context_set(to: *const Context [rdi]) -> !
+#   bobbin_context_bootstrap   first code run by a fresh context (never called directly)
+#   bobbin_context_backstop    where a fresh context's entry function returns to
+# and one trampoline serves the safe coroutine layer:
+#   bobbin_coroutine_start     first code run by a fresh coroutine
+#
+# Initial stack of a context prepared by Context::init (addresses grow upwards):
+#
+#        +--------------------------+  <- top of the stack (16-byte aligned)
+#        | padding (0 or 8 bytes)   |
+#        | spilled argument k-1     |
+#        | ...                      |
+#        | spilled argument 0       |  <- 16-byte aligned: the callee's rsp+8 at entry
+#        | bobbin_context_backstop  |  <- the entry function's return address
+#        | entry function (fptr)    |  <- bootstrap's `ret` lands here
+#        | value for r9             |
+#        | value for r8             |
+#        | value for rcx            |
+#        | value for rdx            |
+#        | value for rsi            |
+#        | value for rdi            |
+#        | bobbin_context_bootstrap |  <- saved rsp; the first switch pops this and jumps
+#        +--------------------------+
+#
+# The saved rbp of a fresh context is the address of the Context itself. bootstrap finds
+# the floating argument values through it, and because rbp is callee-saved the entry
+# function hands it back unchanged to backstop, which stores the return values into the
+# same Context and switches to the parent.
+#
+# Why pop + jmp: a switch that ends in `ret` returns somewhere the return-address predictor
+# did not expect and costs about three times as much on this class of machine. The
+# symmetric swap therefore leaves through an indirect jump, predicted by the branch
+# target buffer instead.
+
+# Field offsets in Context; checked against offset_of! in src/context/mod.rs.
+.set BOBBIN_CTX_RBX, 0
+.set BOBBIN_CTX_RSP, 8
+.set BOBBIN_CTX_RBP, 16
+.set BOBBIN_CTX_RDI, 24
+.set BOBBIN_CTX_R12, 32
+.set BOBBIN_CTX_R13, 40
+.set BOBBIN_CTX_R14, 48
+.set BOBBIN_CTX_R15, 56
+.set BOBBIN_CTX_RSI, 64
+.set BOBBIN_CTX_MXCSR, 72
+.set BOBBIN_CTX_FPCW, 76
+.set BOBBIN_CTX_XMM0, 80
+.set BOBBIN_CTX_RETVAL_GP, 208
+.set BOBBIN_CTX_RETVAL_FP, 224
+.set BOBBIN_CTX_PARENT, 240
+.set BOBBIN_CTX_CALLBACK, 248
+.set BOBBIN_CTX_CALLBACK_DATA, 256
+
+# MXCSR: bits 0-5 are sticky status flags, bits 6-15 are control (DAZ, exception masks,
+# rounding, FZ). Only the control bits are context state.
+.set BOBBIN_MXCSR_CONTROL, 0xFFC0
+.set BOBBIN_MXCSR_STATUS, 0x3F
+
+    .text
+
+# ---------------------------------------------------------------------------------------
+# bobbin_context_swap(from [rdi], to [rsi])
+#
+# Saves the callee-saved state of the caller into `from`, records `from` as the parent of
+# `to`, and continues in `to`. Returns (into the caller) when something later switches back
+# to `from`. rdi and rsi are loaded from `to` on the way in, which lets a signal handler or
+# a scheduler hand two values to the context it enters.
+    .p2align 4
+    .globl bobbin_context_swap
+    .type bobbin_context_swap,@function
+bobbin_context_swap:
+    .cfi_startproc
+    mov [rdi + BOBBIN_CTX_RBX], rbx
+    mov [rdi + BOBBIN_CTX_RSP], rsp
+    mov [rdi + BOBBIN_CTX_RBP], rbp
+    mov [rdi + BOBBIN_CTX_R12], r12
+    mov [rdi + BOBBIN_CTX_R13], r13
+    mov [rdi + BOBBIN_CTX_R14], r14
+    mov [rdi + BOBBIN_CTX_R15], r15
+    stmxcsr [rdi + BOBBIN_CTX_MXCSR]
+    fnstcw [rdi + BOBBIN_CTX_FPCW]
+    mov [rsi + BOBBIN_CTX_PARENT], rdi
+    mov rdi, rsi
+    jmp .Lbobbin_restore
+    .cfi_endproc
+    .size bobbin_context_swap, .-bobbin_context_swap
+
+# ---------------------------------------------------------------------------------------
+# bobbin_context_set(to [rdi]) -> !
+#
+# Continues in `to`, abandoning the current state. Also the second half of swap.
+#
+# The floating-point control state is restored only when it differs from the current one,
+# and then without the saved MXCSR status flags: reloading differing sticky flags costs a
+# serialising ldmxcsr on every switch. The status flags are thus shared by all contexts of
+# a thread.
+    .p2align 4
+    .globl bobbin_context_set
+    .type bobbin_context_set,@function
+bobbin_context_set:
+    .cfi_startproc
+.Lbobbin_restore:
+    stmxcsr [rsp - 8]
+    mov eax, [rsp - 8]
+    mov ecx, [rdi + BOBBIN_CTX_MXCSR]
+    xor ecx, eax
+    test ecx, BOBBIN_MXCSR_CONTROL
+    jnz .Lbobbin_load_mxcsr
+.Lbobbin_mxcsr_done:
+    fnstcw [rsp - 8]
+    mov ax, [rsp - 8]
+    cmp ax, [rdi + BOBBIN_CTX_FPCW]
+    jne .Lbobbin_load_fpcw
+.Lbobbin_fpcw_done:
+    mov rbx, [rdi + BOBBIN_CTX_RBX]
+    mov rbp, [rdi + BOBBIN_CTX_RBP]
+    mov r12, [rdi + BOBBIN_CTX_R12]
+    mov r13, [rdi + BOBBIN_CTX_R13]
+    mov r14, [rdi + BOBBIN_CTX_R14]
+    mov r15, [rdi + BOBBIN_CTX_R15]
+    mov rsp, [rdi + BOBBIN_CTX_RSP]
+    mov rsi, [rdi + BOBBIN_CTX_RSI]
+    mov rdi, [rdi + BOBBIN_CTX_RDI]
+    pop rcx
+    jmp rcx
+.Lbobbin_load_mxcsr:
+    # (saved control bits) | (current status flags)
+    mov ecx, [rdi + BOBBIN_CTX_MXCSR]
+    and ecx, BOBBIN_MXCSR_CONTROL
+    and eax, BOBBIN_MXCSR_STATUS
+    or eax, ecx
+    mov [rsp - 8], eax
+    ldmxcsr [rsp - 8]
+    jmp .Lbobbin_mxcsr_done
+.Lbobbin_load_fpcw:
+    fldcw [rdi + BOBBIN_CTX_FPCW]
+    jmp .Lbobbin_fpcw_done
+    .cfi_endproc
+    .size bobbin_context_set, .-bobbin_context_set
+
+# ---------------------------------------------------------------------------------------
+# bobbin_context_bootstrap
+#
+# Entered by the first switch into a fresh context: rsp points at the six general argument
+# values (rdi first), rbp at the Context. Loads the argument registers and "returns" into
+# the entry function, whose own return address (backstop) is the next slot up.
+    .p2align 4
+    .globl bobbin_context_bootstrap
+    .type bobbin_context_bootstrap,@function
+bobbin_context_bootstrap:
+    .cfi_startproc
+    # Nothing can unwind through bootstrap: it makes no calls. Mark the chain's end so a
+    # sampling unwinder that lands here stops instead of reading argument values as
+    # return addresses.
+    .cfi_undefined 16
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop r8
+    pop r9
+    movaps xmm0, [rbp + BOBBIN_CTX_XMM0 + 0 * 16]
+    movaps xmm1, [rbp + BOBBIN_CTX_XMM0 + 1 * 16]
+    movaps xmm2, [rbp + BOBBIN_CTX_XMM0 + 2 * 16]
+    movaps xmm3, [rbp + BOBBIN_CTX_XMM0 + 3 * 16]
+    movaps xmm4, [rbp + BOBBIN_CTX_XMM0 + 4 * 16]
+    movaps xmm5, [rbp + BOBBIN_CTX_XMM0 + 5 * 16]
+    movaps xmm6, [rbp + BOBBIN_CTX_XMM0 + 6 * 16]
+    movaps xmm7, [rbp + BOBBIN_CTX_XMM0 + 7 * 16]
+    ret
+    .cfi_endproc
+    .size bobbin_context_bootstrap, .-bobbin_context_bootstrap
+
+# ---------------------------------------------------------------------------------------
+# bobbin_context_backstop
+#
+# The entry function of a fresh context returns here, with rbp (callee-saved) still the
+# address of the Context. Stores rax, rdx and xmm0 into the Context, runs the backstop
+# callback if one is set, and swaps to the parent. Entering the finished context again
+# comes back here and swaps to the parent once more.
+#
+# CFI: while the entry function (or the callback) runs, an unwinder asks this frame for
+# its caller. The honest answer is the parent: it is suspended inside
+# bobbin_context_swap, so its saved rsp points at the return address into whoever called
+# swap, and its callee-saved registers sit in the parent Context. The expressions below
+# read them through rbp -> Context.parent.
+    .p2align 4
+    .type bobbin_context_backstop_fde,@function
+bobbin_context_backstop_fde:
+    .cfi_startproc
+    # CFA = parent.rsp + 8:
+    #   DW_CFA_def_cfa_expression, 9 bytes:
+    #   DW_OP_breg6 (rbp) 240, DW_OP_deref, DW_OP_plus_uconst 8, DW_OP_deref, DW_OP_plus_uconst 8
+    .cfi_escape 0x0f, 0x09, 0x76, 0xf0, 0x01, 0x06, 0x23, 0x08, 0x06, 0x23, 0x08
+    # The return address is at CFA - 8, as the CIE says by default.
+    # rbx, rbp, r12-r15 are at parent + offset:
+    #   DW_CFA_expression reg, 6 bytes: DW_OP_breg6 240, DW_OP_deref, DW_OP_plus_uconst offset
+    .cfi_escape 0x10, 0x03, 0x06, 0x76, 0xf0, 0x01, 0x06, 0x23, 0x00
+    .cfi_escape 0x10, 0x06, 0x06, 0x76, 0xf0, 0x01, 0x06, 0x23, 0x10
+    .cfi_escape 0x10, 0x0c, 0x06, 0x76, 0xf0, 0x01, 0x06, 0x23, 0x20
+    .cfi_escape 0x10, 0x0d, 0x06, 0x76, 0xf0, 0x01, 0x06, 0x23, 0x28
+    .cfi_escape 0x10, 0x0e, 0x06, 0x76, 0xf0, 0x01, 0x06, 0x23, 0x30
+    .cfi_escape 0x10, 0x0f, 0x06, 0x76, 0xf0, 0x01, 0x06, 0x23, 0x38
+    # Unwinders look up the FDE of (return address - 1). The entry function's return
+    # address is bobbin_context_backstop itself, so one byte of this FDE must precede it.
+    nop
+    .globl bobbin_context_backstop
+bobbin_context_backstop:
+    mov [rbp + BOBBIN_CTX_RETVAL_GP], rax
+    mov [rbp + BOBBIN_CTX_RETVAL_GP + 8], rdx
+    movaps [rbp + BOBBIN_CTX_RETVAL_FP], xmm0
+    mov rax, [rbp + BOBBIN_CTX_CALLBACK]
+    test rax, rax
+    jz 1f
+    mov rdi, [rbp + BOBBIN_CTX_CALLBACK_DATA]
+    call rax
+1:
+    mov rdi, rbp
+    mov rsi, [rbp + BOBBIN_CTX_PARENT]
+    call bobbin_context_swap
+    jmp 1b
+    .cfi_endproc
+    .size bobbin_context_backstop_fde, .-bobbin_context_backstop_fde
+
+# ---------------------------------------------------------------------------------------
+# bobbin_coroutine_start
+#
+# First code run by a coroutine of the safe layer. The resumer (arch::resume) reaches it
+# with `call [rsi]`, so on entry:
+#   rsp = the resumer's stack, pointing at the return address that call pushed; above it
+#         16 bytes of saved floating-point control words, then its rbx and rbp
+#   rdi = the transfer pointer for the entry function
+#   rsi = the coroutine's initial stack pointer, which points at the slot holding the
+#         address of this function
+#   rdx = the coroutine's stack base: [rdx - 8] is the link (the resumer's rsp),
+#         [rdx - 16] the entry function, [rdx - 24] the slot rsi points at
+#
+#        +--------------------------+  <- base (16-byte aligned; the closure lies above)
+#        | link: resumer's rsp      |  base - 8
+#        | entry function           |  base - 16   <- rsp once switched
+#        | bobbin_coroutine_start   |  base - 24   <- initial stack pointer (rsi)
+#        +--------------------------+
+#
+# Calls entry(rdi, base). When it returns, the coroutine is finished: switch back to the
+# resumer with rsi = 0, by the `ret` that pops the address the resumer's call pushed.
+    .p2align 4
+    .globl bobbin_coroutine_start
+    .type bobbin_coroutine_start,@function
+bobbin_coroutine_start:
+    .cfi_startproc
+    .cfi_undefined 16
+    mov [rdx - 8], rsp
+    lea rsp, [rsi + 8]
+    # From here the caller of this frame is the resumer, found through the link at
+    # [rsp + 8]: the resumer's call pushed its return address at link, with 16 bytes of
+    # control words, rbx and rbp above. CFA = link + 40 is the resumer's rsp before it
+    # entered its switch, which is what the resumer's own CFI expects.
+    #   DW_CFA_def_cfa_expression, 5 bytes: DW_OP_breg7 (rsp) 8, DW_OP_deref, DW_OP_plus_uconst 40
+    .cfi_escape 0x0f, 0x05, 0x77, 0x08, 0x06, 0x23, 0x28
+    .cfi_offset 16, -40
+    .cfi_offset 3, -16
+    .cfi_offset 6, -8
+    mov rsi, rdx
+    call [rsp]
+    mov rsp, [rsp + 8]
+    xor esi, esi
+    ret
+    .cfi_endproc
+    .size bobbin_coroutine_start, .-bobbin_coroutine_start

@@ -1,0 +1,1 @@
+//! Comparison benchmarks for bobbin; see `benches/`.

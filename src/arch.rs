@@ -1,0 +1,203 @@
+//! The only file with assembly: the out-of-line context primitives of
+//! `asm/x86_64_sysv.S`, and the inline resume/suspend pair of the coroutine layer.
+//!
+//! The coroutine switch is asymmetric on purpose. [`resume`] enters the child with a `call`
+//! through the child's saved resume address; [`suspend`] leaves with a `ret` that pops
+//! exactly the address that `call` pushed, so the return-address predictor is always right
+//! on the way back. Both are `#[inline(always)]` with the ABI's clobber list, so the
+//! compiler saves only the registers that are live across the switch; rbx and rbp cannot
+//! be declared clobbered and are pushed by hand.
+//!
+//! Frame left on the resumer's stack while the child runs (`link` is the resumer's stack
+//! pointer, stored at `base - 8` of the child stack; the CFI of `bobbin_coroutine_start`
+//! relies on this exact layout):
+//!
+//! ```text
+//! link + 32  saved rbp
+//! link + 24  saved rbx
+//! link + 16  scratch word
+//! link + 8   saved MXCSR (4 bytes), x87 control word (2 bytes)
+//! link       return address pushed by `call`
+//! ```
+//!
+//! The child's suspended frame has the same shape on the child stack, with the resume
+//! address in place of the return address; the child's saved stack pointer points at it.
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+compile_error!("bobbin supports x86-64 Linux only (an aarch64 port is planned)");
+
+use core::ffi::c_void;
+
+core::arch::global_asm!(include_str!("../asm/x86_64_sysv.S"));
+
+#[allow(improper_ctypes)]
+extern "C" {
+    /// Saves the callee-saved state into `from`, records it as `to`'s parent, continues in
+    /// `to`.
+    pub(crate) fn bobbin_context_swap(from: *mut c_void, to: *mut c_void);
+    /// Continues in `to`, abandoning the current state.
+    pub(crate) fn bobbin_context_set(to: *const c_void) -> !;
+    /// First code run by a fresh context. Never called: its address goes on the stack.
+    pub(crate) fn bobbin_context_bootstrap();
+    /// Return address of a fresh context's entry function. Never called directly.
+    pub(crate) fn bobbin_context_backstop();
+    /// First code run by a fresh coroutine. Never called directly.
+    pub(crate) fn bobbin_coroutine_start();
+}
+
+/// Restores this side's floating-point control words from the 16-byte block at `[rsp]`
+/// (MXCSR at +0, x87 control word at +4, scratch at +8) if they differ from the current
+/// ones. Loads only control bits: the current MXCSR status flags are kept, because a
+/// reload of differing sticky flags is a serialising `ldmxcsr` on every switch.
+macro_rules! restore_fp_control {
+    () => {
+        concat!(
+            "stmxcsr [rsp + 8]\n",
+            "mov eax, [rsp + 8]\n",
+            "xor eax, [rsp]\n",
+            "test eax, 0xFFC0\n",
+            "jnz 3f\n",
+            "2:\n",
+            "fnstcw [rsp + 8]\n",
+            "mov ax, [rsp + 8]\n",
+            "cmp ax, [rsp + 4]\n",
+            "jne 4f\n",
+            "5:\n",
+            "add rsp, 16\n",
+            "pop rbx\n",
+            "pop rbp\n",
+            "jmp 6f\n",
+            "3:\n",
+            "mov eax, [rsp]\n",
+            "and eax, 0xFFC0\n",
+            "mov ecx, [rsp + 8]\n",
+            "and ecx, 0x3F\n",
+            "or eax, ecx\n",
+            "mov [rsp + 8], eax\n",
+            "ldmxcsr [rsp + 8]\n",
+            "jmp 2b\n",
+            "4:\n",
+            "fldcw [rsp + 4]\n",
+            "jmp 5b\n",
+            "6:\n",
+        )
+    };
+}
+
+/// Saves rbp, rbx and the floating-point control words, leaving the 40-byte frame
+/// described in the module docs once the switch pushes its address.
+macro_rules! save_frame {
+    () => {
+        concat!(
+            "push rbp\n",
+            "push rbx\n",
+            "sub rsp, 16\n",
+            "stmxcsr [rsp]\n",
+            "fnstcw [rsp + 4]\n",
+        )
+    };
+}
+
+/// What a coroutine's switch back to its resumer reports in place of a stack pointer when
+/// it finished.
+pub(crate) const SWITCH_FINISHED: usize = 0;
+/// ... and when the fault handler abandoned it after a guard-page hit.
+pub(crate) const SWITCH_OVERFLOWED: usize = 1;
+
+/// Enters a coroutine and returns when it suspends, finishes or overflows.
+///
+/// Returns the child's new saved stack pointer, or [`SWITCH_FINISHED`] or
+/// [`SWITCH_OVERFLOWED`].
+///
+/// # Safety
+/// `sp` must be the saved stack pointer of a coroutine that is not running (its initial
+/// one, or the last value returned by this function for it), `base` the base of that
+/// coroutine's stack, and `transfer` whatever that coroutine's code expects to receive.
+#[inline(always)]
+pub(crate) unsafe fn resume(transfer: usize, sp: usize, base: usize) -> usize {
+    let ret: usize;
+    // SAFETY: the caller guarantees `sp` and `base` describe a suspended coroutine. The
+    // asm preserves rbx and rbp by hand and declares every other register the child may
+    // change as clobbered; the stack pointer is balanced when control comes back.
+    unsafe {
+        core::arch::asm!(
+            save_frame!(),
+            "call [rsi]",
+            restore_fp_control!(),
+            inout("rdi") transfer => _,
+            inout("rsi") sp => ret,
+            inout("rdx") base => _,
+            out("r12") _, out("r13") _, out("r14") _, out("r15") _,
+            clobber_abi("sysv64"),
+        );
+    }
+    ret
+}
+
+/// Suspends the running coroutine: hands `transfer` to nothing (the resumer learns of the
+/// suspension through the returned stack pointer) and returns the value the resumer passes
+/// at the next [`resume`].
+///
+/// # Safety
+/// Must be called on the stack of a running coroutine whose stack base is `base`, and
+/// whose link slot (`base - 8`) holds the resumer's stack pointer.
+#[inline(always)]
+pub(crate) unsafe fn suspend(base: usize) -> usize {
+    let transfer: usize;
+    // SAFETY: the caller guarantees we run on the coroutine stack with base `base` and a
+    // live link. The resumer's `call` pushed the return address the `ret` pops. When the
+    // resumer enters again at label 7, rsi holds the stack pointer saved here and rdx the
+    // base, per `resume`.
+    unsafe {
+        core::arch::asm!(
+            save_frame!(),
+            "lea rax, [rip + 7f]",
+            "push rax",
+            "mov rsi, rsp",
+            "mov rsp, [rdx - 8]",
+            "ret",
+            "7:",
+            "mov [rdx - 8], rsp",
+            "lea rsp, [rsi + 8]",
+            restore_fp_control!(),
+            out("rdi") transfer,
+            inout("rdx") base => _,
+            out("rsi") _,
+            out("r12") _, out("r13") _, out("r14") _, out("r15") _,
+            clobber_abi("sysv64"),
+        );
+    }
+    transfer
+}
+
+/// The current MXCSR and x87 control word.
+#[inline]
+pub(crate) fn fp_control() -> (u32, u16) {
+    let mut mxcsr: u32 = 0;
+    let mut fpcw: u16 = 0;
+    // SAFETY: stmxcsr and fnstcw only store the control registers to the given locations,
+    // which are valid, writable locals.
+    unsafe {
+        core::arch::asm!(
+            "stmxcsr [{m}]",
+            "fnstcw [{c}]",
+            m = in(reg) &mut mxcsr,
+            c = in(reg) &mut fpcw,
+            options(nostack, preserves_flags),
+        );
+    }
+    (mxcsr, fpcw)
+}
+
+/// Sets the MXCSR register (tests use it to change the rounding mode).
+///
+/// # Safety
+/// Changing MXCSR changes how every following floating-point operation on this thread
+/// rounds and traps; unmasking exceptions makes later operations raise SIGFPE.
+#[cfg(test)]
+pub(crate) unsafe fn set_mxcsr(value: u32) {
+    // SAFETY: the caller accepts the effect on later floating-point operations.
+    unsafe {
+        core::arch::asm!("ldmxcsr [{m}]", m = in(reg) &value, options(nostack, preserves_flags));
+    }
+}

@@ -1,0 +1,439 @@
+//! The low-level layer: saved machine contexts, and switching between them.
+//!
+//! A [`Context`] holds what the System V ABI says must survive a call (rbx, rsp, rbp,
+//! r12-r15 and the floating-point control words) plus what a fresh context needs for its
+//! first entry (argument registers). [`Context::init`] prepares a context to run an
+//! `extern "C"` function on a caller-supplied stack; [`Context::swap`] switches to it;
+//! when the function returns, the backstop stores its return registers in the context and
+//! switches to the parent, the context that last swapped in. Everything here that
+//! switches is `unsafe`: the safe layers above are [`crate::Coroutine`] and the
+//! schedulers.
+//!
+//! # Floating-point state
+//! The MXCSR and x87 control bits (rounding mode, exception masks, flush-to-zero) are
+//! per-context: a context that changes its rounding mode does not leak it to the context
+//! it switches to. The MXCSR status flags (the sticky "inexact", "overflow", ... bits) are
+//! shared by all contexts of a thread: restoring them would make every switch pay a
+//! serialising `ldmxcsr` once two contexts' flags differ.
+
+mod val;
+
+pub(crate) mod stackful;
+
+pub use val::{UntypedRetVal, Val};
+use val::m128_from_bits;
+
+use core::arch::x86_64::__m128;
+use core::ffi::c_void;
+use core::fmt;
+use core::ops::{Deref, DerefMut};
+
+use nix::libc;
+
+use crate::arch;
+use crate::Error;
+
+/// Callee-saved general registers, plus rdi and rsi (loaded on entry, so that two values
+/// can be handed to a context).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct GpRegs {
+    rbx: u64,
+    rsp: u64,
+    rbp: u64,
+    rdi: u64,
+    r12: u64,
+    r13: u64,
+    r14: u64,
+    r15: u64,
+    rsi: u64,
+}
+
+/// The saved state of one thread of execution.
+///
+/// A `Context` must not move once initialised: the assembly, the initial stack frame and
+/// other contexts refer to it by address. Keep it in a [`ContextHandle`] (a heap
+/// allocation) or in another structure that never moves.
+#[repr(C, align(64))]
+pub struct Context {
+    gpr: GpRegs,
+    mxcsr: u32,
+    fpcw: u16,
+    _pad: u16,
+    fpr: [__m128; 8],
+    retvals_gp: [u64; 2],
+    retval_fp: __m128,
+    parent_ctx: *mut Context,
+    backstop_callback: Option<unsafe extern "C" fn(*mut c_void)>,
+    backstop_data: *mut c_void,
+    sigset: libc::sigset_t,
+}
+
+// Offsets the assembly relies on. The .S file defines the same numbers; a test compares
+// them with the `.set` lines there.
+pub(crate) const CTX_RBX: usize = 0;
+pub(crate) const CTX_RSP: usize = 8;
+pub(crate) const CTX_RBP: usize = 16;
+pub(crate) const CTX_RDI: usize = 24;
+pub(crate) const CTX_R12: usize = 32;
+pub(crate) const CTX_R13: usize = 40;
+pub(crate) const CTX_R14: usize = 48;
+pub(crate) const CTX_R15: usize = 56;
+pub(crate) const CTX_RSI: usize = 64;
+pub(crate) const CTX_MXCSR: usize = 72;
+pub(crate) const CTX_FPCW: usize = 76;
+pub(crate) const CTX_XMM0: usize = 80;
+pub(crate) const CTX_RETVAL_GP: usize = 208;
+pub(crate) const CTX_RETVAL_FP: usize = 224;
+pub(crate) const CTX_PARENT: usize = 240;
+pub(crate) const CTX_CALLBACK: usize = 248;
+pub(crate) const CTX_CALLBACK_DATA: usize = 256;
+
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(Context, gpr) + offset_of!(GpRegs, rbx) == CTX_RBX);
+    assert!(offset_of!(Context, gpr) + offset_of!(GpRegs, rsp) == CTX_RSP);
+    assert!(offset_of!(Context, gpr) + offset_of!(GpRegs, rbp) == CTX_RBP);
+    assert!(offset_of!(Context, gpr) + offset_of!(GpRegs, rdi) == CTX_RDI);
+    assert!(offset_of!(Context, gpr) + offset_of!(GpRegs, r12) == CTX_R12);
+    assert!(offset_of!(Context, gpr) + offset_of!(GpRegs, r13) == CTX_R13);
+    assert!(offset_of!(Context, gpr) + offset_of!(GpRegs, r14) == CTX_R14);
+    assert!(offset_of!(Context, gpr) + offset_of!(GpRegs, r15) == CTX_R15);
+    assert!(offset_of!(Context, gpr) + offset_of!(GpRegs, rsi) == CTX_RSI);
+    assert!(offset_of!(Context, mxcsr) == CTX_MXCSR);
+    assert!(offset_of!(Context, fpcw) == CTX_FPCW);
+    assert!(offset_of!(Context, fpr) == CTX_XMM0);
+    assert!(offset_of!(Context, retvals_gp) == CTX_RETVAL_GP);
+    assert!(offset_of!(Context, retval_fp) == CTX_RETVAL_FP);
+    assert!(offset_of!(Context, parent_ctx) == CTX_PARENT);
+    assert!(offset_of!(Context, backstop_callback) == CTX_CALLBACK);
+    assert!(offset_of!(Context, backstop_data) == CTX_CALLBACK_DATA);
+};
+
+/// General argument registers, in order.
+const GP_ARG_REGS: usize = 6;
+/// Floating argument registers (xmm0-xmm7).
+const FP_ARG_REGS: usize = 8;
+/// Words below the spilled arguments: backstop, fptr, six argument values, bootstrap.
+const CHAIN_WORDS: usize = 2 + GP_ARG_REGS + 1;
+
+impl Context {
+    /// A context with every field zero: a place for [`Context::swap`] to save into, not
+    /// yet something to switch to.
+    pub fn new() -> Context {
+        // SAFETY: every field is an integer, a float vector, a raw pointer, an Option of
+        // a function pointer or a sigset_t, for all of which all-zero bits are valid
+        // (None, null, the empty set).
+        unsafe { core::mem::zeroed() }
+    }
+
+    /// Prepares `child` to run `fptr(args...)` on `stack`.
+    ///
+    /// `fptr` is the address of an `extern "C"` function whose parameters match `args`
+    /// (count, order and class). Integer-class values fill rdi, rsi, rdx, rcx, r8, r9 and
+    /// floats xmm0-xmm7, in order of appearance within each class; the rest go on the
+    /// stack where the System V ABI puts stack arguments. The first [`Context::swap`] into
+    /// `child` starts the function. When it returns, its rax, rdx and xmm0 are stored in
+    /// `child` and control switches to the context that last swapped into it.
+    ///
+    /// The child's floating-point control words start as the calling thread's.
+    ///
+    /// # Errors
+    /// [`Error::UnalignedStack`] if the end of `stack` is not 16-byte aligned;
+    /// [`Error::StackTooSmall`] if the initial frame does not fit.
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::context::{Context, ContextHandle, Val};
+    ///
+    /// extern "C" fn add(a: u64, b: u64) -> u64 {
+    ///     a + b
+    /// }
+    /// let mut stack = vec![0u64; 1024];
+    /// let mut parent = ContextHandle::new();
+    /// let mut child = ContextHandle::new();
+    /// Context::init(&mut stack, &mut child, add as usize, &[Val::U64(2), Val::U64(40)]).unwrap();
+    /// // SAFETY: `stack` outlives the child, which returns to `parent` through the backstop.
+    /// unsafe { Context::swap(&mut parent, &mut child) };
+    /// assert_eq!(child.get_retval_gp(0), 42);
+    /// ```
+    pub fn init(stack: &mut [u64], child: &mut Context, fptr: usize, args: &[Val]) -> Result<(), Error> {
+        Self::init_inner(stack, child, None, core::ptr::null_mut(), fptr, args)
+    }
+
+    /// Like [`Context::init`], and when `fptr` returns, `callback(data)` runs on the child
+    /// stack (after the return values are stored, before the parent resumes).
+    ///
+    /// # Errors
+    /// As [`Context::init`].
+    pub fn init_with_callback(
+        stack: &mut [u64],
+        child: &mut Context,
+        callback: unsafe extern "C" fn(*mut c_void),
+        data: *mut c_void,
+        fptr: usize,
+        args: &[Val],
+    ) -> Result<(), Error> {
+        Self::init_inner(stack, child, Some(callback), data, fptr, args)
+    }
+
+    fn init_inner(
+        stack: &mut [u64],
+        child: &mut Context,
+        callback: Option<unsafe extern "C" fn(*mut c_void)>,
+        data: *mut c_void,
+        fptr: usize,
+        args: &[Val],
+    ) -> Result<(), Error> {
+        let top = stack.as_ptr_range().end as usize;
+        if top % 16 != 0 {
+            return Err(Error::UnalignedStack { top });
+        }
+
+        let mut gp = [0u64; GP_ARG_REGS];
+        let mut fp = [0u64; FP_ARG_REGS];
+        let (mut ngp, mut nfp, mut nspill) = (0, 0, 0);
+        for v in args {
+            if v.is_float() {
+                if nfp < FP_ARG_REGS {
+                    fp[nfp] = v.to_slot();
+                    nfp += 1;
+                } else {
+                    nspill += 1;
+                }
+            } else if ngp < GP_ARG_REGS {
+                gp[ngp] = v.to_slot();
+                ngp += 1;
+            } else {
+                nspill += 1;
+            }
+        }
+
+        // Words from the spill area to the top: the spilled arguments, rounded up to an
+        // even count so the first one sits at a 16-byte boundary (the top is one).
+        let spill_words = nspill + (nspill & 1);
+        let needed = spill_words + CHAIN_WORDS;
+        if needed > stack.len() {
+            return Err(Error::StackTooSmall { needed: needed * 8, available: stack.len() * 8 });
+        }
+        let spill = stack.len() - spill_words;
+
+        let (mut seen_gp, mut seen_fp, mut slot) = (0, 0, spill);
+        for v in args {
+            let in_register = if v.is_float() {
+                seen_fp += 1;
+                seen_fp <= FP_ARG_REGS
+            } else {
+                seen_gp += 1;
+                seen_gp <= GP_ARG_REGS
+            };
+            if !in_register {
+                stack[slot] = v.to_slot();
+                slot += 1;
+            }
+        }
+
+        stack[spill - 1] = arch::bobbin_context_backstop as *const () as usize as u64;
+        stack[spill - 2] = fptr as u64;
+        // bootstrap pops rdi first, so the first argument sits lowest.
+        for (i, v) in gp.iter().enumerate() {
+            stack[spill - 2 - GP_ARG_REGS + i] = *v;
+        }
+        let sp_index = spill - CHAIN_WORDS;
+        stack[sp_index] = arch::bobbin_context_bootstrap as *const () as usize as u64;
+
+        let (mxcsr, fpcw) = arch::fp_control();
+        *child = Context::new();
+        child.gpr.rsp = &stack[sp_index] as *const u64 as u64;
+        child.gpr.rbp = child as *mut Context as u64;
+        child.mxcsr = mxcsr;
+        child.fpcw = fpcw;
+        for (reg, bits) in child.fpr.iter_mut().zip(fp) {
+            *reg = m128_from_bits(u128::from(bits));
+        }
+        child.backstop_callback = callback;
+        child.backstop_data = data;
+        Ok(())
+    }
+
+    /// Saves the current state into `from`, records `from` as `to`'s parent, and
+    /// continues in `to`. Returns when something switches back to `from`.
+    ///
+    /// Only the state the ABI makes callee-saved is saved: rbx, rsp, rbp, r12-r15 and the
+    /// floating-point control words.
+    ///
+    /// # Safety
+    /// `to` must have been initialised with [`Context::init`] (and not have finished) or
+    /// saved by an earlier `swap`, its stack must still be valid, and neither context may
+    /// move while the other can still switch to it. Everything alive on `from`'s stack
+    /// stays borrowed until control comes back.
+    #[inline]
+    pub unsafe fn swap(from: &mut Context, to: &mut Context) {
+        // SAFETY: upheld by the caller as documented above.
+        unsafe { arch::bobbin_context_swap(from as *mut Context as *mut c_void, to as *mut Context as *mut c_void) }
+    }
+
+    /// Continues in `to`, abandoning the current state for good.
+    ///
+    /// # Safety
+    /// As for the `to` of [`Context::swap`]. Nothing on the current stack is dropped.
+    pub unsafe fn set(to: &Context) -> ! {
+        // SAFETY: upheld by the caller as documented above.
+        unsafe { arch::bobbin_context_set(to as *const Context as *const c_void) }
+    }
+
+    /// Restores the signal mask saved in `to`, then continues in `to`: the way out of a
+    /// signal handler into a context.
+    ///
+    /// # Errors
+    /// Returns only if the signal mask cannot be restored.
+    ///
+    /// # Safety
+    /// As for [`Context::set`]; in addition the signal must be one that may be left
+    /// without returning from the handler (a synchronous fault is; a signal that
+    /// interrupted code holding a lock is not).
+    pub unsafe fn set_from_signal(to: &Context) -> Result<(), Error> {
+        // SAFETY: `to.sigset` is a valid sigset_t; a null old-set pointer is allowed.
+        let rc = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &to.sigset, core::ptr::null_mut()) };
+        if rc != 0 {
+            return Err(Error::Signal(std::io::Error::from_raw_os_error(rc)));
+        }
+        // SAFETY: upheld by the caller as documented above.
+        unsafe { Self::set(to) }
+    }
+
+    /// Zeroes the stored return values.
+    pub fn clear_retvals(&mut self) {
+        self.retvals_gp = [0; 2];
+        self.retval_fp = m128_from_bits(0);
+    }
+
+    /// A general return register of the finished entry function: 0 for rax, 1 for rdx.
+    ///
+    /// # Panics
+    /// If `idx` is not 0 or 1.
+    pub fn get_retval_gp(&self, idx: usize) -> u64 {
+        assert!(idx < 2, "get_retval_gp: index {idx} out of range (0 is rax, 1 is rdx)");
+        self.retvals_gp[idx]
+    }
+
+    /// xmm0 of the finished entry function.
+    pub fn get_retval_fp(&self) -> __m128 {
+        self.retval_fp
+    }
+
+    /// rax and xmm0 of the finished entry function, to be read as its return type.
+    pub fn get_untyped_retval(&self) -> UntypedRetVal {
+        UntypedRetVal::new(self.retvals_gp[0], self.retval_fp)
+    }
+
+    /// The context that last swapped into this one (null if none has).
+    pub fn parent(&self) -> *const Context {
+        self.parent_ctx
+    }
+
+    /// Sets the values rdi and rsi receive when this context is next entered.
+    pub fn set_entry_registers(&mut self, rdi: u64, rsi: u64) {
+        self.gpr.rdi = rdi;
+        self.gpr.rsi = rsi;
+    }
+
+    /// Sets the signal mask [`Context::set_from_signal`] restores.
+    pub(crate) fn set_sigmask(&mut self, set: &libc::sigset_t) {
+        self.sigset = *set;
+    }
+
+    /// Makes this a context that, when entered, continues at the return address stored at
+    /// `sp` with `rsp = sp + 8`, as if a function called from there returned.
+    pub(crate) fn set_return_point(&mut self, sp: usize) {
+        self.gpr.rsp = sp as u64;
+        let (mxcsr, fpcw) = arch::fp_control();
+        self.mxcsr = mxcsr;
+        self.fpcw = fpcw;
+    }
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Context::new()
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("rsp", &format_args!("{:#x}", self.gpr.rsp))
+            .field("rbp", &format_args!("{:#x}", self.gpr.rbp))
+            .field("mxcsr", &format_args!("{:#x}", self.mxcsr))
+            .field("fpcw", &format_args!("{:#x}", self.fpcw))
+            .field("retvals_gp", &self.retvals_gp)
+            .field("parent", &self.parent_ctx)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`Context`] in its own heap allocation, so it never moves.
+///
+/// # Examples
+/// ```
+/// use bobbin::context::{Context, ContextHandle, Val};
+///
+/// extern "C" fn mix(a: i32, x: f64, b: u8) -> f64 {
+///     a as f64 * x + b as f64
+/// }
+/// let mut stack = vec![0u64; 1024];
+/// let mut parent = ContextHandle::new();
+/// let args = [Val::I32(-3), Val::F64(0.5), Val::U8(7)];
+/// let mut child = ContextHandle::create_and_init(&mut stack, mix as usize, &args).unwrap();
+/// // SAFETY: `stack` outlives the child, which returns to `parent` through the backstop.
+/// unsafe { Context::swap(&mut parent, &mut child) };
+/// assert_eq!(child.get_untyped_retval().as_f64(), 5.5);
+/// ```
+pub struct ContextHandle {
+    ctx: Box<Context>,
+}
+
+impl ContextHandle {
+    /// A zeroed context on the heap.
+    pub fn new() -> ContextHandle {
+        ContextHandle { ctx: Box::new(Context::new()) }
+    }
+
+    /// A heap context prepared by [`Context::init`].
+    ///
+    /// # Errors
+    /// As [`Context::init`].
+    pub fn create_and_init(stack: &mut [u64], fptr: usize, args: &[Val]) -> Result<ContextHandle, Error> {
+        let mut handle = ContextHandle::new();
+        Context::init(stack, &mut handle, fptr, args)?;
+        Ok(handle)
+    }
+}
+
+impl Default for ContextHandle {
+    fn default() -> Self {
+        ContextHandle::new()
+    }
+}
+
+impl Deref for ContextHandle {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        &self.ctx
+    }
+}
+
+impl DerefMut for ContextHandle {
+    fn deref_mut(&mut self) -> &mut Context {
+        &mut self.ctx
+    }
+}
+
+impl fmt::Debug for ContextHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ContextHandle").field(&*self.ctx).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,337 @@
+//! The machinery under the safe coroutine layer: the initial frame of a coroutine stack,
+//! typed transfer of values across the switch, forced unwinding on drop and recovery from
+//! stack overflow. `crate::coroutine` builds the public API on [`RawCoroutine`] and
+//! [`Yielder`] without any unsafe code of its own.
+//!
+//! Values cross the switch through a [`Transfer`] that lives in the resumer's frame for
+//! the duration of one `resume`. The resumer passes its address with every entry into the
+//! coroutine; the coroutine writes what it yields (or returns) into it before switching
+//! back. Both sides only touch it while the other is suspended.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem::{align_of, size_of};
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr;
+
+use crate::arch;
+use crate::stack::{self, Stack};
+use crate::trap::{self, RunInfo};
+use crate::Error;
+
+/// What one resume produced.
+pub(crate) enum Resumed<Y, R> {
+    /// The coroutine suspended with a value.
+    Yield(Y),
+    /// The coroutine returned.
+    Return(R),
+    /// The coroutine panicked; the payload is what it panicked with.
+    Panicked(Box<dyn Any + Send + 'static>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Fresh,
+    Suspended,
+    Running,
+    Finished,
+    Overflowed,
+}
+
+/// The part of a [`Transfer`] that does not depend on the return type, so a [`Yielder`]
+/// (which knows only `I` and `Y`) can use it.
+#[repr(C)]
+struct Head<I, Y> {
+    /// Set by the resumer; `None` asks the coroutine to unwind (the coroutine is dropped).
+    input: Option<I>,
+    /// Set by the coroutine when it suspends.
+    yielded: Option<Y>,
+}
+
+#[repr(C)]
+struct Transfer<I, Y, R> {
+    head: Head<I, Y>,
+    /// Set by the entry function when the closure has returned or unwound.
+    done: Option<std::thread::Result<R>>,
+}
+
+/// The payload of the unwinding that dropping a suspended coroutine starts in it.
+struct ForcedUnwind;
+
+/// A coroutine: a closure on its own stack, switched to with [`RawCoroutine::resume`].
+pub(crate) struct RawCoroutine<I, Y, R> {
+    stack: Option<Stack>,
+    /// Saved stack pointer of the coroutine while it is not running.
+    sp: usize,
+    state: State,
+    stack_size: usize,
+    /// What the fault handler needs while this coroutine runs.
+    run: RunInfo,
+    /// Drops the closure stored at the base of a coroutine that never started.
+    drop_fresh: unsafe fn(usize),
+    /// Raw pointers make the coroutine !Send and !Sync: its stack may hold addresses of
+    /// this thread's thread-locals.
+    _marker: PhantomData<(*mut u8, fn(I) -> (Y, R))>,
+}
+
+impl<I, Y, R> RawCoroutine<I, Y, R> {
+    /// Places `f` on `stack` and prepares the first entry.
+    pub(crate) fn new<F>(stack: Stack, f: F) -> Self
+    where
+        F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
+    {
+        // A large closure goes to the heap so it cannot crowd out the stack.
+        if size_of::<F>() > stack.size() / 8 {
+            let boxed = Box::new(f);
+            return Self::new_inner(stack, move |y: &Yielder<I, Y>, i| boxed(y, i));
+        }
+        Self::new_inner(stack, f)
+    }
+
+    fn new_inner<F>(stack: Stack, f: F) -> Self
+    where
+        F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
+    {
+        trap::ensure_installed();
+        let top = stack.top() as usize;
+        let align = align_of::<F>().max(16);
+        let base = (top - size_of::<F>()) & !(align - 1);
+        // The closure takes at most an eighth of the stack, and the frame below it three
+        // words, so everything written here lies inside the stack.
+        // SAFETY: [base, base + size_of F) and the three words below base are inside the
+        // stack's usable range, which this coroutine owns exclusively; base is aligned for
+        // F and for words.
+        unsafe {
+            ptr::write(base as *mut F, f);
+            let frame = base as *mut usize;
+            frame.sub(1).write(0);
+            frame.sub(2).write(entry::<I, Y, R, F> as *const () as usize);
+            frame.sub(3).write(arch::bobbin_coroutine_start as *const () as usize);
+        }
+        let guard = stack.guard_range();
+        RawCoroutine {
+            sp: base - 3 * size_of::<usize>(),
+            state: State::Fresh,
+            stack_size: stack.size(),
+            run: RunInfo { base, guard_lo: guard.start, guard_hi: guard.end },
+            drop_fresh: drop_closure::<F>,
+            stack: Some(stack),
+            _marker: PhantomData,
+        }
+    }
+
+    /// Whether the coroutine has been resumed at least once.
+    pub(crate) fn started(&self) -> bool {
+        self.state != State::Fresh
+    }
+
+    /// Whether the coroutine has returned, panicked or overflowed.
+    pub(crate) fn done(&self) -> bool {
+        matches!(self.state, State::Finished | State::Overflowed)
+    }
+
+    /// Usable size of the coroutine's stack.
+    pub(crate) fn stack_size(&self) -> usize {
+        self.stack_size
+    }
+
+    /// Runs the coroutine until it suspends, returns, panics or overflows its stack.
+    ///
+    /// # Errors
+    /// [`Error::ResumedFromInside`] while it runs, [`Error::Finished`] once it is done,
+    /// [`Error::StackOverflow`] when this resume ended in a guard-page hit.
+    pub(crate) fn resume(&mut self, input: I) -> Result<Resumed<Y, R>, Error> {
+        match self.state {
+            State::Fresh | State::Suspended => {}
+            State::Running => return Err(Error::ResumedFromInside),
+            State::Finished | State::Overflowed => return Err(Error::Finished),
+        }
+        let mut transfer: Transfer<I, Y, R> = Transfer { head: Head { input: Some(input), yielded: None }, done: None };
+        match self.switch_in(&mut transfer) {
+            arch::SWITCH_FINISHED => {
+                self.finish();
+                match transfer.done.take() {
+                    Some(Ok(r)) => Ok(Resumed::Return(r)),
+                    Some(Err(payload)) => Ok(Resumed::Panicked(payload)),
+                    None => unreachable!("a finished coroutine always reports its outcome"),
+                }
+            }
+            arch::SWITCH_OVERFLOWED => {
+                self.overflowed();
+                Err(Error::StackOverflow { stack_size: self.stack_size })
+            }
+            _ => match transfer.head.yielded.take() {
+                Some(y) => Ok(Resumed::Yield(y)),
+                None => unreachable!("a suspended coroutine always yields a value"),
+            },
+        }
+    }
+
+    /// Switches into the coroutine with `transfer`; returns what the switch back reported
+    /// (and records the new stack pointer if it suspended).
+    fn switch_in(&mut self, transfer: &mut Transfer<I, Y, R>) -> usize {
+        self.state = State::Running;
+        let prev = trap::enter(&self.run);
+        // SAFETY: `sp` is this coroutine's saved stack pointer (its initial frame, or what
+        // the last switch back returned) and `base` its stack base; the stack is alive
+        // (owned by self). The transfer outlives the switch: the coroutine writes to it
+        // only until it switches back.
+        let ret = unsafe { arch::resume(transfer as *mut Transfer<I, Y, R> as usize, self.sp, self.run.base) };
+        trap::leave(prev);
+        if ret > arch::SWITCH_OVERFLOWED {
+            self.sp = ret;
+            self.state = State::Suspended;
+        }
+        ret
+    }
+
+    fn finish(&mut self) {
+        self.state = State::Finished;
+        if let Some(stack) = self.stack.take() {
+            stack::recycle_stack(stack);
+        }
+    }
+
+    fn overflowed(&mut self) {
+        self.state = State::Overflowed;
+        // The abandoned frames are leaked, not dropped. The stack is safe to release (no
+        // code runs on it any more), but its pages were all touched: drop it rather than
+        // recycle it, which gives them back.
+        drop(self.stack.take());
+    }
+}
+
+impl<I, Y, R> Drop for RawCoroutine<I, Y, R> {
+    fn drop(&mut self) {
+        match self.state {
+            State::Fresh => {
+                // SAFETY: a fresh coroutine still holds its closure at base, written by
+                // new_inner with this very drop function, and never read since.
+                unsafe { (self.drop_fresh)(self.run.base) };
+                self.finish();
+            }
+            State::Suspended => {
+                // Unwind the coroutine's stack: its pending `suspend` sees no input and
+                // starts an unwinding that the entry function catches.
+                let mut transfer: Transfer<I, Y, R> = Transfer { head: Head { input: None, yielded: None }, done: None };
+                match self.switch_in(&mut transfer) {
+                    arch::SWITCH_FINISHED => {
+                        self.finish();
+                        if let Some(Err(payload)) = transfer.done.take() {
+                            // A destructor panicked while unwinding: report it like any
+                            // panic from a drop, unless this thread already panics.
+                            if !payload.is::<ForcedUnwind>() && !std::thread::panicking() {
+                                panic::resume_unwind(payload);
+                            }
+                        }
+                    }
+                    arch::SWITCH_OVERFLOWED => self.overflowed(),
+                    _ => unreachable!("a coroutine cannot suspend while it is being dropped"),
+                }
+            }
+            State::Running => unreachable!("a running coroutine is borrowed by its resume"),
+            State::Finished | State::Overflowed => {}
+        }
+    }
+}
+
+impl<I, Y, R> fmt::Debug for RawCoroutine<I, Y, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawCoroutine")
+            .field("state", &self.state)
+            .field("stack_size", &self.stack_size)
+            .field("base", &format_args!("{:#x}", self.run.base))
+            .finish()
+    }
+}
+
+/// Drops a closure of type `F` stored at `base`.
+///
+/// # Safety
+/// `base` must hold a valid `F` that is not used afterwards.
+unsafe fn drop_closure<F>(base: usize) {
+    // SAFETY: upheld by the caller.
+    unsafe { ptr::drop_in_place(base as *mut F) }
+}
+
+/// First Rust code on a coroutine stack, called by `bobbin_coroutine_start`.
+///
+/// # Safety
+/// `transfer` points at a live `Transfer<I, Y, R>` holding the first input, and `base` at
+/// a valid `F` placed by `RawCoroutine::new_inner`.
+unsafe extern "C" fn entry<I, Y, R, F>(transfer: usize, base: usize)
+where
+    F: FnOnce(&Yielder<I, Y>, I) -> R,
+{
+    // SAFETY: upheld by the caller: the closure is read out exactly once (the coroutine is
+    // no longer Fresh, so it will not be dropped in place), and the transfer is live.
+    let (f, input) = unsafe {
+        let f = ptr::read(base as *const F);
+        let input = (*(transfer as *mut Head<I, Y>)).input.take();
+        (f, input)
+    };
+    let yielder = Yielder { base, transfer: Cell::new(transfer), unwinding: Cell::new(false), _marker: PhantomData };
+    let result = match input {
+        Some(input) => panic::catch_unwind(AssertUnwindSafe(|| f(&yielder, input))),
+        None => unreachable!("a coroutine is never started only to be dropped"),
+    };
+    // SAFETY: the transfer of the latest resume is live until we switch back.
+    unsafe { (*(yielder.transfer.get() as *mut Transfer<I, Y, R>)).done = Some(result) };
+}
+
+/// The handle a coroutine uses to suspend itself, handing a value out and receiving the
+/// next input.
+///
+/// A `Yielder` lives on its coroutine's stack and is only ever lent to the coroutine's
+/// closure (`&Yielder`), for no longer than the closure runs; it is neither `Send` nor
+/// `Sync`, so it cannot leave the coroutine or its thread.
+pub struct Yielder<I, Y> {
+    base: usize,
+    transfer: Cell<usize>,
+    unwinding: Cell<bool>,
+    _marker: PhantomData<(*mut u8, fn(Y) -> I)>,
+}
+
+impl<I, Y> Yielder<I, Y> {
+    /// Suspends the coroutine, handing `val` to the caller of `resume`, and returns the
+    /// input of the next `resume`.
+    ///
+    /// If the coroutine is dropped while suspended here, this call does not return: the
+    /// coroutine's stack unwinds from this point, running every destructor on it.
+    ///
+    /// # Panics
+    /// Aborts the process if called while the coroutine is being unwound because it was
+    /// dropped (a destructor, or code that caught the unwinding, tried to suspend): there
+    /// is nobody left to resume it, and letting it continue would be unsound.
+    pub fn suspend(&self, val: Y) -> I {
+        if self.unwinding.get() {
+            eprintln!("bobbin: a coroutine tried to suspend while being dropped; aborting");
+            std::process::abort();
+        }
+        let head = self.transfer.get() as *mut Head<I, Y>;
+        // SAFETY: the transfer of the current resume is live while the coroutine runs, and
+        // nobody else touches it until we switch back.
+        unsafe { (*head).yielded = Some(val) };
+        // SAFETY: we run on the coroutine's stack (a Yielder is only reachable from its
+        // own closure) and the link slot holds the resumer's stack pointer.
+        let transfer = unsafe { arch::suspend(self.base) };
+        self.transfer.set(transfer);
+        // SAFETY: the resumer passed the address of its live transfer.
+        let input = unsafe { (*(transfer as *mut Head<I, Y>)).input.take() };
+        match input {
+            Some(i) => i,
+            None => {
+                self.unwinding.set(true);
+                panic::resume_unwind(Box::new(ForcedUnwind))
+            }
+        }
+    }
+}
+
+impl<I, Y> fmt::Debug for Yielder<I, Y> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Yielder").field("base", &format_args!("{:#x}", self.base)).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,168 @@
+//! Values handed to and returned from a context's entry function, and how they map onto
+//! System V argument registers and stack slots.
+
+use core::arch::x86_64::__m128;
+use core::ffi::c_void;
+
+/// One argument for the entry function of a context.
+///
+/// Integer-class values (pointers, integers, `bool`) go to the general argument
+/// registers, `F32` and `F64` to the floating ones, as a direct call would place them.
+/// Narrow integers are sign- or zero-extended to 64 bits, which satisfies every callee.
+///
+/// # Examples
+/// ```
+/// use bobbin::context::Val;
+/// assert_eq!(Val::from(-1i8).to_slot(), u64::MAX);
+/// assert_eq!(Val::from(200u8).to_slot(), 200);
+/// assert!(Val::F64(1.5).is_float());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Val {
+    /// A raw pointer.
+    CPtr(*const c_void),
+    /// A `usize`.
+    USize(usize),
+    /// An `isize`.
+    ISize(isize),
+    /// A `u8`.
+    U8(u8),
+    /// A `u16`.
+    U16(u16),
+    /// A `u32`.
+    U32(u32),
+    /// A `u64`.
+    U64(u64),
+    /// An `i8`.
+    I8(i8),
+    /// An `i16`.
+    I16(i16),
+    /// An `i32`.
+    I32(i32),
+    /// An `i64`.
+    I64(i64),
+    /// A `bool`.
+    Bool(bool),
+    /// An `f32`.
+    F32(f32),
+    /// An `f64`.
+    F64(f64),
+}
+
+impl Val {
+    /// Whether the value travels in a floating-point register (`F32`, `F64`).
+    pub fn is_float(&self) -> bool {
+        matches!(self, Val::F32(_) | Val::F64(_))
+    }
+
+    /// The 64-bit register or stack-slot image of the value: integers extended to 64 bits
+    /// by their signedness, floats as their bit pattern in the low bits.
+    pub fn to_slot(&self) -> u64 {
+        match *self {
+            Val::CPtr(p) => p as usize as u64,
+            Val::USize(v) => v as u64,
+            Val::ISize(v) => v as i64 as u64,
+            Val::U8(v) => u64::from(v),
+            Val::U16(v) => u64::from(v),
+            Val::U32(v) => u64::from(v),
+            Val::U64(v) => v,
+            Val::I8(v) => i64::from(v) as u64,
+            Val::I16(v) => i64::from(v) as u64,
+            Val::I32(v) => i64::from(v) as u64,
+            Val::I64(v) => v as u64,
+            Val::Bool(v) => u64::from(v),
+            Val::F32(v) => u64::from(v.to_bits()),
+            Val::F64(v) => v.to_bits(),
+        }
+    }
+}
+
+macro_rules! impl_from_for_val {
+    ($($t:ty => $v:ident),* $(,)?) => {
+        $(impl From<$t> for Val {
+            fn from(x: $t) -> Val {
+                Val::$v(x)
+            }
+        })*
+    };
+}
+
+impl_from_for_val! {
+    *const c_void => CPtr, usize => USize, isize => ISize, u8 => U8, u16 => U16, u32 => U32,
+    u64 => U64, i8 => I8, i16 => I16, i32 => I32, i64 => I64, bool => Bool, f32 => F32,
+    f64 => F64,
+}
+
+/// The return registers of a finished entry function: rax and xmm0, to be read as the
+/// type the function returned.
+///
+/// # Examples
+/// ```
+/// use bobbin::context::{Context, ContextHandle, Val};
+///
+/// extern "C" fn half(x: f64) -> f64 {
+///     x / 2.0
+/// }
+/// let mut stack = vec![0u64; 1024];
+/// let mut parent = ContextHandle::new();
+/// let mut child = ContextHandle::create_and_init(&mut stack, half as usize, &[Val::F64(5.0)]).unwrap();
+/// // SAFETY: the child runs on `stack`, which outlives it, and returns to `parent`.
+/// unsafe { Context::swap(&mut parent, &mut child) };
+/// assert_eq!(child.get_untyped_retval().as_f64(), 2.5);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct UntypedRetVal {
+    gp: u64,
+    fp: __m128,
+}
+
+impl UntypedRetVal {
+    pub(crate) fn new(gp: u64, fp: __m128) -> Self {
+        UntypedRetVal { gp, fp }
+    }
+
+    /// rax as a `u64`.
+    pub fn as_u64(&self) -> u64 {
+        self.gp
+    }
+    /// rax as an `i64`.
+    pub fn as_i64(&self) -> i64 {
+        self.gp as i64
+    }
+    /// eax as a `u32` (the upper half of rax is undefined for 32-bit returns).
+    pub fn as_u32(&self) -> u32 {
+        self.gp as u32
+    }
+    /// eax as an `i32`.
+    pub fn as_i32(&self) -> i32 {
+        self.gp as u32 as i32
+    }
+    /// al as a `bool` (only the low byte is defined for a `bool` return).
+    pub fn as_bool(&self) -> bool {
+        self.gp as u8 != 0
+    }
+    /// rax as a pointer.
+    pub fn as_ptr(&self) -> *const c_void {
+        self.gp as usize as *const c_void
+    }
+    /// The low 32 bits of xmm0 as an `f32`.
+    pub fn as_f32(&self) -> f32 {
+        f32::from_bits(m128_to_bits(self.fp) as u32)
+    }
+    /// The low 64 bits of xmm0 as an `f64`.
+    pub fn as_f64(&self) -> f64 {
+        f64::from_bits(m128_to_bits(self.fp) as u64)
+    }
+}
+
+/// The 128 bits of an xmm register value.
+pub(crate) fn m128_to_bits(v: __m128) -> u128 {
+    // SAFETY: __m128 and u128 are both 16 bytes of plain data with no invalid bit patterns.
+    unsafe { core::mem::transmute::<__m128, u128>(v) }
+}
+
+/// An xmm register value from its 128 bits.
+pub(crate) fn m128_from_bits(bits: u128) -> __m128 {
+    // SAFETY: as for `m128_to_bits`.
+    unsafe { core::mem::transmute::<u128, __m128>(bits) }
+}

@@ -1,0 +1,87 @@
+//! Generators: iterators written as a loop that yields.
+
+use std::fmt;
+use std::iter::FusedIterator;
+
+use crate::coroutine::{Builder, Coroutine, CoroutineResult, Yielder};
+use crate::Error;
+
+/// An [`Iterator`] whose items are the values a closure passes to
+/// [`Yielder::suspend`], running on its own stack.
+///
+/// The closure may yield from any depth of ordinary calls, so a recursive walk becomes an
+/// iterator without an explicit stack. The iterator ends when the closure returns, and
+/// stays ended ([`FusedIterator`]). Dropping a generator half-way unwinds its stack, so
+/// everything alive on it is dropped. A panic in the closure comes out of `next`.
+///
+/// # Examples
+/// ```
+/// use bobbin::Generator;
+///
+/// enum Tree { Leaf(u32), Node(Box<Tree>, Box<Tree>) }
+///
+/// fn walk(t: &Tree, y: &bobbin::Yielder<(), u32>) {
+///     match t {
+///         Tree::Leaf(v) => y.suspend(*v),
+///         Tree::Node(l, r) => { walk(l, y); walk(r, y) }
+///     }
+/// }
+///
+/// let tree = Tree::Node(Box::new(Tree::Leaf(1)), Box::new(Tree::Node(Box::new(Tree::Leaf(2)), Box::new(Tree::Leaf(3)))));
+/// let leaves: Vec<u32> = Generator::new(move |y| walk(&tree, y)).collect();
+/// assert_eq!(leaves, [1, 2, 3]);
+/// ```
+pub struct Generator<T> {
+    co: Coroutine<(), T, ()>,
+}
+
+impl<T> Generator<T> {
+    /// A generator running `f` on a stack of the default size.
+    ///
+    /// # Panics
+    /// If no stack can be allocated (see [`Generator::with_builder`]).
+    pub fn new<F>(f: F) -> Generator<T>
+    where
+        F: FnOnce(&Yielder<(), T>) + 'static,
+    {
+        Generator { co: Coroutine::new(move |y: &Yielder<(), T>, ()| f(y)) }
+    }
+
+    /// A generator running `f` on a coroutine made by `builder` (to choose its stack size).
+    ///
+    /// # Errors
+    /// As [`Builder::spawn`].
+    pub fn with_builder<F>(builder: Builder, f: F) -> Result<Generator<T>, Error>
+    where
+        F: FnOnce(&Yielder<(), T>) + 'static,
+    {
+        Ok(Generator { co: builder.spawn(move |y: &Yielder<(), T>, ()| f(y))? })
+    }
+
+    /// Whether the closure has returned (the iterator is exhausted).
+    pub fn done(&self) -> bool {
+        self.co.done()
+    }
+}
+
+impl<T> Iterator for Generator<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        if self.co.done() {
+            return None;
+        }
+        match self.co.resume(()) {
+            CoroutineResult::Yield(v) => Some(v),
+            CoroutineResult::Return(()) => None,
+        }
+    }
+}
+
+impl<T> FusedIterator for Generator<T> {}
+
+impl<T> fmt::Debug for Generator<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Generator").field("done", &self.done()).finish()
+    }
+}

@@ -1,0 +1,530 @@
+//! Machine stacks for coroutines: mmap'd, guard-paged, lazily committed, pooled.
+//!
+//! A [`Stack`] is a read-write region with a guard region directly below it (stacks grow
+//! down); any access to the guard faults. Memory is committed by the kernel on first
+//! touch, so a coroutine that used one page costs one page.
+//!
+//! Guard pages usually split a mapping in two, so a process that protects each stack with
+//! `mprotect` runs out of kernel mappings (`vm.max_map_count`, 65,530 by default) near
+//! 32,000 stacks. Since Linux 6.13, `madvise(MADV_GUARD_INSTALL)` installs guard pages
+//! without splitting the mapping. A [`StackPool`] therefore carves stacks out of large
+//! slabs (one `MAP_NORESERVE` mapping holding many stacks) and guards them that way,
+//! falling back to one mapping plus `mprotect` per stack where the kernel refuses
+//! ([`GuardMode::Mprotect`] forces the fallback).
+//!
+//! Each thread has a default pool ([`with_thread_pool`]) that recycles stacks, so creating
+//! a coroutine costs no system call in the steady state. A recycled stack keeps the pages
+//! its last user touched; [`StackPool::trim`] gives them back.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::ops::Range;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use memmap2::{MmapMut, MmapOptions};
+use nix::libc;
+
+use crate::Error;
+
+/// The usable size of a stack when none is chosen: 128 KiB.
+///
+/// Small enough that 1,000,000 parked coroutines fit in memory with page tables counted
+/// (stacks 132 KiB apart share page-table pages sixteen to a page), large enough for
+/// ordinary Rust code, formatting and panics with backtraces.
+pub const DEFAULT_STACK_SIZE: usize = 128 * 1024;
+
+/// Largest stack size accepted: 1 GiB.
+pub const MAX_STACK_SIZE: usize = 1 << 30;
+
+/// Size of the guard region below each stack.
+const GUARD_SIZE_PAGES: usize = 1;
+
+/// Stacks kept by default in a [`StackPool`] before further returns are released.
+pub const DEFAULT_MAX_CACHED: usize = 1 << 16;
+
+/// Bytes at the top of a cached stack that [`StackPool::trim`] leaves committed.
+const TRIM_KEEP_BYTES: usize = 8 * 1024;
+
+/// Virtual size a slab aims for; it holds at least one stack and at most 256.
+const SLAB_TARGET_BYTES: usize = 64 << 20;
+const SLAB_MAX_STACKS: usize = 256;
+
+/// `MADV_GUARD_INSTALL` (Linux 6.13), not yet in every libc.
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// Most ranges one `process_madvise` call takes (`UIO_MAXIOV`).
+const IOV_MAX: usize = 1024;
+
+const MAP_LIMIT_HINT: &str = "the kernel refused the mapping; the process may have reached \
+     vm.max_map_count (see /proc/sys/vm/max_map_count) or its address-space limit";
+const GUARD_HINT: &str = "the kernel refused to protect the guard region; the process may have \
+     reached vm.max_map_count (see /proc/sys/vm/max_map_count)";
+
+/// How a stack's guard region is made to fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GuardMode {
+    /// `MADV_GUARD_INSTALL` where the kernel has it (no extra mapping per stack), else
+    /// `mprotect`.
+    Auto,
+    /// One mapping per stack with an `mprotect(PROT_NONE)` guard: two kernel mappings per
+    /// stack. The fallback, selectable for testing.
+    Mprotect,
+}
+
+/// The system page size.
+pub fn page_size() -> usize {
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions.
+        let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if p > 0 {
+            p as usize
+        } else {
+            4096
+        }
+    })
+}
+
+/// Rounds `size` up to whole pages, refusing zero and sizes above [`MAX_STACK_SIZE`].
+fn checked_stack_size(size: usize) -> Result<usize, Error> {
+    if size == 0 {
+        return Err(Error::InvalidStackSize { size, reason: "a stack needs at least one page" });
+    }
+    if size > MAX_STACK_SIZE {
+        return Err(Error::InvalidStackSize { size, reason: "larger than the 1 GiB maximum" });
+    }
+    let page = page_size();
+    Ok(size.div_ceil(page) * page)
+}
+
+fn guard_size() -> usize {
+    GUARD_SIZE_PAGES * page_size()
+}
+
+/// Whether the kernel accepts `MADV_GUARD_INSTALL`: 0 unknown, 1 yes, 2 no.
+static GUARD_INSTALL: AtomicU8 = AtomicU8::new(0);
+
+fn guard_install_supported() -> bool {
+    match GUARD_INSTALL.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            // Probe on a scratch mapping; EINVAL means the kernel predates guard regions.
+            let ok = MmapOptions::new()
+                .len(2 * page_size())
+                .no_reserve_swap()
+                .map_anon()
+                .map(|mut m| madvise(m.as_mut_ptr(), page_size(), MADV_GUARD_INSTALL).is_ok())
+                .unwrap_or(false);
+            GUARD_INSTALL.store(if ok { 1 } else { 2 }, Ordering::Relaxed);
+            ok
+        }
+    }
+}
+
+fn madvise(addr: *mut u8, len: usize, advice: libc::c_int) -> io::Result<()> {
+    // SAFETY: callers pass ranges inside mappings this module owns; the advice values used
+    // (guard install, DONTNEED) do not invalidate memory anything else refers to.
+    let rc = unsafe { libc::madvise(addr.cast(), len, advice) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Applies `advice` to many ranges with as few system calls as possible: batched
+/// `process_madvise` on this process where the kernel allows it, else one `madvise` each.
+fn madvise_many(ranges: &[(*mut u8, usize)], advice: libc::c_int) -> io::Result<()> {
+    static PIDFD: std::sync::OnceLock<libc::c_int> = std::sync::OnceLock::new();
+    let pidfd = *PIDFD.get_or_init(|| {
+        // SAFETY: pidfd_open with our own pid and no flags; returns -1 on failure.
+        unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) as libc::c_int }
+    });
+    let mut done = 0;
+    if pidfd >= 0 {
+        for chunk in ranges.chunks(IOV_MAX) {
+            let iov: Vec<libc::iovec> =
+                chunk.iter().map(|&(p, l)| libc::iovec { iov_base: p.cast(), iov_len: l }).collect();
+            let want: usize = chunk.iter().map(|r| r.1).sum();
+            // SAFETY: `iov` describes ranges inside mappings this module owns, and lives
+            // across the call; the pidfd refers to this process.
+            let rc = unsafe {
+                libc::syscall(libc::SYS_process_madvise, pidfd, iov.as_ptr(), iov.len(), advice, 0)
+            };
+            if rc < 0 || rc as usize != want {
+                break;
+            }
+            done += chunk.len();
+        }
+    }
+    for &(p, l) in &ranges[done..] {
+        madvise(p, l, advice)?;
+    }
+    Ok(())
+}
+
+/// One anonymous mapping holding `count` stacks, each `guard` bytes of guard region
+/// followed by `size` usable bytes.
+struct Slab {
+    /// Keeps the mapping alive; unmapped when the last stack carved from it goes.
+    _map: MmapMut,
+    start: *mut u8,
+}
+
+// SAFETY: the slab is plain memory; each stack carved from it is owned by exactly one
+// `Stack`, and the mapping itself is only unmapped when the last `Arc` goes.
+unsafe impl Send for Slab {}
+// SAFETY: as above; a shared `Slab` is only read (its start address).
+unsafe impl Sync for Slab {}
+
+impl Slab {
+    fn new(size: usize, count: usize) -> Result<Slab, Error> {
+        let stride = size + guard_size();
+        let len = stride.checked_mul(count).ok_or(Error::InvalidStackSize { size, reason: "too large" })?;
+        let mut map = MmapOptions::new()
+            .len(len)
+            .no_reserve_swap()
+            .map_anon()
+            .map_err(|source| Error::StackAllocation { size, source, hint: MAP_LIMIT_HINT })?;
+        let start = map.as_mut_ptr();
+        let guards: Vec<(*mut u8, usize)> =
+            // SAFETY: i * stride < len, so every guard lies inside the mapping.
+            (0..count).map(|i| (unsafe { start.add(i * stride) }, guard_size())).collect();
+        madvise_many(&guards, MADV_GUARD_INSTALL)
+            .map_err(|source| Error::StackAllocation { size, source, hint: GUARD_HINT })?;
+        Ok(Slab { _map: map, start })
+    }
+}
+
+enum Backing {
+    /// Carved from a slab; the slab unmaps when its last stack goes.
+    Slab(Arc<Slab>),
+    /// A mapping of its own (guard protected with mprotect).
+    Own(#[allow(dead_code)] MmapMut),
+}
+
+/// One machine stack: `size` usable bytes above a guard region that faults on access.
+///
+/// Dropping a stack unmaps it (or, for a pooled one, releases its pages). Stacks are
+/// normally obtained from a [`StackPool`] and handed back to it.
+///
+/// # Examples
+/// ```
+/// use bobbin::stack::Stack;
+/// let stack = Stack::new(10_000).unwrap();
+/// assert_eq!(stack.size(), 12_288); // rounded up to whole pages
+/// assert_eq!(stack.top() as usize - stack.bottom() as usize, stack.size());
+/// assert!(stack.guard_range().end == stack.bottom() as usize);
+/// ```
+pub struct Stack {
+    bottom: NonNull<u8>,
+    size: usize,
+    backing: Backing,
+}
+
+// SAFETY: a Stack exclusively owns its memory range; moving that ownership to another
+// thread is fine (whether code running on it may move is the coroutine layer's concern).
+unsafe impl Send for Stack {}
+
+impl Stack {
+    /// A stack of at least `size` usable bytes (rounded up to whole pages) in a mapping of
+    /// its own, guarded as [`GuardMode::Auto`] says.
+    ///
+    /// # Errors
+    /// [`Error::InvalidStackSize`] for zero or more than [`MAX_STACK_SIZE`];
+    /// [`Error::StackAllocation`] when the kernel refuses.
+    pub fn new(size: usize) -> Result<Stack, Error> {
+        Self::with_guard_mode(size, GuardMode::Auto)
+    }
+
+    /// A stack in a mapping of its own with the given guard mode.
+    ///
+    /// # Errors
+    /// As [`Stack::new`].
+    pub fn with_guard_mode(size: usize, mode: GuardMode) -> Result<Stack, Error> {
+        let size = checked_stack_size(size)?;
+        if mode == GuardMode::Auto && guard_install_supported() {
+            let slab = Arc::new(Slab::new(size, 1)?);
+            return Ok(Stack::carve(&slab, 0, size));
+        }
+        let guard = guard_size();
+        let mut map = MmapOptions::new()
+            .len(size + guard)
+            .no_reserve_swap()
+            .map_anon()
+            .map_err(|source| Error::StackAllocation { size, source, hint: MAP_LIMIT_HINT })?;
+        let low = map.as_mut_ptr();
+        // SAFETY: the guard range is the first `guard` bytes of the mapping just created,
+        // which nothing else refers to.
+        let rc = unsafe { libc::mprotect(low.cast(), guard, libc::PROT_NONE) };
+        if rc != 0 {
+            let source = io::Error::last_os_error();
+            return Err(Error::StackAllocation { size, source, hint: GUARD_HINT });
+        }
+        // SAFETY: guard < size + guard, inside the mapping; the result is non-null.
+        let bottom = unsafe { NonNull::new_unchecked(low.add(guard)) };
+        Ok(Stack { bottom, size, backing: Backing::Own(map) })
+    }
+
+    fn carve(slab: &Arc<Slab>, index: usize, size: usize) -> Stack {
+        let stride = size + guard_size();
+        // SAFETY: the slab was made with room for this index: its bottom lies inside it.
+        let bottom = unsafe { NonNull::new_unchecked(slab.start.add(index * stride + guard_size())) };
+        Stack { bottom, size, backing: Backing::Slab(Arc::clone(slab)) }
+    }
+
+    /// One past the highest usable byte: where the stack starts (it grows down). Aligned
+    /// to a page.
+    pub fn top(&self) -> *mut u8 {
+        // SAFETY: bottom + size is the end of the usable range, inside or one past the
+        // mapping.
+        unsafe { self.bottom.as_ptr().add(self.size) }
+    }
+
+    /// The lowest usable byte.
+    pub fn bottom(&self) -> *mut u8 {
+        self.bottom.as_ptr()
+    }
+
+    /// Usable bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Addresses of the guard region directly below the stack.
+    pub fn guard_range(&self) -> Range<usize> {
+        let b = self.bottom.as_ptr() as usize;
+        b - guard_size()..b
+    }
+
+    /// Releases the stack's pages below `keep_top` bytes from the top (the kernel hands
+    /// back zero pages on the next touch).
+    fn release_below(&self, keep_top: usize) -> (*mut u8, usize) {
+        let len = self.size.saturating_sub(keep_top);
+        (self.bottom.as_ptr(), len)
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Backing::Slab(slab) = &self.backing {
+            // The last stack of a slab unmaps it; any other gives its pages back now.
+            if Arc::strong_count(slab) > 1 {
+                let _ = madvise(self.bottom.as_ptr(), self.size, libc::MADV_DONTNEED);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Stack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stack")
+            .field("bottom", &self.bottom)
+            .field("size", &self.size)
+            .field("slab", &matches!(self.backing, Backing::Slab(_)))
+            .finish()
+    }
+}
+
+/// A source of stacks of one size that recycles them.
+///
+/// New stacks are carved from slabs of up to 256 (one kernel mapping per slab); returned
+/// stacks are kept (up to [`StackPool::max_cached`]) and handed out again without a system
+/// call. A kept stack retains the pages its last user touched until [`StackPool::trim`].
+///
+/// # Examples
+/// ```
+/// use bobbin::stack::StackPool;
+/// let mut pool = StackPool::new(64 * 1024).unwrap();
+/// let a = pool.get().unwrap();
+/// let top = a.top();
+/// pool.put(a);
+/// assert_eq!(pool.get().unwrap().top(), top); // the same stack, recycled
+/// ```
+pub struct StackPool {
+    size: usize,
+    mode: GuardMode,
+    free: Vec<Stack>,
+    max_cached: usize,
+    slab: Option<Arc<Slab>>,
+    slab_next: usize,
+    slab_count: usize,
+    /// Stacks returned beyond `max_cached`, released together.
+    releasing: Vec<Stack>,
+}
+
+impl StackPool {
+    /// A pool of stacks of at least `size` usable bytes (rounded up to whole pages).
+    ///
+    /// # Errors
+    /// [`Error::InvalidStackSize`] for zero or more than [`MAX_STACK_SIZE`].
+    pub fn new(size: usize) -> Result<StackPool, Error> {
+        Self::with_guard_mode(size, GuardMode::Auto)
+    }
+
+    /// A pool whose stacks are guarded as `mode` says. With [`GuardMode::Mprotect`] every
+    /// stack is a mapping of its own.
+    ///
+    /// # Errors
+    /// As [`StackPool::new`].
+    pub fn with_guard_mode(size: usize, mode: GuardMode) -> Result<StackPool, Error> {
+        let size = checked_stack_size(size)?;
+        let stride = size + guard_size();
+        let slab_count = (SLAB_TARGET_BYTES / stride).clamp(1, SLAB_MAX_STACKS);
+        Ok(StackPool {
+            size,
+            mode,
+            free: Vec::new(),
+            max_cached: DEFAULT_MAX_CACHED,
+            slab: None,
+            slab_next: 0,
+            slab_count,
+            releasing: Vec::new(),
+        })
+    }
+
+    /// Usable size of this pool's stacks.
+    pub fn stack_size(&self) -> usize {
+        self.size
+    }
+
+    /// How many returned stacks the pool keeps before it releases further ones.
+    pub fn max_cached(&self) -> usize {
+        self.max_cached
+    }
+
+    /// Sets [`StackPool::max_cached`].
+    pub fn set_max_cached(&mut self, n: usize) {
+        self.max_cached = n;
+    }
+
+    /// Stacks currently kept for reuse.
+    pub fn cached(&self) -> usize {
+        self.free.len()
+    }
+
+    /// A stack: a recycled one if any, else a fresh one.
+    ///
+    /// # Errors
+    /// [`Error::StackAllocation`] when the kernel refuses a new mapping or guard.
+    pub fn get(&mut self) -> Result<Stack, Error> {
+        if let Some(s) = self.free.pop() {
+            return Ok(s);
+        }
+        if self.mode == GuardMode::Mprotect || !guard_install_supported() {
+            return Stack::with_guard_mode(self.size, GuardMode::Mprotect);
+        }
+        let slab = match &self.slab {
+            Some(slab) if self.slab_next < self.slab_count => slab,
+            _ => {
+                self.slab_next = 0;
+                self.slab.insert(Arc::new(Slab::new(self.size, self.slab_count)?))
+            }
+        };
+        let stack = Stack::carve(slab, self.slab_next, self.size);
+        self.slab_next += 1;
+        Ok(stack)
+    }
+
+    /// Returns a stack for reuse. A stack of another size is simply dropped.
+    pub fn put(&mut self, stack: Stack) {
+        if stack.size != self.size {
+            return;
+        }
+        if self.free.len() < self.max_cached {
+            self.free.push(stack);
+            return;
+        }
+        self.releasing.push(stack);
+        if self.releasing.len() >= 256 {
+            self.flush_releasing();
+        }
+    }
+
+    fn flush_releasing(&mut self) {
+        let ranges: Vec<_> = self.releasing.iter().map(|s| s.release_below(0)).collect();
+        let _ = madvise_many(&ranges, libc::MADV_DONTNEED);
+        for stack in self.releasing.drain(..) {
+            // Already released: drop without a second madvise.
+            let stack = std::mem::ManuallyDrop::new(stack);
+            // SAFETY: `stack` is never used again; reading its backing out moves the last
+            // owner of the mapping (or slab reference) so it is dropped exactly once.
+            drop(unsafe { std::ptr::read(&stack.backing) });
+        }
+    }
+
+    /// Gives memory back: keeps at most `keep` stacks, releases the rest, and releases the
+    /// pages of the kept ones below their top 8 KiB. Uses batched system calls.
+    pub fn trim(&mut self, keep: usize) {
+        while self.free.len() > keep {
+            let s = self.free.remove(0);
+            self.releasing.push(s);
+        }
+        self.flush_releasing();
+        let ranges: Vec<_> = self.free.iter().map(|s| s.release_below(TRIM_KEEP_BYTES)).collect();
+        let _ = madvise_many(&ranges, libc::MADV_DONTNEED);
+    }
+}
+
+impl Drop for StackPool {
+    fn drop(&mut self) {
+        self.flush_releasing();
+    }
+}
+
+impl fmt::Debug for StackPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StackPool")
+            .field("stack_size", &self.size)
+            .field("mode", &self.mode)
+            .field("cached", &self.free.len())
+            .field("max_cached", &self.max_cached)
+            .finish()
+    }
+}
+
+thread_local! {
+    static POOLS: std::cell::RefCell<HashMap<usize, StackPool>> = std::cell::RefCell::new(HashMap::new());
+}
+
+/// Runs `f` with this thread's pool for stacks of `size` bytes (rounded up to pages),
+/// creating it on first use.
+///
+/// # Errors
+/// As [`StackPool::new`]; also fails if called from inside `f` for the same thread.
+pub fn with_thread_pool<R>(size: usize, f: impl FnOnce(&mut StackPool) -> R) -> Result<R, Error> {
+    let size = checked_stack_size(size)?;
+    POOLS
+        .try_with(|pools| {
+            let mut pools = pools.try_borrow_mut().ok()?;
+            let pool = pools.entry(size).or_insert_with(|| {
+                StackPool::new(size).unwrap_or_else(|_| unreachable!("size already checked"))
+            });
+            Some(f(pool))
+        })
+        .ok()
+        .flatten()
+        .ok_or(Error::InvalidStackSize { size, reason: "the thread's stack pool is not available here" })
+}
+
+/// Takes a stack from this thread's pool.
+pub(crate) fn pooled_stack(size: usize) -> Result<Stack, Error> {
+    with_thread_pool(size, |p| p.get())?
+}
+
+/// Hands a stack back to this thread's pool (or drops it if the pool is unavailable,
+/// as during thread exit).
+pub(crate) fn recycle_stack(stack: Stack) {
+    let size = stack.size;
+    let mut slot = Some(stack);
+    let _ = with_thread_pool(size, |p| {
+        if let Some(s) = slot.take() {
+            p.put(s)
+        }
+    });
+}

@@ -1,0 +1,199 @@
+//! Fault handling: turning a guard-page hit in a coroutine into `Error::StackOverflow`.
+//!
+//! Once per process, [`ensure_installed`] installs a SIGSEGV/SIGBUS handler (keeping the
+//! handler the program had, to pass other faults on to) and makes sure the calling thread
+//! has an alternate signal stack, since a thread whose stack just overflowed cannot run a
+//! handler on it.
+//!
+//! The handler looks at the one thread-local fact it needs: which coroutine is running on
+//! this thread ([`RunInfo`], set by the coroutine layer around each resume). If the fault
+//! address lies in that coroutine's guard region, the handler leaves through
+//! [`Context::set_from_signal`] to the coroutine's resumer, which sees
+//! [`arch::SWITCH_OVERFLOWED`] in place of a stack pointer. Any other fault goes to the
+//! previous handler, or, if there was none, to the default action, so a real crash still
+//! crashes with its signal.
+//!
+//! Known limit: a coroutine that overflows while holding a lock (inside `malloc`, say)
+//! leaves it held; later use of that lock on this thread deadlocks. The same holds for any
+//! design that recovers from overflow without unwinding.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::c_void;
+use std::sync::OnceLock;
+
+use nix::libc;
+
+use crate::arch;
+use crate::context::Context;
+use crate::stack::Stack;
+
+/// What the fault handler needs to know about the coroutine running on this thread.
+#[derive(Debug)]
+pub(crate) struct RunInfo {
+    /// Stack base: the resumer's stack pointer is stored at `base - 8`.
+    pub(crate) base: usize,
+    /// Guard region of the coroutine's stack.
+    pub(crate) guard_lo: usize,
+    pub(crate) guard_hi: usize,
+}
+
+thread_local! {
+    /// The coroutine running on this thread, or null. Const-initialised and without a
+    /// destructor, so reading it from a signal handler is a plain load.
+    static RUNNING: Cell<*const RunInfo> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Marks `info` as the running coroutine; returns the previous one for [`leave`].
+#[inline(always)]
+pub(crate) fn enter(info: *const RunInfo) -> *const RunInfo {
+    RUNNING.with(|r| r.replace(info))
+}
+
+/// Restores the running coroutine recorded before [`enter`].
+#[inline(always)]
+pub(crate) fn leave(prev: *const RunInfo) {
+    RUNNING.with(|r| r.set(prev));
+}
+
+static PREV_SEGV: OnceLock<libc::sigaction> = OnceLock::new();
+static PREV_BUS: OnceLock<libc::sigaction> = OnceLock::new();
+static INSTALL: OnceLock<Result<(), i32>> = OnceLock::new();
+
+/// Size of the alternate signal stack bobbin installs where a thread has none.
+const ALT_STACK_SIZE: usize = 64 * 1024;
+/// An existing alternate stack smaller than this is replaced.
+const ALT_STACK_MIN: usize = 16 * 1024;
+
+/// An alternate signal stack owned by this thread; disabled and freed at thread exit.
+struct AltStack {
+    stack: Stack,
+}
+
+impl Drop for AltStack {
+    fn drop(&mut self) {
+        let disable = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 };
+        let mut current: libc::stack_t = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: 0, ss_size: 0 };
+        // SAFETY: querying and disabling the alternate stack of the current thread; only
+        // disable it if it is still ours.
+        unsafe {
+            libc::sigaltstack(std::ptr::null(), &mut current);
+            if current.ss_sp == self.stack.bottom().cast() {
+                libc::sigaltstack(&disable, std::ptr::null_mut());
+            }
+        }
+    }
+}
+
+thread_local! {
+    static ALT_STACK: RefCell<Option<AltStack>> = const { RefCell::new(None) };
+    static THREAD_READY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Installs the process-wide handler (once) and this thread's alternate signal stack (once
+/// per thread). Cheap after the first call on a thread.
+pub(crate) fn ensure_installed() {
+    if THREAD_READY.with(|r| r.get()) {
+        return;
+    }
+    let installed = *INSTALL.get_or_init(install_handlers);
+    if installed.is_ok() {
+        ensure_alt_stack();
+    }
+    THREAD_READY.with(|r| r.set(true));
+}
+
+fn install_handlers() -> Result<(), i32> {
+    for (sig, prev) in [(libc::SIGSEGV, &PREV_SEGV), (libc::SIGBUS, &PREV_BUS)] {
+        // SAFETY: a zeroed sigaction is a valid value to fill in; the handler is an
+        // `extern "C"` function with the SA_SIGINFO signature, and `old` receives the
+        // handler the program had, which we keep to chain to.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = handle_fault as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut action.sa_mask);
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, &action, &mut old) != 0 {
+                return Err(*libc::__errno_location());
+            }
+            let _ = prev.set(old);
+        }
+    }
+    Ok(())
+}
+
+fn ensure_alt_stack() {
+    let mut current = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: 0, ss_size: 0 };
+    // SAFETY: querying the current thread's alternate stack into a valid stack_t.
+    let rc = unsafe { libc::sigaltstack(std::ptr::null(), &mut current) };
+    if rc == 0 && current.ss_flags & libc::SS_DISABLE == 0 && current.ss_size >= ALT_STACK_MIN {
+        return; // The thread has a usable one (Rust's runtime installs one per thread).
+    }
+    let Ok(stack) = Stack::new(ALT_STACK_SIZE) else { return };
+    let new = libc::stack_t { ss_sp: stack.bottom().cast(), ss_flags: 0, ss_size: stack.size() };
+    // SAFETY: the region is a live mapping owned by the AltStack stored below, which
+    // disables the alternate stack before it is unmapped.
+    if unsafe { libc::sigaltstack(&new, std::ptr::null_mut()) } == 0 {
+        let _ = ALT_STACK.try_with(|a| *a.borrow_mut() = Some(AltStack { stack }));
+    }
+}
+
+/// The SIGSEGV/SIGBUS handler.
+extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut c_void) {
+    // SAFETY: the kernel passes a valid siginfo_t for SA_SIGINFO handlers.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let running = RUNNING.with(|r| r.get());
+    if !running.is_null() {
+        // SAFETY: a non-null RUNNING points at the RunInfo of the coroutine being resumed
+        // on this thread, which lives until that resume returns, and the fault interrupted
+        // this very thread.
+        let run = unsafe { &*running };
+        if (run.guard_lo..run.guard_hi).contains(&addr) {
+            // SAFETY: `base - 8` is the coroutine's link slot, written by the switch into
+            // it: the resumer's stack pointer, pointing at the return address of its
+            // `call`. Entering a context whose rsp is that address returns into the
+            // resumer exactly as a suspend would, with rsi telling it what happened. The
+            // resumer's switch saved everything it needs on its own stack. uctx is the
+            // ucontext_t the kernel passes, holding the mask to restore.
+            unsafe {
+                let link = *((run.base - 8) as *const usize);
+                let mut ctx = Context::new();
+                ctx.set_return_point(link);
+                ctx.set_entry_registers(0, arch::SWITCH_OVERFLOWED as u64);
+                ctx.set_sigmask(&(*(uctx as *const libc::ucontext_t)).uc_sigmask);
+                let _ = Context::set_from_signal(&ctx);
+            }
+        }
+    }
+    chain(sig, info, uctx);
+}
+
+/// Passes a fault that is not ours to the handler the program had, or to the default
+/// action.
+fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut c_void) {
+    let prev = if sig == libc::SIGBUS { PREV_BUS.get() } else { PREV_SEGV.get() };
+    let handler = prev.map_or(libc::SIG_DFL, |p| p.sa_sigaction);
+    if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
+        // Restore the default action and return: the faulting instruction runs again and
+        // the process dies of the signal, as it would have without bobbin.
+        // SAFETY: a zeroed sigaction with SIG_DFL is valid.
+        unsafe {
+            let mut dfl: libc::sigaction = std::mem::zeroed();
+            dfl.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(sig, &dfl, std::ptr::null_mut());
+        }
+        return;
+    }
+    let flags = prev.map_or(0, |p| p.sa_flags);
+    // SAFETY: `handler` is the address of the handler the program installed, with the
+    // signature its flags declare.
+    unsafe {
+        if flags & libc::SA_SIGINFO != 0 {
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut c_void) = std::mem::transmute(handler);
+            f(sig, info, uctx);
+        } else {
+            let f: extern "C" fn(libc::c_int) = std::mem::transmute(handler);
+            f(sig);
+        }
+    }
+}
