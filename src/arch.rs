@@ -88,13 +88,7 @@ macro_rules! restore_fp_control {
 /// described in the module docs once the switch pushes its address.
 macro_rules! save_frame {
     () => {
-        concat!(
-            "push rbp\n",
-            "push rbx\n",
-            "sub rsp, 16\n",
-            "stmxcsr [rsp]\n",
-            "fnstcw [rsp + 4]\n",
-        )
+        concat!("push rbp\n", "push rbx\n", "sub rsp, 16\n", "stmxcsr [rsp]\n", "fnstcw [rsp + 4]\n",)
     };
 }
 

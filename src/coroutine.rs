@@ -25,8 +25,8 @@
 use std::fmt;
 use std::panic;
 
-use crate::context::stackful::{RawCoroutine, Resumed};
 pub use crate::context::stackful::Yielder;
+use crate::context::stackful::{RawCoroutine, Resumed};
 use crate::stack::{self, DEFAULT_STACK_SIZE};
 use crate::Error;
 

@@ -153,9 +153,7 @@ fn madvise_many(ranges: &[(*mut u8, usize)], advice: libc::c_int) -> io::Result<
             let want: usize = chunk.iter().map(|r| r.1).sum();
             // SAFETY: `iov` describes ranges inside mappings this module owns, and lives
             // across the call; the pidfd refers to this process.
-            let rc = unsafe {
-                libc::syscall(libc::SYS_process_madvise, pidfd, iov.as_ptr(), iov.len(), advice, 0)
-            };
+            let rc = unsafe { libc::syscall(libc::SYS_process_madvise, pidfd, iov.as_ptr(), iov.len(), advice, 0) };
             if rc < 0 || rc as usize != want {
                 break;
             }
@@ -195,8 +193,11 @@ impl Slab {
         let guards: Vec<(*mut u8, usize)> =
             // SAFETY: i * stride < len, so every guard lies inside the mapping.
             (0..count).map(|i| (unsafe { start.add(i * stride) }, guard_size())).collect();
-        madvise_many(&guards, MADV_GUARD_INSTALL)
-            .map_err(|source| Error::StackAllocation { size, source, hint: GUARD_HINT })?;
+        madvise_many(&guards, MADV_GUARD_INSTALL).map_err(|source| Error::StackAllocation {
+            size,
+            source,
+            hint: GUARD_HINT,
+        })?;
         Ok(Slab { _map: map, start })
     }
 }
@@ -502,9 +503,9 @@ pub fn with_thread_pool<R>(size: usize, f: impl FnOnce(&mut StackPool) -> R) -> 
     POOLS
         .try_with(|pools| {
             let mut pools = pools.try_borrow_mut().ok()?;
-            let pool = pools.entry(size).or_insert_with(|| {
-                StackPool::new(size).unwrap_or_else(|_| unreachable!("size already checked"))
-            });
+            let pool = pools
+                .entry(size)
+                .or_insert_with(|| StackPool::new(size).unwrap_or_else(|_| unreachable!("size already checked")));
             Some(f(pool))
         })
         .ok()

@@ -19,7 +19,7 @@ impl TestStack {
     fn new(words: usize) -> TestStack {
         let buf = vec![0u64; words + 64];
         // Make the top 16-byte aligned.
-        let start = if (buf.as_ptr() as usize + words * 8) % 16 == 0 { 0 } else { 1 };
+        let start = if (buf.as_ptr() as usize + words * 8).is_multiple_of(16) { 0 } else { 1 };
         TestStack { buf, start, words }
     }
     fn slice(&mut self) -> &mut [u64] {
@@ -34,15 +34,72 @@ thread_local! {
 /// Records raw images of every argument register and 18 stack slots.
 #[allow(clippy::too_many_arguments)]
 extern "C" fn probe(
-    g0: u64, g1: u64, g2: u64, g3: u64, g4: u64, g5: u64,
-    f0: f64, f1: f64, f2: f64, f3: f64, f4: f64, f5: f64, f6: f64, f7: f64,
-    s0: u64, s1: u64, s2: u64, s3: u64, s4: u64, s5: u64, s6: u64, s7: u64, s8: u64,
-    s9: u64, s10: u64, s11: u64, s12: u64, s13: u64, s14: u64, s15: u64, s16: u64, s17: u64,
+    g0: u64,
+    g1: u64,
+    g2: u64,
+    g3: u64,
+    g4: u64,
+    g5: u64,
+    f0: f64,
+    f1: f64,
+    f2: f64,
+    f3: f64,
+    f4: f64,
+    f5: f64,
+    f6: f64,
+    f7: f64,
+    s0: u64,
+    s1: u64,
+    s2: u64,
+    s3: u64,
+    s4: u64,
+    s5: u64,
+    s6: u64,
+    s7: u64,
+    s8: u64,
+    s9: u64,
+    s10: u64,
+    s11: u64,
+    s12: u64,
+    s13: u64,
+    s14: u64,
+    s15: u64,
+    s16: u64,
+    s17: u64,
 ) -> u64 {
     let all = [
-        g0, g1, g2, g3, g4, g5,
-        f0.to_bits(), f1.to_bits(), f2.to_bits(), f3.to_bits(), f4.to_bits(), f5.to_bits(), f6.to_bits(), f7.to_bits(),
-        s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15, s16, s17,
+        g0,
+        g1,
+        g2,
+        g3,
+        g4,
+        g5,
+        f0.to_bits(),
+        f1.to_bits(),
+        f2.to_bits(),
+        f3.to_bits(),
+        f4.to_bits(),
+        f5.to_bits(),
+        f6.to_bits(),
+        f7.to_bits(),
+        s0,
+        s1,
+        s2,
+        s3,
+        s4,
+        s5,
+        s6,
+        s7,
+        s8,
+        s9,
+        s10,
+        s11,
+        s12,
+        s13,
+        s14,
+        s15,
+        s16,
+        s17,
     ];
     RECORD.with(|r| *r.borrow_mut() = all.to_vec());
     0xfeed
@@ -294,7 +351,8 @@ extern "C" fn child_fn(rounds: u64, gc_stack: *mut u64, gc_words: usize) -> u64 
     // SAFETY: the caller passes a live, exclusive stack buffer and the chain outlives all.
     unsafe {
         let stack = std::slice::from_raw_parts_mut(gc_stack, gc_words);
-        Context::init(stack, &mut (*chain).grandchild, grandchild_fn as *const () as usize, &[Val::U64(rounds)]).unwrap();
+        Context::init(stack, &mut (*chain).grandchild, grandchild_fn as *const () as usize, &[Val::U64(rounds)])
+            .unwrap();
         for i in 0..rounds {
             (*chain).trace.push(1000 + i);
             Context::swap(&mut (*chain).child, &mut (*chain).grandchild);
@@ -373,7 +431,7 @@ fn set_leaves_for_good() {
 #[test]
 fn unaligned_stack_is_refused() {
     let mut buf = vec![0u64; 1025];
-    let misaligned = if (buf.as_ptr() as usize + 1024 * 8) % 16 == 0 { 1 } else { 0 };
+    let misaligned = if (buf.as_ptr() as usize + 1024 * 8).is_multiple_of(16) { 1 } else { 0 };
     let stack = &mut buf[misaligned..misaligned + 1024];
     let mut ctx = ContextHandle::new();
     let err = Context::init(stack, &mut ctx, ret_i32 as *const () as usize, &[Val::I32(1)]).unwrap_err();

@@ -20,8 +20,8 @@ mod val;
 
 pub(crate) mod stackful;
 
-pub use val::{UntypedRetVal, Val};
 use val::m128_from_bits;
+pub use val::{UntypedRetVal, Val};
 
 use core::arch::x86_64::__m128;
 use core::ffi::c_void;
@@ -186,7 +186,7 @@ impl Context {
         args: &[Val],
     ) -> Result<(), Error> {
         let top = stack.as_ptr_range().end as usize;
-        if top % 16 != 0 {
+        if !top.is_multiple_of(16) {
             return Err(Error::UnalignedStack { top });
         }
 

@@ -60,6 +60,9 @@ struct Transfer<I, Y, R> {
 /// The payload of the unwinding that dropping a suspended coroutine starts in it.
 struct ForcedUnwind;
 
+/// Marker making a type `!Send` and `!Sync` while naming its value types.
+type NotSendMarker<T> = PhantomData<(*mut u8, T)>;
+
 /// A coroutine: a closure on its own stack, switched to with [`RawCoroutine::resume`].
 pub(crate) struct RawCoroutine<I, Y, R> {
     stack: Option<Stack>,
@@ -73,7 +76,7 @@ pub(crate) struct RawCoroutine<I, Y, R> {
     drop_fresh: unsafe fn(usize),
     /// Raw pointers make the coroutine !Send and !Sync: its stack may hold addresses of
     /// this thread's thread-locals.
-    _marker: PhantomData<(*mut u8, fn(I) -> (Y, R))>,
+    _marker: NotSendMarker<fn(I) -> (Y, R)>,
 }
 
 impl<I, Y, R> RawCoroutine<I, Y, R> {
@@ -215,7 +218,8 @@ impl<I, Y, R> Drop for RawCoroutine<I, Y, R> {
             State::Suspended => {
                 // Unwind the coroutine's stack: its pending `suspend` sees no input and
                 // starts an unwinding that the entry function catches.
-                let mut transfer: Transfer<I, Y, R> = Transfer { head: Head { input: None, yielded: None }, done: None };
+                let mut transfer: Transfer<I, Y, R> =
+                    Transfer { head: Head { input: None, yielded: None }, done: None };
                 match self.switch_in(&mut transfer) {
                     arch::SWITCH_FINISHED => {
                         self.finish();
@@ -291,7 +295,7 @@ pub struct Yielder<I, Y> {
     base: usize,
     transfer: Cell<usize>,
     unwinding: Cell<bool>,
-    _marker: PhantomData<(*mut u8, fn(Y) -> I)>,
+    _marker: NotSendMarker<fn(Y) -> I>,
 }
 
 impl<I, Y> Yielder<I, Y> {

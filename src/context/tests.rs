@@ -35,3 +35,47 @@ fn offsets_match_the_assembly() {
     assert_eq!(CTX_PARENT, 0x70 | (1 << 7));
     assert_eq!(core::mem::align_of::<Context>(), 64);
 }
+
+struct Pair {
+    parent: ContextHandle,
+    child: ContextHandle,
+}
+
+thread_local! {
+    static PAIR: core::cell::Cell<*mut Pair> = const { core::cell::Cell::new(core::ptr::null_mut()) };
+}
+
+const RC_MASK: u32 = 0x6000;
+const RC_DOWN: u32 = 0x2000;
+
+extern "C" fn changes_rounding() -> u32 {
+    let pair = PAIR.with(|p| p.get());
+    let (mxcsr, _) = arch::fp_control();
+    // SAFETY: changes only the rounding-control bits; the pair outlives both contexts and
+    // only one of them runs at a time.
+    unsafe {
+        arch::set_mxcsr((mxcsr & !RC_MASK) | RC_DOWN);
+        // Raise the inexact flag too: status flags are shared, not restored.
+        core::hint::black_box(core::hint::black_box(1.0f64) / 3.0);
+        Context::swap(&mut (*pair).child, &mut (*pair).parent);
+    }
+    arch::fp_control().0 & RC_MASK
+}
+
+#[test]
+fn rounding_mode_does_not_leak_between_contexts() {
+    let mut stack = vec![0u64; 4096 + 2];
+    let off = if (stack.as_ptr() as usize + 4096 * 8).is_multiple_of(16) { 0 } else { 1 };
+    let mut pair = Box::new(Pair { parent: ContextHandle::new(), child: ContextHandle::new() });
+    Context::init(&mut stack[off..off + 4096], &mut pair.child, changes_rounding as *const () as usize, &[]).unwrap();
+    PAIR.with(|p| p.set(&mut *pair));
+    let before = arch::fp_control().0 & RC_MASK;
+    let p: *mut Pair = &mut *pair;
+    // SAFETY: the stack and the pair outlive the child; the child swaps back here.
+    unsafe { Context::swap(&mut (*p).parent, &mut (*p).child) };
+    assert_eq!(arch::fp_control().0 & RC_MASK, before, "the child's rounding mode leaked");
+    // SAFETY: as above; this time the child returns through the backstop.
+    unsafe { Context::swap(&mut (*p).parent, &mut (*p).child) };
+    assert_eq!(pair.child.get_retval_gp(0) as u32, RC_DOWN, "the child lost its rounding mode");
+    assert_eq!(arch::fp_control().0 & RC_MASK, before);
+}

@@ -1,0 +1,149 @@
+//! A tour of bobbin, from the low-level context layer up.
+//!
+//! Run with `cargo run --release --example tour`.
+
+use bobbin::context::{Context, ContextHandle, Val};
+use bobbin::coroutine::Builder;
+use bobbin::stack::Stack;
+use bobbin::{Coroutine, CoroutineResult, Error, Generator, Yielder};
+
+/// An entry function with more arguments than there are registers: the last two integers
+/// and the last float travel on the stack, as a C compiler would put them.
+#[allow(clippy::too_many_arguments)]
+extern "C" fn weigh(
+    a: u8,
+    b: i16,
+    c: u32,
+    d: i64,
+    e: u64,
+    f: usize,
+    g: i32,
+    h: u64,
+    x0: f64,
+    x1: f32,
+    x2: f64,
+    x3: f64,
+    x4: f64,
+    x5: f64,
+    x6: f64,
+    x7: f64,
+    x8: f64,
+) -> f64 {
+    let ints = a as f64 + b as f64 + c as f64 + d as f64 + e as f64 + f as f64 + g as f64 + h as f64;
+    let floats = x0 + x1 as f64 + x2 + x3 + x4 + x5 + x6 + x7 + x8;
+    ints * floats
+}
+
+fn low_level() -> Result<(), Error> {
+    println!("== 1. contexts: an extern \"C\" function on a guard-paged stack");
+    let stack = Stack::new(64 * 1024)?;
+    // SAFETY: the slice covers the stack's usable memory, which `stack` owns and keeps
+    // alive for the whole function; nothing else refers to it.
+    let words = unsafe { std::slice::from_raw_parts_mut(stack.bottom().cast::<u64>(), stack.size() / 8) };
+    let args = [
+        Val::U8(1),
+        Val::I16(-2),
+        Val::U32(3),
+        Val::I64(-4),
+        Val::U64(5),
+        Val::USize(6),
+        Val::I32(7),
+        Val::U64(8),
+        Val::F64(0.5),
+        Val::F32(0.25),
+        Val::F64(0.25),
+        Val::F64(1.0),
+        Val::F64(1.0),
+        Val::F64(1.0),
+        Val::F64(1.0),
+        Val::F64(1.0),
+        Val::F64(2.0),
+    ];
+    let mut parent = ContextHandle::new();
+    let mut child = ContextHandle::create_and_init(words, weigh as *const () as usize, &args)?;
+    // SAFETY: the child runs on `stack`, alive until the end of this function, and
+    // returns through the backstop into `parent`.
+    unsafe { Context::swap(&mut parent, &mut child) };
+    println!("   weigh(1, -2, 3, -4, 5, 6, 7, 8; 0.5, 0.25, 0.25, 1, 1, 1, 1, 1, 2)");
+    println!("   = {} (read back from the child's saved xmm0)", child.get_untyped_retval().as_f64());
+    Ok(())
+}
+
+fn coroutines() {
+    println!("== 2. coroutines: values both ways");
+    let mut averager = Coroutine::new(|y: &Yielder<f64, f64>, mut x: f64| {
+        let (mut sum, mut n) = (0.0, 0.0);
+        loop {
+            sum += x;
+            n += 1.0;
+            x = y.suspend(sum / n);
+            if x.is_nan() {
+                return n as u32;
+            }
+        }
+    });
+    for x in [10.0, 20.0, 60.0] {
+        if let CoroutineResult::Yield(avg) = averager.resume(x) {
+            println!("   sent {x:>4}, running average {avg}");
+        }
+    }
+    println!("   returned after {:?} values", averager.resume(f64::NAN).as_return());
+}
+
+/// A recursive in-order walk that yields: the generator turns it into an iterator.
+fn walk(node: usize, tree: &[Option<u32>], y: &Yielder<(), u32>) {
+    if node >= tree.len() {
+        return;
+    }
+    walk(2 * node + 1, tree, y);
+    if let Some(v) = tree[node] {
+        y.suspend(v);
+    }
+    walk(2 * node + 2, tree, y);
+}
+
+fn generators() {
+    println!("== 3. generators: plain iterators written as loops");
+    let primes = Generator::new(|y| {
+        let mut found: Vec<u64> = Vec::new();
+        for n in 2.. {
+            if found.iter().take_while(|p| *p * *p <= n).all(|p| n % p != 0) {
+                found.push(n);
+                y.suspend(n);
+            }
+        }
+    });
+    let first: Vec<u64> = primes.take(12).collect();
+    println!("   first primes: {first:?}");
+    let heap = vec![Some(40), Some(20), Some(60), Some(10), Some(30), None, Some(70)];
+    let sorted: Vec<u32> = Generator::new(move |y| walk(0, &heap, y)).collect();
+    println!("   in-order walk of a binary heap layout: {sorted:?}");
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion)] // runs until the guard page stops it
+fn dig(depth: u64) -> u64 {
+    let frame = [depth; 64];
+    std::hint::black_box(&frame);
+    dig(depth + 1) + frame[1]
+}
+
+fn overflow() -> Result<(), Error> {
+    println!("== 4. a stack overflow is an error, not a crash");
+    let mut runaway: Coroutine<(), (), u64> = Builder::new().stack_size(64 * 1024).spawn(|_, ()| dig(0))?;
+    match runaway.try_resume(()) {
+        Err(e) => println!("   try_resume: {e}"),
+        Ok(r) => println!("   unexpected: {r:?}"),
+    }
+    let mut fine: Coroutine<(), (), u64> = Coroutine::new(|_, ()| (1..=10).product());
+    println!("   and the thread goes on: 10! = {:?}", fine.resume(()).as_return());
+    Ok(())
+}
+
+fn main() -> Result<(), Error> {
+    low_level()?;
+    coroutines();
+    generators();
+    overflow()?;
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+
+const CHILD_VAR: &str = "BOBBIN_TEST_CHILD";
+
+/// Runs `body` in a child process (this test binary re-executed for the single test
+/// `name`), so a crash or an exhausted resource cannot take the rest of the suite down.
+/// In the parent, returns the child's output; in the child, runs `body` and returns None.
+pub fn in_child(name: &str, body: impl FnOnce()) -> Option<Output> {
+    if std::env::var(CHILD_VAR).as_deref() == Ok(name) {
+        body();
+        return None;
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let out = Command::new(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_VAR, name)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("re-run the test binary");
+    Some(out)
+}
+
+/// Like [`in_child`], asserting that the child succeeded.
+pub fn in_child_ok(name: &str, body: impl FnOnce()) {
+    if let Some(out) = in_child(name, body) {
+        assert!(
+            out.status.success(),
+            "child test {name} failed: {:?}\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Number of mappings of this process (lines of /proc/self/maps).
+pub fn mapping_count() -> usize {
+    std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps").lines().count()
+}
+
+/// Whether `addr` can be read, probed with process_vm_readv (which reports EFAULT instead
+/// of raising a signal).
+pub fn readable(addr: usize) -> bool {
+    let mut byte = 0u8;
+    let local = libc::iovec { iov_base: (&mut byte as *mut u8).cast(), iov_len: 1 };
+    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: 1 };
+    // SAFETY: process_vm_readv on our own pid writes at most one byte into `byte` and
+    // reports an unreadable source address as an error instead of faulting.
+    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    n == 1
+}

@@ -1,0 +1,388 @@
+//! The safe coroutine layer: values both ways, panics, forced unwinding, overflow,
+//! misuse, backtraces, floating-point state.
+
+mod common;
+
+use std::cell::{Cell, RefCell};
+use std::os::unix::process::ExitStatusExt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+
+use bobbin::coroutine::Builder;
+use bobbin::{Coroutine, CoroutineResult, Error, Generator, Yielder};
+
+#[test]
+fn values_flow_both_ways_over_many_round_trips() {
+    let mut c = Coroutine::new(|y: &Yielder<u64, u64>, first: u64| {
+        let mut acc = first;
+        loop {
+            let next = y.suspend(acc * 2);
+            if next == u64::MAX {
+                return format!("sum {acc}");
+            }
+            acc += next;
+        }
+    });
+    assert!(!c.started());
+    let mut expected = 1;
+    assert_eq!(c.resume(1), CoroutineResult::Yield(2));
+    assert!(c.started() && !c.done());
+    for i in 0..10_000u64 {
+        expected += i;
+        assert_eq!(c.resume(i), CoroutineResult::Yield(expected * 2));
+    }
+    assert_eq!(c.resume(u64::MAX), CoroutineResult::Return(format!("sum {expected}")));
+    assert!(c.done());
+}
+
+#[test]
+fn resuming_a_finished_coroutine_is_an_error() {
+    let mut c: Coroutine<(), (), i32> = Coroutine::new(|_, ()| 7);
+    assert_eq!(c.try_resume(()).unwrap(), CoroutineResult::Return(7));
+    assert!(matches!(c.try_resume(()), Err(Error::Finished)));
+    let msg = catch_unwind(AssertUnwindSafe(|| c.resume(()))).unwrap_err();
+    let msg = msg.downcast_ref::<String>().unwrap();
+    assert!(msg.contains("already finished"), "{msg}");
+}
+
+#[test]
+fn resuming_from_inside_cannot_alias() {
+    // `resume` takes `&mut self`, so a coroutine can only reach itself through shared
+    // ownership with a runtime borrow check, which refuses the re-entry.
+    let cell: Rc<RefCell<Option<Coroutine<(), (), ()>>>> = Rc::new(RefCell::new(None));
+    let inner = Rc::clone(&cell);
+    *cell.borrow_mut() = Some(Coroutine::new(move |_, ()| {
+        let _ = inner.borrow_mut().as_mut().unwrap().try_resume(());
+    }));
+    let mut co = cell.borrow_mut();
+    let err = co.as_mut().unwrap().try_resume(()).unwrap_err();
+    assert!(matches!(err, Error::Panicked(_)), "{err:?}");
+    assert!(err.to_string().contains("already"), "{err}");
+}
+
+#[test]
+fn panic_comes_out_of_resume_with_its_payload() {
+    let n = std::hint::black_box(42);
+    let mut c: Coroutine<(), (), ()> = Coroutine::new(move |_, ()| panic!("the original message {n}"));
+    let payload = catch_unwind(AssertUnwindSafe(|| c.resume(()))).unwrap_err();
+    assert_eq!(payload.downcast_ref::<String>().map(String::as_str), Some("the original message 42"));
+    let mut c: Coroutine<(), (), ()> = Coroutine::new(|_, ()| panic!("a static message"));
+    let payload = catch_unwind(AssertUnwindSafe(|| c.resume(()))).unwrap_err();
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"a static message"));
+    assert!(c.done());
+    assert!(matches!(c.try_resume(()), Err(Error::Finished)));
+}
+
+#[test]
+fn panic_comes_out_of_try_resume_as_an_error() {
+    let mut c: Coroutine<(), u8, ()> = Coroutine::new(|y, ()| {
+        y.suspend(1);
+        std::panic::panic_any(1234u32);
+    });
+    assert_eq!(c.try_resume(()).unwrap(), CoroutineResult::Yield(1));
+    match c.try_resume(()) {
+        Err(Error::Panicked(p)) => assert_eq!(p.downcast_ref::<u32>(), Some(&1234)),
+        other => panic!("expected a panic, got {other:?}"),
+    }
+    assert!(c.done());
+}
+
+struct Counted(Rc<Cell<u32>>);
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+#[test]
+fn dropping_a_suspended_coroutine_unwinds_its_stack_once() {
+    let drops = Rc::new(Cell::new(0));
+    let d = Rc::clone(&drops);
+    fn deep(depth: u32, y: &Yielder<(), u32>, d: &Rc<Cell<u32>>) {
+        let _guard = Counted(Rc::clone(d));
+        if depth == 0 {
+            y.suspend(0);
+            unreachable!("a dropped coroutine never continues");
+        }
+        deep(depth - 1, y, d);
+    }
+    let mut c = Coroutine::new(move |y: &Yielder<(), u32>, ()| deep(50, y, &d));
+    assert_eq!(c.resume(()), CoroutineResult::Yield(0));
+    assert_eq!(drops.get(), 0);
+    drop(c);
+    assert_eq!(drops.get(), 51);
+}
+
+#[test]
+fn dropping_an_unstarted_coroutine_drops_its_closure() {
+    let drops = Rc::new(Cell::new(0));
+    let guard = Counted(Rc::clone(&drops));
+    let c: Coroutine<(), (), ()> = Coroutine::new(move |_, ()| drop(guard));
+    assert_eq!(drops.get(), 0);
+    drop(c);
+    assert_eq!(drops.get(), 1);
+}
+
+#[test]
+fn large_closures_work() {
+    let big = [7u8; 64 * 1024];
+    let mut c: Coroutine<(), (), u64> =
+        Builder::new().stack_size(64 * 1024).spawn(move |_, ()| big.iter().map(|&b| u64::from(b)).sum()).unwrap();
+    assert_eq!(c.resume(()), CoroutineResult::Return(7 * 64 * 1024));
+}
+
+#[derive(Debug)]
+enum Tree {
+    Leaf(u32),
+    Node(Box<Tree>, u32, Box<Tree>),
+}
+
+fn build(lo: u32, hi: u32) -> Tree {
+    if lo == hi {
+        return Tree::Leaf(lo);
+    }
+    let mid = (lo + hi) / 2;
+    Tree::Node(Box::new(build(lo, mid)), mid * 1000, Box::new(build(mid + 1, hi)))
+}
+
+fn in_order_vec(t: &Tree, out: &mut Vec<u32>) {
+    match t {
+        Tree::Leaf(v) => out.push(*v),
+        Tree::Node(l, v, r) => {
+            in_order_vec(l, out);
+            out.push(*v);
+            in_order_vec(r, out);
+        }
+    }
+}
+
+fn in_order_yield(t: &Tree, y: &Yielder<(), u32>) {
+    match t {
+        Tree::Leaf(v) => y.suspend(*v),
+        Tree::Node(l, v, r) => {
+            in_order_yield(l, y);
+            y.suspend(*v);
+            in_order_yield(r, y);
+        }
+    }
+}
+
+#[test]
+fn recursive_generator_matches_collecting_traversal() {
+    let tree = Rc::new(build(0, 999));
+    let mut expected = Vec::new();
+    in_order_vec(&tree, &mut expected);
+    let t = Rc::clone(&tree);
+    let got: Vec<u32> = Generator::new(move |y| in_order_yield(&t, y)).collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
+#[allow(clippy::infinite_iter)] // infinite generators, cut short by take()
+fn generators_work_with_adapters_and_are_fused() {
+    let evens = Generator::new(|y| (0u32..).for_each(|i| y.suspend(i))).filter(|x| x % 2 == 0);
+    let squares = Generator::new(|y| (0u32..).for_each(|i| y.suspend(i * i)));
+    let v: Vec<(u32, u32)> = evens.zip(squares).take(4).collect();
+    assert_eq!(v, [(0, 0), (2, 1), (4, 4), (6, 9)]);
+
+    let mut g = Generator::new(|y| {
+        y.suspend(1);
+        y.suspend(2);
+    });
+    assert_eq!(g.next(), Some(1));
+    assert_eq!(g.next(), Some(2));
+    assert_eq!(g.next(), None);
+    assert_eq!(g.next(), None);
+    assert!(g.done());
+}
+
+#[test]
+fn early_drop_of_a_generator_runs_destructors_at_every_depth() {
+    let drops = Rc::new(Cell::new(0));
+    let d = Rc::clone(&drops);
+    fn nest(level: u32, y: &Yielder<(), u32>, d: &Rc<Cell<u32>>) {
+        let _g = Counted(Rc::clone(d));
+        if level == 0 {
+            for i in 0.. {
+                let _item = Counted(Rc::clone(d));
+                y.suspend(i);
+            }
+        } else {
+            nest(level - 1, y, d);
+        }
+    }
+    let mut g = Generator::new(move |y| nest(9, y, &d));
+    assert_eq!(g.nth(5), Some(5));
+    // Five items' guards were dropped as the loop went on.
+    assert_eq!(drops.get(), 5);
+    drop(g);
+    // Ten nesting levels plus the item alive at the suspension point.
+    assert_eq!(drops.get(), 5 + 10 + 1);
+}
+
+#[test]
+fn nested_coroutine_panic_reports_to_its_own_resumer() {
+    let mut outer: Coroutine<(), String, String> = Coroutine::new(|y, ()| {
+        let mut inner: Coroutine<(), (), ()> = Coroutine::new(|_, ()| panic!("inner trouble"));
+        let err = inner.try_resume(()).unwrap_err();
+        y.suspend(err.to_string());
+        "outer finished".to_string()
+    });
+    match outer.resume(()) {
+        CoroutineResult::Yield(msg) => assert!(msg.contains("inner trouble"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(outer.resume(()), CoroutineResult::Return("outer finished".to_string()));
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion)] // runs until the guard page stops it
+fn recurse_forever(depth: u64) -> u64 {
+    let frame = [depth; 32];
+    std::hint::black_box(&frame);
+    recurse_forever(depth + 1) + frame[7]
+}
+
+#[test]
+fn stack_overflow_is_reported_and_the_thread_goes_on() {
+    common::in_child_ok("stack_overflow_is_reported_and_the_thread_goes_on", || {
+        let mut c: Coroutine<(), (), u64> =
+            Builder::new().stack_size(64 * 1024).spawn(|_, ()| recurse_forever(0)).unwrap();
+        match c.try_resume(()) {
+            Err(Error::StackOverflow { stack_size }) => assert_eq!(stack_size, 64 * 1024),
+            other => panic!("expected an overflow, got {other:?}"),
+        }
+        assert!(c.done());
+        assert!(matches!(c.try_resume(()), Err(Error::Finished)));
+        // The thread keeps working: new coroutines run normally.
+        let mut ok: Coroutine<(), u32, u32> = Coroutine::new(|y, ()| {
+            y.suspend(1);
+            2
+        });
+        assert_eq!(ok.resume(()), CoroutineResult::Yield(1));
+        assert_eq!(ok.resume(()), CoroutineResult::Return(2));
+        // `resume` panics, naming the overflow and the size.
+        let mut c: Coroutine<(), (), u64> = Coroutine::new(|_, ()| recurse_forever(0));
+        let msg = catch_unwind(AssertUnwindSafe(|| c.resume(()))).unwrap_err();
+        let msg = msg.downcast_ref::<String>().unwrap().clone();
+        assert!(msg.contains("overflowed its stack of 131072 bytes"), "{msg}");
+    });
+}
+
+#[test]
+fn a_thousand_overflows_leak_no_mappings() {
+    common::in_child_ok("a_thousand_overflows_leak_no_mappings", || {
+        let overflow = || {
+            let mut c: Coroutine<(), (), u64> =
+                Builder::new().stack_size(32 * 1024).spawn(|_, ()| recurse_forever(0)).unwrap();
+            assert!(matches!(c.try_resume(()), Err(Error::StackOverflow { .. })));
+        };
+        // Warm up (signal stack, first slab), then count.
+        for _ in 0..300 {
+            overflow();
+        }
+        let before = common::mapping_count();
+        for _ in 0..1_000 {
+            overflow();
+        }
+        let after = common::mapping_count();
+        assert!(after <= before + 2, "mappings grew from {before} to {after}");
+    });
+}
+
+#[test]
+fn nested_overflow_reports_to_the_right_resumer() {
+    common::in_child_ok("nested_overflow_reports_to_the_right_resumer", || {
+        let mut outer: Coroutine<(), String, u32> = Coroutine::new(|y, ()| {
+            let mut inner: Coroutine<(), (), u64> = Coroutine::new(|_, ()| recurse_forever(0));
+            let err = inner.try_resume(()).unwrap_err();
+            y.suspend(err.to_string());
+            99
+        });
+        match outer.resume(()) {
+            CoroutineResult::Yield(msg) => assert!(msg.contains("overflowed"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(outer.resume(()), CoroutineResult::Return(99));
+    });
+}
+
+#[test]
+fn a_real_crash_still_crashes() {
+    let out = common::in_child("a_real_crash_still_crashes", || {
+        let mut c: Coroutine<(), (), ()> = Coroutine::new(|_, ()| {
+            let p = std::hint::black_box(16usize) as *mut u8;
+            // SAFETY: deliberately not safe: the write must fault and kill the process.
+            unsafe { p.write_volatile(1) };
+        });
+        c.resume(());
+        println!("survived the bad write");
+    });
+    if let Some(out) = out {
+        assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{out:?}");
+    }
+}
+
+#[inline(never)]
+fn resumer_frame_marker(c: &mut Coroutine<(), String, ()>) -> String {
+    match c.resume(()) {
+        CoroutineResult::Yield(s) => s,
+        CoroutineResult::Return(()) => String::new(),
+    }
+}
+
+#[test]
+fn backtrace_inside_a_coroutine_reaches_the_resumer() {
+    let mut c: Coroutine<(), String, ()> = Coroutine::new(|y, ()| {
+        let bt = std::backtrace::Backtrace::force_capture();
+        y.suspend(bt.to_string());
+    });
+    let bt = resumer_frame_marker(&mut c);
+    assert!(bt.contains("resumer_frame_marker"), "backtrace does not reach the resumer:\n{bt}");
+    assert!(bt.contains("bobbin_coroutine_start"), "{bt}");
+    assert!(bt.contains("backtrace_inside_a_coroutine_reaches_the_resumer"), "{bt}");
+}
+
+#[allow(deprecated)]
+fn mxcsr() -> u32 {
+    // SAFETY: reading MXCSR has no side effects.
+    unsafe { std::arch::x86_64::_mm_getcsr() }
+}
+
+#[allow(deprecated)]
+fn set_rounding(mode: u32) {
+    // SAFETY: changes only the rounding-control bits (13-14) of this thread's MXCSR.
+    unsafe { std::arch::x86_64::_mm_setcsr((mxcsr() & !0x6000) | mode) };
+}
+
+const ROUND_DOWN: u32 = 0x2000;
+const ROUND_UP: u32 = 0x4000;
+
+#[test]
+fn rounding_mode_set_inside_does_not_leak_out() {
+    let outside = mxcsr() & 0x6000;
+    let mut c: Coroutine<(), u32, u32> = Coroutine::new(|y, ()| {
+        set_rounding(ROUND_DOWN);
+        let third = std::hint::black_box(1.0f64) / std::hint::black_box(3.0f64);
+        y.suspend(mxcsr() & 0x6000);
+        // The parent changed its own mode meanwhile; ours is still round-down.
+        let mode = mxcsr() & 0x6000;
+        let again = std::hint::black_box(1.0f64) / std::hint::black_box(3.0f64);
+        assert_eq!(third, again);
+        mode
+    });
+    assert_eq!(c.resume(()), CoroutineResult::Yield(ROUND_DOWN));
+    assert_eq!(mxcsr() & 0x6000, outside, "the coroutine's rounding mode leaked out");
+    set_rounding(ROUND_UP);
+    assert_eq!(c.resume(()), CoroutineResult::Return(ROUND_DOWN));
+    assert_eq!(mxcsr() & 0x6000, ROUND_UP);
+    set_rounding(outside);
+}
+
+#[test]
+fn debug_output_describes_state() {
+    let mut c: Coroutine<(), (), ()> = Coroutine::new(|_, ()| ());
+    assert!(format!("{c:?}").contains("started: false"));
+    c.resume(());
+    assert!(format!("{c:?}").contains("done: true"));
+}

@@ -1,0 +1,136 @@
+//! Stacks: guard regions fault, slabs go past the mprotect mapping limit, the fallback
+//! reports the limit clearly.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+
+use bobbin::stack::{GuardMode, Stack, StackPool};
+use bobbin::Error;
+
+#[test]
+fn sizes_are_page_rounded_and_bad_sizes_refused() {
+    let s = Stack::new(1).unwrap();
+    assert_eq!(s.size(), 4096);
+    assert_eq!(s.top() as usize % 4096, 0);
+    assert!(matches!(Stack::new(0), Err(Error::InvalidStackSize { size: 0, .. })));
+    assert!(matches!(Stack::new(usize::MAX), Err(Error::InvalidStackSize { .. })));
+    assert!(matches!(StackPool::new(0), Err(Error::InvalidStackSize { .. })));
+    let err = Stack::new(1 << 40).unwrap_err();
+    assert!(err.to_string().contains("1 GiB"), "{err}");
+}
+
+#[test]
+fn stack_memory_is_usable_and_guard_is_not() {
+    for mode in [GuardMode::Auto, GuardMode::Mprotect] {
+        let s = Stack::with_guard_mode(64 * 1024, mode).unwrap();
+        assert!(common::readable(s.bottom() as usize));
+        assert!(common::readable(s.top() as usize - 1));
+        let guard = s.guard_range();
+        assert!(!common::readable(guard.start), "{mode:?}: guard start readable");
+        assert!(!common::readable(guard.end - 1), "{mode:?}: guard end readable");
+    }
+}
+
+#[test]
+fn writing_into_the_guard_kills_with_sigsegv() {
+    let out = common::in_child("writing_into_the_guard_kills_with_sigsegv", || {
+        let s = Stack::new(64 * 1024).unwrap();
+        let p = (s.guard_range().end - 8) as *mut u64;
+        // SAFETY: deliberately not safe: this write must fault and kill the process.
+        unsafe { p.write_volatile(1) };
+        println!("survived the guard write");
+    });
+    if let Some(out) = out {
+        assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{:?}", out);
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("survived"));
+    }
+}
+
+#[test]
+fn pool_recycles_without_new_mappings() {
+    let mut pool = StackPool::new(64 * 1024).unwrap();
+    let first = pool.get().unwrap();
+    let top = first.top();
+    pool.put(first);
+    let before = common::mapping_count();
+    for _ in 0..10_000 {
+        let s = pool.get().unwrap();
+        assert_eq!(s.top(), top);
+        pool.put(s);
+    }
+    assert_eq!(common::mapping_count(), before);
+    // Stacks of another size are not taken in.
+    pool.put(Stack::new(8192).unwrap());
+    assert_eq!(pool.cached(), 1);
+}
+
+#[test]
+fn hundred_thousand_guarded_stacks_at_once() {
+    common::in_child_ok("hundred_thousand_guarded_stacks_at_once", || {
+        let before = common::mapping_count();
+        let mut pool = StackPool::new(16 * 1024).unwrap();
+        let stacks: Vec<Stack> = (0..100_000).map(|_| pool.get().unwrap()).collect();
+        let added = common::mapping_count() - before;
+        // Slabs of 256 stacks: a few hundred mappings, not 200,000.
+        assert!(added < 1_000, "100,000 stacks took {added} mappings");
+        for s in &stacks {
+            assert!(!common::readable(s.guard_range().start), "guard of {s:?} is readable");
+            assert!(common::readable(s.top() as usize - 8));
+        }
+        // Each stack is distinct and usable.
+        for (i, s) in stacks.iter().enumerate().step_by(997) {
+            // SAFETY: the top word of a stack we own is writable memory.
+            unsafe { (s.top() as *mut u64).sub(1).write(i as u64) };
+        }
+        for (i, s) in stacks.iter().enumerate().step_by(997) {
+            // SAFETY: as above.
+            assert_eq!(unsafe { (s.top() as *const u64).sub(1).read() }, i as u64);
+        }
+        drop(stacks);
+        drop(pool);
+        assert!(common::mapping_count() < before + 10, "slabs were not unmapped");
+    });
+}
+
+#[test]
+fn mprotect_fallback_reports_the_mapping_limit() {
+    common::in_child_ok("mprotect_fallback_reports_the_mapping_limit", || {
+        let mut pool = StackPool::with_guard_mode(4096, GuardMode::Mprotect).unwrap();
+        let mut stacks = Vec::new();
+        let err = loop {
+            match pool.get() {
+                Ok(s) => stacks.push(s),
+                Err(e) => break e,
+            }
+            assert!(stacks.len() < 100_000, "the mapping limit was never reached");
+        };
+        assert!(matches!(err, Error::StackAllocation { .. }), "{err:?}");
+        assert!(err.to_string().contains("vm.max_map_count"), "{err}");
+        // About two mappings per stack: the limit arrives near half of vm.max_map_count.
+        let max_map: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap().trim().parse().unwrap();
+        assert!(stacks.len() > max_map / 2 - 2_000 && stacks.len() <= max_map / 2, "{}", stacks.len());
+        for s in stacks.iter().step_by(101) {
+            assert!(!common::readable(s.guard_range().start));
+        }
+        println!("fallback stopped after {} stacks: {err}", stacks.len());
+    });
+}
+
+#[test]
+fn trim_releases_cached_stacks() {
+    let mut pool = StackPool::new(64 * 1024).unwrap();
+    let stacks: Vec<Stack> = (0..10).map(|_| pool.get().unwrap()).collect();
+    for s in stacks {
+        // SAFETY: writing into the lowest word of a stack we own.
+        unsafe { (s.bottom() as *mut u64).write(7) };
+        pool.put(s);
+    }
+    assert_eq!(pool.cached(), 10);
+    pool.trim(4);
+    assert_eq!(pool.cached(), 4);
+    let s = pool.get().unwrap();
+    // The deep page was released: it reads as zero again.
+    // SAFETY: reading the lowest word of a stack we own.
+    assert_eq!(unsafe { (s.bottom() as *const u64).read() }, 0);
+}
