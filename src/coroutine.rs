@@ -194,6 +194,24 @@ impl Builder {
         let stack = stack::pooled_stack(self.stack_size)?;
         Ok(Coroutine { raw: RawCoroutine::new(stack, f) })
     }
+
+    /// Like [`Builder::spawn`], and code running on the coroutine can suspend it through
+    /// [`suspend_current`] (used for green threads, which yield from any depth).
+    pub(crate) fn spawn_discoverable<I, Y, R, F>(self, f: F) -> Result<Coroutine<I, Y, R>, Error>
+    where
+        F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
+        I: 'static,
+        Y: 'static,
+    {
+        let stack = stack::pooled_stack(self.stack_size)?;
+        Ok(Coroutine { raw: RawCoroutine::new_discoverable(stack, f) })
+    }
+}
+
+/// Suspends the innermost running coroutine of this thread if it was made by
+/// [`Builder::spawn_discoverable`] with these types; otherwise hands `val` back.
+pub(crate) fn suspend_current<I: 'static, Y: 'static>(val: Y) -> Result<I, Y> {
+    crate::context::stackful::suspend_current(val)
 }
 
 impl Default for Builder {

@@ -7,6 +7,8 @@
 //! - [`context`]: saved machine contexts, `swap`, and a System V call frame builder.
 //! - [`stack`]: mmap'd, guard-paged, pooled stacks.
 //! - [`Coroutine`] and [`Generator`]: the safe layer.
+//! - [`run`], [`spawn`], [`yield_now`], [`sleep`], [`JoinHandle`] and [`sync`]: green
+//!   threads on a per-thread scheduler.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
@@ -16,9 +18,12 @@ pub mod context;
 pub mod coroutine;
 mod error;
 mod generator;
+mod sched;
 pub mod stack;
+pub mod sync;
 mod trap;
 
 pub use coroutine::{Coroutine, CoroutineResult, Yielder};
 pub use error::Error;
 pub use generator::Generator;
+pub use sched::{run, sleep, spawn, yield_now, JoinError, JoinHandle};

@@ -35,6 +35,15 @@ pub(crate) struct RunInfo {
     /// Guard region of the coroutine's stack.
     pub(crate) guard_lo: usize,
     pub(crate) guard_hi: usize,
+    /// For coroutines that may be suspended from anywhere on their stack (green threads):
+    /// the type of their `Yielder` and its address, set when the coroutine starts.
+    pub(crate) discoverable: Option<std::any::TypeId>,
+    pub(crate) yielder: Cell<usize>,
+}
+
+/// The innermost coroutine running on this thread, if any.
+pub(crate) fn running() -> *const RunInfo {
+    RUNNING.with(|r| r.get())
 }
 
 thread_local! {

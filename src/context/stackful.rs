@@ -8,7 +8,7 @@
 //! coroutine; the coroutine writes what it yields (or returns) into it before switching
 //! back. Both sides only touch it while the other is suspended.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
@@ -85,15 +85,33 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
     {
+        Self::new_with(stack, f, None)
+    }
+
+    /// Like [`RawCoroutine::new`], and code running on the coroutine's stack can suspend
+    /// it with [`suspend_current`] without holding its [`Yielder`].
+    pub(crate) fn new_discoverable<F>(stack: Stack, f: F) -> Self
+    where
+        F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
+        I: 'static,
+        Y: 'static,
+    {
+        Self::new_with(stack, f, Some(TypeId::of::<Yielder<I, Y>>()))
+    }
+
+    fn new_with<F>(stack: Stack, f: F, discoverable: Option<TypeId>) -> Self
+    where
+        F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
+    {
         // A large closure goes to the heap so it cannot crowd out the stack.
         if size_of::<F>() > stack.size() / 8 {
             let boxed = Box::new(f);
-            return Self::new_inner(stack, move |y: &Yielder<I, Y>, i| boxed(y, i));
+            return Self::new_inner(stack, move |y: &Yielder<I, Y>, i| boxed(y, i), discoverable);
         }
-        Self::new_inner(stack, f)
+        Self::new_inner(stack, f, discoverable)
     }
 
-    fn new_inner<F>(stack: Stack, f: F) -> Self
+    fn new_inner<F>(stack: Stack, f: F, discoverable: Option<TypeId>) -> Self
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
     {
@@ -118,7 +136,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
             sp: base - 3 * size_of::<usize>(),
             state: State::Fresh,
             stack_size: stack.size(),
-            run: RunInfo { base, guard_lo: guard.start, guard_hi: guard.end },
+            run: RunInfo { base, guard_lo: guard.start, guard_hi: guard.end, discoverable, yielder: Cell::new(0) },
             drop_fresh: drop_closure::<F>,
             stack: Some(stack),
             _marker: PhantomData,
@@ -277,6 +295,10 @@ where
         (f, input)
     };
     let yielder = Yielder { base, transfer: Cell::new(transfer), unwinding: Cell::new(false), _marker: PhantomData };
+    let run = trap::running();
+    // SAFETY: the RunInfo of the coroutine being entered is live while it runs (it is
+    // owned by the RawCoroutine borrowed by this resume).
+    unsafe { (*run).yielder.set(&yielder as *const Yielder<I, Y> as usize) };
     let result = match input {
         Some(input) => panic::catch_unwind(AssertUnwindSafe(|| f(&yielder, input))),
         None => unreachable!("a coroutine is never started only to be dropped"),
@@ -338,4 +360,26 @@ impl<I, Y> fmt::Debug for Yielder<I, Y> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Yielder").field("base", &format_args!("{:#x}", self.base)).finish_non_exhaustive()
     }
+}
+
+/// Suspends the innermost running coroutine of this thread with `val`, if it was created
+/// with [`RawCoroutine::new_discoverable`] with this very `Yielder` type, and returns the
+/// next input. Otherwise (not in a coroutine, or the innermost one is of another kind)
+/// hands `val` back.
+pub(crate) fn suspend_current<I: 'static, Y: 'static>(val: Y) -> Result<I, Y> {
+    let run = trap::running();
+    if run.is_null() {
+        return Err(val);
+    }
+    // SAFETY: a non-null RUNNING points at the RunInfo of the coroutine executing on this
+    // thread right now (we are on its stack), live until its resume returns.
+    let run = unsafe { &*run };
+    if run.discoverable != Some(TypeId::of::<Yielder<I, Y>>()) || run.yielder.get() == 0 {
+        return Err(val);
+    }
+    // SAFETY: the type id proves the Yielder stored at this address is a Yielder<I, Y>; it
+    // lives in the coroutine's entry frame, below us on this very stack, for as long as the
+    // coroutine runs.
+    let yielder = unsafe { &*(run.yielder.get() as *const Yielder<I, Y>) };
+    Ok(yielder.suspend(val))
 }

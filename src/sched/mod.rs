@@ -1,0 +1,206 @@
+//! The per-thread green-thread scheduler: [`run`], [`spawn`], [`yield_now`], [`sleep`] and
+//! [`JoinHandle`], shaped like their `std::thread` namesakes.
+//!
+//! [`run`] turns the calling OS thread into a scheduler until the closure it is given and
+//! every green thread spawned meanwhile have finished. Green threads are coroutines on
+//! pooled, guard-paged stacks; they give control back by yielding, by parking (joining an
+//! unfinished green thread, receiving from an empty channel, sleeping) or by returning.
+//!
+//! Blocking calls work outside a scheduler too: [`JoinHandle::join`], channel receives and
+//! [`sleep`] then block the OS thread, so library code can use them anywhere.
+//!
+//! ```
+//! let total = bobbin::run(|| {
+//!     let handles: Vec<_> = (1..=10u64).map(|i| bobbin::spawn(move || {
+//!         bobbin::yield_now();
+//!         i * i
+//!     })).collect();
+//!     handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+//! });
+//! assert_eq!(total, 385);
+//! ```
+
+pub(crate) mod park;
+pub(crate) mod scheduler;
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use park::{ParkKind, Unparker};
+
+/// Runs `f` as the first green thread of a scheduler on the calling thread and returns its
+/// value once `f` and every green thread spawned from it have finished.
+///
+/// # Panics
+/// If `f` panics, with its payload (the green threads still alive are unwound first); if
+/// called inside another `run` on the same thread; with a deadlock report if every green
+/// thread is parked and nothing can wake them.
+pub fn run<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    let slot: Rc<RefCell<Option<T>>> = Rc::new(RefCell::new(None));
+    let out = Rc::clone(&slot);
+    scheduler::run_scheduler(Box::new(move || {
+        let value = f();
+        *out.borrow_mut() = Some(value);
+    }));
+    let value = slot.borrow_mut().take();
+    value.expect("the main green thread finished without a value")
+}
+
+/// Spawns a green thread on the current scheduler.
+///
+/// The green thread starts when the scheduler next picks it (the caller keeps running
+/// until it yields or parks). Dropping the handle detaches the green thread.
+///
+/// # Panics
+/// Outside [`run`], or if no stack can be allocated.
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    let state: Arc<JoinState<T>> = Arc::new(JoinState::new());
+    let done = Arc::clone(&state);
+    let aborted = Arc::clone(&state);
+    scheduler::spawn_local(
+        Box::new(move || {
+            let result = panic::catch_unwind(AssertUnwindSafe(f));
+            done.complete(result);
+        }),
+        Box::new(move |payload| aborted.complete(Err(payload))),
+    );
+    JoinHandle { state }
+}
+
+/// Puts the current green thread at the back of its scheduler's run queue. Outside a
+/// green thread, yields the OS thread.
+///
+/// # Panics
+/// If called on the stack of a coroutine or generator that a green thread is running (only
+/// the green thread's own stack can yield).
+pub fn yield_now() {
+    scheduler::yield_now();
+}
+
+/// Parks the current green thread for at least `d`. Outside a scheduler, sleeps the OS
+/// thread.
+pub fn sleep(d: Duration) {
+    if scheduler::current_task().is_none() {
+        std::thread::sleep(d);
+        return;
+    }
+    let deadline = Instant::now() + d;
+    while Instant::now() < deadline {
+        park::park_until(ParkKind::Sleep, deadline, drop);
+    }
+}
+
+/// A green thread's final state.
+struct JoinInner<T> {
+    result: Option<std::thread::Result<T>>,
+    finished: bool,
+    waiter: Option<Unparker>,
+}
+
+pub(crate) struct JoinState<T> {
+    inner: Mutex<JoinInner<T>>,
+}
+
+impl<T> JoinState<T> {
+    pub(crate) fn new() -> Self {
+        JoinState { inner: Mutex::new(JoinInner { result: None, finished: false, waiter: None }) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, JoinInner<T>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn complete(&self, result: std::thread::Result<T>) {
+        let waiter = {
+            let mut inner = self.lock();
+            inner.result = Some(result);
+            inner.finished = true;
+            inner.waiter.take()
+        };
+        if let Some(w) = waiter {
+            w.unpark();
+        }
+    }
+}
+
+/// An owned permission to join a green thread (wait for it to finish and take its value).
+///
+/// Works from any green thread of any scheduler and from plain OS threads (there it blocks
+/// the thread). Dropping it detaches the green thread.
+pub struct JoinHandle<T> {
+    state: Arc<JoinState<T>>,
+}
+
+impl<T> JoinHandle<T> {
+    /// Waits for the green thread to finish; returns its value, or a [`JoinError`] with
+    /// its panic payload.
+    pub fn join(self) -> Result<T, JoinError> {
+        loop {
+            let mut inner = self.state.lock();
+            if let Some(result) = inner.result.take() {
+                return result.map_err(|payload| JoinError { payload });
+            }
+            park::park(ParkKind::Join, move |u| {
+                inner.waiter = Some(u);
+                drop(inner);
+            });
+        }
+    }
+
+    /// Whether the green thread has finished (returned, panicked or overflowed its stack).
+    pub fn is_finished(&self) -> bool {
+        self.state.lock().finished
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle").field("finished", &self.is_finished()).finish()
+    }
+}
+
+/// Why [`JoinHandle::join`] has no value: the green thread panicked (or overflowed its
+/// stack, reported as a panic with a message saying so).
+pub struct JoinError {
+    payload: Box<dyn Any + Send + 'static>,
+}
+
+impl JoinError {
+    /// The panic payload, as `std::thread::JoinHandle::join` would return it.
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.payload
+    }
+
+    /// The panic message, if the payload is a string.
+    pub fn message(&self) -> Option<&str> {
+        let m = crate::error::panic_message(self.payload.as_ref());
+        (m != "<non-string panic payload>").then_some(m)
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinError").field("message", &self.message()).finish()
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "green thread panicked: {}", crate::error::panic_message(self.payload.as_ref()))
+    }
+}
+
+impl std::error::Error for JoinError {}

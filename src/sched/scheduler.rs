@@ -1,0 +1,420 @@
+//! The per-thread scheduler: a run queue of ready green threads, a timer heap, and the
+//! loop that resumes them.
+//!
+//! The one thread-local "current scheduler" pointer of the crate is [`CURRENT`], below:
+//! `spawn`, `yield_now`, parking and same-thread wake-ups find the scheduler through it.
+//! Wake-ups from other threads go through the scheduler's [`Shared`] part instead: a
+//! locked queue of task ids and an unpark of the scheduler's OS thread.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BinaryHeap, VecDeque};
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::Thread;
+use std::time::Instant;
+
+use super::park::{ParkKind, ParkWord, Unparker};
+use crate::coroutine::{self, Builder, Coroutine, CoroutineResult, Yielder};
+use crate::stack::DEFAULT_STACK_SIZE;
+
+/// What a green thread tells the scheduler when it gives control back.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Signal {
+    /// Put me at the back of the run queue.
+    Yield,
+    /// I registered an unparker; wait for it.
+    Park(ParkKind),
+}
+
+/// The part of a green thread that other threads (and unparkers) may hold.
+#[derive(Debug)]
+pub(crate) struct TaskHeader {
+    /// Index of the task in its scheduler's task table.
+    id: usize,
+    pub(crate) park: ParkWord,
+    shared: Arc<Shared>,
+}
+
+/// The part of a scheduler that other threads reach: where their wake-ups go.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    remote: Mutex<Vec<Arc<TaskHeader>>>,
+    /// Whether `remote` may be non-empty; lets the loop skip the lock.
+    has_remote: AtomicBool,
+    thread: Thread,
+}
+
+impl Shared {
+    fn push_remote(&self, task: Arc<TaskHeader>) {
+        self.remote.lock().unwrap_or_else(|e| e.into_inner()).push(task);
+        // Release pairs with the Acquire swap in the loop: the loop that sees the flag
+        // sees the pushed task.
+        self.has_remote.store(true, Ordering::Release);
+        self.thread.unpark();
+    }
+}
+
+/// Called with a failure report when a green thread dies without finishing its body
+/// (its stack overflowed), so its joiner is not left waiting.
+pub(crate) type AbortHook = Box<dyn FnOnce(Box<dyn std::any::Any + Send>)>;
+
+struct TaskSlot {
+    co: Option<Coroutine<(), Signal, ()>>,
+    header: Arc<TaskHeader>,
+    parked: Option<ParkKind>,
+    abort: Option<AbortHook>,
+}
+
+struct Timer {
+    at: Instant,
+    seq: u64,
+    unparker: Unparker,
+}
+
+impl PartialEq for Timer {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Timer {}
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Timer {
+    // Reversed: BinaryHeap is a max-heap and the earliest deadline must come first.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// A scheduler running on this thread.
+pub(crate) struct Local {
+    shared: Arc<Shared>,
+    ready: RefCell<VecDeque<usize>>,
+    tasks: RefCell<Vec<Option<TaskSlot>>>,
+    free_ids: RefCell<Vec<usize>>,
+    live: Cell<usize>,
+    timers: RefCell<BinaryHeap<Timer>>,
+    timer_seq: Cell<u64>,
+    current: RefCell<Option<Arc<TaskHeader>>>,
+    stack_size: usize,
+}
+
+thread_local! {
+    /// The scheduler running on this thread, if any: the crate's one "current scheduler"
+    /// pointer. Set by [`run_scheduler`] for its duration.
+    static CURRENT: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
+}
+
+fn current_local() -> Option<Rc<Local>> {
+    CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
+}
+
+/// The green thread running on this thread, if any.
+pub(crate) fn current_task() -> Option<Arc<TaskHeader>> {
+    current_local()?.current.borrow().clone()
+}
+
+/// Whether the calling code runs on a scheduler's thread (inside `run`).
+pub(crate) fn in_scheduler() -> bool {
+    current_local().is_some()
+}
+
+/// Suspends the current green thread to park; the scheduler parks it unless its unparker
+/// already fired.
+pub(crate) fn suspend_parked(kind: ParkKind) {
+    suspend(Signal::Park(kind));
+}
+
+/// Puts the current green thread at the back of the run queue. Outside a green thread,
+/// yields the OS thread.
+pub(crate) fn yield_now() {
+    if current_task().is_some() {
+        suspend(Signal::Yield);
+    } else {
+        std::thread::yield_now();
+    }
+}
+
+fn suspend(signal: Signal) {
+    if coroutine::suspend_current::<(), Signal>(signal).is_err() {
+        panic!(
+            "bobbin: a green thread can only yield or block from its own stack, not from inside a \
+             coroutine or generator it is running"
+        );
+    }
+}
+
+/// Queues a task that an unparker just made ready.
+pub(crate) fn make_ready(task: Arc<TaskHeader>) {
+    if let Some(local) = current_local() {
+        if Arc::ptr_eq(&local.shared, &task.shared) {
+            local.ready.borrow_mut().push_back(task.id);
+            return;
+        }
+    }
+    let shared = Arc::clone(&task.shared);
+    shared.push_remote(task);
+}
+
+/// Registers a timer that fires `unparker` at `at`. Must be called from a green thread.
+pub(crate) fn add_timer(at: Instant, unparker: Unparker) {
+    let local = current_local().expect("timers exist only inside a scheduler");
+    let seq = local.timer_seq.get();
+    local.timer_seq.set(seq + 1);
+    local.timers.borrow_mut().push(Timer { at, seq, unparker });
+}
+
+/// Spawns a green thread running `body` on the current scheduler.
+///
+/// # Panics
+/// Outside a scheduler, or if no stack can be allocated.
+pub(crate) fn spawn_local(body: Box<dyn FnOnce()>, abort: AbortHook) {
+    let local = current_local().expect("bobbin::spawn called outside bobbin::run: start a scheduler first");
+    local.spawn(body, Some(abort));
+}
+
+impl Local {
+    fn spawn(&self, body: Box<dyn FnOnce()>, abort: Option<AbortHook>) -> Arc<TaskHeader> {
+        let id = self.free_ids.borrow_mut().pop().unwrap_or_else(|| {
+            let mut tasks = self.tasks.borrow_mut();
+            tasks.push(None);
+            tasks.len() - 1
+        });
+        let header = Arc::new(TaskHeader { id, park: ParkWord::default(), shared: Arc::clone(&self.shared) });
+        let co = Builder::new()
+            .stack_size(self.stack_size)
+            .spawn_discoverable(move |_: &Yielder<(), Signal>, ()| body())
+            .unwrap_or_else(|e| panic!("bobbin: could not spawn a green thread: {e}"));
+        self.tasks.borrow_mut()[id] = Some(TaskSlot { co: Some(co), header: Arc::clone(&header), parked: None, abort });
+        self.live.set(self.live.get() + 1);
+        self.ready.borrow_mut().push_back(id);
+        header
+    }
+
+    /// Whether `task` is the live task in its slot (not a finished one whose id was
+    /// reused).
+    fn is_current_slot(&self, task: &Arc<TaskHeader>) -> bool {
+        self.tasks.borrow().get(task.id).and_then(Option::as_ref).is_some_and(|s| Arc::ptr_eq(&s.header, task))
+    }
+
+    fn drain_remote(&self) {
+        // Acquire pairs with the Release store in push_remote.
+        if self.shared.has_remote.swap(false, Ordering::Acquire) {
+            let woken = std::mem::take(&mut *self.shared.remote.lock().unwrap_or_else(|e| e.into_inner()));
+            for task in woken {
+                if self.is_current_slot(&task) {
+                    self.ready.borrow_mut().push_back(task.id);
+                }
+            }
+        }
+    }
+
+    /// Fires due timers; returns the next deadline, if any.
+    fn fire_timers(&self) -> Option<Instant> {
+        let now = Instant::now();
+        loop {
+            let due = {
+                let mut timers = self.timers.borrow_mut();
+                match timers.peek() {
+                    Some(t) if t.at <= now => timers.pop(),
+                    Some(t) if !t.unparker.is_live() => {
+                        timers.pop();
+                        continue;
+                    }
+                    Some(t) => return Some(t.at),
+                    None => return None,
+                }
+            };
+            if let Some(t) = due {
+                t.unparker.unpark();
+            }
+        }
+    }
+
+    /// Runs one ready task until it gives control back.
+    fn run_task(&self, id: usize) -> Option<Box<dyn std::any::Any + Send>> {
+        let (mut co, header) = {
+            let mut tasks = self.tasks.borrow_mut();
+            let slot = tasks[id].as_mut().expect("a queued task exists");
+            slot.parked = None;
+            (slot.co.take().expect("a queued task is not running"), Arc::clone(&slot.header))
+        };
+        *self.current.borrow_mut() = Some(Arc::clone(&header));
+        let result = co.try_resume(());
+        *self.current.borrow_mut() = None;
+        match result {
+            Ok(CoroutineResult::Yield(Signal::Yield)) => {
+                self.tasks.borrow_mut()[id].as_mut().expect("task slot").co = Some(co);
+                self.ready.borrow_mut().push_back(id);
+                None
+            }
+            Ok(CoroutineResult::Yield(Signal::Park(kind))) => {
+                let mut tasks = self.tasks.borrow_mut();
+                let slot = tasks[id].as_mut().expect("task slot");
+                slot.co = Some(co);
+                if header.park.try_park() {
+                    slot.parked = Some(kind);
+                } else {
+                    self.ready.borrow_mut().push_back(id);
+                }
+                None
+            }
+            Ok(CoroutineResult::Return(())) => {
+                self.retire(id, &header);
+                None
+            }
+            Err(crate::Error::Panicked(payload)) => {
+                self.retire(id, &header);
+                Some(payload)
+            }
+            Err(e) => {
+                // Stack overflow: the green thread is gone; report it like a panic.
+                let payload: Box<dyn std::any::Any + Send> = Box::new(format!("bobbin: green thread failed: {e}"));
+                match self.retire(id, &header) {
+                    Some(abort) => {
+                        abort(payload);
+                        None
+                    }
+                    None => Some(payload),
+                }
+            }
+        }
+    }
+
+    fn retire(&self, id: usize, header: &TaskHeader) -> Option<AbortHook> {
+        header.park.set_done();
+        let slot = self.tasks.borrow_mut()[id].take();
+        self.free_ids.borrow_mut().push(id);
+        self.live.set(self.live.get() - 1);
+        slot.and_then(|s| s.abort)
+    }
+
+    fn deadlock_report(&self) -> String {
+        let tasks = self.tasks.borrow();
+        let mut kinds: Vec<(ParkKind, usize)> = Vec::new();
+        for slot in tasks.iter().flatten() {
+            if let Some(k) = slot.parked {
+                match kinds.iter_mut().find(|(kk, _)| *kk == k) {
+                    Some((_, n)) => *n += 1,
+                    None => kinds.push((k, 1)),
+                }
+            }
+        }
+        let parts: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {}", k.describe())).collect();
+        format!(
+            "bobbin: deadlock: all {} green threads are parked and nothing can wake them \
+             (no timers pending, no other thread can reach them): {}",
+            self.live.get(),
+            parts.join(", ")
+        )
+    }
+
+    /// Whether a parked task can still be woken by something outside this scheduler: some
+    /// other OS thread exists and an unparker of a parked task is alive.
+    fn can_be_woken_from_outside(&self) -> bool {
+        let tasks = self.tasks.borrow();
+        // A header referenced only by its slot has no unparker anywhere.
+        let any_unparker = tasks.iter().flatten().any(|s| Arc::strong_count(&s.header) > 1);
+        any_unparker && other_threads_exist()
+    }
+
+    fn unwind_all(&self) {
+        // Dropping a suspended coroutine unwinds its stack.
+        let slots: Vec<TaskSlot> = self.tasks.borrow_mut().iter_mut().filter_map(Option::take).collect();
+        for slot in &slots {
+            slot.header.park.set_done();
+        }
+        drop(slots);
+        self.live.set(0);
+    }
+}
+
+/// Whether the process has an OS thread besides the calling one.
+fn other_threads_exist() -> bool {
+    match std::fs::read_dir("/proc/self/task") {
+        Ok(dir) => dir.count() > 1,
+        Err(_) => true,
+    }
+}
+
+/// Runs `main` as the first green thread of a new scheduler on this thread, until it and
+/// every green thread spawned meanwhile have finished. A panic of `main` propagates (after
+/// the remaining green threads are unwound).
+pub(crate) fn run_scheduler(main: Box<dyn FnOnce()>) {
+    if in_scheduler() {
+        panic!("bobbin::run called inside bobbin::run: a thread runs one scheduler at a time");
+    }
+    let local = Rc::new(Local {
+        shared: Arc::new(Shared {
+            remote: Mutex::new(Vec::new()),
+            has_remote: AtomicBool::new(false),
+            thread: std::thread::current(),
+        }),
+        ready: RefCell::new(VecDeque::new()),
+        tasks: RefCell::new(Vec::new()),
+        free_ids: RefCell::new(Vec::new()),
+        live: Cell::new(0),
+        timers: RefCell::new(BinaryHeap::new()),
+        timer_seq: Cell::new(0),
+        current: RefCell::new(None),
+        stack_size: DEFAULT_STACK_SIZE,
+    });
+    CURRENT.with(|c| *c.borrow_mut() = Some(Rc::clone(&local)));
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let _ = CURRENT.try_with(|c| c.borrow_mut().take());
+        }
+    }
+    let _reset = Reset;
+
+    let main = local.spawn(main, None);
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| scheduler_loop(&local, &main)));
+    match outcome {
+        Ok(None) => {}
+        Ok(Some(payload)) | Err(payload) => {
+            local.unwind_all();
+            panic::resume_unwind(payload);
+        }
+    }
+}
+
+/// The loop; returns the panic payload of the main green thread, if it panicked.
+fn scheduler_loop(local: &Local, main: &Arc<TaskHeader>) -> Option<Box<dyn std::any::Any + Send>> {
+    loop {
+        local.drain_remote();
+        let next_deadline = local.fire_timers();
+        let next = local.ready.borrow_mut().pop_front();
+        if let Some(id) = next {
+            let is_main = id == main.id && local.is_current_slot(main);
+            if let Some(payload) = local.run_task(id) {
+                if is_main {
+                    return Some(payload);
+                }
+            }
+            continue;
+        }
+        if local.live.get() == 0 {
+            return None;
+        }
+        match next_deadline {
+            Some(at) => {
+                let now = Instant::now();
+                if at > now {
+                    std::thread::park_timeout(at - now);
+                }
+            }
+            None => {
+                if !local.can_be_woken_from_outside() {
+                    panic!("{}", local.deadlock_report());
+                }
+                std::thread::park();
+            }
+        }
+    }
+}

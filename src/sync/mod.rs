@@ -1,0 +1,453 @@
+//! Channels that park green threads instead of blocking their OS thread.
+//!
+//! [`channel`] makes an unbounded channel and [`bounded`] one that holds at most `cap`
+//! messages; both are multi-producer, multi-consumer and FIFO, and both ends can be cloned
+//! and sent to other threads. The names and error types follow `std::sync::mpsc` and
+//! crossbeam-channel. Outside a scheduler, waiting calls block the OS thread.
+//!
+//! ```
+//! use bobbin::sync::channel;
+//!
+//! let sum = bobbin::run(|| {
+//!     let (tx, rx) = channel();
+//!     for i in 0..4u32 {
+//!         let tx = tx.clone();
+//!         bobbin::spawn(move || tx.send(i).unwrap());
+//!     }
+//!     drop(tx);
+//!     rx.iter().sum::<u32>()
+//! });
+//! assert_eq!(sum, 6);
+//! ```
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::sched::park::{self, ParkKind, Unparker};
+
+struct State<T> {
+    queue: VecDeque<T>,
+    cap: Option<usize>,
+    senders: usize,
+    receivers: usize,
+    recv_waiters: VecDeque<Unparker>,
+    send_waiters: VecDeque<Unparker>,
+}
+
+struct Chan<T> {
+    state: Mutex<State<T>>,
+}
+
+impl<T> Chan<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Side {
+    Receivers,
+    Senders,
+}
+
+impl<T> State<T> {
+    fn waiters(&mut self, side: Side) -> &mut VecDeque<Unparker> {
+        match side {
+            Side::Receivers => &mut self.recv_waiters,
+            Side::Senders => &mut self.send_waiters,
+        }
+    }
+}
+
+impl<T> Chan<T> {
+    /// Wakes one waiter of `side` whose park is still pending. A waiter that already gave
+    /// up (timed out) is skipped, so the wake-up is never spent on nobody. Called without
+    /// the lock held.
+    fn wake_one(&self, side: Side) {
+        loop {
+            let Some(w) = self.lock().waiters(side).pop_front() else { return };
+            if w.unpark() {
+                return;
+            }
+        }
+    }
+
+    /// Wakes every waiter of `side` (the other side has disconnected).
+    fn wake_all(&self, side: Side) {
+        let all: Vec<Unparker> = self.lock().waiters(side).drain(..).collect();
+        for w in all {
+            w.unpark();
+        }
+    }
+}
+
+/// Makes an unbounded channel.
+pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
+    make(None)
+}
+
+/// Makes a channel that holds at most `cap` messages; `send` parks while it is full.
+///
+/// # Panics
+/// If `cap` is zero: rendezvous channels are not supported.
+pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
+    assert!(cap > 0, "bobbin::sync::bounded(0): rendezvous channels are not supported; use a capacity of 1 or more");
+    make(Some(cap))
+}
+
+fn make<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
+    let chan = Arc::new(Chan {
+        state: Mutex::new(State {
+            queue: VecDeque::new(),
+            cap,
+            senders: 1,
+            receivers: 1,
+            recv_waiters: VecDeque::new(),
+            send_waiters: VecDeque::new(),
+        }),
+    });
+    (Sender { chan: Arc::clone(&chan) }, Receiver { chan })
+}
+
+/// The sending end of a channel. Clone it for more senders.
+pub struct Sender<T> {
+    chan: Arc<Chan<T>>,
+}
+
+/// The receiving end of a channel. Clone it for more receivers; each message goes to
+/// exactly one of them.
+pub struct Receiver<T> {
+    chan: Arc<Chan<T>>,
+}
+
+/// The message could not be sent: every receiver is gone. Holds the message.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SendError<T>(pub T);
+
+/// Why [`Sender::try_send`] did not send. Holds the message.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TrySendError<T> {
+    /// The bounded channel is full.
+    Full(T),
+    /// Every receiver is gone.
+    Disconnected(T),
+}
+
+/// The channel is empty and every sender is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecvError;
+
+/// Why [`Receiver::try_recv`] returned nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TryRecvError {
+    /// Nothing is queued now.
+    Empty,
+    /// Nothing is queued and every sender is gone.
+    Disconnected,
+}
+
+/// Why [`Receiver::recv_timeout`] returned nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecvTimeoutError {
+    /// The time ran out first.
+    Timeout,
+    /// Nothing is queued and every sender is gone.
+    Disconnected,
+}
+
+impl<T> Sender<T> {
+    /// Sends `msg`, parking while a bounded channel is full.
+    ///
+    /// # Errors
+    /// [`SendError`] with the message if every receiver is gone.
+    pub fn send(&self, mut msg: T) -> Result<(), SendError<T>> {
+        loop {
+            match self.try_send(msg) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Disconnected(m)) => return Err(SendError(m)),
+                Err(TrySendError::Full(m)) => msg = m,
+            }
+            let mut st = self.chan.lock();
+            if st.receivers == 0 || st.cap.is_none_or(|c| st.queue.len() < c) {
+                continue; // changed since try_send: try again
+            }
+            park::park(ParkKind::Send, move |u| {
+                st.send_waiters.push_back(u);
+                drop(st);
+            });
+        }
+    }
+
+    /// Sends `msg` if that needs no waiting.
+    ///
+    /// # Errors
+    /// [`TrySendError::Full`] if the bounded channel is full, [`TrySendError::Disconnected`]
+    /// if every receiver is gone; both hold the message.
+    pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
+        let waiting = {
+            let mut st = self.chan.lock();
+            if st.receivers == 0 {
+                return Err(TrySendError::Disconnected(msg));
+            }
+            if st.cap.is_some_and(|c| st.queue.len() >= c) {
+                return Err(TrySendError::Full(msg));
+            }
+            st.queue.push_back(msg);
+            !st.recv_waiters.is_empty()
+        };
+        if waiting {
+            self.chan.wake_one(Side::Receivers);
+        }
+        Ok(())
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Takes the next message, parking while the channel is empty.
+    ///
+    /// # Errors
+    /// [`RecvError`] once the channel is empty and every sender is gone.
+    pub fn recv(&self) -> Result<T, RecvError> {
+        loop {
+            let mut st = match self.take(self.chan.lock()) {
+                Ok(msg) => return Ok(msg),
+                Err(st) => st,
+            };
+            if st.senders == 0 {
+                return Err(RecvError);
+            }
+            park::park(ParkKind::Recv, move |u| {
+                st.recv_waiters.push_back(u);
+                drop(st);
+            });
+        }
+    }
+
+    /// Takes the next message if one is queued.
+    ///
+    /// # Errors
+    /// [`TryRecvError::Empty`] or, once every sender is gone, [`TryRecvError::Disconnected`].
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        match self.take(self.chan.lock()) {
+            Ok(msg) => Ok(msg),
+            Err(st) if st.senders == 0 => Err(TryRecvError::Disconnected),
+            Err(_) => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Like [`recv`](Receiver::recv), giving up after `timeout`.
+    ///
+    /// # Errors
+    /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut st = match self.take(self.chan.lock()) {
+                Ok(msg) => return Ok(msg),
+                Err(st) => st,
+            };
+            if st.senders == 0 {
+                return Err(RecvTimeoutError::Disconnected);
+            }
+            if Instant::now() >= deadline {
+                return Err(RecvTimeoutError::Timeout);
+            }
+            park::park_until(ParkKind::Recv, deadline, move |u| {
+                st.recv_waiters.push_back(u);
+                drop(st);
+            });
+        }
+    }
+
+    /// An iterator that receives until every sender is gone.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { rx: self }
+    }
+
+    /// An iterator over the messages queued now, without waiting.
+    pub fn try_iter(&self) -> TryIter<'_, T> {
+        TryIter { rx: self }
+    }
+
+    /// Pops a message; for a bounded channel with senders waiting for room, unlocks and
+    /// wakes one.
+    fn take<'a>(&'a self, mut st: MutexGuard<'a, State<T>>) -> Result<T, MutexGuard<'a, State<T>>> {
+        let Some(msg) = st.queue.pop_front() else { return Err(st) };
+        let room_wanted = !st.send_waiters.is_empty();
+        drop(st);
+        if room_wanted {
+            self.chan.wake_one(Side::Senders);
+        }
+        Ok(msg)
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.chan.lock().senders += 1;
+        Sender { chan: Arc::clone(&self.chan) }
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        self.chan.lock().receivers += 1;
+        Receiver { chan: Arc::clone(&self.chan) }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let last = {
+            let mut st = self.chan.lock();
+            st.senders -= 1;
+            st.senders == 0
+        };
+        if last {
+            // Receivers waiting on an empty channel must learn it is now disconnected.
+            self.chan.wake_all(Side::Receivers);
+        }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let last = {
+            let mut st = self.chan.lock();
+            st.receivers -= 1;
+            st.receivers == 0
+        };
+        if last {
+            self.chan.wake_all(Side::Senders);
+        }
+    }
+}
+
+/// Blocking iterator of [`Receiver::iter`].
+pub struct Iter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+/// Non-blocking iterator of [`Receiver::try_iter`].
+pub struct TryIter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for TryIter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl<T> IntoIterator for Receiver<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { rx: self }
+    }
+}
+
+/// Owning blocking iterator of a [`Receiver`].
+pub struct IntoIter<T> {
+    rx: Receiver<T>,
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sender { .. }")
+    }
+}
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Receiver { .. }")
+    }
+}
+impl<T> fmt::Debug for Iter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Iter { .. }")
+    }
+}
+impl<T> fmt::Debug for TryIter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TryIter { .. }")
+    }
+}
+impl<T> fmt::Debug for IntoIter<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IntoIter { .. }")
+    }
+}
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SendError { .. }")
+    }
+}
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("sending on a channel whose receivers are all gone")
+    }
+}
+impl<T> std::error::Error for SendError<T> {}
+
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("Full(..)"),
+            TrySendError::Disconnected(_) => f.write_str("Disconnected(..)"),
+        }
+    }
+}
+impl<T> fmt::Display for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("sending on a full channel"),
+            TrySendError::Disconnected(_) => f.write_str("sending on a channel whose receivers are all gone"),
+        }
+    }
+}
+impl<T> std::error::Error for TrySendError<T> {}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("receiving on an empty channel whose senders are all gone")
+    }
+}
+impl std::error::Error for RecvError {}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryRecvError::Empty => f.write_str("receiving on an empty channel"),
+            TryRecvError::Disconnected => f.write_str("receiving on an empty channel whose senders are all gone"),
+        }
+    }
+}
+impl std::error::Error for TryRecvError {}
+
+impl fmt::Display for RecvTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvTimeoutError::Timeout => f.write_str("timed out waiting on a channel"),
+            RecvTimeoutError::Disconnected => f.write_str("receiving on an empty channel whose senders are all gone"),
+        }
+    }
+}
+impl std::error::Error for RecvTimeoutError {}

@@ -1,0 +1,320 @@
+//! The per-thread scheduler and channels.
+
+mod common;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bobbin::sync::{bounded, channel, RecvError, RecvTimeoutError, TryRecvError, TrySendError};
+use bobbin::{run, sleep, spawn, yield_now};
+
+#[test]
+fn yield_now_round_robins_fairly() {
+    let log = run(|| {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let handles: Vec<_> = (0..5)
+            .map(|t| {
+                let log = Rc::clone(&log);
+                spawn(move || {
+                    for round in 0..4 {
+                        log.borrow_mut().push((round, t));
+                        yield_now();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        Rc::try_unwrap(log).unwrap().into_inner()
+    });
+    // Every thread runs once per round, in spawn order.
+    let expected: Vec<(i32, i32)> = (0..4).flat_map(|r| (0..5).map(move |t| (r, t))).collect();
+    assert_eq!(log, expected);
+}
+
+#[test]
+fn run_returns_the_value_and_waits_for_detached_threads() {
+    let done = Rc::new(RefCell::new(0));
+    let d = Rc::clone(&done);
+    let v = run(move || {
+        for _ in 0..10 {
+            let d = Rc::clone(&d);
+            drop(spawn(move || {
+                yield_now();
+                *d.borrow_mut() += 1;
+            }));
+        }
+        "main done"
+    });
+    assert_eq!(v, "main done");
+    assert_eq!(*done.borrow(), 10);
+}
+
+#[test]
+fn join_returns_values_and_panics() {
+    run(|| {
+        let ok = spawn(|| 6 * 7);
+        let bad = spawn(|| -> u32 { panic!("green thread failure") });
+        assert_eq!(ok.join().unwrap(), 42);
+        let err = bad.join().unwrap_err();
+        assert_eq!(err.message(), Some("green thread failure"));
+        assert!(err.to_string().contains("green thread failure"));
+    });
+}
+
+#[test]
+fn panic_in_main_propagates_out_of_run() {
+    let r = std::panic::catch_unwind(|| run(|| -> () { panic!("main failed") }));
+    let payload = r.unwrap_err();
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"main failed"));
+}
+
+#[test]
+fn joining_from_a_plain_thread_blocks_it() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let joiner = std::thread::spawn(move || {
+        let h: bobbin::JoinHandle<u64> = rx.recv().unwrap();
+        h.join().unwrap()
+    });
+    run(move || {
+        let h = spawn(|| {
+            sleep(Duration::from_millis(30));
+            99u64
+        });
+        tx.send(h).unwrap();
+    });
+    assert_eq!(joiner.join().unwrap(), 99);
+}
+
+#[test]
+fn sleepers_wake_in_deadline_order() {
+    let order = run(|| {
+        let order = Rc::new(RefCell::new(Vec::new()));
+        let hs: Vec<_> = [50u64, 10, 40, 20, 30]
+            .into_iter()
+            .map(|ms| {
+                let order = Rc::clone(&order);
+                spawn(move || {
+                    sleep(Duration::from_millis(ms));
+                    order.borrow_mut().push(ms);
+                })
+            })
+            .collect();
+        hs.into_iter().for_each(|h| h.join().unwrap());
+        Rc::try_unwrap(order).unwrap().into_inner()
+    });
+    assert_eq!(order, [10, 20, 30, 40, 50]);
+}
+
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the current thread's CPU time into a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[test]
+fn an_idle_scheduler_does_not_spin() {
+    let cpu = run(|| {
+        let before = thread_cpu_time();
+        let h = spawn(|| sleep(Duration::from_millis(300)));
+        h.join().unwrap();
+        thread_cpu_time() - before
+    });
+    // 300 ms of waiting; a busy loop would burn about all of it.
+    assert!(cpu < Duration::from_millis(60), "the idle scheduler used {cpu:?} of CPU");
+}
+
+#[test]
+fn channel_is_fifo_per_sender() {
+    run(|| {
+        let (tx, rx) = channel();
+        let senders: Vec<_> = (0..4u32)
+            .map(|s| {
+                let tx = tx.clone();
+                spawn(move || {
+                    for i in 0..1000u32 {
+                        tx.send((s, i)).unwrap();
+                        if i % 7 == 0 {
+                            yield_now();
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let mut next = [0u32; 4];
+        for (s, i) in rx.iter() {
+            assert_eq!(i, next[s as usize], "sender {s} out of order");
+            next[s as usize] += 1;
+        }
+        assert_eq!(next, [1000; 4]);
+        senders.into_iter().for_each(|h| h.join().unwrap());
+    });
+}
+
+#[test]
+fn bounded_channel_applies_backpressure() {
+    run(|| {
+        let (tx, rx) = bounded(3);
+        let sent = Rc::new(RefCell::new(0));
+        let s = Rc::clone(&sent);
+        let producer = spawn(move || {
+            for i in 0..10 {
+                tx.send(i).unwrap();
+                *s.borrow_mut() += 1;
+            }
+        });
+        yield_now();
+        // The producer filled the channel and parked.
+        assert_eq!(*sent.borrow(), 3);
+        assert_eq!(rx.recv(), Ok(0));
+        yield_now();
+        assert_eq!(*sent.borrow(), 4);
+        let rest: Vec<i32> = rx.iter().collect();
+        assert_eq!(rest, (1..10).collect::<Vec<_>>());
+        producer.join().unwrap();
+    });
+    let (tx, _rx) = bounded(1);
+    tx.try_send(1).unwrap();
+    assert!(matches!(tx.try_send(2), Err(TrySendError::Full(2))));
+}
+
+#[test]
+fn close_semantics_from_both_ends() {
+    let (tx, rx) = channel::<u8>();
+    tx.send(1).unwrap();
+    drop(tx);
+    assert_eq!(rx.recv(), Ok(1));
+    assert_eq!(rx.recv(), Err(RecvError));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+
+    let (tx, rx) = channel::<String>();
+    drop(rx);
+    let err = tx.send("kept".to_string()).unwrap_err();
+    assert_eq!(err.0, "kept");
+
+    // A parked receiver learns of the disconnection; a parked sender too.
+    run(|| {
+        let (tx, rx) = channel::<u8>();
+        let r = spawn(move || rx.recv());
+        yield_now();
+        drop(tx);
+        assert_eq!(r.join().unwrap(), Err(RecvError));
+
+        let (tx, rx) = bounded::<u8>(1);
+        tx.send(0).unwrap();
+        let s = spawn(move || tx.send(1).map_err(|e| e.0));
+        yield_now();
+        drop(rx);
+        assert_eq!(s.join().unwrap(), Err(1));
+    });
+}
+
+#[test]
+fn recv_timeout_times_out_and_delivers() {
+    run(|| {
+        let (tx, rx) = channel::<u8>();
+        assert_eq!(rx.recv_timeout(Duration::from_millis(20)), Err(RecvTimeoutError::Timeout));
+        let h = spawn(move || {
+            sleep(Duration::from_millis(10));
+            tx.send(5).unwrap();
+        });
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(5));
+        h.join().unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_millis(1)), Err(RecvTimeoutError::Disconnected));
+    });
+    // Outside a scheduler too.
+    let (tx, rx) = channel::<u8>();
+    assert_eq!(rx.recv_timeout(Duration::from_millis(10)), Err(RecvTimeoutError::Timeout));
+    std::thread::spawn(move || tx.send(3).unwrap());
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(3));
+}
+
+#[test]
+fn many_producers_many_consumers_exactly_once() {
+    const PRODUCERS: u64 = 10;
+    const CONSUMERS: u64 = 10;
+    const PER_PRODUCER: u64 = 100_000;
+    let (count, sum) = run(|| {
+        let (tx, rx) = bounded::<u64>(64);
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let tx = tx.clone();
+                spawn(move || {
+                    for i in 0..PER_PRODUCER {
+                        tx.send(p * PER_PRODUCER + i).unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let consumers: Vec<_> = (0..CONSUMERS)
+            .map(|_| {
+                let rx = rx.clone();
+                spawn(move || rx.iter().fold((0u64, 0u64), |(c, s), v| (c + 1, s + v)))
+            })
+            .collect();
+        drop(rx);
+        producers.into_iter().for_each(|h| h.join().unwrap());
+        consumers.into_iter().map(|h| h.join().unwrap()).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    });
+    let n = PRODUCERS * PER_PRODUCER;
+    assert_eq!(count, n);
+    assert_eq!(sum, n * (n - 1) / 2);
+}
+
+#[test]
+fn channels_between_plain_threads_and_green_threads() {
+    let (to_green, from_plain) = channel::<u64>();
+    let (to_plain, from_green) = channel::<u64>();
+    let plain = std::thread::spawn(move || {
+        for i in 0..10_000 {
+            to_green.send(i).unwrap();
+            assert_eq!(from_green.recv().unwrap(), i * 2);
+        }
+    });
+    run(move || {
+        for v in from_plain.iter() {
+            to_plain.send(v * 2).unwrap();
+        }
+    });
+    plain.join().unwrap();
+}
+
+#[test]
+fn two_hundred_thousand_parked_green_threads() {
+    common::in_child_ok("two_hundred_thousand_parked_green_threads", || {
+        const N: usize = 200_000;
+        let woken = run(|| {
+            let (go_tx, go_rx) = channel::<()>();
+            let parked = Arc::new(AtomicUsize::new(0));
+            let woken = Arc::new(AtomicUsize::new(0));
+            let hs: Vec<_> = (0..N)
+                .map(|_| {
+                    let rx = go_rx.clone();
+                    let (p, w) = (Arc::clone(&parked), Arc::clone(&woken));
+                    spawn(move || {
+                        p.fetch_add(1, Ordering::Relaxed);
+                        rx.recv().unwrap();
+                        w.fetch_add(1, Ordering::Relaxed);
+                    })
+                })
+                .collect();
+            // Let every green thread run and park on the empty channel.
+            yield_now();
+            assert_eq!(parked.load(Ordering::Relaxed), N);
+            assert_eq!(woken.load(Ordering::Relaxed), 0);
+            for _ in 0..N {
+                go_tx.send(()).unwrap();
+            }
+            hs.into_iter().for_each(|h| h.join().unwrap());
+            woken.load(Ordering::Relaxed)
+        });
+        assert_eq!(woken, N);
+    });
+}
