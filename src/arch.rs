@@ -45,22 +45,23 @@ extern "C" {
     pub(crate) fn bobbin_coroutine_start();
 }
 
-/// Restores this side's floating-point control words from the 16-byte block at `[rsp]`
-/// (MXCSR at +0, x87 control word at +4, scratch at +8) if they differ from the current
-/// ones. Loads only control bits: the current MXCSR status flags are kept, because a
-/// reload of differing sticky flags is a serialising `ldmxcsr` on every switch.
+/// Restores this side's floating-point control words, saved in the 16-byte block at
+/// `[rsp]` (MXCSR at +0, x87 control word at +4, scratch at +8), if they differ from the
+/// current ones. `rax` points at a block holding the current words: the one the other side
+/// saved just before switching (so no `stmxcsr` is needed to learn them). Loads only
+/// control bits: the current MXCSR status flags are kept, because reloading differing
+/// sticky flags is a serialising `ldmxcsr` on every switch.
 macro_rules! restore_fp_control {
     () => {
         concat!(
-            "stmxcsr [rsp + 8]\n",
-            "mov eax, [rsp + 8]\n",
-            "xor eax, [rsp]\n",
-            "test eax, 0xFFC0\n",
+            "mov ecx, [rax]\n",
+            "mov r8d, ecx\n",
+            "xor ecx, [rsp]\n",
+            "test ecx, 0xFFC0\n",
             "jnz 3f\n",
             "2:\n",
-            "fnstcw [rsp + 8]\n",
-            "mov ax, [rsp + 8]\n",
-            "cmp ax, [rsp + 4]\n",
+            "mov cx, [rax + 4]\n",
+            "cmp cx, [rsp + 4]\n",
             "jne 4f\n",
             "5:\n",
             "add rsp, 16\n",
@@ -68,12 +69,11 @@ macro_rules! restore_fp_control {
             "pop rbp\n",
             "jmp 6f\n",
             "3:\n",
-            "mov eax, [rsp]\n",
-            "and eax, 0xFFC0\n",
-            "mov ecx, [rsp + 8]\n",
-            "and ecx, 0x3F\n",
-            "or eax, ecx\n",
-            "mov [rsp + 8], eax\n",
+            "mov ecx, [rsp]\n",
+            "and ecx, 0xFFC0\n",
+            "and r8d, 0x3F\n",
+            "or ecx, r8d\n",
+            "mov [rsp + 8], ecx\n",
             "ldmxcsr [rsp + 8]\n",
             "jmp 2b\n",
             "4:\n",
@@ -117,6 +117,17 @@ pub(crate) unsafe fn resume(transfer: usize, sp: usize, base: usize) -> usize {
         core::arch::asm!(
             save_frame!(),
             "call [rsi]",
+            // A suspended child left its control words at [rsi + 8]; a finished or
+            // overflowed one left nothing, so read the current words into the scratch.
+            "cmp rsi, 2",
+            "jb 8f",
+            "lea rax, [rsi + 8]",
+            "jmp 9f",
+            "8:",
+            "stmxcsr [rsp + 8]",
+            "fnstcw [rsp + 12]",
+            "lea rax, [rsp + 8]",
+            "9:",
             restore_fp_control!(),
             inout("rdi") transfer => _,
             inout("rsi") sp => ret,
@@ -152,6 +163,8 @@ pub(crate) unsafe fn suspend(base: usize) -> usize {
             "ret",
             "7:",
             "mov [rdx - 8], rsp",
+            // The resumer's control words are in its frame, just above its return address.
+            "lea rax, [rsp + 8]",
             "lea rsp, [rsi + 8]",
             restore_fp_control!(),
             out("rdi") transfer,

@@ -26,7 +26,7 @@ use std::fmt;
 use std::panic;
 
 pub use crate::context::stackful::Yielder;
-use crate::context::stackful::{RawCoroutine, Resumed};
+use crate::context::stackful::{RawCoroutine, Refusal, Resumed};
 use crate::stack::{self, DEFAULT_STACK_SIZE};
 use crate::Error;
 
@@ -104,13 +104,13 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// # Panics
     /// With the coroutine's own payload if it panicked; with a message if it is already
     /// finished, is running (resumed from inside itself), or overflowed its stack now.
+    #[inline]
     pub fn resume(&mut self, input: I) -> CoroutineResult<Y, R> {
         match self.raw.resume(input) {
-            Ok(Resumed::Yield(y)) => CoroutineResult::Yield(y),
-            Ok(Resumed::Return(r)) => CoroutineResult::Return(r),
-            Ok(Resumed::Panicked(payload)) => panic::resume_unwind(payload),
-            Err(e @ Error::StackOverflow { .. }) => panic!("bobbin: {e}"),
-            Err(e) => panic!("bobbin: cannot resume: {e}"),
+            Resumed::Yield(y) => CoroutineResult::Yield(y),
+            Resumed::Return(r) => CoroutineResult::Return(r),
+            Resumed::Panicked(payload) => panic::resume_unwind(payload),
+            Resumed::Refused(why) => refused(why),
         }
     }
 
@@ -120,11 +120,13 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// [`Error::Panicked`] with the payload if the coroutine panicked;
     /// [`Error::StackOverflow`] if it overflowed its stack; [`Error::Finished`] if it was
     /// already done; [`Error::ResumedFromInside`] if it is running.
+    #[inline]
     pub fn try_resume(&mut self, input: I) -> Result<CoroutineResult<Y, R>, Error> {
-        match self.raw.resume(input)? {
+        match self.raw.resume(input) {
             Resumed::Yield(y) => Ok(CoroutineResult::Yield(y)),
             Resumed::Return(r) => Ok(CoroutineResult::Return(r)),
             Resumed::Panicked(payload) => Err(Error::Panicked(payload)),
+            Resumed::Refused(why) => Err(why.into_error()),
         }
     }
 
@@ -141,6 +143,15 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// Usable size of the coroutine's stack, in bytes.
     pub fn stack_size(&self) -> usize {
         self.raw.stack_size()
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn refused(why: Refusal) -> ! {
+    match why.into_error() {
+        e @ Error::StackOverflow { .. } => panic!("bobbin: {e}"),
+        e => panic!("bobbin: cannot resume: {e}"),
     }
 }
 

@@ -29,6 +29,31 @@ pub(crate) enum Resumed<Y, R> {
     Return(R),
     /// The coroutine panicked; the payload is what it panicked with.
     Panicked(Box<dyn Any + Send + 'static>),
+    /// The coroutine could not be resumed, or overflowed its stack during this resume.
+    Refused(Refusal),
+}
+
+/// Why a resume produced no value.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Refusal {
+    /// It is running (resumed from inside itself).
+    Running,
+    /// It had already finished.
+    Finished,
+    /// It overflowed its stack during this resume.
+    Overflowed { stack_size: usize },
+}
+
+impl Refusal {
+    /// The matching public error.
+    #[cold]
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            Refusal::Running => Error::ResumedFromInside,
+            Refusal::Finished => Error::Finished,
+            Refusal::Overflowed { stack_size } => Error::StackOverflow { stack_size },
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,39 +184,53 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
     }
 
     /// Runs the coroutine until it suspends, returns, panics or overflows its stack.
-    ///
-    /// # Errors
-    /// [`Error::ResumedFromInside`] while it runs, [`Error::Finished`] once it is done,
-    /// [`Error::StackOverflow`] when this resume ended in a guard-page hit.
-    pub(crate) fn resume(&mut self, input: I) -> Result<Resumed<Y, R>, Error> {
-        match self.state {
-            State::Fresh | State::Suspended => {}
-            State::Running => return Err(Error::ResumedFromInside),
-            State::Finished | State::Overflowed => return Err(Error::Finished),
+    #[inline]
+    pub(crate) fn resume(&mut self, input: I) -> Resumed<Y, R> {
+        if !matches!(self.state, State::Fresh | State::Suspended) {
+            return self.refuse();
         }
         let mut transfer: Transfer<I, Y, R> = Transfer { head: Head { input: Some(input), yielded: None }, done: None };
-        match self.switch_in(&mut transfer) {
-            arch::SWITCH_FINISHED => {
+        let ret = self.switch_in(&mut transfer);
+        if ret > arch::SWITCH_OVERFLOWED {
+            if let Some(y) = transfer.head.yielded.take() {
+                return Resumed::Yield(y);
+            }
+        }
+        self.ended(ret, transfer.done.take())
+    }
+
+    #[cold]
+    fn refuse(&self) -> Resumed<Y, R> {
+        Resumed::Refused(match self.state {
+            State::Running => Refusal::Running,
+            _ => Refusal::Finished,
+        })
+    }
+
+    /// The coroutine finished or overflowed during this resume.
+    #[cold]
+    #[inline(never)]
+    fn ended(&mut self, ret: usize, done: Option<std::thread::Result<R>>) -> Resumed<Y, R> {
+        match (ret, done) {
+            (arch::SWITCH_FINISHED, Some(Ok(r))) => {
                 self.finish();
-                match transfer.done.take() {
-                    Some(Ok(r)) => Ok(Resumed::Return(r)),
-                    Some(Err(payload)) => Ok(Resumed::Panicked(payload)),
-                    None => unreachable!("a finished coroutine always reports its outcome"),
-                }
+                Resumed::Return(r)
             }
-            arch::SWITCH_OVERFLOWED => {
+            (arch::SWITCH_FINISHED, Some(Err(payload))) => {
+                self.finish();
+                Resumed::Panicked(payload)
+            }
+            (arch::SWITCH_OVERFLOWED, _) => {
                 self.overflowed();
-                Err(Error::StackOverflow { stack_size: self.stack_size })
+                Resumed::Refused(Refusal::Overflowed { stack_size: self.stack_size })
             }
-            _ => match transfer.head.yielded.take() {
-                Some(y) => Ok(Resumed::Yield(y)),
-                None => unreachable!("a suspended coroutine always yields a value"),
-            },
+            _ => unreachable!("a coroutine that switches back has yielded, returned, panicked or overflowed"),
         }
     }
 
     /// Switches into the coroutine with `transfer`; returns what the switch back reported
     /// (and records the new stack pointer if it suspended).
+    #[inline(always)]
     fn switch_in(&mut self, transfer: &mut Transfer<I, Y, R>) -> usize {
         self.state = State::Running;
         let prev = trap::enter(&self.run);
@@ -331,6 +370,7 @@ impl<I, Y> Yielder<I, Y> {
     /// Aborts the process if called while the coroutine is being unwound because it was
     /// dropped (a destructor, or code that caught the unwinding, tried to suspend): there
     /// is nobody left to resume it, and letting it continue would be unsound.
+    #[inline]
     pub fn suspend(&self, val: Y) -> I {
         if self.unwinding.get() {
             eprintln!("bobbin: a coroutine tried to suspend while being dropped; aborting");

@@ -1,0 +1,26 @@
+//! Quick interleaved switch timing: bobbin vs corosensei in one process.
+use std::hint::black_box;
+use std::time::Instant;
+
+fn main() {
+    let n: u64 = std::env::args().nth(1).map(|s| s.parse().unwrap()).unwrap_or(10_000_000);
+    let mut b: bobbin::Coroutine<(), (), ()> = bobbin::Coroutine::new(|y, ()| loop {
+        y.suspend(())
+    });
+    let mut c: corosensei::Coroutine<(), (), ()> = corosensei::Coroutine::new(|y, ()| loop {
+        y.suspend(())
+    });
+    for round in 0..5 {
+        let t = Instant::now();
+        for _ in 0..n {
+            black_box(b.resume(()));
+        }
+        let tb = t.elapsed().as_nanos() as f64 / n as f64;
+        let t = Instant::now();
+        for _ in 0..n {
+            black_box(c.resume(()));
+        }
+        let tc = t.elapsed().as_nanos() as f64 / n as f64;
+        println!("round {round}: bobbin {tb:.2} ns, corosensei {tc:.2} ns, ratio {:.2}", tb / tc);
+    }
+}
