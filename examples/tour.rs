@@ -140,10 +140,65 @@ fn overflow() -> Result<(), Error> {
     Ok(())
 }
 
+fn green_threads() {
+    println!("== 5. green threads: a pipeline connected by channels");
+    let (primes, elapsed) = bobbin::run(|| {
+        let start = std::time::Instant::now();
+        // numbers -> sieve stage per prime -> collector, each stage a green thread.
+        let (tx, mut rx) = bobbin::sync::bounded::<u64>(16);
+        let source = bobbin::spawn(move || {
+            for n in 2..2_000u64 {
+                tx.send(n).unwrap();
+            }
+        });
+        let mut found = Vec::new();
+        let mut stages = Vec::new();
+        while let Ok(p) = rx.recv() {
+            found.push(p);
+            let (next_tx, next_rx) = bobbin::sync::bounded::<u64>(16);
+            let input = std::mem::replace(&mut rx, next_rx);
+            stages.push(bobbin::spawn(move || {
+                for n in input.iter() {
+                    if n % p != 0 {
+                        next_tx.send(n).unwrap();
+                    }
+                }
+            }));
+        }
+        source.join().unwrap();
+        for s in stages {
+            s.join().unwrap();
+        }
+        (found, start.elapsed())
+    });
+    println!(
+        "   a sieve of {} green-thread stages found {} primes below 2000 (last {:?}) in {:.1} ms",
+        primes.len(),
+        primes.len(),
+        primes.last(),
+        elapsed.as_secs_f64() * 1e3
+    );
+
+    let slept = bobbin::run(|| {
+        let hs: Vec<_> = [30u64, 10, 20]
+            .into_iter()
+            .map(|ms| {
+                bobbin::spawn(move || {
+                    bobbin::sleep(std::time::Duration::from_millis(ms));
+                    ms
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
+    });
+    println!("   three green threads slept concurrently and joined: {slept:?}");
+}
+
 fn main() -> Result<(), Error> {
     low_level()?;
     coroutines();
     generators();
     overflow()?;
+    green_threads();
     Ok(())
 }
