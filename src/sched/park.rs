@@ -191,31 +191,23 @@ thread_local! {
 /// Callers re-check their condition after `park` returns: it may return because of a
 /// wake-up meant for a condition that has since been consumed by another waiter.
 pub(crate) fn park(kind: ParkKind, register: impl FnOnce(Unparker)) {
-    if let Some(task) = scheduler::current_task() {
-        let epoch = task.park.epoch();
-        register(Unparker { target: Target::Task(task), epoch });
-        scheduler::suspend_parked(kind);
-        return;
-    }
-    let parker = THREAD_PARKER.with(Arc::clone);
-    let epoch = parker.word.epoch();
-    register(Unparker { target: Target::Thread(Arc::clone(&parker)), epoch });
-    if parker.word.try_park() {
-        // Wait until the unparker moves the word to the next epoch.
-        while parker.word.is_state(PARKED) && parker.word.epoch() == epoch {
-            std::thread::park();
-        }
-    }
+    park_inner(kind, None, register);
 }
 
 /// Like [`park`], but also ends the park at `deadline`. Callers tell the two apart by
 /// re-checking their condition and the clock.
 pub(crate) fn park_until(kind: ParkKind, deadline: Instant, register: impl FnOnce(Unparker)) {
+    park_inner(kind, Some(deadline), register);
+}
+
+fn park_inner(kind: ParkKind, deadline: Option<Instant>, register: impl FnOnce(Unparker)) {
     if let Some(task) = scheduler::current_task() {
         let epoch = task.park.epoch();
-        // Two unparkers of the same epoch: whichever fires first ends the park, the other
-        // finds a newer epoch and does nothing.
-        scheduler::add_timer(deadline, Unparker { target: Target::Task(Arc::clone(&task)), epoch });
+        if let Some(at) = deadline {
+            // Two unparkers of the same epoch: whichever fires first ends the park, the
+            // other finds a newer epoch and does nothing.
+            scheduler::add_timer(at, Unparker { target: Target::Task(Arc::clone(&task)), epoch });
+        }
         register(Unparker { target: Target::Task(task), epoch });
         scheduler::suspend_parked(kind);
         return;
@@ -224,16 +216,26 @@ pub(crate) fn park_until(kind: ParkKind, deadline: Instant, register: impl FnOnc
     let epoch = parker.word.epoch();
     register(Unparker { target: Target::Thread(Arc::clone(&parker)), epoch });
     if !parker.word.try_park() {
-        return;
+        return; // woken before we got here
     }
+    // Wait until an unparker moves the word on to the next epoch, or time runs out.
     while parker.word.is_state(PARKED) && parker.word.epoch() == epoch {
-        let now = Instant::now();
-        if now >= deadline {
-            // Time out: move on to the next epoch, unless an unparker just did.
-            let _ =
-                parker.word.0.compare_exchange(epoch | PARKED, epoch + EPOCH_ONE, Ordering::AcqRel, Ordering::Acquire);
-            return;
+        match deadline {
+            None => std::thread::park(),
+            Some(at) => {
+                let now = Instant::now();
+                if now >= at {
+                    // Time out: move on to the next epoch, unless an unparker just did.
+                    let _ = parker.word.0.compare_exchange(
+                        epoch | PARKED,
+                        epoch + EPOCH_ONE,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    );
+                    return;
+                }
+                std::thread::park_timeout(at - now);
+            }
         }
-        std::thread::park_timeout(deadline - now);
     }
 }
