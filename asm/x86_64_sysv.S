@@ -88,8 +88,19 @@ bobbin_context_swap:
     stmxcsr [rdi + BOBBIN_CTX_MXCSR]
     fnstcw [rdi + BOBBIN_CTX_FPCW]
     mov [rsi + BOBBIN_CTX_PARENT], rdi
+    # The words just saved are the current ones: compare them with the target's instead
+    # of reading the registers again.
+    mov eax, [rdi + BOBBIN_CTX_MXCSR]
+    mov ecx, [rsi + BOBBIN_CTX_MXCSR]
+    xor ecx, eax
+    mov dx, [rdi + BOBBIN_CTX_FPCW]
     mov rdi, rsi
-    jmp .Lbobbin_restore
+    test ecx, BOBBIN_MXCSR_CONTROL
+    # Slow path: eax holds the current MXCSR, as .Lbobbin_load_mxcsr expects.
+    jnz .Lbobbin_load_mxcsr
+    cmp dx, [rdi + BOBBIN_CTX_FPCW]
+    jne .Lbobbin_load_fpcw
+    jmp .Lbobbin_fpcw_done
     .cfi_endproc
     .size bobbin_context_swap, .-bobbin_context_swap
 
