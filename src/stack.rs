@@ -16,7 +16,6 @@
 //! a coroutine costs no system call in the steady state. A recycled stack keeps the pages
 //! its last user touched; [`StackPool::trim`] gives them back.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::ops::Range;
@@ -490,7 +489,9 @@ impl fmt::Debug for StackPool {
 }
 
 thread_local! {
-    static POOLS: std::cell::RefCell<HashMap<usize, StackPool>> = std::cell::RefCell::new(HashMap::new());
+    /// This thread's pools, one per stack size; a program uses few sizes, so a short list
+    /// searched linearly beats hashing.
+    static POOLS: std::cell::RefCell<Vec<StackPool>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` with this thread's pool for stacks of `size` bytes (rounded up to pages),
@@ -499,18 +500,26 @@ thread_local! {
 /// # Errors
 /// As [`StackPool::new`]; also fails if called from inside `f` for the same thread.
 pub fn with_thread_pool<R>(size: usize, f: impl FnOnce(&mut StackPool) -> R) -> Result<R, Error> {
-    let size = checked_stack_size(size)?;
+    with_pool_of_rounded_size(checked_stack_size(size)?, f)
+}
+
+/// [`with_thread_pool`] for a size already checked and rounded to pages.
+fn with_pool_of_rounded_size<R>(size: usize, f: impl FnOnce(&mut StackPool) -> R) -> Result<R, Error> {
     POOLS
         .try_with(|pools| {
             let mut pools = pools.try_borrow_mut().ok()?;
-            let pool = pools
-                .entry(size)
-                .or_insert_with(|| StackPool::new(size).unwrap_or_else(|_| unreachable!("size already checked")));
-            Some(f(pool))
+            let index = match pools.iter().position(|p| p.size == size) {
+                Some(i) => i,
+                None => {
+                    pools.push(StackPool::new(size).unwrap_or_else(|_| unreachable!("size already checked")));
+                    pools.len() - 1
+                }
+            };
+            Some(f(&mut pools[index]))
         })
         .ok()
         .flatten()
-        .ok_or(Error::InvalidStackSize { size, reason: "the thread's stack pool is not available here" })
+        .ok_or_else(|| Error::InvalidStackSize { size, reason: "the thread's stack pool is not available here" })
 }
 
 /// Takes a stack from this thread's pool.
@@ -523,7 +532,7 @@ pub(crate) fn pooled_stack(size: usize) -> Result<Stack, Error> {
 pub(crate) fn recycle_stack(stack: Stack) {
     let size = stack.size;
     let mut slot = Some(stack);
-    let _ = with_thread_pool(size, |p| {
+    let _ = with_pool_of_rounded_size(size, |p| {
         if let Some(s) = slot.take() {
             p.put(s)
         }
