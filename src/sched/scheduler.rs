@@ -61,7 +61,8 @@ impl Shared {
 pub(crate) type AbortHook = Box<dyn FnOnce(Box<dyn std::any::Any + Send>)>;
 
 struct TaskSlot {
-    co: Option<Coroutine<(), Signal, ()>>,
+    /// Boxed so that taking it out of the table to run it moves a pointer.
+    co: Option<Box<Coroutine<(), Signal, ()>>>,
     header: Arc<TaskHeader>,
     parked: Option<ParkKind>,
     abort: Option<AbortHook>,
@@ -100,7 +101,8 @@ pub(crate) struct Local {
     live: Cell<usize>,
     timers: RefCell<BinaryHeap<Timer>>,
     timer_seq: Cell<u64>,
-    current: RefCell<Option<Arc<TaskHeader>>>,
+    /// Task id of the green thread running now, if any.
+    current: Cell<Option<usize>>,
     stack_size: usize,
 }
 
@@ -116,7 +118,10 @@ fn current_local() -> Option<Rc<Local>> {
 
 /// The green thread running on this thread, if any.
 pub(crate) fn current_task() -> Option<Arc<TaskHeader>> {
-    current_local()?.current.borrow().clone()
+    let local = current_local()?;
+    let id = local.current.get()?;
+    let tasks = local.tasks.borrow();
+    tasks[id].as_ref().map(|slot| Arc::clone(&slot.header))
 }
 
 /// Whether the calling code runs on a scheduler's thread (inside `run`).
@@ -133,20 +138,27 @@ pub(crate) fn suspend_parked(kind: ParkKind) {
 /// Puts the current green thread at the back of the run queue. Outside a green thread,
 /// yields the OS thread.
 pub(crate) fn yield_now() {
-    if current_task().is_some() {
-        suspend(Signal::Yield);
-    } else {
+    // Only a green thread's own coroutine accepts a Signal; anything else is not one.
+    if coroutine::suspend_current::<(), Signal>(Signal::Yield).is_err() {
+        if current_task().is_some() {
+            not_on_green_thread_stack();
+        }
         std::thread::yield_now();
     }
 }
 
 fn suspend(signal: Signal) {
     if coroutine::suspend_current::<(), Signal>(signal).is_err() {
-        panic!(
-            "bobbin: a green thread can only yield or block from its own stack, not from inside a \
-             coroutine or generator it is running"
-        );
+        not_on_green_thread_stack();
     }
+}
+
+#[cold]
+fn not_on_green_thread_stack() -> ! {
+    panic!(
+        "bobbin: a green thread can only yield or block from its own stack, not from inside a \
+         coroutine or generator it is running"
+    );
 }
 
 /// Queues a task that an unparker just made ready.
@@ -190,7 +202,8 @@ impl Local {
             .stack_size(self.stack_size)
             .spawn_discoverable(move |_: &Yielder<(), Signal>, ()| body())
             .unwrap_or_else(|e| panic!("bobbin: could not spawn a green thread: {e}"));
-        self.tasks.borrow_mut()[id] = Some(TaskSlot { co: Some(co), header: Arc::clone(&header), parked: None, abort });
+        self.tasks.borrow_mut()[id] =
+            Some(TaskSlot { co: Some(Box::new(co)), header: Arc::clone(&header), parked: None, abort });
         self.live.set(self.live.get() + 1);
         self.ready.borrow_mut().push_back(id);
         header
@@ -203,8 +216,9 @@ impl Local {
     }
 
     fn drain_remote(&self) {
-        // Acquire pairs with the Release store in push_remote.
-        if self.shared.has_remote.swap(false, Ordering::Acquire) {
+        // Acquire pairs with the Release store in push_remote. The plain load keeps the
+        // common case (nothing from other threads) free of a read-modify-write.
+        if self.shared.has_remote.load(Ordering::Relaxed) && self.shared.has_remote.swap(false, Ordering::Acquire) {
             let woken = std::mem::take(&mut *self.shared.remote.lock().unwrap_or_else(|e| e.into_inner()));
             for task in woken {
                 if self.is_current_slot(&task) {
@@ -216,6 +230,9 @@ impl Local {
 
     /// Fires due timers; returns the next deadline, if any.
     fn fire_timers(&self) -> Option<Instant> {
+        if self.timers.borrow().is_empty() {
+            return None;
+        }
         let now = Instant::now();
         loop {
             let due = {
@@ -244,9 +261,9 @@ impl Local {
             slot.parked = None;
             (slot.co.take().expect("a queued task is not running"), Arc::clone(&slot.header))
         };
-        *self.current.borrow_mut() = Some(Arc::clone(&header));
+        self.current.set(Some(id));
         let result = co.try_resume(());
-        *self.current.borrow_mut() = None;
+        self.current.set(None);
         match result {
             Ok(CoroutineResult::Yield(Signal::Yield)) => {
                 self.tasks.borrow_mut()[id].as_mut().expect("task slot").co = Some(co);
@@ -361,7 +378,7 @@ pub(crate) fn run_scheduler(main: Box<dyn FnOnce()>) {
         live: Cell::new(0),
         timers: RefCell::new(BinaryHeap::new()),
         timer_seq: Cell::new(0),
-        current: RefCell::new(None),
+        current: Cell::new(None),
         stack_size: DEFAULT_STACK_SIZE,
     });
     CURRENT.with(|c| *c.borrow_mut() = Some(Rc::clone(&local)));
