@@ -149,10 +149,10 @@ pub(crate) unsafe fn resume(transfer: usize, sp: usize, base: usize) -> usize {
 #[inline(always)]
 pub(crate) unsafe fn suspend(base: usize) -> usize {
     let transfer: usize;
+    // The resumer's `call` pushed the return address the `ret` pops; when the resumer
+    // enters again at label 7, rsi holds the stack pointer saved here and rdx the base.
     // SAFETY: the caller guarantees we run on the coroutine stack with base `base` and a
-    // live link. The resumer's `call` pushed the return address the `ret` pops. When the
-    // resumer enters again at label 7, rsi holds the stack pointer saved here and rdx the
-    // base, per `resume`.
+    // live link; the frame protocol above is the one `resume` follows.
     unsafe {
         core::arch::asm!(
             save_frame!(),

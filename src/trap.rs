@@ -158,12 +158,11 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *
         // this very thread.
         let run = unsafe { &*running };
         if (run.guard_lo..run.guard_hi).contains(&addr) {
-            // SAFETY: `base - 8` is the coroutine's link slot, written by the switch into
-            // it: the resumer's stack pointer, pointing at the return address of its
-            // `call`. Entering a context whose rsp is that address returns into the
-            // resumer exactly as a suspend would, with rsi telling it what happened. The
-            // resumer's switch saved everything it needs on its own stack. uctx is the
-            // ucontext_t the kernel passes, holding the mask to restore.
+            // `base - 8` is the coroutine's link slot: the resumer's stack pointer, pointing
+            // at the return address of its `call`. Entering a context whose rsp is that
+            // address returns into the resumer as a suspend would, with rsi saying what
+            // happened; the resumer's switch saved everything it needs on its own stack.
+            // SAFETY: as above; uctx is the ucontext_t the kernel passes to this handler.
             unsafe {
                 let link = *((run.base - 8) as *const usize);
                 let mut ctx = Context::new();

@@ -234,10 +234,10 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
     fn switch_in(&mut self, transfer: &mut Transfer<I, Y, R>) -> usize {
         self.state = State::Running;
         let prev = trap::enter(&self.run);
-        // SAFETY: `sp` is this coroutine's saved stack pointer (its initial frame, or what
-        // the last switch back returned) and `base` its stack base; the stack is alive
-        // (owned by self). The transfer outlives the switch: the coroutine writes to it
-        // only until it switches back.
+        // `sp` is this coroutine's saved stack pointer (its initial frame, or what the last
+        // switch back returned) and `base` its stack base; the stack is owned by self.
+        // SAFETY: as above; the transfer outlives the switch, and the coroutine writes to
+        // it only until it switches back.
         let ret = unsafe { arch::resume(transfer as *mut Transfer<I, Y, R> as usize, self.sp, self.run.base) };
         trap::leave(prev);
         if ret > arch::SWITCH_OVERFLOWED {
