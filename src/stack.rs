@@ -225,6 +225,8 @@ pub struct Stack {
     bottom: NonNull<u8>,
     size: usize,
     backing: Backing,
+    /// Set once a batched release has already given the pages back.
+    pages_released: bool,
 }
 
 // SAFETY: a Stack exclusively owns its memory range; moving that ownership to another
@@ -268,14 +270,14 @@ impl Stack {
         }
         // SAFETY: guard < size + guard, inside the mapping; the result is non-null.
         let bottom = unsafe { NonNull::new_unchecked(low.add(guard)) };
-        Ok(Stack { bottom, size, backing: Backing::Own(map) })
+        Ok(Stack { bottom, size, backing: Backing::Own(map), pages_released: false })
     }
 
     fn carve(slab: &Arc<Slab>, index: usize, size: usize) -> Stack {
         let stride = size + guard_size();
         // SAFETY: the slab was made with room for this index: its bottom lies inside it.
         let bottom = unsafe { NonNull::new_unchecked(slab.start.add(index * stride + guard_size())) };
-        Stack { bottom, size, backing: Backing::Slab(Arc::clone(slab)) }
+        Stack { bottom, size, backing: Backing::Slab(Arc::clone(slab)), pages_released: false }
     }
 
     /// One past the highest usable byte: where the stack starts (it grows down). Aligned
@@ -302,19 +304,18 @@ impl Stack {
         b - guard_size()..b
     }
 
-    /// Releases the stack's pages below `keep_top` bytes from the top (the kernel hands
-    /// back zero pages on the next touch).
-    fn release_below(&self, keep_top: usize) -> (*mut u8, usize) {
-        let len = self.size.saturating_sub(keep_top);
-        (self.bottom.as_ptr(), len)
+    /// The range of the stack below its top `keep_top` bytes, for a batched release.
+    fn range_below(&self, keep_top: usize) -> (*mut u8, usize) {
+        (self.bottom.as_ptr(), self.size.saturating_sub(keep_top))
     }
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
         if let Backing::Slab(slab) = &self.backing {
-            // The last stack of a slab unmaps it; any other gives its pages back now.
-            if Arc::strong_count(slab) > 1 {
+            // The last stack of a slab unmaps it; any other gives its pages back now,
+            // unless a batched release already did.
+            if !self.pages_released && Arc::strong_count(slab) > 1 {
                 let _ = madvise(self.bottom.as_ptr(), self.size, libc::MADV_DONTNEED);
             }
         }
@@ -447,26 +448,22 @@ impl StackPool {
     }
 
     fn flush_releasing(&mut self) {
-        let ranges: Vec<_> = self.releasing.iter().map(|s| s.release_below(0)).collect();
+        let ranges: Vec<_> = self.releasing.iter().map(|s| s.range_below(0)).collect();
         let _ = madvise_many(&ranges, libc::MADV_DONTNEED);
-        for stack in self.releasing.drain(..) {
-            // Already released: drop without a second madvise.
-            let stack = std::mem::ManuallyDrop::new(stack);
-            // SAFETY: `stack` is never used again; reading its backing out moves the last
-            // owner of the mapping (or slab reference) so it is dropped exactly once.
-            drop(unsafe { std::ptr::read(&stack.backing) });
+        for mut stack in self.releasing.drain(..) {
+            stack.pages_released = true;
+            drop(stack);
         }
     }
 
     /// Gives memory back: keeps at most `keep` stacks, releases the rest, and releases the
     /// pages of the kept ones below their top 8 KiB. Uses batched system calls.
     pub fn trim(&mut self, keep: usize) {
-        while self.free.len() > keep {
-            let s = self.free.remove(0);
-            self.releasing.push(s);
-        }
+        // The oldest returns go; the most recently used (hottest) stay.
+        let excess = self.free.len().saturating_sub(keep);
+        self.releasing.extend(self.free.drain(..excess));
         self.flush_releasing();
-        let ranges: Vec<_> = self.free.iter().map(|s| s.release_below(TRIM_KEEP_BYTES)).collect();
+        let ranges: Vec<_> = self.free.iter().map(|s| s.range_below(TRIM_KEEP_BYTES)).collect();
         let _ = madvise_many(&ranges, libc::MADV_DONTNEED);
     }
 }

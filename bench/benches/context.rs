@@ -7,10 +7,11 @@
 //! pays a serialising `ldmxcsr` on every switch).
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod common;
+
 use std::cell::Cell;
 use std::hint::black_box;
 use std::ptr;
-use std::time::Duration;
 
 use bobbin::context::{Context, ContextHandle};
 use bobbin::stack::Stack;
@@ -106,13 +107,9 @@ fn context_swap(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = context_swap
 }
 criterion_main!(benches);

@@ -4,8 +4,9 @@
 //! - `generator_sum`: the sum of 1..=N through a generator, reported per item.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use bobbin::{Coroutine, Generator};
 use corosensei::stack::DefaultStack;
@@ -215,13 +216,9 @@ fn generators(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = switch, create, generators
 }
 criterion_main!(benches);

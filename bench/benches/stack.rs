@@ -2,8 +2,9 @@
 //! corosensei's), 128 KiB each.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use bobbin::stack::{GuardMode, Stack, StackPool};
 use corosensei::stack::DefaultStack;
@@ -35,13 +36,9 @@ fn stacks(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = stacks
 }
 criterion_main!(benches);

@@ -105,8 +105,9 @@ pub fn sleep(d: Duration) {
 
 /// A green thread's final state.
 struct JoinInner<T> {
+    /// Set when the green thread ends; taken only by `join`, which consumes the handle,
+    /// so while a handle exists `result.is_some()` means finished.
     result: Option<std::thread::Result<T>>,
-    finished: bool,
     waiter: Option<Unparker>,
 }
 
@@ -116,7 +117,7 @@ pub(crate) struct JoinState<T> {
 
 impl<T> JoinState<T> {
     pub(crate) fn new() -> Self {
-        JoinState { inner: Mutex::new(JoinInner { result: None, finished: false, waiter: None }) }
+        JoinState { inner: Mutex::new(JoinInner { result: None, waiter: None }) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, JoinInner<T>> {
@@ -127,7 +128,6 @@ impl<T> JoinState<T> {
         let waiter = {
             let mut inner = self.lock();
             inner.result = Some(result);
-            inner.finished = true;
             inner.waiter.take()
         };
         if let Some(w) = waiter {
@@ -162,7 +162,7 @@ impl<T> JoinHandle<T> {
 
     /// Whether the green thread has finished (returned, panicked or overflowed its stack).
     pub fn is_finished(&self) -> bool {
-        self.state.lock().finished
+        self.state.lock().result.is_some()
     }
 }
 

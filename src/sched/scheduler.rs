@@ -255,44 +255,39 @@ impl Local {
 
     /// Runs one ready task until it gives control back.
     fn run_task(&self, id: usize) -> Option<Box<dyn std::any::Any + Send>> {
-        let (mut co, header) = {
+        let mut co = {
             let mut tasks = self.tasks.borrow_mut();
             let slot = tasks[id].as_mut().expect("a queued task exists");
             slot.parked = None;
-            (slot.co.take().expect("a queued task is not running"), Arc::clone(&slot.header))
+            slot.co.take().expect("a queued task is not running")
         };
         self.current.set(Some(id));
         let result = co.try_resume(());
         self.current.set(None);
         match result {
-            Ok(CoroutineResult::Yield(Signal::Yield)) => {
-                self.tasks.borrow_mut()[id].as_mut().expect("task slot").co = Some(co);
-                self.ready.borrow_mut().push_back(id);
-                None
-            }
-            Ok(CoroutineResult::Yield(Signal::Park(kind))) => {
+            Ok(CoroutineResult::Yield(signal)) => {
                 let mut tasks = self.tasks.borrow_mut();
                 let slot = tasks[id].as_mut().expect("task slot");
                 slot.co = Some(co);
-                if header.park.try_park() {
-                    slot.parked = Some(kind);
-                } else {
-                    self.ready.borrow_mut().push_back(id);
+                match signal {
+                    Signal::Park(kind) if slot.header.park.try_park() => slot.parked = Some(kind),
+                    // A yield, or a park whose unparker already fired: run again later.
+                    _ => self.ready.borrow_mut().push_back(id),
                 }
                 None
             }
             Ok(CoroutineResult::Return(())) => {
-                self.retire(id, &header);
+                self.retire(id);
                 None
             }
             Err(crate::Error::Panicked(payload)) => {
-                self.retire(id, &header);
+                self.retire(id);
                 Some(payload)
             }
             Err(e) => {
                 // Stack overflow: the green thread is gone; report it like a panic.
                 let payload: Box<dyn std::any::Any + Send> = Box::new(format!("bobbin: green thread failed: {e}"));
-                match self.retire(id, &header) {
+                match self.retire(id) {
                     Some(abort) => {
                         abort(payload);
                         None
@@ -303,12 +298,13 @@ impl Local {
         }
     }
 
-    fn retire(&self, id: usize, header: &TaskHeader) -> Option<AbortHook> {
-        header.park.set_done();
-        let slot = self.tasks.borrow_mut()[id].take();
+    /// Removes a finished task; returns its abort hook (unused if it finished normally).
+    fn retire(&self, id: usize) -> Option<AbortHook> {
+        let slot = self.tasks.borrow_mut()[id].take()?;
+        slot.header.park.set_done();
         self.free_ids.borrow_mut().push(id);
         self.live.set(self.live.get() - 1);
-        slot.and_then(|s| s.abort)
+        slot.abort
     }
 
     fn deadlock_report(&self) -> String {
