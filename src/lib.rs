@@ -9,6 +9,7 @@
 //! - [`Coroutine`] and [`Generator`]: the safe layer.
 //! - [`run`], [`spawn`], [`yield_now`], [`sleep`], [`JoinHandle`] and [`sync`]: green
 //!   threads on a per-thread scheduler.
+//! - [`Runtime`]: green threads on several worker threads with work stealing.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
@@ -18,6 +19,7 @@ pub mod context;
 pub mod coroutine;
 mod error;
 mod generator;
+pub mod runtime;
 mod sched;
 pub mod stack;
 pub mod sync;
@@ -26,4 +28,5 @@ mod trap;
 pub use coroutine::{Coroutine, CoroutineResult, Yielder};
 pub use error::Error;
 pub use generator::Generator;
+pub use runtime::Runtime;
 pub use sched::{run, sleep, spawn, yield_now, JoinError, JoinHandle};

@@ -89,7 +89,7 @@ pub fn page_size() -> usize {
 }
 
 /// Rounds `size` up to whole pages, refusing zero and sizes above [`MAX_STACK_SIZE`].
-fn checked_stack_size(size: usize) -> Result<usize, Error> {
+pub(crate) fn checked_stack_size(size: usize) -> Result<usize, Error> {
     if size == 0 {
         return Err(Error::InvalidStackSize { size, reason: "a stack needs at least one page" });
     }

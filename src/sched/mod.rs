@@ -71,14 +71,42 @@ where
     let done = Arc::clone(&state);
     let aborted = Arc::clone(&state);
     scheduler::spawn_local(
-        Box::new(move || {
-            let result = panic::catch_unwind(AssertUnwindSafe(f));
-            done.complete(result);
-        }),
+        Box::new(move || done.finish(panic::catch_unwind(AssertUnwindSafe(f)))),
         Box::new(move |payload| aborted.complete(Err(payload))),
     );
     JoinHandle { state }
 }
+
+/// A panic payload.
+pub(crate) type Payload = Box<dyn Any + Send + 'static>;
+
+/// The body of a green thread that any worker may start.
+pub(crate) type SendBody = Box<dyn FnOnce() + Send>;
+
+/// Reports a failure to the joiner of a green thread whose body never finished.
+pub(crate) type SendAbort = Box<dyn FnOnce(Payload) + Send>;
+
+/// A green thread with `Send` parts, for the multi-threaded runtime: the body a worker
+/// runs, the hook that reports a failure if the body never finishes (stack overflow, or
+/// the runtime shut down before it started), and the handle that waits for either.
+pub(crate) fn send_task<F, T>(f: F) -> (SendBody, SendAbort, JoinHandle<T>)
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let state: Arc<JoinState<T>> = Arc::new(JoinState::new());
+    let done = Arc::clone(&state);
+    let aborted = Arc::clone(&state);
+    (
+        Box::new(move || done.finish(panic::catch_unwind(AssertUnwindSafe(f)))),
+        Box::new(move |payload| aborted.complete(Err(payload))),
+        JoinHandle { state },
+    )
+}
+
+/// The message a joiner sees for a green thread that was unwound before it finished.
+pub(crate) const UNWOUND_MESSAGE: &str =
+    "bobbin: the green thread was unwound before it finished: its scheduler or runtime shut down";
 
 /// Puts the current green thread at the back of its scheduler's run queue. Outside a
 /// green thread, yields the OS thread.
@@ -122,6 +150,19 @@ impl<T> JoinState<T> {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, JoinInner<T>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records how a green thread's body ended. An unwinding started by dropping the
+    /// parked green thread (its scheduler or runtime shut down) is reported to the joiner
+    /// with [`UNWOUND_MESSAGE`] and then continues, so the green thread's stack unwinds.
+    fn finish(&self, result: std::thread::Result<T>) {
+        match result {
+            Err(payload) if crate::context::stackful::is_forced_unwind(payload.as_ref()) => {
+                self.complete(Err(Box::new(UNWOUND_MESSAGE)));
+                panic::resume_unwind(payload);
+            }
+            result => self.complete(result),
+        }
     }
 
     pub(crate) fn complete(&self, result: std::thread::Result<T>) {

@@ -16,7 +16,10 @@ use std::thread::Thread;
 use std::time::Instant;
 
 use super::park::{ParkKind, ParkWord, Unparker};
+use super::Payload;
+use crate::context::stackful::Movable;
 use crate::coroutine::{self, Builder, Coroutine, CoroutineResult, Yielder};
+use crate::runtime::worker::{Job, RtShared, WorkerPart};
 use crate::stack::DEFAULT_STACK_SIZE;
 
 /// What a green thread tells the scheduler when it gives control back.
@@ -40,15 +43,27 @@ pub(crate) struct TaskHeader {
 /// The part of a scheduler that other threads reach: where their wake-ups go.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    remote: Mutex<Vec<Arc<TaskHeader>>>,
+    /// Woken tasks; `None` once the scheduler has stopped (later wake-ups are dropped).
+    remote: Mutex<Option<Vec<Arc<TaskHeader>>>>,
     /// Whether `remote` may be non-empty; lets the loop skip the lock.
     has_remote: AtomicBool,
     thread: Thread,
 }
 
 impl Shared {
+    fn new() -> Shared {
+        Shared {
+            remote: Mutex::new(Some(Vec::new())),
+            has_remote: AtomicBool::new(false),
+            thread: std::thread::current(),
+        }
+    }
+
     fn push_remote(&self, task: Arc<TaskHeader>) {
-        self.remote.lock().unwrap_or_else(|e| e.into_inner()).push(task);
+        match self.remote.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            Some(queue) => queue.push(task),
+            None => return,
+        }
         // Release pairs with the Acquire swap in the loop: the loop that sees the flag
         // sees the pushed task.
         self.has_remote.store(true, Ordering::Release);
@@ -58,13 +73,25 @@ impl Shared {
 
 /// Called with a failure report when a green thread dies without finishing its body
 /// (its stack overflowed), so its joiner is not left waiting.
-pub(crate) type AbortHook = Box<dyn FnOnce(Box<dyn std::any::Any + Send>)>;
+pub(crate) type AbortHook = Box<dyn FnOnce(Payload)>;
+
+/// A green thread's coroutine.
+type TaskCoroutine = Box<Coroutine<(), Signal, ()>>;
 
 struct TaskSlot {
     /// Boxed so that taking it out of the table to run it moves a pointer.
-    co: Option<Box<Coroutine<(), Signal, ()>>>,
+    co: Option<TaskCoroutine>,
     header: Arc<TaskHeader>,
     parked: Option<ParkKind>,
+    abort: Option<AbortHook>,
+    /// Started from a `Send` job on a runtime that allows migration: may continue on
+    /// another worker when it is ready.
+    migratable: bool,
+}
+
+/// A suspended, ready green thread travelling to whichever worker takes it.
+pub(crate) struct MigrantTask {
+    co: TaskCoroutine,
     abort: Option<AbortHook>,
 }
 
@@ -104,6 +131,8 @@ pub(crate) struct Local {
     /// Task id of the green thread running now, if any.
     current: Cell<Option<usize>>,
     stack_size: usize,
+    /// Set on the workers of a multi-threaded runtime.
+    worker: Option<WorkerPart>,
 }
 
 thread_local! {
@@ -112,6 +141,9 @@ thread_local! {
     static CURRENT: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
 }
 
+// Never inlined: a green thread that migrated must not reuse a thread-local address
+// computed on the thread it ran on before it suspended.
+#[inline(never)]
 fn current_local() -> Option<Rc<Local>> {
     CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
 }
@@ -165,7 +197,7 @@ fn not_on_green_thread_stack() -> ! {
 pub(crate) fn make_ready(task: Arc<TaskHeader>) {
     if let Some(local) = current_local() {
         if Arc::ptr_eq(&local.shared, &task.shared) {
-            local.ready.borrow_mut().push_back(task.id);
+            local.requeue(task.id);
             return;
         }
     }
@@ -187,26 +219,113 @@ pub(crate) fn add_timer(at: Instant, unparker: Unparker) {
 /// Outside a scheduler, or if no stack can be allocated.
 pub(crate) fn spawn_local(body: Box<dyn FnOnce()>, abort: AbortHook) {
     let local = current_local().expect("bobbin::spawn called outside bobbin::run: start a scheduler first");
-    local.spawn(body, Some(abort));
+    let id = local.spawn(body, Some(abort), false);
+    local.ready.borrow_mut().push_back(id);
+}
+
+/// Queues `job` on the deque of the calling worker if it is a worker of `rt`; hands it back
+/// otherwise.
+pub(crate) fn push_worker_job(rt: &Arc<RtShared>, job: Job) -> Result<(), Job> {
+    match current_local() {
+        Some(local) => match &local.worker {
+            Some(w) if Arc::ptr_eq(&w.rt, rt) => {
+                w.push(job);
+                Ok(())
+            }
+            _ => Err(job),
+        },
+        None => Err(job),
+    }
+}
+
+/// The runtime whose worker is the calling thread, if any.
+pub(crate) fn current_runtime() -> Option<Arc<RtShared>> {
+    current_local()?.worker.as_ref().map(|w| Arc::clone(&w.rt))
 }
 
 impl Local {
-    fn spawn(&self, body: Box<dyn FnOnce()>, abort: Option<AbortHook>) -> Arc<TaskHeader> {
+    fn new(stack_size: usize, worker: Option<WorkerPart>) -> Local {
+        Local {
+            shared: Arc::new(Shared::new()),
+            ready: RefCell::new(VecDeque::new()),
+            tasks: RefCell::new(Vec::new()),
+            free_ids: RefCell::new(Vec::new()),
+            live: Cell::new(0),
+            timers: RefCell::new(BinaryHeap::new()),
+            timer_seq: Cell::new(0),
+            current: Cell::new(None),
+            stack_size,
+            worker,
+        }
+    }
+
+    /// Creates a green thread running `body` and enters it in the task table (not yet in
+    /// the run queue); returns its id.
+    fn spawn(&self, body: Box<dyn FnOnce()>, abort: Option<AbortHook>, migratable: bool) -> usize {
+        let co = Builder::new()
+            .stack_size(self.stack_size)
+            .spawn_discoverable(move |_: &Yielder<(), Signal>, ()| body())
+            .unwrap_or_else(|e| panic!("bobbin: could not spawn a green thread: {e}"));
+        self.insert(Box::new(co), abort, migratable)
+    }
+
+    /// Enters a green thread in the task table with a fresh header; returns its id.
+    fn insert(&self, co: TaskCoroutine, abort: Option<AbortHook>, migratable: bool) -> usize {
         let id = self.free_ids.borrow_mut().pop().unwrap_or_else(|| {
             let mut tasks = self.tasks.borrow_mut();
             tasks.push(None);
             tasks.len() - 1
         });
         let header = Arc::new(TaskHeader { id, park: ParkWord::default(), shared: Arc::clone(&self.shared) });
-        let co = Builder::new()
-            .stack_size(self.stack_size)
-            .spawn_discoverable(move |_: &Yielder<(), Signal>, ()| body())
-            .unwrap_or_else(|e| panic!("bobbin: could not spawn a green thread: {e}"));
-        self.tasks.borrow_mut()[id] =
-            Some(TaskSlot { co: Some(Box::new(co)), header: Arc::clone(&header), parked: None, abort });
+        self.tasks.borrow_mut()[id] = Some(TaskSlot { co: Some(co), header, parked: None, abort, migratable });
         self.live.set(self.live.get() + 1);
+        id
+    }
+
+    /// Puts a ready task in the run queue, or, if it may migrate, on this worker's deque
+    /// where any worker can take it.
+    fn requeue(&self, id: usize) {
+        if let Some(w) = &self.worker {
+            if let Some(permit) = w.rt.migration {
+                let migrant = {
+                    let mut tasks = self.tasks.borrow_mut();
+                    match tasks[id].as_mut() {
+                        Some(slot) if slot.migratable && slot.co.is_some() => {
+                            let slot = tasks[id].take().expect("checked above");
+                            // Outstanding unparkers are all stale (the task is ready, so
+                            // its last park ended); DONE keeps them so on the old header.
+                            slot.header.park.set_done();
+                            Some(MigrantTask { co: slot.co.expect("checked above"), abort: slot.abort })
+                        }
+                        _ => None,
+                    }
+                };
+                if let Some(m) = migrant {
+                    self.free_ids.borrow_mut().push(id);
+                    self.live.set(self.live.get() - 1);
+                    w.push(Job::Resume(Movable::new(m, permit)));
+                    return;
+                }
+            }
+        }
         self.ready.borrow_mut().push_back(id);
-        header
+    }
+
+    /// Starts or continues the green thread of a job taken from a deque.
+    fn run_job(&self, job: Job) {
+        let migratable = self.worker.as_ref().is_some_and(|w| w.rt.migration.is_some());
+        let id = match job {
+            Job::Start(start) => {
+                let (body, abort) = start.into_parts();
+                self.spawn(body, Some(abort), migratable)
+            }
+            Job::Resume(m) => {
+                let m = m.into_inner();
+                self.insert(m.co, m.abort, true)
+            }
+        };
+        // Every runtime task has an abort hook, so nothing is reported back here.
+        drop(self.run_task(id));
     }
 
     /// Whether `task` is the live task in its slot (not a finished one whose id was
@@ -219,10 +338,10 @@ impl Local {
         // Acquire pairs with the Release store in push_remote. The plain load keeps the
         // common case (nothing from other threads) free of a read-modify-write.
         if self.shared.has_remote.load(Ordering::Relaxed) && self.shared.has_remote.swap(false, Ordering::Acquire) {
-            let woken = std::mem::take(&mut *self.shared.remote.lock().unwrap_or_else(|e| e.into_inner()));
-            for task in woken {
+            let woken = self.shared.remote.lock().unwrap_or_else(|e| e.into_inner()).as_mut().map(std::mem::take);
+            for task in woken.into_iter().flatten() {
                 if self.is_current_slot(&task) {
-                    self.ready.borrow_mut().push_back(task.id);
+                    self.requeue(task.id);
                 }
             }
         }
@@ -272,7 +391,10 @@ impl Local {
                 match signal {
                     Signal::Park(kind) if slot.header.park.try_park() => slot.parked = Some(kind),
                     // A yield, or a park whose unparker already fired: run again later.
-                    _ => self.ready.borrow_mut().push_back(id),
+                    _ => {
+                        drop(tasks);
+                        self.requeue(id);
+                    }
                 }
                 None
             }
@@ -338,12 +460,27 @@ impl Local {
 
     fn unwind_all(&self) {
         // Dropping a suspended coroutine unwinds its stack.
-        let slots: Vec<TaskSlot> = self.tasks.borrow_mut().iter_mut().filter_map(Option::take).collect();
+        let slots: Vec<TaskSlot> = {
+            let mut tasks = self.tasks.borrow_mut();
+            let mut free = self.free_ids.borrow_mut();
+            let slots: Vec<TaskSlot> = tasks
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(id, t)| {
+                    let slot = t.take()?;
+                    free.push(id);
+                    Some(slot)
+                })
+                .collect();
+            slots
+        };
+        self.live.set(self.live.get() - slots.len());
         for slot in &slots {
             slot.header.park.set_done();
         }
+        // Destructors run here, and may spawn or wake green threads: the tables are not
+        // borrowed meanwhile.
         drop(slots);
-        self.live.set(0);
     }
 }
 
@@ -362,31 +499,12 @@ pub(crate) fn run_scheduler(main: Box<dyn FnOnce()>) {
     if in_scheduler() {
         panic!("bobbin::run called inside bobbin::run: a thread runs one scheduler at a time");
     }
-    let local = Rc::new(Local {
-        shared: Arc::new(Shared {
-            remote: Mutex::new(Vec::new()),
-            has_remote: AtomicBool::new(false),
-            thread: std::thread::current(),
-        }),
-        ready: RefCell::new(VecDeque::new()),
-        tasks: RefCell::new(Vec::new()),
-        free_ids: RefCell::new(Vec::new()),
-        live: Cell::new(0),
-        timers: RefCell::new(BinaryHeap::new()),
-        timer_seq: Cell::new(0),
-        current: Cell::new(None),
-        stack_size: DEFAULT_STACK_SIZE,
-    });
-    CURRENT.with(|c| *c.borrow_mut() = Some(Rc::clone(&local)));
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            let _ = CURRENT.try_with(|c| c.borrow_mut().take());
-        }
-    }
-    let _reset = Reset;
+    let local = Rc::new(Local::new(DEFAULT_STACK_SIZE, None));
+    let _current = CurrentGuard::set(&local);
 
-    let main = local.spawn(main, None);
+    let id = local.spawn(main, None, false);
+    local.ready.borrow_mut().push_back(id);
+    let main = Arc::clone(&local.tasks.borrow()[id].as_ref().expect("just spawned").header);
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| scheduler_loop(&local, &main)));
     match outcome {
         Ok(None) => {}
@@ -394,6 +512,22 @@ pub(crate) fn run_scheduler(main: Box<dyn FnOnce()>) {
             local.unwind_all();
             panic::resume_unwind(payload);
         }
+    }
+}
+
+/// Makes a scheduler this thread's current one for the guard's lifetime.
+struct CurrentGuard;
+
+impl CurrentGuard {
+    fn set(local: &Rc<Local>) -> CurrentGuard {
+        CURRENT.with(|c| *c.borrow_mut() = Some(Rc::clone(local)));
+        CurrentGuard
+    }
+}
+
+impl Drop for CurrentGuard {
+    fn drop(&mut self) {
+        let _ = CURRENT.try_with(|c| c.borrow_mut().take());
     }
 }
 
@@ -429,5 +563,66 @@ fn scheduler_loop(local: &Local, main: &Arc<TaskHeader>) -> Option<Box<dyn std::
                 std::thread::park();
             }
         }
+    }
+}
+
+/// Runs a worker of a multi-threaded runtime on this thread until the runtime shuts down;
+/// then unwinds every green thread left on it.
+pub(crate) fn run_worker(part: WorkerPart) {
+    crate::trap::ensure_installed();
+    let stack_size = part.rt.stack_size;
+    let local = Rc::new(Local::new(stack_size, Some(part)));
+    let _current = CurrentGuard::set(&local);
+    let w = local.worker.as_ref().expect("a worker");
+    while !w.rt.is_shutdown() {
+        local.drain_remote();
+        let deadline = local.fire_timers();
+        // Start a new job when nothing is ready, or after a full round of the ready queue,
+        // so neither side can starve the other.
+        let ready = local.ready.borrow().len();
+        if ready == 0 || w.since_job.get() >= ready {
+            if let Some(job) = w.find_job() {
+                w.since_job.set(0);
+                local.run_job(job);
+                continue;
+            }
+        }
+        let next = local.ready.borrow_mut().pop_front();
+        if let Some(id) = next {
+            w.since_job.set(w.since_job.get() + 1);
+            // Every task on a worker has an abort hook, so nothing is reported back here.
+            drop(local.run_task(id));
+            continue;
+        }
+        let timeout = deadline.map(|at| at.saturating_duration_since(Instant::now()));
+        if timeout != Some(std::time::Duration::ZERO) {
+            w.park_idle(timeout, || local.shared.has_remote.load(Ordering::Relaxed));
+        }
+    }
+    local.stop_worker();
+}
+
+impl Local {
+    /// Shutdown of a worker: unwinds every green thread on it (their destructors may wake or
+    /// spawn others, so repeat until none is left), drops the jobs on its deque, and stops
+    /// accepting wake-ups.
+    fn stop_worker(&self) {
+        let w = self.worker.as_ref().expect("a worker");
+        loop {
+            self.drain_remote();
+            self.ready.borrow_mut().clear();
+            self.timers.borrow_mut().clear();
+            self.unwind_all();
+            let mut dropped_any = false;
+            while let Some(job) = w.deque.pop() {
+                drop(job);
+                dropped_any = true;
+            }
+            if !dropped_any && self.tasks.borrow().iter().all(Option::is_none) {
+                break;
+            }
+        }
+        let left = self.shared.remote.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(left);
     }
 }

@@ -1,0 +1,248 @@
+//! The multi-threaded runtime: green threads on N worker threads that balance work by
+//! stealing from each other.
+//!
+//! Each worker runs the per-thread scheduler of [`run`](crate::run) and owns a
+//! crossbeam-deque `Worker` of jobs; tasks spawned from outside the workers go to a shared
+//! `Injector`. A worker with nothing ready takes a job from its own deque, then from the
+//! injector, then steals a batch from a random other worker, and only then sleeps; queuing
+//! a job wakes one sleeping worker.
+//!
+//! # Thread-locals and where a green thread runs
+//!
+//! Compiled code may compute the address of a thread-local once and keep it across a
+//! call. A green thread that suspended on one OS thread and continued on another could then
+//! read or write the first thread's thread-locals. So by default a green thread that has
+//! *not started* may be taken by any worker, and once it has started it stays on that
+//! worker for the rest of its life: wake-ups from any thread (a channel send, a finished
+//! join, a timer) put it back in its own worker's run queue and wake that worker.
+//! [`Builder::allow_migration`] lifts the rule for runtimes whose green threads keep no
+//! thread-local state across suspension points.
+//!
+//! # Shutdown
+//!
+//! Dropping a [`Runtime`] stops its workers and joins them. Green threads still alive then
+//! (parked, sleeping, or ready but not running) are unwound on their worker: every value on
+//! their stacks is dropped, and their joiners get a [`JoinError`](crate::JoinError) saying
+//! the runtime shut down. Tasks that had not started are dropped and their joiners told the
+//! same. If the last reference to a runtime is dropped by one of its own green threads,
+//! the drop cannot wait for the workers: it asks them to stop and returns at once. A green
+//! thread that never gives control back (a busy loop without yielding) keeps
+//! its worker, and so the drop, waiting.
+//!
+//! ```
+//! use bobbin::Runtime;
+//!
+//! let rt = Runtime::builder().workers(2).build().unwrap();
+//! let sum = rt.block_on(|| {
+//!     let parts: Vec<_> = (0..8u64).map(|i| bobbin::runtime::spawn(move || (i * 1000..(i + 1) * 1000).sum::<u64>())).collect();
+//!     parts.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+//! });
+//! assert_eq!(sum, (0..8000u64).sum());
+//! ```
+
+pub(crate) mod worker;
+
+use std::fmt;
+use std::panic;
+use std::sync::Arc;
+
+use crate::context::stackful::MigrationPermit;
+use crate::error::Error;
+use crate::sched::{self, scheduler, JoinHandle};
+use crate::stack::DEFAULT_STACK_SIZE;
+use worker::{Job, RtShared, StartJob, WorkerPart};
+
+/// A multi-threaded green-thread runtime. See the [module docs](self).
+///
+/// `Send` and `Sync`: any thread may spawn onto it through a shared reference.
+pub struct Runtime {
+    shared: Arc<RtShared>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Configures and starts a [`Runtime`].
+#[derive(Clone, Debug)]
+pub struct Builder {
+    workers: Option<usize>,
+    stack_size: usize,
+    migration: Option<MigrationPermit>,
+}
+
+impl Runtime {
+    /// A builder with defaults: one worker per available CPU, 128 KiB green-thread stacks,
+    /// no migration of started green threads.
+    pub fn builder() -> Builder {
+        Builder { workers: None, stack_size: DEFAULT_STACK_SIZE, migration: None }
+    }
+
+    /// A runtime with the default configuration.
+    ///
+    /// # Errors
+    /// As [`Builder::build`].
+    pub fn new() -> Result<Runtime, Error> {
+        Runtime::builder().build()
+    }
+
+    /// Number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Spawns a green thread on the runtime. From one of this runtime's workers it goes on
+    /// that worker's deque (where idle workers steal it); from anywhere else, on the
+    /// runtime's injector.
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        spawn_on(&self.shared, f)
+    }
+
+    /// Runs `f` as a green thread on the runtime and blocks the calling thread until it
+    /// returns its value. Called from a green thread of a per-thread scheduler, parks that
+    /// green thread instead.
+    ///
+    /// # Panics
+    /// With `f`'s panic payload if `f` panics; if called from one of this runtime's own
+    /// workers (the worker would wait for itself: use [`spawn`] and join instead).
+    pub fn block_on<F, T>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        if scheduler::current_runtime().is_some_and(|rt| Arc::ptr_eq(&rt, &self.shared)) {
+            panic!(
+                "bobbin: Runtime::block_on called from one of the runtime's own green threads; \
+                 spawn the work and join it instead"
+            );
+        }
+        match self.spawn(f).join() {
+            Ok(value) => value,
+            Err(e) => panic::resume_unwind(e.into_panic()),
+        }
+    }
+}
+
+/// Spawns a green thread on the runtime whose worker is running the caller. Use it inside
+/// [`Runtime::block_on`] or [`Runtime::spawn`] to fan work out across the workers.
+///
+/// # Panics
+/// If the caller is not running on a worker of a [`Runtime`].
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let rt = scheduler::current_runtime()
+        .expect("bobbin::runtime::spawn called outside a Runtime's green thread: use Runtime::spawn");
+    spawn_on(&rt, f)
+}
+
+fn spawn_on<F, T>(rt: &Arc<RtShared>, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (body, abort, handle) = sched::send_task(f);
+    let job = Job::Start(StartJob::new(body, abort));
+    if let Err(job) = scheduler::push_worker_job(rt, job) {
+        rt.inject(job);
+    }
+    handle
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shared.begin_shutdown();
+        for w in &self.workers {
+            w.thread().unpark();
+        }
+        if scheduler::current_runtime().is_some_and(|rt| Arc::ptr_eq(&rt, &self.shared)) {
+            // Dropped by one of its own green threads (it held the last reference): joining
+            // would wait for ourselves. The workers stop on their own once this green
+            // thread gives control back.
+            return;
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        self.shared.drain_injector();
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.workers.len())
+            .field("stack_size", &self.shared.stack_size)
+            .field("migration", &self.shared.migration.is_some())
+            .finish()
+    }
+}
+
+impl Builder {
+    /// Number of worker threads (at least one).
+    pub fn workers(mut self, n: usize) -> Builder {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Usable stack size of each green thread in bytes, rounded up to whole pages.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Lets a suspended green thread continue on another worker than the one it started on,
+    /// so a busy worker's ready green threads can be stolen, not only its unstarted ones.
+    ///
+    /// # Safety
+    /// No green thread of this runtime may keep, across a point where it can be suspended
+    /// (a yield, a join, a channel operation, a sleep, anything that parks), the address of
+    /// a thread-local variable or any value tied to its OS thread: a `&` into a
+    /// `thread_local!`, a `MutexGuard` or other `!Send` guard, a `Rc` shared with thread
+    /// state. Compiled code may keep a thread-local's address across a call without the
+    /// source showing it, so in practice: do not access thread-locals (your own or those of
+    /// libraries that keep per-thread state) from such green threads at all. Breaking this
+    /// rule is undefined behaviour: one OS thread's thread-locals could be used from
+    /// another.
+    pub unsafe fn allow_migration(mut self) -> Builder {
+        self.migration = Some(MigrationPermit::granted());
+        self
+    }
+
+    /// Starts the workers.
+    ///
+    /// # Errors
+    /// [`Error::NoWorkers`] for zero workers; [`Error::InvalidStackSize`] for a zero or
+    /// absurd stack size; [`Error::ThreadSpawn`] if the OS refuses a thread (the workers
+    /// already started are stopped first).
+    pub fn build(self) -> Result<Runtime, Error> {
+        let n = match self.workers {
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        if n == 0 {
+            return Err(Error::NoWorkers);
+        }
+        let stack_size = crate::stack::checked_stack_size(self.stack_size)?;
+        let (shared, deques) = RtShared::new(n, stack_size, self.migration);
+        let mut rt = Runtime { shared, workers: Vec::with_capacity(n) };
+        for (index, deque) in deques.into_iter().enumerate() {
+            let part = WorkerPart::new(index, deque, Arc::clone(&rt.shared));
+            let spawned = worker_thread_builder(index).spawn(move || scheduler::run_worker(part));
+            match spawned {
+                Ok(handle) => rt.workers.push(handle),
+                // Dropping `rt` stops and joins the workers started so far.
+                Err(e) => return Err(Error::ThreadSpawn(e)),
+            }
+        }
+        Ok(rt)
+    }
+}
+
+/// The thread builder for worker `index`: named, so panics and debuggers say which worker.
+fn worker_thread_builder(index: usize) -> std::thread::Builder {
+    std::thread::Builder::new().name(format!("bobbin-worker-{index}"))
+}
