@@ -5,7 +5,10 @@
 use bobbin::context::{Context, ContextHandle, Val};
 use bobbin::coroutine::Builder;
 use bobbin::stack::Stack;
-use bobbin::{Coroutine, CoroutineResult, Error, Generator, Yielder};
+use bobbin::{Coroutine, CoroutineResult, Error, Generator, Runtime, Yielder};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
 /// An entry function with more arguments than there are registers: the last two integers
 /// and the last float travel on the stack, as a C compiler would put them.
@@ -194,11 +197,60 @@ fn green_threads() {
     println!("   three green threads slept concurrently and joined: {slept:?}");
 }
 
+/// Fibonacci with a green thread per call down to `cutoff`, below which it recurses
+/// plainly; counts the green threads it spawned.
+fn par_fib(n: u64, cutoff: u64, spawned: &Arc<AtomicU64>) -> u64 {
+    if n <= cutoff {
+        return seq_fib(n);
+    }
+    spawned.fetch_add(1, Ordering::Relaxed);
+    let s = Arc::clone(spawned);
+    let left = bobbin::runtime::spawn(move || par_fib(n - 1, cutoff, &s));
+    let right = par_fib(n - 2, cutoff, spawned);
+    left.join().expect("fib task") + right
+}
+
+fn seq_fib(n: u64) -> u64 {
+    if n < 2 {
+        n
+    } else {
+        seq_fib(n - 1) + seq_fib(n - 2)
+    }
+}
+
+fn parallel() -> Result<(), Error> {
+    println!("== 6. the multi-threaded runtime: parallel recursion with work stealing");
+    const N: u64 = 32;
+    const CUTOFF: u64 = 12;
+    let mut times = Vec::new();
+    for workers in [1, 2] {
+        let rt = Runtime::builder().workers(workers).build()?;
+        let spawned = Arc::new(AtomicU64::new(0));
+        let s = Arc::clone(&spawned);
+        let start = Instant::now();
+        let value = rt.block_on(move || par_fib(N, CUTOFF, &s));
+        let elapsed = start.elapsed();
+        times.push(elapsed);
+        println!(
+            "   fib({N}) = {value} on {workers} worker(s): {} green threads, {:.1} ms",
+            spawned.load(Ordering::Relaxed),
+            elapsed.as_secs_f64() * 1e3
+        );
+    }
+    println!(
+        "   speed-up from 1 to 2 workers: {:.2}x ({} CPUs available)",
+        times[0].as_secs_f64() / times[1].as_secs_f64(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    Ok(())
+}
+
 fn main() -> Result<(), Error> {
     low_level()?;
     coroutines();
     generators();
     overflow()?;
     green_threads();
+    parallel()?;
     Ok(())
 }

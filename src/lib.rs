@@ -30,3 +30,8 @@ pub use error::Error;
 pub use generator::Generator;
 pub use runtime::Runtime;
 pub use sched::{run, sleep, spawn, yield_now, JoinError, JoinHandle};
+
+/// The README's examples, compiled and run as doc-tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
