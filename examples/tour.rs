@@ -39,10 +39,8 @@ extern "C" fn weigh(
 
 fn low_level() -> Result<(), Error> {
     println!("== 1. contexts: an extern \"C\" function on a guard-paged stack");
-    let stack = Stack::new(64 * 1024)?;
-    // SAFETY: the slice covers the stack's usable memory, which `stack` owns and keeps
-    // alive for the whole function; nothing else refers to it.
-    let words = unsafe { std::slice::from_raw_parts_mut(stack.bottom().cast::<u64>(), stack.size() / 8) };
+    let mut stack = Stack::new(64 * 1024)?;
+    let words = stack.words_mut();
     let args = [
         Val::U8(1),
         Val::I16(-2),

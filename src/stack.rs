@@ -298,6 +298,15 @@ impl Stack {
         self.size
     }
 
+    /// The usable memory as words, lowest first: what [`Context::init`] takes.
+    ///
+    /// [`Context::init`]: crate::context::Context::init
+    pub fn words_mut(&mut self) -> &mut [u64] {
+        // SAFETY: the usable range is mapped read-write, page-aligned (so word-aligned),
+        // owned by this Stack alone, and lives as long as the borrow of self.
+        unsafe { std::slice::from_raw_parts_mut(self.bottom.as_ptr().cast::<u64>(), self.size / 8) }
+    }
+
     /// Addresses of the guard region directly below the stack.
     pub fn guard_range(&self) -> Range<usize> {
         let b = self.bottom.as_ptr() as usize;

@@ -7,23 +7,21 @@ use bobbin::context::{Context, ContextHandle, Val};
 use bobbin::Error;
 use proptest::prelude::*;
 
-/// A stack buffer with slack above its top, so a callee that reads more stack-argument
-/// slots than were spilled stays inside the allocation.
+/// A guard-paged stack with slack above the part handed out, so a callee that reads more
+/// stack-argument slots than were spilled stays inside the mapping.
 struct TestStack {
-    buf: Vec<u64>,
-    start: usize,
+    stack: bobbin::stack::Stack,
     words: usize,
 }
 
 impl TestStack {
     fn new(words: usize) -> TestStack {
-        let buf = vec![0u64; words + 64];
-        // Make the top 16-byte aligned.
-        let start = if (buf.as_ptr() as usize + words * 8).is_multiple_of(16) { 0 } else { 1 };
-        TestStack { buf, start, words }
+        assert!(words.is_multiple_of(2), "the top must stay 16-byte aligned");
+        TestStack { stack: bobbin::stack::Stack::new(words * 8 + 4096).unwrap(), words }
     }
     fn slice(&mut self) -> &mut [u64] {
-        &mut self.buf[self.start..self.start + self.words]
+        let words = self.words;
+        &mut self.stack.words_mut()[..words]
     }
 }
 
@@ -453,4 +451,31 @@ fn stack_too_small_for_the_frame_is_refused() {
     let args = vec![Val::U64(1); 40];
     let err = Context::init(small.slice(), &mut ctx, ret_i32 as *const () as usize, &args).unwrap_err();
     assert!(matches!(err, Error::StackTooSmall { .. }), "{err:?}");
+}
+
+#[test]
+fn stacks_without_a_guard_page_are_refused() {
+    // Heap memory: the word below it is readable.
+    let mut heap = vec![0u64; 4096 + 2];
+    let off = if (heap.as_ptr() as usize + 4096 * 8).is_multiple_of(16) { 0 } else { 1 };
+    let mut ctx = ContextHandle::new();
+    let err =
+        Context::init(&mut heap[off..off + 4096], &mut ctx, ret_i32 as *const () as usize, &[Val::I32(5)]).unwrap_err();
+    assert!(matches!(err, Error::UnguardedStack { .. }), "{err:?}");
+    assert!(err.to_string().contains("not guard-paged"), "{err}");
+    // A slice of a guarded stack that does not start at its bottom has readable memory
+    // below it too.
+    let mut stack = bobbin::stack::Stack::new(64 * 1024).unwrap();
+    let err = Context::init(&mut stack.words_mut()[512..], &mut ctx, ret_i32 as *const () as usize, &[]).unwrap_err();
+    assert!(matches!(err, Error::UnguardedStack { .. }), "{err:?}");
+    // The whole stack is accepted, and so is heap memory through the unchecked variant.
+    Context::init(stack.words_mut(), &mut ctx, ret_i32 as *const () as usize, &[Val::I32(5)]).unwrap();
+    let mut parent = ContextHandle::new();
+    // SAFETY: ret_i32 needs a few words of stack, far less than the 32 KiB given.
+    unsafe {
+        Context::init_unguarded(&mut heap[off..off + 4096], &mut ctx, ret_i32 as *const () as usize, &[Val::I32(5)])
+            .unwrap();
+        Context::swap(&mut parent, &mut ctx);
+    }
+    assert_eq!(ctx.get_retval_gp(0) as i32, ret_i32(5));
 }

@@ -138,31 +138,65 @@ impl Context {
     ///
     /// The child's floating-point control words start as the calling thread's.
     ///
+    /// The stack must be guard-paged: the memory right below `stack` must be inaccessible,
+    /// so that running off its end faults instead of overwriting whatever lies below. A
+    /// [`Stack`](crate::stack::Stack) gives such memory through
+    /// [`words_mut`](crate::stack::Stack::words_mut); [`Context::init_unguarded`] takes
+    /// any memory, at the caller's risk.
+    ///
     /// # Errors
     /// [`Error::UnalignedStack`] if the end of `stack` is not 16-byte aligned;
-    /// [`Error::StackTooSmall`] if the initial frame does not fit.
+    /// [`Error::StackTooSmall`] if the initial frame does not fit;
+    /// [`Error::UnguardedStack`] if the memory below `stack` is readable.
     ///
     /// # Examples
     /// ```
     /// use bobbin::context::{Context, ContextHandle, Val};
+    /// use bobbin::stack::Stack;
     ///
     /// extern "C" fn add(a: u64, b: u64) -> u64 {
     ///     a + b
     /// }
-    /// let mut stack = vec![0u64; 1024];
+    /// let mut stack = Stack::new(16 * 1024).unwrap();
     /// let mut parent = ContextHandle::new();
     /// let mut child = ContextHandle::new();
-    /// Context::init(&mut stack, &mut child, add as usize, &[Val::U64(2), Val::U64(40)]).unwrap();
+    /// Context::init(stack.words_mut(), &mut child, add as usize, &[Val::U64(2), Val::U64(40)]).unwrap();
     /// // SAFETY: `stack` outlives the child, which returns to `parent` through the backstop.
     /// unsafe { Context::swap(&mut parent, &mut child) };
     /// assert_eq!(child.get_retval_gp(0), 42);
+    ///
+    /// // Heap memory has no guard page below it (the top is aligned to 16 bytes first).
+    /// let mut heap = vec![0u64; 1026];
+    /// let skip = (heap.as_ptr() as usize / 8) % 2;
+    /// let refused = Context::init(&mut heap[skip..skip + 1024], &mut child, add as usize, &[]).unwrap_err();
+    /// assert!(matches!(refused, bobbin::Error::UnguardedStack { .. }));
     /// ```
     pub fn init(stack: &mut [u64], child: &mut Context, fptr: usize, args: &[Val]) -> Result<(), Error> {
+        Self::init_inner(stack, child, None, core::ptr::null_mut(), fptr, args)?;
+        check_guarded(stack, child)
+    }
+
+    /// Like [`Context::init`], without checking that the stack is guard-paged.
+    ///
+    /// # Errors
+    /// [`Error::UnalignedStack`] and [`Error::StackTooSmall`] as [`Context::init`].
+    ///
+    /// # Safety
+    /// Whoever later switches into `child` must make sure the code it runs never uses more
+    /// than `stack` holds: with no guard below it, an overflow silently overwrites the
+    /// memory there.
+    pub unsafe fn init_unguarded(
+        stack: &mut [u64],
+        child: &mut Context,
+        fptr: usize,
+        args: &[Val],
+    ) -> Result<(), Error> {
         Self::init_inner(stack, child, None, core::ptr::null_mut(), fptr, args)
     }
 
     /// Like [`Context::init`], and when `fptr` returns, `callback(data)` runs on the child
-    /// stack (after the return values are stored, before the parent resumes).
+    /// stack (after the return values are stored, before the parent resumes). The stack
+    /// must be guard-paged, as for [`Context::init`].
     ///
     /// # Errors
     /// As [`Context::init`].
@@ -174,7 +208,8 @@ impl Context {
         fptr: usize,
         args: &[Val],
     ) -> Result<(), Error> {
-        Self::init_inner(stack, child, Some(callback), data, fptr, args)
+        Self::init_inner(stack, child, Some(callback), data, fptr, args)?;
+        check_guarded(stack, child)
     }
 
     fn init_inner(
@@ -381,10 +416,10 @@ impl fmt::Debug for Context {
 /// extern "C" fn mix(a: i32, x: f64, b: u8) -> f64 {
 ///     a as f64 * x + b as f64
 /// }
-/// let mut stack = vec![0u64; 1024];
+/// let mut stack = bobbin::stack::Stack::new(16 * 1024).unwrap();
 /// let mut parent = ContextHandle::new();
 /// let args = [Val::I32(-3), Val::F64(0.5), Val::U8(7)];
-/// let mut child = ContextHandle::create_and_init(&mut stack, mix as usize, &args).unwrap();
+/// let mut child = ContextHandle::create_and_init(stack.words_mut(), mix as usize, &args).unwrap();
 /// // SAFETY: `stack` outlives the child, which returns to `parent` through the backstop.
 /// unsafe { Context::swap(&mut parent, &mut child) };
 /// assert_eq!(child.get_untyped_retval().as_f64(), 5.5);
@@ -437,3 +472,23 @@ impl fmt::Debug for ContextHandle {
 
 #[cfg(test)]
 mod tests;
+
+/// Checks that the word below `stack` cannot be read: a guard page (or unmapped memory)
+/// sits below it. Probed with `process_vm_readv` on this very process, which reports an
+/// inaccessible address as EFAULT instead of faulting. Where the system call is not
+/// permitted (a seccomp filter), the check cannot be made and passes. On failure `child`
+/// is reset, so it cannot be entered by mistake.
+fn check_guarded(stack: &[u64], child: &mut Context) -> Result<(), Error> {
+    let bottom = stack.as_ptr() as usize;
+    let mut byte = 0u8;
+    let local = libc::iovec { iov_base: (&mut byte as *mut u8).cast(), iov_len: 1 };
+    let remote = libc::iovec { iov_base: bottom.wrapping_sub(1) as *mut c_void, iov_len: 1 };
+    // SAFETY: process_vm_readv writes at most one byte into `byte` and reads the remote
+    // range through the kernel, which reports an inaccessible address as an error.
+    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    if n == 1 {
+        *child = Context::new();
+        return Err(Error::UnguardedStack { bottom });
+    }
+    Ok(())
+}

@@ -64,10 +64,9 @@ extern "C" fn changes_rounding() -> u32 {
 
 #[test]
 fn rounding_mode_does_not_leak_between_contexts() {
-    let mut stack = vec![0u64; 4096 + 2];
-    let off = if (stack.as_ptr() as usize + 4096 * 8).is_multiple_of(16) { 0 } else { 1 };
+    let mut stack = crate::stack::Stack::new(32 * 1024).unwrap();
     let mut pair = Box::new(Pair { parent: ContextHandle::new(), child: ContextHandle::new() });
-    Context::init(&mut stack[off..off + 4096], &mut pair.child, changes_rounding as *const () as usize, &[]).unwrap();
+    Context::init(stack.words_mut(), &mut pair.child, changes_rounding as *const () as usize, &[]).unwrap();
     PAIR.with(|p| p.set(&mut *pair));
     let before = arch::fp_control().0 & RC_MASK;
     let p: *mut Pair = &mut *pair;
