@@ -208,3 +208,66 @@ pub(crate) unsafe fn set_mxcsr(value: u32) {
         core::arch::asm!("ldmxcsr [{m}]", m = in(reg) &value, options(nostack, preserves_flags));
     }
 }
+
+/// Valgrind's client-request codes used here (valgrind.h).
+const VG_RUNNING_ON_VALGRIND: usize = 0x1001;
+const VG_STACK_REGISTER: usize = 0x1501;
+const VG_STACK_DEREGISTER: usize = 0x1502;
+
+/// Issues a valgrind client request: a sequence of rotations of rdi that add up to a full
+/// turn (so the register is unchanged) followed by `xchg rbx, rbx`, which valgrind's
+/// translator recognises and natively runs as a no-op. Returns valgrind's answer, or
+/// `default` when not running under valgrind.
+#[inline]
+fn valgrind_request(default: usize, request: usize, a1: usize, a2: usize) -> usize {
+    let args: [usize; 6] = [request, a1, a2, 0, 0, 0];
+    let result: usize;
+    // SAFETY: natively the sequence changes only the flags (rdi turns a full 128 bits
+    // back to its value, and xchg of rbx with itself changes nothing); under valgrind it
+    // reads the six words at rax and writes the answer to rdx, as declared.
+    unsafe {
+        core::arch::asm!(
+            "rol rdi, 3",
+            "rol rdi, 13",
+            "rol rdi, 61",
+            "rol rdi, 51",
+            "xchg rbx, rbx",
+            in("rax") args.as_ptr(),
+            inout("rdx") default => result,
+            options(nostack),
+        );
+    }
+    result
+}
+
+/// Whether the process runs under valgrind (asked once).
+pub(crate) fn on_valgrind() -> bool {
+    use core::sync::atomic::{AtomicU8, Ordering};
+    static STATE: AtomicU8 = AtomicU8::new(0);
+    match STATE.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let on = valgrind_request(0, VG_RUNNING_ON_VALGRIND, 0, 0) != 0;
+            STATE.store(if on { 2 } else { 1 }, Ordering::Relaxed);
+            on
+        }
+    }
+}
+
+/// Tells valgrind that `[bottom, top)` is a stack, so that switching to it is seen as a
+/// stack switch rather than a huge frame. Returns valgrind's id for it, or 0 when not
+/// running under valgrind.
+pub(crate) fn valgrind_stack_register(bottom: usize, top: usize) -> usize {
+    if !on_valgrind() {
+        return 0;
+    }
+    valgrind_request(0, VG_STACK_REGISTER, bottom, top)
+}
+
+/// Forgets a stack registered with [`valgrind_stack_register`] (id 0: nothing to do).
+pub(crate) fn valgrind_stack_deregister(id: usize) {
+    if id != 0 {
+        valgrind_request(0, VG_STACK_DEREGISTER, id, 0);
+    }
+}

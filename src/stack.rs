@@ -227,6 +227,8 @@ pub struct Stack {
     backing: Backing,
     /// Set once a batched release has already given the pages back.
     pages_released: bool,
+    /// Valgrind's id for this stack (0 when not running under valgrind).
+    valgrind_id: usize,
 }
 
 // SAFETY: a Stack exclusively owns its memory range; moving that ownership to another
@@ -270,14 +272,21 @@ impl Stack {
         }
         // SAFETY: guard < size + guard, inside the mapping; the result is non-null.
         let bottom = unsafe { NonNull::new_unchecked(low.add(guard)) };
-        Ok(Stack { bottom, size, backing: Backing::Own(map), pages_released: false })
+        Ok(Stack::registered(bottom, size, Backing::Own(map)))
     }
 
     fn carve(slab: &Arc<Slab>, index: usize, size: usize) -> Stack {
         let stride = size + guard_size();
         // SAFETY: the slab was made with room for this index: its bottom lies inside it.
         let bottom = unsafe { NonNull::new_unchecked(slab.start.add(index * stride + guard_size())) };
-        Stack { bottom, size, backing: Backing::Slab(Arc::clone(slab)), pages_released: false }
+        Stack::registered(bottom, size, Backing::Slab(Arc::clone(slab)))
+    }
+
+    /// A Stack for `[bottom, bottom + size)`, announced to valgrind when running under it.
+    fn registered(bottom: NonNull<u8>, size: usize, backing: Backing) -> Stack {
+        let low = bottom.as_ptr() as usize;
+        let valgrind_id = crate::arch::valgrind_stack_register(low, low + size);
+        Stack { bottom, size, backing, pages_released: false, valgrind_id }
     }
 
     /// One past the highest usable byte: where the stack starts (it grows down). Aligned
@@ -321,6 +330,7 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        crate::arch::valgrind_stack_deregister(self.valgrind_id);
         if let Backing::Slab(slab) = &self.backing {
             // The last stack of a slab unmaps it; any other gives its pages back now,
             // unless a batched release already did.

@@ -66,15 +66,13 @@ fn work_spawned_by_one_worker_is_stolen_by_every_worker() {
             .map(|_| {
                 let counters = Arc::clone(&counters);
                 runtime::spawn(move || {
-                    // A little work and a yield, so the spawner cannot run everything
-                    // before the others wake up.
-                    let mut x = 0u64;
-                    for i in 0..2_000u64 {
-                        x = x.wrapping_mul(31).wrapping_add(std::hint::black_box(i));
+                    counters[worker_index()].fetch_add(1, Ordering::SeqCst);
+                    // Stay alive (yielding) until every worker has run a task: with
+                    // stealing that happens quickly; without it, only the deadline ends it.
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    while counters.iter().any(|c| c.load(Ordering::SeqCst) == 0) && Instant::now() < deadline {
+                        bobbin::yield_now();
                     }
-                    bobbin::yield_now();
-                    counters[worker_index()].fetch_add(1, Ordering::Relaxed);
-                    x
                 })
             })
             .collect();
