@@ -219,7 +219,8 @@ pub(crate) fn add_timer(at: Instant, unparker: Unparker) {
 /// Outside a scheduler, or if no stack can be allocated.
 pub(crate) fn spawn_local(body: Box<dyn FnOnce()>, abort: AbortHook) {
     let local = current_local().expect("bobbin::spawn called outside bobbin::run: start a scheduler first");
-    let id = local.spawn(body, Some(abort), false);
+    let id =
+        local.spawn(body, Some(abort), false).unwrap_or_else(|e| panic!("bobbin: could not spawn a green thread: {e}"));
     local.ready.borrow_mut().push_back(id);
 }
 
@@ -261,12 +262,24 @@ impl Local {
 
     /// Creates a green thread running `body` and enters it in the task table (not yet in
     /// the run queue); returns its id.
-    fn spawn(&self, body: Box<dyn FnOnce()>, abort: Option<AbortHook>, migratable: bool) -> usize {
-        let co = Builder::new()
-            .stack_size(self.stack_size)
-            .spawn_discoverable(move |_: &Yielder<(), Signal>, ()| body())
-            .unwrap_or_else(|e| panic!("bobbin: could not spawn a green thread: {e}"));
-        self.insert(Box::new(co), abort, migratable)
+    ///
+    /// # Errors
+    /// When no stack can be allocated; `body` is dropped unrun.
+    fn spawn(
+        &self,
+        body: Box<dyn FnOnce()>,
+        abort: Option<AbortHook>,
+        migratable: bool,
+    ) -> Result<usize, crate::Error> {
+        let co = self.make_coroutine(body)?;
+        Ok(self.insert(co, abort, migratable))
+    }
+
+    /// The coroutine of a green thread running `body`, on a stack from this thread's pool.
+    fn make_coroutine(&self, body: Box<dyn FnOnce()>) -> Result<TaskCoroutine, crate::Error> {
+        let co =
+            Builder::new().stack_size(self.stack_size).spawn_discoverable(move |_: &Yielder<(), Signal>, ()| body())?;
+        Ok(Box::new(co))
     }
 
     /// Enters a green thread in the task table with a fresh header; returns its id.
@@ -317,7 +330,14 @@ impl Local {
         let id = match job {
             Job::Start(start) => {
                 let (body, abort) = start.into_parts();
-                self.spawn(body, Some(abort), migratable)
+                match self.make_coroutine(body) {
+                    Ok(co) => self.insert(co, Some(abort), migratable),
+                    Err(e) => {
+                        // No stack: the joiner learns why; the worker carries on.
+                        abort(Box::new(format!("bobbin: could not start the green thread: {e}")));
+                        return;
+                    }
+                }
             }
             Job::Resume(m) => {
                 let m = m.into_inner();
@@ -502,7 +522,7 @@ pub(crate) fn run_scheduler(main: Box<dyn FnOnce()>) {
     let local = Rc::new(Local::new(DEFAULT_STACK_SIZE, None));
     let _current = CurrentGuard::set(&local);
 
-    let id = local.spawn(main, None, false);
+    let id = local.spawn(main, None, false).unwrap_or_else(|e| panic!("bobbin::run could not start: {e}"));
     local.ready.borrow_mut().push_back(id);
     let main = Arc::clone(&local.tasks.borrow()[id].as_ref().expect("just spawned").header);
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| scheduler_loop(&local, &main)));

@@ -33,6 +33,8 @@ pub fn in_child_ok(name: &str, body: impl FnOnce()) {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("1 passed"), "child test {name} did not run (no test matched):\n{stdout}");
     }
 }
 

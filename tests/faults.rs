@@ -1,0 +1,275 @@
+//! Fault injection: memory exhaustion, thread spawn failure, panicking destructors during
+//! forced unwinding, signals during switches, fork with suspended coroutines, and that no
+//! message already sent is lost when things fail. Each fault runs in a child process.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bobbin::coroutine::Builder;
+use bobbin::sync::channel;
+use bobbin::{Coroutine, CoroutineResult, Error, Generator, Runtime};
+use common::{in_child, in_child_ok};
+
+/// Virtual memory of this process, in bytes.
+fn vm_size() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmSize:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+/// Sets the soft address-space limit (the hard one stays, so it can be raised again).
+fn limit_address_space(bytes: u64) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit on valid rlimit structs.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut lim), 0);
+        lim.rlim_cur = bytes;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &lim), 0);
+    }
+}
+
+fn unlimit_address_space() {
+    limit_address_space(libc::RLIM_INFINITY);
+}
+
+fn message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+#[test]
+fn out_of_memory_for_stacks_is_an_error_at_every_layer() {
+    in_child_ok("out_of_memory_for_stacks_is_an_error_at_every_layer", || {
+        // A runtime started while memory was plentiful; its worker has no stacks yet.
+        let rt = Runtime::builder().workers(1).build().unwrap();
+        limit_address_space(vm_size() + 4 * 1024 * 1024);
+
+        let err = Builder::new().spawn(|_, ()| ()).map(|_: Coroutine<(), (), ()>| ()).unwrap_err();
+        assert!(matches!(err, Error::StackAllocation { .. }), "{err:?}");
+        assert!(err.to_string().contains("could not allocate a stack"), "{err}");
+
+        let panicked = std::panic::catch_unwind(|| Coroutine::<(), (), ()>::new(|_, ()| ())).unwrap_err();
+        assert!(message(panicked.as_ref()).contains("could not allocate a stack"), "{}", message(panicked.as_ref()));
+        let panicked = std::panic::catch_unwind(|| Generator::<u8>::new(|_| ()).count()).unwrap_err();
+        assert!(message(panicked.as_ref()).contains("could not allocate a stack"));
+        let panicked = std::panic::catch_unwind(|| bobbin::run(|| 1)).unwrap_err();
+        assert!(message(panicked.as_ref()).contains("could not"), "{}", message(panicked.as_ref()));
+
+        // A runtime task that cannot get a stack fails its joiner, not its worker.
+        let err = rt.spawn(|| 1).join().unwrap_err();
+        assert!(err.message().unwrap().contains("could not start the green thread"), "{err}");
+
+        unlimit_address_space();
+        assert_eq!(rt.spawn(|| 5).join().unwrap(), 5, "the worker survived");
+        let mut co: Coroutine<(), (), u8> = Coroutine::new(|_, ()| 3);
+        assert_eq!(co.resume(()), CoroutineResult::Return(3));
+    });
+}
+
+#[test]
+fn thread_spawn_failure_in_the_runtime_builder_is_an_error() {
+    in_child_ok("thread_spawn_failure_in_the_runtime_builder_is_an_error", || {
+        // Room for a few thread stacks (2 MiB each) but not for 64.
+        limit_address_space(vm_size() + 12 * 1024 * 1024);
+        let err = Runtime::builder().workers(64).build().unwrap_err();
+        unlimit_address_space();
+        assert!(matches!(err, Error::ThreadSpawn(_)), "{err:?}");
+        assert!(err.to_string().contains("could not start a worker thread"), "{err}");
+        // The workers that did start were stopped and joined: only this thread is left
+        // (the test harness runs the test on a thread of its own, plus the main thread).
+        let threads = std::fs::read_dir("/proc/self/task").unwrap().count();
+        assert!(threads <= 2, "{threads} threads still alive");
+        assert_eq!(Runtime::builder().workers(2).build().unwrap().block_on(|| 9), 9);
+    });
+}
+
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("destructor failed during unwinding");
+    }
+}
+
+#[test]
+fn a_destructor_panicking_during_forced_unwinding_aborts_with_its_message() {
+    let out = in_child("a_destructor_panicking_during_forced_unwinding_aborts_with_its_message", || {
+        let mut co: Coroutine<(), (), ()> = Coroutine::new(|y, ()| {
+            let _bomb = PanicOnDrop;
+            y.suspend(());
+        });
+        assert_eq!(co.resume(()), CoroutineResult::Yield(()));
+        drop(co); // the forced unwinding runs PanicOnDrop::drop
+        println!("NOT REACHED");
+    });
+    if let Some(out) = out {
+        use std::os::unix::process::ExitStatusExt;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{:?}\n{stderr}", out.status);
+        assert!(stderr.contains("destructor failed during unwinding"), "{stderr}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("NOT REACHED"));
+    }
+}
+
+#[test]
+fn a_destructor_panicking_after_a_finished_body_is_reported_by_resume() {
+    let mut co: Coroutine<(), (), ()> = Coroutine::new(|_, ()| {
+        let _bomb = PanicOnDrop;
+    });
+    let err = co.try_resume(()).unwrap_err();
+    assert!(matches!(&err, Error::Panicked(p) if message(p.as_ref()) == "destructor failed during unwinding"));
+    assert!(matches!(co.try_resume(()), Err(Error::Finished)));
+}
+
+static ALARMS: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn on_alarm(_: libc::c_int) {
+    ALARMS.fetch_add(1, Ordering::Relaxed);
+}
+
+#[test]
+fn signals_arriving_while_coroutines_switch_change_nothing() {
+    in_child_ok("signals_arriving_while_coroutines_switch_change_nothing", || {
+        // SAFETY: installing an async-signal-safe handler (one atomic add) for SIGALRM and
+        // arming a 100 µs interval timer.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_alarm as *const () as usize;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            assert_eq!(libc::sigaction(libc::SIGALRM, &action, std::ptr::null_mut()), 0);
+            let t = libc::timeval { tv_sec: 0, tv_usec: 100 };
+            let timer = libc::itimerval { it_interval: t, it_value: t };
+            assert_eq!(libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()), 0);
+        }
+        let start = std::time::Instant::now();
+        let mut rounds = 0u64;
+        while start.elapsed() < Duration::from_millis(300) {
+            let n = 2_000u64;
+            let sum: u64 =
+                Generator::new(move |y| (0..n).for_each(|i| y.suspend(i as f64 * 0.5))).map(|x| (x * 2.0) as u64).sum();
+            assert_eq!(sum, n * (n - 1) / 2);
+            let total = bobbin::run(|| {
+                let hs: Vec<_> = (0..20u64)
+                    .map(|i| {
+                        bobbin::spawn(move || {
+                            bobbin::yield_now();
+                            i
+                        })
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+            });
+            assert_eq!(total, 190);
+            rounds += 1;
+        }
+        // SAFETY: disarming the timer.
+        unsafe {
+            let zero = libc::itimerval {
+                it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 },
+                it_value: libc::timeval { tv_sec: 0, tv_usec: 0 },
+            };
+            libc::setitimer(libc::ITIMER_REAL, &zero, std::ptr::null_mut());
+        }
+        let alarms = ALARMS.load(Ordering::Relaxed);
+        assert!(alarms > 10, "only {alarms} signals arrived in {rounds} rounds");
+        println!("{alarms} SIGALRMs during {rounds} rounds");
+    });
+}
+
+#[test]
+fn fork_with_suspended_coroutines_leaves_a_usable_child() {
+    in_child_ok("fork_with_suspended_coroutines_leaves_a_usable_child", || {
+        let mut suspended: Vec<Coroutine<u64, u64, u64>> = (0..3)
+            .map(|k| {
+                let mut co = Coroutine::new(move |y, x: u64| y.suspend(x + k) + 100);
+                assert_eq!(co.resume(1), CoroutineResult::Yield(1 + k));
+                co
+            })
+            .collect();
+        // SAFETY: fork in a process whose only other threads belong to the test harness;
+        // the child uses only this thread and exits with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // New coroutines, generators and a scheduler work in the child...
+                let mut co: Coroutine<u64, u64, u64> = Coroutine::new(|y, x| y.suspend(x * 2) * 3);
+                assert_eq!(co.resume(5), CoroutineResult::Yield(10));
+                assert_eq!(co.resume(7), CoroutineResult::Return(21));
+                assert_eq!(Generator::new(|y| (0..100u32).for_each(|i| y.suspend(i))).sum::<u32>(), 4950);
+                assert_eq!(bobbin::run(|| bobbin::spawn(|| 4).join().unwrap()), 4);
+                // ...and so does the child's copy of a coroutine suspended before the fork.
+                assert_eq!(suspended[1].resume(10), CoroutineResult::Return(110));
+            }))
+            .is_ok();
+            // SAFETY: leaving the forked child without running the harness's exit path.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for the child just forked.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "forked child failed: {status:#x}");
+        // The parent's coroutines are untouched by the child's use of its copies.
+        for (k, co) in suspended.iter_mut().enumerate() {
+            assert_eq!(co.resume(10), CoroutineResult::Return(110));
+            assert!(co.done(), "coroutine {k}");
+        }
+    });
+}
+
+#[test]
+fn messages_sent_before_a_failure_are_not_lost() {
+    // A producer that panics after sending: everything it sent arrives, then the channel
+    // reports it disconnected.
+    let (tx, rx) = channel::<u32>();
+    let got = bobbin::run(move || {
+        let producer = bobbin::spawn(move || {
+            for i in 0..100 {
+                tx.send(i).unwrap();
+            }
+            panic!("producer failed");
+        });
+        assert!(producer.join().is_err());
+        rx.iter().collect::<Vec<u32>>()
+    });
+    assert_eq!(got, (0..100).collect::<Vec<u32>>());
+
+    // Messages sent by green threads of a runtime that is then dropped stay in the channel
+    // for a receiver outside it; parked receivers inside it are unwound.
+    let (tx, rx) = channel::<u32>();
+    let (_never_tx, never_rx) = channel::<()>();
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let senders: Vec<_> = (0..4u32)
+        .map(|k| {
+            let tx = tx.clone();
+            let never_rx = never_rx.clone();
+            rt.spawn(move || {
+                for i in 0..250 {
+                    tx.send(k * 1000 + i).unwrap();
+                }
+                let _ = never_rx.recv(); // parked until the runtime is dropped
+            })
+        })
+        .collect();
+    drop(tx);
+    let mut got: Vec<u32> = rx.iter().take(1000).collect();
+    drop(rt);
+    for s in senders {
+        assert!(s.join().is_err(), "the parked sender was unwound");
+    }
+    assert!(rx.try_recv().is_err(), "nothing beyond what was sent");
+    got.sort_unstable();
+    let expected: Vec<u32> = (0..4u32).flat_map(|k| (0..250).map(move |i| k * 1000 + i)).collect();
+    assert_eq!(got, expected);
+}
