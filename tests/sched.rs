@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,14 +13,16 @@ use bobbin::{run, sleep, spawn, yield_now};
 
 #[test]
 fn yield_now_round_robins_fairly() {
+    const THREADS: usize = 50;
+    const ROUNDS: usize = 20;
     let log = run(|| {
         let log = Rc::new(RefCell::new(Vec::new()));
-        let handles: Vec<_> = (0..5)
+        let handles: Vec<_> = (0..THREADS)
             .map(|t| {
                 let log = Rc::clone(&log);
                 spawn(move || {
-                    for round in 0..4 {
-                        log.borrow_mut().push((round, t));
+                    for _ in 0..ROUNDS {
+                        log.borrow_mut().push(t);
                         yield_now();
                     }
                 })
@@ -31,9 +33,58 @@ fn yield_now_round_robins_fairly() {
         }
         Rc::try_unwrap(log).unwrap().into_inner()
     });
-    // Every thread runs once per round, in spawn order.
-    let expected: Vec<(i32, i32)> = (0..4).flat_map(|r| (0..5).map(move |t| (r, t))).collect();
-    assert_eq!(log, expected);
+    assert_eq!(log.len(), THREADS * ROUNDS);
+    // Green threads start in spawn order.
+    let mut first_runs: Vec<usize> = Vec::new();
+    for &t in &log {
+        if !first_runs.contains(&t) {
+            first_runs.push(t);
+        }
+    }
+    assert_eq!(first_runs, (0..THREADS).collect::<Vec<_>>());
+    // Between two consecutive runs of a green thread, no other one runs twice: each ready
+    // green thread runs once per round.
+    for t in 0..THREADS {
+        let runs: Vec<usize> = log.iter().enumerate().filter(|&(_, &x)| x == t).map(|(i, _)| i).collect();
+        for pair in runs.windows(2) {
+            let between = &log[pair[0] + 1..pair[1]];
+            for other in 0..THREADS {
+                let n = between.iter().filter(|&&x| x == other).count();
+                assert!(n <= 1, "thread {other} ran {n} times between two runs of thread {t}");
+            }
+        }
+    }
+}
+
+#[test]
+fn spawned_green_threads_start_even_behind_threads_that_never_park() {
+    // 2,000 green threads spin on yield_now until the last one spawned has started: it
+    // must start after a number of switches proportional to the count, not its square.
+    const SPINNERS: usize = 2_000;
+    let switches = run(|| {
+        let started = Rc::new(Cell::new(false));
+        let switches = Rc::new(Cell::new(0u64));
+        let spinners: Vec<_> = (0..SPINNERS)
+            .map(|_| {
+                let (started, switches) = (Rc::clone(&started), Rc::clone(&switches));
+                spawn(move || {
+                    while !started.get() {
+                        switches.set(switches.get() + 1);
+                        yield_now();
+                    }
+                })
+            })
+            .collect();
+        let s = Rc::clone(&started);
+        let last = spawn(move || s.set(true));
+        last.join().unwrap();
+        for h in spinners {
+            h.join().unwrap();
+        }
+        switches.get()
+    });
+    // Quadratic would be about SPINNERS^2 / 2 = 2,000,000.
+    assert!(switches < 40 * SPINNERS as u64, "{switches} yields before the last green thread started");
 }
 
 #[test]

@@ -148,15 +148,13 @@ pub(crate) struct WorkerPart {
     pub(crate) rt: Arc<RtShared>,
     rng: Cell<u64>,
     ticks: Cell<u32>,
-    /// Ready green threads run since a job was last started (fairness between the two).
-    pub(crate) since_job: Cell<usize>,
 }
 
 impl WorkerPart {
     pub(crate) fn new(index: usize, deque: Worker<Job>, rt: Arc<RtShared>) -> WorkerPart {
         // Any odd seed works for xorshift; spread them so workers pick different victims.
         let seed = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(index as u64 + 1) | 1;
-        WorkerPart { index, deque, rt, rng: Cell::new(seed), ticks: Cell::new(0), since_job: Cell::new(0) }
+        WorkerPart { index, deque, rt, rng: Cell::new(seed), ticks: Cell::new(0) }
     }
 
     /// Queues a job on this worker's deque, where idle workers can steal it.

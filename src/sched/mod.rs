@@ -6,6 +6,14 @@
 //! pooled, guard-paged stacks; they give control back by yielding, by parking (joining an
 //! unfinished green thread, receiving from an empty channel, sleeping) or by returning.
 //!
+//! Scheduling is fair: a green thread that yields runs again only after every other ready
+//! green thread has run once. Spawned green threads wait in a queue of their own and start
+//! as the ready ones make room: at once while fewer than 64 green threads are ready, and
+//! otherwise `1 + ready/16` after each full round of the ready queue. Short-lived green
+//! threads so reuse a few hot stacks instead of cycling through one cold stack each, and
+//! green threads behind many that never park still start within a number of switches
+//! proportional to how many there are.
+//!
 //! Blocking calls work outside a scheduler too: [`JoinHandle::join`], channel receives and
 //! [`sleep`] then block the OS thread, so library code can use them anywhere.
 //!
@@ -58,10 +66,14 @@ where
 /// Spawns a green thread on the current scheduler.
 ///
 /// The green thread starts when the scheduler next picks it (the caller keeps running
-/// until it yields or parks). Dropping the handle detaches the green thread.
+/// until it yields or parks). The scheduler starts spawned green threads at the pace the
+/// running ones leave room for (see the module docs), and each runs once per round of the
+/// ready queue from then on. Dropping the handle detaches the green thread. If no stack
+/// can be allocated when it is due to start, its [`JoinHandle::join`] returns a
+/// [`JoinError`] saying so.
 ///
 /// # Panics
-/// Outside [`run`], or if no stack can be allocated.
+/// Outside [`run`].
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + 'static,

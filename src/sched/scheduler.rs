@@ -89,6 +89,64 @@ struct TaskSlot {
     migratable: bool,
 }
 
+/// Below this many ready green threads, unstarted ones start at once (see [`StartPolicy`]).
+const READY_FLOOR: usize = 64;
+
+/// When to start a green thread that has not started yet instead of running a ready one.
+///
+/// Starting every spawned green thread at once would give each a live stack: 100,000
+/// short tasks that yield a few times then cycle through 100,000 stacks, a cache and TLB
+/// miss on every switch. Starting them only as fast as the ready ones make room keeps the
+/// working set small. What must stay small is the set of green threads cycling through
+/// the ready queue; ones that park at once cost nothing to start. So while fewer than
+/// [`READY_FLOOR`] green threads are ready, unstarted ones start right away (a `yield_now`
+/// after spawning lets them all run, unless they keep yielding). Above that, a ready
+/// queue of green threads that yield forever must not hold the unstarted ones back for
+/// long: after each full round of the ready queue, `1 + ready/16` of them start. The
+/// cycling set stays near the floor when tasks are short, and N unstarted tasks behind N
+/// spinning ones all start within O(N) switches (a geometric ramp) rather than O(N^2).
+#[derive(Debug, Default)]
+pub(crate) struct StartPolicy {
+    /// Ready green threads run since the last round of starts.
+    since: Cell<usize>,
+    /// Starts left in the current round of starts.
+    budget: Cell<usize>,
+}
+
+impl StartPolicy {
+    /// Whether to start a new green thread now, given the length of the ready queue.
+    fn start_now(&self, ready: usize) -> bool {
+        if ready < READY_FLOOR || self.budget.get() > 0 {
+            return true;
+        }
+        if self.since.get() >= ready {
+            self.since.set(0);
+            self.budget.set(1 + ready / 16);
+            return true;
+        }
+        false
+    }
+
+    fn started(&self) {
+        self.budget.set(self.budget.get().saturating_sub(1));
+    }
+
+    /// There was nothing to start: run ready ones until the next round.
+    fn nothing_to_start(&self) {
+        self.budget.set(0);
+    }
+
+    fn ran_ready(&self) {
+        self.since.set(self.since.get() + 1);
+    }
+}
+
+/// A green thread spawned on this scheduler that has not started.
+struct Pending {
+    body: Box<dyn FnOnce()>,
+    abort: AbortHook,
+}
+
 /// A suspended, ready green thread travelling to whichever worker takes it.
 pub(crate) struct MigrantTask {
     co: TaskCoroutine,
@@ -131,6 +189,9 @@ pub(crate) struct Local {
     /// Task id of the green thread running now, if any.
     current: Cell<Option<usize>>,
     stack_size: usize,
+    /// Green threads spawned here that have not started, oldest first.
+    pending: RefCell<VecDeque<Pending>>,
+    policy: StartPolicy,
     /// Set on the workers of a multi-threaded runtime.
     worker: Option<WorkerPart>,
 }
@@ -219,9 +280,7 @@ pub(crate) fn add_timer(at: Instant, unparker: Unparker) {
 /// Outside a scheduler, or if no stack can be allocated.
 pub(crate) fn spawn_local(body: Box<dyn FnOnce()>, abort: AbortHook) {
     let local = current_local().expect("bobbin::spawn called outside bobbin::run: start a scheduler first");
-    let id =
-        local.spawn(body, Some(abort), false).unwrap_or_else(|e| panic!("bobbin: could not spawn a green thread: {e}"));
-    local.ready.borrow_mut().push_back(id);
+    local.pending.borrow_mut().push_back(Pending { body, abort });
 }
 
 /// Queues `job` on the deque of the calling worker if it is a worker of `rt`; hands it back
@@ -256,6 +315,8 @@ impl Local {
             timer_seq: Cell::new(0),
             current: Cell::new(None),
             stack_size,
+            pending: RefCell::new(VecDeque::new()),
+            policy: StartPolicy::default(),
             worker,
         }
     }
@@ -324,28 +385,46 @@ impl Local {
         self.ready.borrow_mut().push_back(id);
     }
 
+    /// Starts the oldest pending green thread of this scheduler; false if none is pending.
+    fn start_pending(&self) -> bool {
+        let Some(Pending { body, abort }) = self.pending.borrow_mut().pop_front() else {
+            return false;
+        };
+        // Pending green threads have abort hooks, so no payload comes back here.
+        drop(self.start(body, abort, false));
+        true
+    }
+
+    /// Creates a green thread's coroutine and runs it until it first gives control back.
+    /// Without a stack, the joiner learns why and the scheduler carries on.
+    fn start(&self, body: Box<dyn FnOnce()>, abort: AbortHook, migratable: bool) -> Option<Payload> {
+        match self.make_coroutine(body) {
+            Ok(co) => {
+                let id = self.insert(co, Some(abort), migratable);
+                self.run_task(id)
+            }
+            Err(e) => {
+                abort(Box::new(format!("bobbin: could not start the green thread: {e}")));
+                None
+            }
+        }
+    }
+
     /// Starts or continues the green thread of a job taken from a deque.
     fn run_job(&self, job: Job) {
         let migratable = self.worker.as_ref().is_some_and(|w| w.rt.migration.is_some());
-        let id = match job {
+        // Every runtime task has an abort hook, so no payload is reported back here.
+        match job {
             Job::Start(start) => {
                 let (body, abort) = start.into_parts();
-                match self.make_coroutine(body) {
-                    Ok(co) => self.insert(co, Some(abort), migratable),
-                    Err(e) => {
-                        // No stack: the joiner learns why; the worker carries on.
-                        abort(Box::new(format!("bobbin: could not start the green thread: {e}")));
-                        return;
-                    }
-                }
+                drop(self.start(body, abort, migratable));
             }
             Job::Resume(m) => {
                 let m = m.into_inner();
-                self.insert(m.co, m.abort, true)
+                let id = self.insert(m.co, m.abort, true);
+                drop(self.run_task(id));
             }
-        };
-        // Every runtime task has an abort hook, so nothing is reported back here.
-        drop(self.run_task(id));
+        }
     }
 
     /// Whether `task` is the live task in its slot (not a finished one whose id was
@@ -479,6 +558,12 @@ impl Local {
     }
 
     fn unwind_all(&self) {
+        // Green threads that never started: their joiners learn why.
+        let pending: Vec<Pending> = self.pending.borrow_mut().drain(..).collect();
+        for p in pending {
+            drop(p.body);
+            (p.abort)(Box::new(super::UNWOUND_MESSAGE));
+        }
         // Dropping a suspended coroutine unwinds its stack.
         let slots: Vec<TaskSlot> = {
             let mut tasks = self.tasks.borrow_mut();
@@ -556,8 +641,17 @@ fn scheduler_loop(local: &Local, main: &Arc<TaskHeader>) -> Option<Box<dyn std::
     loop {
         local.drain_remote();
         let next_deadline = local.fire_timers();
+        let ready = local.ready.borrow().len();
+        if local.policy.start_now(ready) {
+            if local.start_pending() {
+                local.policy.started();
+                continue;
+            }
+            local.policy.nothing_to_start();
+        }
         let next = local.ready.borrow_mut().pop_front();
         if let Some(id) = next {
+            local.policy.ran_ready();
             let is_main = id == main.id && local.is_current_slot(main);
             if let Some(payload) = local.run_task(id) {
                 if is_main {
@@ -597,19 +691,24 @@ pub(crate) fn run_worker(part: WorkerPart) {
     while !w.rt.is_shutdown() {
         local.drain_remote();
         let deadline = local.fire_timers();
-        // Start a new job when nothing is ready, or after a full round of the ready queue,
-        // so neither side can starve the other.
+        // Start new green threads as StartPolicy says, so neither they nor the ready ones
+        // starve the other side.
         let ready = local.ready.borrow().len();
-        if ready == 0 || w.since_job.get() >= ready {
+        if local.policy.start_now(ready) {
+            if local.start_pending() {
+                local.policy.started();
+                continue;
+            }
             if let Some(job) = w.find_job() {
-                w.since_job.set(0);
+                local.policy.started();
                 local.run_job(job);
                 continue;
             }
+            local.policy.nothing_to_start();
         }
         let next = local.ready.borrow_mut().pop_front();
         if let Some(id) = next {
-            w.since_job.set(w.since_job.get() + 1);
+            local.policy.ran_ready();
             // Every task on a worker has an abort hook, so nothing is reported back here.
             drop(local.run_task(id));
             continue;
