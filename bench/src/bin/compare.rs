@@ -1,0 +1,154 @@
+//! Measures bobbin against every peer on every workload of DESIGN.md section 8, in one
+//! process run, and writes `bench-results/summary.md` plus one SVG chart per workload.
+//!
+//! ```text
+//! cargo run --release -p bobbin-bench --bin compare                 # full run, a few minutes
+//! cargo run --release -p bobbin-bench --bin compare -- --quick      # smoke test, seconds
+//! cargo run --release -p bobbin-bench --bin compare -- --out DIR --only switch,pingpong
+//! ```
+//!
+//! Workloads, in the order run: switch, create, generator, spawn, spawn-30k, pingpong,
+//! scale, memory, capacity. How each is measured is in `bobbin_bench::compare` and its
+//! modules, and in the report itself. Progress goes to stderr.
+//!
+//! `--park LIBRARY N` is internal: the child process of the memory and capacity
+//! workloads (see `bobbin_bench::compare::memory`).
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+use bobbin_bench::compare::{chart, memory, report, run_timed, workloads, Sizes, WorkloadResult};
+
+/// Every workload, in the order they run.
+const WORKLOADS: &[&str] =
+    &["switch", "create", "generator", "spawn", "spawn-30k", "pingpong", "scale", "memory", "capacity"];
+
+const USAGE: &str = "usage: compare [--quick] [--out DIR] [--only WORKLOAD[,WORKLOAD...]]
+
+  --quick   one sample per library with tiny sizes (checks that everything runs)
+  --out     where summary.md and the charts go (default: bench-results/ at the workspace root)
+  --only    run only these workloads: switch, create, generator, spawn, spawn-30k,
+            pingpong, scale, memory, capacity";
+
+struct Args {
+    quick: bool,
+    out: PathBuf,
+    only: Vec<String>,
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("compare: {msg}\n\n{USAGE}");
+    std::process::exit(2);
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        quick: false,
+        out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../bench-results")),
+        only: WORKLOADS.iter().map(|s| s.to_string()).collect(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => args.quick = true,
+            "--out" => args.out = PathBuf::from(it.next().unwrap_or_else(|| fail("--out needs a directory"))),
+            "--only" => {
+                let list = it.next().unwrap_or_else(|| fail("--only needs a list of workloads"));
+                args.only = list.split(',').map(|s| s.trim().to_string()).collect();
+                if let Some(bad) = args.only.iter().find(|w| !WORKLOADS.contains(&w.as_str())) {
+                    fail(&format!("unknown workload {bad:?}"));
+                }
+            }
+            "--park" => {
+                let lib = it.next().unwrap_or_else(|| fail("--park needs LIBRARY N"));
+                let n = it.next().and_then(|n| n.parse().ok()).unwrap_or_else(|| fail("--park needs LIBRARY N"));
+                memory::child_main(&lib, n);
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => fail(&format!("unknown argument {other:?}")),
+        }
+    }
+    args
+}
+
+/// Adds the speed-up from 1 to 2 workers of each runtime to the scale result.
+fn note_speedups(w: &mut WorkloadResult) {
+    let mut parts = Vec::new();
+    for pair in w.rows.chunks(2) {
+        if let [one, two] = pair {
+            if let (Some(a), Some(b)) = (one.median(), two.median()) {
+                let name = one.library.split(',').next().unwrap_or(&one.library);
+                parts.push(format!("{name} {:.2}x", a / b));
+            }
+        }
+    }
+    if !parts.is_empty() {
+        w.notes
+            .push(format!("Speed-up from 1 to 2 workers (median 1 worker / median 2 workers): {}.", parts.join(", ")));
+    }
+}
+
+fn main() {
+    let args = parse_args();
+    let sizes = if args.quick { Sizes::quick() } else { Sizes::full() };
+    // may reads its configuration once, when first used.
+    workloads::may_init();
+
+    let started = SystemTime::now();
+    let t0 = Instant::now();
+    let mut results = Vec::new();
+    for &key in WORKLOADS {
+        if !args.only.iter().any(|w| w == key) {
+            continue;
+        }
+        eprintln!("== {key}");
+        let result = match key {
+            "switch" => run_timed(workloads::switch(&sizes), &sizes),
+            "create" => run_timed(workloads::create(&sizes), &sizes),
+            "generator" => run_timed(workloads::generator(&sizes), &sizes),
+            "spawn" => run_timed(workloads::spawn(&sizes, false), &sizes),
+            "spawn-30k" => run_timed(workloads::spawn(&sizes, true), &sizes),
+            "pingpong" => run_timed(workloads::pingpong(&sizes), &sizes),
+            "scale" => {
+                let mut w = run_timed(workloads::scale(&sizes), &sizes);
+                note_speedups(&mut w);
+                w
+            }
+            "memory" => memory::bytes_per_parked(&sizes),
+            "capacity" => memory::capacity(&sizes),
+            _ => unreachable!("every workload is listed"),
+        };
+        results.push(result);
+    }
+    let took = t0.elapsed();
+
+    if let Err(e) = std::fs::create_dir_all(&args.out) {
+        fail(&format!("cannot create {}: {e}", args.out.display()));
+    }
+    let summary_path = args.out.join("summary.md");
+    let text = report::summary(&results, &sizes, started, took);
+    if let Err(e) = std::fs::write(&summary_path, text) {
+        fail(&format!("cannot write {}: {e}", summary_path.display()));
+    }
+    let mut ok = true;
+    for w in &results {
+        let rounds = match w.key {
+            "spawn" | "spawn-30k" | "scale" => sizes.rounds_heavy,
+            "memory" => sizes.rounds_memory,
+            "capacity" => 1,
+            _ => sizes.rounds,
+        };
+        if let Err(e) = chart::draw(w, rounds, &args.out.join(format!("{}.svg", w.key))) {
+            eprintln!("compare: chart not drawn: {e}");
+            ok = false;
+        }
+    }
+    eprintln!("wrote {} and {} charts in {:.1} s", summary_path.display(), results.len(), took.as_secs_f64());
+    if !ok {
+        std::process::exit(1);
+    }
+}
