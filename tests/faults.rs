@@ -39,6 +39,24 @@ fn unlimit_address_space() {
     limit_address_space(libc::RLIM_INFINITY);
 }
 
+/// Waits until this process's thread named `name` is asleep (state S in its stat file).
+fn wait_for_idle_thread(name: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            // The state follows the parenthesised command name.
+            let state = stat.rsplit(") ").next().and_then(|rest| rest.chars().next());
+            if comm.trim() == name && state == Some('S') {
+                return;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "thread {name} never went idle");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<String>()
@@ -50,8 +68,10 @@ fn message(payload: &(dyn std::any::Any + Send)) -> String {
 #[test]
 fn out_of_memory_for_stacks_is_an_error_at_every_layer() {
     in_child_ok("out_of_memory_for_stacks_is_an_error_at_every_layer", || {
-        // A runtime started while memory was plentiful; its worker has no stacks yet.
+        // A runtime started while memory was plentiful; its worker has no stacks yet. Wait
+        // until the worker thread is up and idle: starting a thread maps memory too.
         let rt = Runtime::builder().workers(1).build().unwrap();
+        wait_for_idle_thread("bobbin-worker-0");
         limit_address_space(vm_size() + 4 * 1024 * 1024);
 
         let err = Builder::new().spawn(|_, ()| ()).map(|_: Coroutine<(), (), ()>| ()).unwrap_err();
