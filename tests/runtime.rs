@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bobbin::runtime;
 use bobbin::sync::{bounded, channel};
@@ -17,12 +17,16 @@ fn worker_index() -> usize {
     name.strip_prefix("bobbin-worker-").expect("a worker thread").parse().expect("an index")
 }
 
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+/// Polls `done` every 2 ms; panics if it is still false after `polls` polls (a hang guard,
+/// not a timing check).
+fn wait_until(what: &str, polls: u32, mut done: impl FnMut() -> bool) {
+    for _ in 0..polls {
+        if done() {
+            return;
+        }
         std::thread::sleep(Duration::from_millis(2));
     }
+    assert!(done(), "gave up waiting for {what}");
 }
 
 #[test]
@@ -48,7 +52,7 @@ fn a_million_tasks_from_several_threads_run_exactly_once() {
         }
     });
     let n = THREADS * PER_THREAD;
-    wait_until("a million tasks", Duration::from_secs(300), || count.load(Ordering::Relaxed) >= n);
+    wait_until("a million tasks", 150_000, || count.load(Ordering::Relaxed) >= n);
     drop(rt);
     assert_eq!(count.load(Ordering::Relaxed), n, "a task ran twice");
     assert_eq!(sum.load(Ordering::Relaxed), n * (n - 1) / 2);
@@ -68,9 +72,11 @@ fn work_spawned_by_one_worker_is_stolen_by_every_worker() {
                 runtime::spawn(move || {
                     counters[worker_index()].fetch_add(1, Ordering::SeqCst);
                     // Stay alive (yielding) until every worker has run a task: with
-                    // stealing that happens quickly; without it, only the deadline ends it.
-                    let deadline = Instant::now() + Duration::from_secs(30);
-                    while counters.iter().any(|c| c.load(Ordering::SeqCst) == 0) && Instant::now() < deadline {
+                    // stealing that happens quickly; without it, only the bound ends it.
+                    for _ in 0..1_000_000 {
+                        if counters.iter().all(|c| c.load(Ordering::SeqCst) > 0) {
+                            break;
+                        }
                         bobbin::yield_now();
                     }
                 })
@@ -300,7 +306,7 @@ fn dropping_the_runtime_unwinds_parked_green_threads() {
             })
         })
         .collect();
-    wait_until("every task to start", Duration::from_secs(60), || started.load(Ordering::SeqCst) == PARKED);
+    wait_until("every task to start", 30_000, || started.load(Ordering::SeqCst) == PARKED);
     assert_eq!(dropped.load(Ordering::SeqCst), 0);
     drop(rt);
     assert_eq!(dropped.load(Ordering::SeqCst), PARKED, "every destructor runs exactly once");
@@ -354,25 +360,31 @@ fn builder_errors_are_errors() {
 }
 
 #[test]
-fn sleep_and_timeouts_work_on_workers() {
-    let rt = Runtime::builder().workers(2).build().unwrap();
-    let handles: Vec<_> = (0..100u64)
-        .map(|i| {
-            rt.spawn(move || {
-                let t = Instant::now();
-                bobbin::sleep(Duration::from_millis(5 + i % 7));
-                t.elapsed() >= Duration::from_millis(5 + i % 7)
+fn sleepers_and_timeouts_wake_in_deadline_order_on_a_worker() {
+    // On one worker, sleepers spawned in scrambled order wake in deadline order, and a
+    // receive with a timeout ends between the sleeps just shorter and just longer than it.
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let order = rt.block_on(|| {
+        let (tx, rx) = channel::<u64>();
+        let (_keep, never) = channel::<u8>();
+        let mut hs: Vec<_> = [50u64, 10, 40, 20]
+            .into_iter()
+            .map(|ms| {
+                let tx = tx.clone();
+                runtime::spawn(move || {
+                    bobbin::sleep(Duration::from_millis(ms));
+                    tx.send(ms).unwrap();
+                })
             })
-        })
-        .collect();
-    assert!(handles.into_iter().all(|h| h.join().unwrap()));
-    let (_tx, rx) = channel::<u8>();
-    let waited = rt.block_on(move || {
-        let t = Instant::now();
-        let r = rx.recv_timeout(Duration::from_millis(20));
-        (r.is_err(), t.elapsed())
+            .collect();
+        hs.push(runtime::spawn(move || {
+            assert!(never.recv_timeout(Duration::from_millis(30)).is_err());
+            tx.send(30).unwrap();
+        }));
+        hs.into_iter().for_each(|h| h.join().unwrap());
+        rx.try_iter().collect::<Vec<u64>>()
     });
-    assert!(waited.0 && waited.1 >= Duration::from_millis(20));
+    assert_eq!(order, [10, 20, 30, 40, 50]);
 }
 
 #[test]

@@ -161,23 +161,41 @@ fn sleepers_wake_in_deadline_order() {
     assert_eq!(order, [10, 20, 30, 40, 50]);
 }
 
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes the current thread's CPU time into a valid timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+/// The kernel's state letter for thread `tid` of this process (`S` asleep, `R` running).
+fn thread_state(tid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // The state follows the parenthesised command name.
+    stat.rsplit(") ").next()?.chars().next()
 }
 
 #[test]
 fn an_idle_scheduler_does_not_spin() {
-    let cpu = run(|| {
-        let before = thread_cpu_time();
-        let h = spawn(|| sleep(Duration::from_millis(300)));
-        h.join().unwrap();
-        thread_cpu_time() - before
+    // While its only green thread sleeps, the scheduler's OS thread must be asleep in the
+    // kernel, not running a polling loop: a watcher samples its state.
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watcher = std::thread::spawn(move || {
+        let tid: i32 = tid_rx.recv().unwrap();
+        let mut states = Vec::new();
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(5));
+            states.push(thread_state(tid));
+        }
+        done_tx.send(()).unwrap();
+        states
     });
-    // 300 ms of waiting; a busy loop would burn about all of it.
-    assert!(cpu < Duration::from_millis(60), "the idle scheduler used {cpu:?} of CPU");
+    run(move || {
+        // SAFETY: gettid has no preconditions.
+        tid_tx.send(unsafe { libc::gettid() }).unwrap();
+        // Sleep (as green threads) until the watcher is done sampling.
+        while done_rx.try_recv().is_err() {
+            spawn(|| sleep(Duration::from_millis(50))).join().unwrap();
+        }
+    });
+    let states = watcher.join().unwrap();
+    let asleep = states.iter().filter(|s| **s == Some('S')).count();
+    // A busy loop would be running (R) in nearly every sample.
+    assert!(asleep >= 15, "the idle scheduler was not asleep: {states:?}");
 }
 
 #[test]
