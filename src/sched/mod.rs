@@ -79,14 +79,9 @@ where
     F: FnOnce() -> T + 'static,
     T: 'static,
 {
-    let state: Arc<JoinState<T>> = Arc::new(JoinState::new());
-    let done = Arc::clone(&state);
-    let aborted = Arc::clone(&state);
-    scheduler::spawn_local(
-        Box::new(move || done.finish(panic::catch_unwind(AssertUnwindSafe(f)))),
-        Box::new(move |payload| aborted.complete(Err(payload))),
-    );
-    JoinHandle { state }
+    let (body, abort, handle) = task_parts(f);
+    scheduler::spawn_local(Box::new(body), Box::new(abort));
+    handle
 }
 
 /// A panic payload.
@@ -98,22 +93,32 @@ pub(crate) type SendBody = Box<dyn FnOnce() + Send>;
 /// Reports a failure to the joiner of a green thread whose body never finished.
 pub(crate) type SendAbort = Box<dyn FnOnce(Payload) + Send>;
 
-/// A green thread with `Send` parts, for the multi-threaded runtime: the body a worker
-/// runs, the hook that reports a failure if the body never finishes (stack overflow, or
-/// the runtime shut down before it started), and the handle that waits for either.
-pub(crate) fn send_task<F, T>(f: F) -> (SendBody, SendAbort, JoinHandle<T>)
+/// A green thread's parts: the body a scheduler runs, the hook that reports a failure if
+/// the body never finishes (stack overflow, or shutdown before it started), and the handle
+/// that waits for either. The closures are `Send` exactly when `F` and `T` are.
+fn task_parts<F, T>(f: F) -> (impl FnOnce(), impl FnOnce(Payload), JoinHandle<T>)
 where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
+    F: FnOnce() -> T + 'static,
+    T: 'static,
 {
     let state: Arc<JoinState<T>> = Arc::new(JoinState::new());
     let done = Arc::clone(&state);
     let aborted = Arc::clone(&state);
     (
-        Box::new(move || done.finish(panic::catch_unwind(AssertUnwindSafe(f)))),
-        Box::new(move |payload| aborted.complete(Err(payload))),
+        move || done.finish(panic::catch_unwind(AssertUnwindSafe(f))),
+        move |payload| aborted.complete(Err(payload)),
         JoinHandle { state },
     )
+}
+
+/// [`task_parts`] boxed as `Send` closures, for the multi-threaded runtime.
+pub(crate) fn send_task<F, T>(f: F) -> (SendBody, SendAbort, JoinHandle<T>)
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (body, abort, handle) = task_parts(f);
+    (Box::new(body), Box::new(abort), handle)
 }
 
 /// The message a joiner sees for a green thread that was unwound before it finished.

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use super::park::{ParkKind, ParkWord, Unparker};
 use super::Payload;
-use crate::context::stackful::Movable;
+use crate::context::stackful::{MigrationPermit, Movable};
 use crate::coroutine::{self, Builder, Coroutine, CoroutineResult, Yielder};
 use crate::runtime::worker::{Job, RtShared, WorkerPart};
 use crate::stack::DEFAULT_STACK_SIZE;
@@ -113,18 +113,35 @@ pub(crate) struct StartPolicy {
     budget: Cell<usize>,
 }
 
+/// Where [`StartPolicy`] lets a scheduler look for a green thread to start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Start {
+    /// Run a ready green thread instead.
+    No,
+    /// From this scheduler's own queues (cheap: nothing shared is touched).
+    Local,
+    /// From anywhere, stealing included: nothing is ready, or a full round of the ready
+    /// queue has run. Stealing reads other workers' deques, so it is not done per switch.
+    Anywhere,
+}
+
 impl StartPolicy {
-    /// Whether to start a new green thread now, given the length of the ready queue.
-    fn start_now(&self, ready: usize) -> bool {
-        if ready < READY_FLOOR || self.budget.get() > 0 {
-            return true;
+    /// Whether and from where to start a new green thread now, given the length of the
+    /// ready queue.
+    fn start_now(&self, ready: usize) -> Start {
+        if ready == 0 {
+            return Start::Anywhere;
         }
         if self.since.get() >= ready {
             self.since.set(0);
             self.budget.set(1 + ready / 16);
-            return true;
+            return Start::Anywhere;
         }
-        false
+        if ready < READY_FLOOR || self.budget.get() > 0 {
+            Start::Local
+        } else {
+            Start::No
+        }
     }
 
     fn started(&self) {
@@ -139,6 +156,15 @@ impl StartPolicy {
     fn ran_ready(&self) {
         self.since.set(self.since.get() + 1);
     }
+}
+
+/// What one [`Local::step`] did.
+enum Step {
+    /// Started or ran a green thread; the payload of a failure that had no abort hook to
+    /// go to (the main green thread of `run`).
+    Ran(Option<Payload>),
+    /// Nothing to run; the next timer deadline, if any.
+    Idle(Option<Instant>),
 }
 
 /// A green thread spawned on this scheduler that has not started.
@@ -194,6 +220,8 @@ pub(crate) struct Local {
     policy: StartPolicy,
     /// Set on the workers of a multi-threaded runtime.
     worker: Option<WorkerPart>,
+    /// The worker's runtime allows migration (copied here: read on every requeue).
+    migration: Option<MigrationPermit>,
 }
 
 thread_local! {
@@ -317,23 +345,9 @@ impl Local {
             stack_size,
             pending: RefCell::new(VecDeque::new()),
             policy: StartPolicy::default(),
+            migration: worker.as_ref().and_then(|w| w.rt.migration),
             worker,
         }
-    }
-
-    /// Creates a green thread running `body` and enters it in the task table (not yet in
-    /// the run queue); returns its id.
-    ///
-    /// # Errors
-    /// When no stack can be allocated; `body` is dropped unrun.
-    fn spawn(
-        &self,
-        body: Box<dyn FnOnce()>,
-        abort: Option<AbortHook>,
-        migratable: bool,
-    ) -> Result<usize, crate::Error> {
-        let co = self.make_coroutine(body)?;
-        Ok(self.insert(co, abort, migratable))
     }
 
     /// The coroutine of a green thread running `body`, on a stack from this thread's pool.
@@ -359,30 +373,74 @@ impl Local {
     /// Puts a ready task in the run queue, or, if it may migrate, on this worker's deque
     /// where any worker can take it.
     fn requeue(&self, id: usize) {
-        if let Some(w) = &self.worker {
-            if let Some(permit) = w.rt.migration {
-                let migrant = {
-                    let mut tasks = self.tasks.borrow_mut();
-                    match tasks[id].as_mut() {
-                        Some(slot) if slot.migratable && slot.co.is_some() => {
-                            let slot = tasks[id].take().expect("checked above");
-                            // Outstanding unparkers are all stale (the task is ready, so
-                            // its last park ended); DONE keeps them so on the old header.
-                            slot.header.park.set_done();
-                            Some(MigrantTask { co: slot.co.expect("checked above"), abort: slot.abort })
-                        }
-                        _ => None,
-                    }
-                };
-                if let Some(m) = migrant {
-                    self.free_ids.borrow_mut().push(id);
-                    self.live.set(self.live.get() - 1);
-                    w.push(Job::Resume(Movable::new(m, permit)));
-                    return;
-                }
+        if let (Some(permit), Some(w)) = (self.migration, &self.worker) {
+            if let Some(m) = self.take_migrant(id) {
+                w.push(Job::Resume(Movable::new(m, permit)));
+                return;
             }
         }
         self.ready.borrow_mut().push_back(id);
+    }
+
+    /// Takes a ready, migratable task out of the table, to travel to any worker.
+    fn take_migrant(&self, id: usize) -> Option<MigrantTask> {
+        let movable = self.tasks.borrow()[id].as_ref().is_some_and(|s| s.migratable && s.co.is_some());
+        if !movable {
+            return None;
+        }
+        // Its outstanding unparkers are all stale (it is ready, so its last park ended);
+        // the DONE state `remove` leaves on the old header keeps them so.
+        let slot = self.remove(id)?;
+        Some(MigrantTask { co: slot.co?, abort: slot.abort })
+    }
+
+    /// Takes a task out of the table: its unparkers become no-ops and its id is free.
+    fn remove(&self, id: usize) -> Option<TaskSlot> {
+        let slot = self.tasks.borrow_mut()[id].take()?;
+        slot.header.park.set_done();
+        self.free_ids.borrow_mut().push(id);
+        self.live.set(self.live.get() - 1);
+        Some(slot)
+    }
+
+    /// One turn of a scheduler: take in wake-ups and due timers, then start a green thread
+    /// or run a ready one, as [`StartPolicy`] says.
+    fn step(&self) -> Step {
+        self.drain_remote();
+        let deadline = self.fire_timers();
+        let start = self.policy.start_now(self.ready.borrow().len());
+        if start != Start::No {
+            if self.start_next(start == Start::Anywhere) {
+                self.policy.started();
+                return Step::Ran(None);
+            }
+            self.policy.nothing_to_start();
+        }
+        let next = self.ready.borrow_mut().pop_front();
+        match next {
+            Some(id) => {
+                self.policy.ran_ready();
+                Step::Ran(self.run_task(id))
+            }
+            None => Step::Idle(deadline),
+        }
+    }
+
+    /// Starts a pending green thread or, on a worker, a job from its own deque or (when
+    /// `steal`) from the injector and other workers. False if there was none.
+    fn start_next(&self, steal: bool) -> bool {
+        if self.start_pending() {
+            return true;
+        }
+        let Some(w) = &self.worker else { return false };
+        let job = if steal { w.find_job() } else { w.deque.pop() };
+        match job {
+            Some(job) => {
+                self.run_job(job);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Starts the oldest pending green thread of this scheduler; false if none is pending.
@@ -412,12 +470,11 @@ impl Local {
 
     /// Starts or continues the green thread of a job taken from a deque.
     fn run_job(&self, job: Job) {
-        let migratable = self.worker.as_ref().is_some_and(|w| w.rt.migration.is_some());
         // Every runtime task has an abort hook, so no payload is reported back here.
         match job {
             Job::Start(start) => {
                 let (body, abort) = start.into_parts();
-                drop(self.start(body, abort, migratable));
+                drop(self.start(body, abort, self.migration.is_some()));
             }
             Job::Resume(m) => {
                 let m = m.into_inner();
@@ -501,13 +558,14 @@ impl Local {
                 self.retire(id);
                 None
             }
-            Err(crate::Error::Panicked(payload)) => {
-                self.retire(id);
-                Some(payload)
-            }
             Err(e) => {
-                // Stack overflow: the green thread is gone; report it like a panic.
-                let payload: Box<dyn std::any::Any + Send> = Box::new(format!("bobbin: green thread failed: {e}"));
+                // A panic that escaped the body, or a stack overflow: the green thread is
+                // gone. Its abort hook reports it; only the main green thread of `run` has
+                // none, and its failure goes back to `run`.
+                let payload: Payload = match e {
+                    crate::Error::Panicked(payload) => payload,
+                    e => Box::new(format!("bobbin: green thread failed: {e}")),
+                };
                 match self.retire(id) {
                     Some(abort) => {
                         abort(payload);
@@ -521,11 +579,7 @@ impl Local {
 
     /// Removes a finished task; returns its abort hook (unused if it finished normally).
     fn retire(&self, id: usize) -> Option<AbortHook> {
-        let slot = self.tasks.borrow_mut()[id].take()?;
-        slot.header.park.set_done();
-        self.free_ids.borrow_mut().push(id);
-        self.live.set(self.live.get() - 1);
-        slot.abort
+        self.remove(id)?.abort
     }
 
     fn deadlock_report(&self) -> String {
@@ -565,24 +619,9 @@ impl Local {
             (p.abort)(Box::new(super::UNWOUND_MESSAGE));
         }
         // Dropping a suspended coroutine unwinds its stack.
-        let slots: Vec<TaskSlot> = {
-            let mut tasks = self.tasks.borrow_mut();
-            let mut free = self.free_ids.borrow_mut();
-            let slots: Vec<TaskSlot> = tasks
-                .iter_mut()
-                .enumerate()
-                .filter_map(|(id, t)| {
-                    let slot = t.take()?;
-                    free.push(id);
-                    Some(slot)
-                })
-                .collect();
-            slots
-        };
-        self.live.set(self.live.get() - slots.len());
-        for slot in &slots {
-            slot.header.park.set_done();
-        }
+        let ids: Vec<usize> =
+            self.tasks.borrow().iter().enumerate().filter(|(_, t)| t.is_some()).map(|(id, _)| id).collect();
+        let slots: Vec<TaskSlot> = ids.into_iter().filter_map(|id| self.remove(id)).collect();
         // Destructors run here, and may spawn or wake green threads: the tables are not
         // borrowed meanwhile.
         drop(slots);
@@ -607,10 +646,10 @@ pub(crate) fn run_scheduler(main: Box<dyn FnOnce()>) {
     let local = Rc::new(Local::new(DEFAULT_STACK_SIZE, None));
     let _current = CurrentGuard::set(&local);
 
-    let id = local.spawn(main, None, false).unwrap_or_else(|e| panic!("bobbin::run could not start: {e}"));
+    let co = local.make_coroutine(main).unwrap_or_else(|e| panic!("bobbin::run could not start: {e}"));
+    let id = local.insert(co, None, false);
     local.ready.borrow_mut().push_back(id);
-    let main = Arc::clone(&local.tasks.borrow()[id].as_ref().expect("just spawned").header);
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| scheduler_loop(&local, &main)));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| scheduler_loop(&local)));
     match outcome {
         Ok(None) => {}
         Ok(Some(payload)) | Err(payload) => {
@@ -637,33 +676,18 @@ impl Drop for CurrentGuard {
 }
 
 /// The loop; returns the panic payload of the main green thread, if it panicked.
-fn scheduler_loop(local: &Local, main: &Arc<TaskHeader>) -> Option<Box<dyn std::any::Any + Send>> {
+fn scheduler_loop(local: &Local) -> Option<Payload> {
     loop {
-        local.drain_remote();
-        let next_deadline = local.fire_timers();
-        let ready = local.ready.borrow().len();
-        if local.policy.start_now(ready) {
-            if local.start_pending() {
-                local.policy.started();
-                continue;
-            }
-            local.policy.nothing_to_start();
-        }
-        let next = local.ready.borrow_mut().pop_front();
-        if let Some(id) = next {
-            local.policy.ran_ready();
-            let is_main = id == main.id && local.is_current_slot(main);
-            if let Some(payload) = local.run_task(id) {
-                if is_main {
-                    return Some(payload);
-                }
-            }
-            continue;
-        }
+        let deadline = match local.step() {
+            // Only the main green thread has no abort hook, so a payload is its failure.
+            Step::Ran(Some(payload)) => return Some(payload),
+            Step::Ran(None) => continue,
+            Step::Idle(deadline) => deadline,
+        };
         if local.live.get() == 0 {
             return None;
         }
-        match next_deadline {
+        match deadline {
             Some(at) => {
                 let now = Instant::now();
                 if at > now {
@@ -689,30 +713,8 @@ pub(crate) fn run_worker(part: WorkerPart) {
     let _current = CurrentGuard::set(&local);
     let w = local.worker.as_ref().expect("a worker");
     while !w.rt.is_shutdown() {
-        local.drain_remote();
-        let deadline = local.fire_timers();
-        // Start new green threads as StartPolicy says, so neither they nor the ready ones
-        // starve the other side.
-        let ready = local.ready.borrow().len();
-        if local.policy.start_now(ready) {
-            if local.start_pending() {
-                local.policy.started();
-                continue;
-            }
-            if let Some(job) = w.find_job() {
-                local.policy.started();
-                local.run_job(job);
-                continue;
-            }
-            local.policy.nothing_to_start();
-        }
-        let next = local.ready.borrow_mut().pop_front();
-        if let Some(id) = next {
-            local.policy.ran_ready();
-            // Every task on a worker has an abort hook, so nothing is reported back here.
-            drop(local.run_task(id));
-            continue;
-        }
+        // Every task on a worker has an abort hook, so no payload comes back from a step.
+        let Step::Idle(deadline) = local.step() else { continue };
         let timeout = deadline.map(|at| at.saturating_duration_since(Instant::now()));
         if timeout != Some(std::time::Duration::ZERO) {
             w.park_idle(timeout, || local.shared.has_remote.load(Ordering::Relaxed));
