@@ -9,20 +9,8 @@ use std::time::Instant;
 use bobbin::sync::channel;
 use bobbin::{run, spawn, yield_now};
 
-/// (VmRSS + VmPTE) in bytes, and the number of mappings.
-fn memory() -> (u64, usize) {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let kib = |key: &str| -> u64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps").lines().count();
-    ((kib("VmRSS:") + kib("VmPTE:")) * 1024, maps)
-}
+mod common;
+use common::footprint as memory;
 
 fn main() {
     let n: usize = std::env::args().nth(1).map(|s| s.parse().expect("a count")).unwrap_or(1_000_000);

@@ -16,6 +16,8 @@
 //! between the end of the warm-up and the end of the run). Prints a line of counters every
 //! few seconds; exits with status 1 on the first broken invariant.
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -269,17 +271,8 @@ fn check(c: &Counters) {
 
 /// Resident memory (VmRSS + VmPTE, KiB) and the number of kernel mappings.
 fn footprint() -> (u64, usize) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = |key: &str| -> u64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    let maps = std::fs::read_to_string("/proc/self/maps").map(|m| m.lines().count()).unwrap_or(0);
-    (kib("VmRSS:") + kib("VmPTE:"), maps)
+    let (bytes, maps) = common::footprint();
+    (bytes / 1024, maps)
 }
 
 fn arg(args: &[String], name: &str) -> Option<u64> {
