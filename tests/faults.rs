@@ -44,10 +44,7 @@ fn wait_for_idle_thread(name: &str) {
     for _ in 0..6_000 {
         for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
             let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-            // The state follows the parenthesised command name.
-            let state = stat.rsplit(") ").next().and_then(|rest| rest.chars().next());
-            if comm.trim() == name && state == Some('S') {
+            if comm.trim() == name && common::thread_state(&task.path()) == Some('S') {
                 return;
             }
         }

@@ -161,13 +161,6 @@ fn sleepers_wake_in_deadline_order() {
     assert_eq!(order, [10, 20, 30, 40, 50]);
 }
 
-/// The kernel's state letter for thread `tid` of this process (`S` asleep, `R` running).
-fn thread_state(tid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
-    // The state follows the parenthesised command name.
-    stat.rsplit(") ").next()?.chars().next()
-}
-
 #[test]
 fn an_idle_scheduler_does_not_spin() {
     // While its only green thread sleeps, the scheduler's OS thread must be asleep in the
@@ -179,7 +172,7 @@ fn an_idle_scheduler_does_not_spin() {
         let mut states = Vec::new();
         for _ in 0..20 {
             std::thread::sleep(Duration::from_millis(5));
-            states.push(thread_state(tid));
+            states.push(common::thread_state(std::path::Path::new(&format!("/proc/self/task/{tid}"))));
         }
         done_tx.send(()).unwrap();
         states

@@ -54,3 +54,11 @@ pub fn readable(addr: usize) -> bool {
     let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
     n == 1
 }
+
+/// The kernel's state letter (`S` asleep, `R` running, ...) for the thread whose
+/// `/proc/self/task/<tid>` directory is `task`.
+pub fn thread_state(task: &std::path::Path) -> Option<char> {
+    let stat = std::fs::read_to_string(task.join("stat")).ok()?;
+    // The state follows the parenthesised command name.
+    stat.rsplit(") ").next()?.chars().next()
+}
