@@ -1,7 +1,9 @@
 //! The safe layer against its peers, in the same run:
 //! - `coroutine_switch`: one resume + one suspend round trip;
 //! - `coroutine_create_run_drop`: create a coroutine, run it to completion, drop it;
-//! - `generator_sum`: the sum of 1..=N through a generator, reported per item.
+//! - `generator_sum`: the sum of 1..=N through a generator, reported per item (the
+//!   generators' bodies are those of `bobbin_bench::workloads`, which the `compare` binary
+//!   runs too).
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod common;
@@ -9,14 +11,25 @@ mod common;
 use std::hint::black_box;
 
 use bobbin::{Coroutine, Generator};
+use bobbin_bench::workloads::{generator_sum_bobbin, generator_sum_corosensei, generator_sum_generator_crate};
 use corosensei::stack::DefaultStack;
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Bencher, Criterion, Throughput};
 use generator::Gn;
 
 /// Items per generator run.
 const N: u64 = 1000;
 /// The sum every generator must produce.
 const SUM: u64 = N * (N + 1) / 2;
+
+/// Times round trips that carry a usize each way: `resume` hands the coroutine a counter
+/// and returns what it gets back.
+fn usize_round_trip<R>(b: &mut Bencher<'_>, mut resume: impl FnMut(usize) -> R) {
+    let mut i = 0usize;
+    b.iter(|| {
+        i = i.wrapping_add(1);
+        black_box(resume(black_box(i)))
+    });
+}
 
 fn switch(c: &mut Criterion) {
     let mut g = c.benchmark_group("coroutine_switch");
@@ -47,21 +60,13 @@ fn switch(c: &mut Criterion) {
         let mut co = Coroutine::<usize, usize, ()>::new(|y, mut x| loop {
             x = y.suspend(x.wrapping_add(1));
         });
-        let mut i = 0usize;
-        b.iter(|| {
-            i = i.wrapping_add(1);
-            black_box(co.resume(black_box(i)))
-        });
+        usize_round_trip(b, |i| co.resume(i));
     });
     g.bench_function("corosensei", |b| {
         let mut co = corosensei::Coroutine::<usize, usize, ()>::new(|y, mut x| loop {
             x = y.suspend(x.wrapping_add(1));
         });
-        let mut i = 0usize;
-        b.iter(|| {
-            i = i.wrapping_add(1);
-            black_box(co.resume(black_box(i)))
-        });
+        usize_round_trip(b, |i| co.resume(i));
     });
     g.bench_function("generator", |b| {
         let mut gen = Gn::<usize>::new_scoped(|mut s| {
@@ -71,11 +76,7 @@ fn switch(c: &mut Criterion) {
             }
         });
         gen.resume(); // run to the first yield so that `send` hands the value to `yield_`
-        let mut i = 0usize;
-        b.iter(|| {
-            i = i.wrapping_add(1);
-            black_box(gen.send(black_box(i)))
-        });
+        usize_round_trip(b, |i| gen.send(i));
     });
     g.finish();
 }
@@ -117,59 +118,25 @@ fn create(c: &mut Criterion) {
     g.finish();
 }
 
-fn bobbin_sum() -> u64 {
-    Generator::new(|y| {
-        for i in 1..=N {
-            y.suspend(i);
-        }
-    })
-    .sum()
-}
-
-fn corosensei_sum(stack: DefaultStack) -> (u64, DefaultStack) {
-    let mut co = corosensei::Coroutine::<(), u64, (), _>::with_stack(stack, |y, ()| {
-        for i in 1..=N {
-            y.suspend(i);
-        }
-    });
-    let mut sum = 0;
-    while let corosensei::CoroutineResult::Yield(v) = co.resume(()) {
-        sum += v;
-    }
-    (sum, co.into_stack())
-}
-
-fn generator_sum() -> u64 {
-    // The closure's return value is the generator's last item, so the loop stops at N-1
-    // (finishing with `done!()` instead would unwind a panic every run).
-    Gn::<()>::new_scoped(|mut s| {
-        for i in 1..N {
-            s.yield_(i);
-        }
-        N
-    })
-    .sum()
-}
-
 fn generators(c: &mut Criterion) {
     // Check every variant once, outside the timing.
-    assert_eq!(bobbin_sum(), SUM);
-    assert_eq!(corosensei_sum(DefaultStack::default()).0, SUM);
-    assert_eq!(generator_sum(), SUM);
+    assert_eq!(generator_sum_bobbin(N), SUM);
+    assert_eq!(generator_sum_corosensei(N, DefaultStack::default()).0, SUM);
+    assert_eq!(generator_sum_generator_crate(N), SUM);
 
     let mut g = c.benchmark_group("generator_sum");
     g.throughput(Throughput::Elements(N));
     g.bench_function("plain iterator", |b| b.iter(|| (1..=black_box(N)).map(black_box).sum::<u64>()));
-    g.bench_function("bobbin Generator", |b| b.iter(|| black_box(bobbin_sum())));
+    g.bench_function("bobbin Generator", |b| b.iter(|| black_box(generator_sum_bobbin(N))));
     g.bench_function("corosensei (stack reused by hand)", |b| {
         let mut stack = Some(DefaultStack::default());
         b.iter(|| {
-            let (sum, s) = corosensei_sum(stack.take().expect("the stack is handed back every iteration"));
+            let (sum, s) = generator_sum_corosensei(N, stack.take().expect("the stack is handed back every iteration"));
             stack = Some(s);
             black_box(sum)
         });
     });
-    g.bench_function("generator (fresh stack)", |b| b.iter(|| black_box(generator_sum())));
+    g.bench_function("generator (fresh stack)", |b| b.iter(|| black_box(generator_sum_generator_crate(N))));
     g.finish();
 
     // Steady state: N items from a generator that never ends, without creating one.

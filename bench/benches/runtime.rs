@@ -44,7 +44,9 @@
 //!
 //! Runtimes are built once per benchmark, outside the timed loop, and dropped before the
 //! next one is built, so no idle workers of another runtime are around. Default stacks:
-//! bobbin 128 KiB, may 32 KiB (tokio tasks have none).
+//! bobbin 128 KiB, may 32 KiB (tokio tasks have none). The runtime builders and the bodies
+//! of `rt_spawn_yield` are those of `bobbin_bench::workloads`, which the `compare` binary's
+//! `scale` workload runs too.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod common;
@@ -55,6 +57,10 @@ use std::pin::Pin;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bobbin_bench::workloads::{
+    bobbin_runtime, may_run, rt_spawn_yield_bobbin, rt_spawn_yield_tokio, spawn_yield_may, tokio_multi_thread,
+    tokio_run,
+};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, BenchmarkGroup, Criterion, SamplingMode, Throughput};
 
@@ -81,90 +87,8 @@ const FANOUT_TOTAL: u64 = FANOUT_N * (FANOUT_N - 1) / 2;
 /// Set in the environment of a child process that measures may (see the module docs).
 const MAY_CHILD_ENV: &str = "BOBBIN_BENCH_MAY_CHILD";
 
-fn bobbin_rt(workers: usize) -> bobbin::Runtime {
-    bobbin::Runtime::builder().workers(workers).build().expect("bobbin runtime")
-}
-
-fn tokio_rt(workers: usize) -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(workers).build().expect("tokio multi_thread runtime")
-}
-
-/// Runs `fut` as a task on the runtime's workers and waits for it on the calling thread,
-/// as `bobbin::Runtime::block_on` runs its closure as a green thread on a worker.
-fn tokio_run<F>(rt: &tokio::runtime::Runtime, fut: F) -> F::Output
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    rt.block_on(rt.spawn(fut)).expect("tokio root task")
-}
-
-/// Runs `f` as a may coroutine and waits for it on the calling thread.
-fn may_run<F, T>(f: F) -> T
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    // may::go! wraps may's `unsafe fn spawn`, whose contract is that the coroutine neither
-    // relies on thread-locals staying put (it may move between workers) nor blocks its OS
-    // thread; no closure in this file does either.
-    may::go!(f).join().expect("may root coroutine")
-}
-
 // ---------------------------------------------------------------------------------------
 // rt_spawn_yield
-
-fn spawn_yield_bobbin(rt: &bobbin::Runtime, n: usize) {
-    rt.block_on(move || {
-        let hs: Vec<_> = (0..n)
-            .map(|_| {
-                bobbin::runtime::spawn(|| {
-                    for _ in 0..YIELDS {
-                        bobbin::yield_now();
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.join().unwrap();
-        }
-    });
-}
-
-fn spawn_yield_tokio(rt: &tokio::runtime::Runtime, n: usize) {
-    tokio_run(rt, async move {
-        let hs: Vec<_> = (0..n)
-            .map(|_| {
-                tokio::spawn(async {
-                    for _ in 0..YIELDS {
-                        tokio::task::yield_now().await;
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.await.unwrap();
-        }
-    });
-}
-
-fn spawn_yield_may(n: usize) {
-    may_run(move || {
-        let hs: Vec<_> = (0..n)
-            .map(|_| {
-                // may::go!: see may_run.
-                may::go!(|| {
-                    for _ in 0..YIELDS {
-                        may::coroutine::yield_now();
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.join().unwrap();
-        }
-    });
-}
 
 /// Settings of the groups whose one iteration takes tens of milliseconds or more.
 fn slow_group(g: &mut BenchmarkGroup<'_, WallTime>, elements: u64) {
@@ -175,30 +99,26 @@ fn slow_group(g: &mut BenchmarkGroup<'_, WallTime>, elements: u64) {
         .throughput(Throughput::Elements(elements));
 }
 
+fn spawn_yield_group(c: &mut Criterion, name: &str, n: usize, with_may: bool) {
+    for workers in WORKERS {
+        let mut g = c.benchmark_group(format!("{name}_{workers}w"));
+        slow_group(&mut g, n as u64);
+        let rt = bobbin_runtime(workers);
+        g.bench_function("bobbin", |b| b.iter(|| rt_spawn_yield_bobbin(&rt, n, YIELDS)));
+        drop(rt);
+        let rt = tokio_multi_thread(workers);
+        g.bench_function("tokio multi_thread", |b| b.iter(|| rt_spawn_yield_tokio(&rt, n, YIELDS)));
+        drop(rt);
+        if with_may {
+            g.bench_function("may", |b| b.iter_custom(|iters| may_measure(MayWorkload::SpawnYield, workers, iters)));
+        }
+        g.finish();
+    }
+}
+
 fn spawn_yield(c: &mut Criterion) {
-    for workers in WORKERS {
-        let mut g = c.benchmark_group(format!("rt_spawn_yield_{workers}w"));
-        slow_group(&mut g, SPAWN_N as u64);
-        let rt = bobbin_rt(workers);
-        g.bench_function("bobbin", |b| b.iter(|| spawn_yield_bobbin(&rt, SPAWN_N)));
-        drop(rt);
-        let rt = tokio_rt(workers);
-        g.bench_function("tokio multi_thread", |b| b.iter(|| spawn_yield_tokio(&rt, SPAWN_N)));
-        drop(rt);
-        g.finish();
-    }
-    for workers in WORKERS {
-        let mut g = c.benchmark_group(format!("rt_spawn_yield_30k_{workers}w"));
-        slow_group(&mut g, SPAWN_N_MAY as u64);
-        let rt = bobbin_rt(workers);
-        g.bench_function("bobbin", |b| b.iter(|| spawn_yield_bobbin(&rt, SPAWN_N_MAY)));
-        drop(rt);
-        let rt = tokio_rt(workers);
-        g.bench_function("tokio multi_thread", |b| b.iter(|| spawn_yield_tokio(&rt, SPAWN_N_MAY)));
-        drop(rt);
-        g.bench_function("may", |b| b.iter_custom(|iters| may_measure(MayWorkload::SpawnYield, workers, iters)));
-        g.finish();
-    }
+    spawn_yield_group(c, "rt_spawn_yield", SPAWN_N, false);
+    spawn_yield_group(c, "rt_spawn_yield_30k", SPAWN_N_MAY, true);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -239,7 +159,7 @@ fn fib_may(n: u64) -> u64 {
     if n < 2 {
         return n;
     }
-    // may::go!: see may_run.
+    // may::go!: no thread-locals, no OS-thread blocking (see `bobbin_bench::workloads`).
     let a = may::go!(move || fib_may(n - 1));
     let b = fib_may(n - 2);
     a.join().unwrap() + b
@@ -250,11 +170,11 @@ fn fib_group(c: &mut Criterion, name: &str, n: u64, with_may: bool) {
     for workers in WORKERS {
         let mut g = c.benchmark_group(format!("{name}_{workers}w"));
         slow_group(&mut g, fib_spawns(n));
-        let rt = bobbin_rt(workers);
+        let rt = bobbin_runtime(workers);
         assert_eq!(rt.block_on(move || fib_bobbin(n)), expected);
         g.bench_function("bobbin", |b| b.iter(|| black_box(rt.block_on(move || fib_bobbin(n)))));
         drop(rt);
-        let rt = tokio_rt(workers);
+        let rt = tokio_multi_thread(workers);
         assert_eq!(tokio_run(&rt, fib_tokio(n)), expected);
         g.bench_function("tokio multi_thread", |b| b.iter(|| black_box(tokio_run(&rt, fib_tokio(n)))));
         drop(rt);
@@ -332,7 +252,7 @@ fn fanout_may() -> u64 {
             let rx = rx.clone();
             let sum_tx = sum_tx.clone();
             let permits = permits.clone();
-            // may::go!: see may_run.
+            // may::go!: no thread-locals, no OS-thread blocking (see `bobbin_bench::workloads`).
             may::go!(move || {
                 let mut sum = 0;
                 for v in rx.iter() {
@@ -343,7 +263,7 @@ fn fanout_may() -> u64 {
             });
         }
         drop((rx, sum_tx));
-        // may::go!: see may_run.
+        // may::go!: no thread-locals, no OS-thread blocking (see `bobbin_bench::workloads`).
         let producer = may::go!(move || {
             for i in 0..FANOUT_N {
                 permits.wait();
@@ -360,11 +280,11 @@ fn fanout(c: &mut Criterion) {
     for workers in WORKERS {
         let mut g = c.benchmark_group(format!("rt_fanout_{workers}w"));
         slow_group(&mut g, FANOUT_N);
-        let rt = bobbin_rt(workers);
+        let rt = bobbin_runtime(workers);
         assert_eq!(fanout_bobbin(&rt), FANOUT_TOTAL);
         g.bench_function("bobbin", |b| b.iter(|| black_box(fanout_bobbin(&rt))));
         drop(rt);
-        let rt = tokio_rt(workers);
+        let rt = tokio_multi_thread(workers);
         assert_eq!(tokio_run(&rt, fanout_tokio()), FANOUT_TOTAL);
         g.bench_function("tokio multi_thread", |b| b.iter(|| black_box(tokio_run(&rt, fanout_tokio()))));
         drop(rt);
@@ -403,7 +323,7 @@ impl MayWorkload {
     /// One iteration; checks the result when `check` is set.
     fn run(self, check: bool) {
         match self {
-            MayWorkload::SpawnYield => spawn_yield_may(SPAWN_N_MAY),
+            MayWorkload::SpawnYield => spawn_yield_may(SPAWN_N_MAY, YIELDS),
             MayWorkload::Fib => {
                 let r = black_box(may_run(|| fib_may(FIB_N_MAY)));
                 assert!(!check || r == fib_plain(FIB_N_MAY), "may fib({FIB_N_MAY}) = {r}");

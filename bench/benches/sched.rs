@@ -14,19 +14,24 @@
 //! own task, and `futures::channel::mpsc`), and may with one worker (`may::go!`,
 //! `may::coroutine::yield_now`, `may::sync::mpsc`). Runtimes and executors are built once,
 //! outside the timed loop; bobbin enters `bobbin::run` inside every iteration of
-//! `spawn_yield` and `pingpong` (its scheduler's set-up is part of its time there).
+//! `spawn_yield` and `pingpong` (its scheduler's set-up is part of its time there). The
+//! bodies of `spawn_yield` and `pingpong` are those of `bobbin_bench::workloads`, which the
+//! `compare` binary runs too.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::hint::black_box;
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use async_executor::LocalExecutor;
+use bobbin_bench::workloads::{
+    may_init, pingpong_async_executor, pingpong_bobbin, pingpong_local_pool, pingpong_may, pingpong_tokio,
+    spawn_yield_async_executor, spawn_yield_bobbin, spawn_yield_local_pool, spawn_yield_may, spawn_yield_tokio,
+    tokio_current_thread,
+};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
-use futures::StreamExt;
 
 /// Yields per task in `spawn_yield`.
 const YIELDS: usize = 10;
@@ -37,114 +42,8 @@ const SPAWN_N_MAY: usize = 30_000;
 /// Round trips per `pingpong` iteration.
 const ROUNDS: u64 = 10_000;
 
-/// may's runtime is global and reads its configuration when first used: one worker, so
-/// that it is single-threaded like the others.
-fn may_init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        may::config().set_workers(1);
-    });
-}
-
-fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().build().expect("tokio current_thread runtime")
-}
-
 // ---------------------------------------------------------------------------------------
 // spawn_yield
-
-fn spawn_yield_bobbin(n: usize) {
-    bobbin::run(move || {
-        let hs: Vec<_> = (0..n)
-            .map(|_| {
-                bobbin::spawn(|| {
-                    for _ in 0..YIELDS {
-                        bobbin::yield_now();
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.join().unwrap();
-        }
-    });
-}
-
-fn spawn_yield_tokio(rt: &tokio::runtime::Runtime, n: usize) {
-    rt.block_on(async move {
-        let hs: Vec<_> = (0..n)
-            .map(|_| {
-                tokio::spawn(async {
-                    for _ in 0..YIELDS {
-                        tokio::task::yield_now().await;
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.await.unwrap();
-        }
-    });
-}
-
-fn spawn_yield_async_executor(ex: &LocalExecutor<'_>, n: usize) {
-    futures_lite::future::block_on(ex.run(async {
-        let hs: Vec<_> = (0..n)
-            .map(|_| {
-                ex.spawn(async {
-                    for _ in 0..YIELDS {
-                        futures_lite::future::yield_now().await;
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.await;
-        }
-    }));
-}
-
-fn spawn_yield_local_pool(pool: &mut LocalPool, n: usize) {
-    let spawner = pool.spawner();
-    pool.run_until(async move {
-        let hs: Vec<_> = (0..n)
-            .map(|_| {
-                spawner
-                    .spawn_local_with_handle(async {
-                        for _ in 0..YIELDS {
-                            futures_lite::future::yield_now().await;
-                        }
-                    })
-                    .unwrap()
-            })
-            .collect();
-        for h in hs {
-            h.await;
-        }
-    });
-}
-
-fn spawn_yield_may(n: usize) {
-    // may::go! wraps may's `unsafe fn spawn`, whose contract is that the coroutine neither
-    // relies on thread-locals staying put (it may move between workers) nor blocks its OS
-    // thread; these closures do neither.
-    may::go!(move || {
-        let hs: Vec<_> = (0..n)
-            .map(|_| {
-                may::go!(|| {
-                    for _ in 0..YIELDS {
-                        may::coroutine::yield_now();
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.join().unwrap();
-        }
-    })
-    .join()
-    .unwrap();
-}
 
 fn spawn_yield_group(g: &mut BenchmarkGroup<'_, WallTime>, n: usize, with_may: bool) {
     g.sample_size(10)
@@ -153,22 +52,22 @@ fn spawn_yield_group(g: &mut BenchmarkGroup<'_, WallTime>, n: usize, with_may: b
         .measurement_time(Duration::from_secs(4))
         .throughput(Throughput::Elements(n as u64));
 
-    g.bench_function("bobbin", |b| b.iter(|| spawn_yield_bobbin(n)));
+    g.bench_function("bobbin", |b| b.iter(|| spawn_yield_bobbin(n, YIELDS)));
     g.bench_function("tokio current_thread", |b| {
-        let rt = tokio_rt();
-        b.iter(|| spawn_yield_tokio(&rt, n));
+        let rt = tokio_current_thread();
+        b.iter(|| spawn_yield_tokio(&rt, n, YIELDS));
     });
     g.bench_function("async-executor LocalExecutor", |b| {
         let ex = LocalExecutor::new();
-        b.iter(|| spawn_yield_async_executor(&ex, n));
+        b.iter(|| spawn_yield_async_executor(&ex, n, YIELDS));
     });
     g.bench_function("futures LocalPool", |b| {
         let mut pool = LocalPool::new();
-        b.iter(|| spawn_yield_local_pool(&mut pool, n));
+        b.iter(|| spawn_yield_local_pool(&mut pool, n, YIELDS));
     });
     if with_may {
         may_init();
-        g.bench_function("may (1 worker)", |b| b.iter(|| spawn_yield_may(n)));
+        g.bench_function("may (1 worker)", |b| b.iter(|| spawn_yield_may(n, YIELDS)));
     }
 }
 
@@ -185,129 +84,33 @@ fn spawn_yield(c: &mut Criterion) {
 // ---------------------------------------------------------------------------------------
 // pingpong
 
-fn pingpong_bobbin() -> u64 {
-    bobbin::run(|| {
-        let (tx1, rx1) = bobbin::sync::channel::<u64>();
-        let (tx2, rx2) = bobbin::sync::channel::<u64>();
-        let h = bobbin::spawn(move || {
-            for v in rx1.iter() {
-                tx2.send(v + 1).unwrap();
-            }
-        });
-        let mut v = 0;
-        for _ in 0..ROUNDS {
-            tx1.send(v).unwrap();
-            v = rx2.recv().unwrap();
-        }
-        drop(tx1);
-        h.join().unwrap();
-        v
-    })
-}
-
-fn pingpong_tokio(rt: &tokio::runtime::Runtime) -> u64 {
-    rt.block_on(async {
-        let (tx1, mut rx1) = tokio::sync::mpsc::unbounded_channel::<u64>();
-        let (tx2, mut rx2) = tokio::sync::mpsc::unbounded_channel::<u64>();
-        let h = tokio::spawn(async move {
-            while let Some(v) = rx1.recv().await {
-                tx2.send(v + 1).unwrap();
-            }
-        });
-        let mut v = 0;
-        for _ in 0..ROUNDS {
-            tx1.send(v).unwrap();
-            v = rx2.recv().await.unwrap();
-        }
-        drop(tx1);
-        h.await.unwrap();
-        v
-    })
-}
-
-/// The pingpong body for the two futures-based executors, on `futures::channel::mpsc`;
-/// `spawn` starts the partner task and returns a future that waits for it.
-async fn pingpong_futures<S, J>(spawn: S) -> u64
-where
-    S: FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>) -> J,
-    J: std::future::Future<Output = ()>,
-{
-    let (tx1, mut rx1) = futures::channel::mpsc::unbounded::<u64>();
-    let (tx2, mut rx2) = futures::channel::mpsc::unbounded::<u64>();
-    let h = spawn(Box::pin(async move {
-        while let Some(v) = rx1.next().await {
-            tx2.unbounded_send(v + 1).unwrap();
-        }
-    }));
-    let mut v = 0;
-    for _ in 0..ROUNDS {
-        tx1.unbounded_send(v).unwrap();
-        v = rx2.next().await.unwrap();
-    }
-    drop(tx1);
-    h.await;
-    v
-}
-
-fn pingpong_async_executor(ex: &LocalExecutor<'_>) -> u64 {
-    futures_lite::future::block_on(ex.run(pingpong_futures(|f| ex.spawn(f))))
-}
-
-fn pingpong_local_pool(pool: &mut LocalPool) -> u64 {
-    let spawner = pool.spawner();
-    pool.run_until(pingpong_futures(move |f| spawner.spawn_local_with_handle(f).unwrap()))
-}
-
-fn pingpong_may() -> u64 {
-    // may::go!: see spawn_yield_may; no thread-locals, no OS-thread blocking.
-    may::go!(|| {
-        let (tx1, rx1) = may::sync::mpsc::channel::<u64>();
-        let (tx2, rx2) = may::sync::mpsc::channel::<u64>();
-        let h = may::go!(move || {
-            for v in rx1.iter() {
-                tx2.send(v + 1).unwrap();
-            }
-        });
-        let mut v = 0;
-        for _ in 0..ROUNDS {
-            tx1.send(v).unwrap();
-            v = rx2.recv().unwrap();
-        }
-        drop(tx1);
-        h.join().unwrap();
-        v
-    })
-    .join()
-    .unwrap()
-}
-
 fn pingpong(c: &mut Criterion) {
     // Every implementation must hand the counter back ROUNDS times.
-    assert_eq!(pingpong_bobbin(), ROUNDS);
-    assert_eq!(pingpong_tokio(&tokio_rt()), ROUNDS);
-    assert_eq!(pingpong_async_executor(&LocalExecutor::new()), ROUNDS);
-    assert_eq!(pingpong_local_pool(&mut LocalPool::new()), ROUNDS);
+    assert_eq!(pingpong_bobbin(ROUNDS), ROUNDS);
+    assert_eq!(pingpong_tokio(&tokio_current_thread(), ROUNDS), ROUNDS);
+    assert_eq!(pingpong_async_executor(&LocalExecutor::new(), ROUNDS), ROUNDS);
+    assert_eq!(pingpong_local_pool(&mut LocalPool::new(), ROUNDS), ROUNDS);
     may_init();
-    assert_eq!(pingpong_may(), ROUNDS);
+    assert_eq!(pingpong_may(ROUNDS), ROUNDS);
 
     let mut g = c.benchmark_group("pingpong");
     g.warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4))
         .throughput(Throughput::Elements(2 * ROUNDS));
-    g.bench_function("bobbin", |b| b.iter(|| black_box(pingpong_bobbin())));
+    g.bench_function("bobbin", |b| b.iter(|| black_box(pingpong_bobbin(ROUNDS))));
     g.bench_function("tokio current_thread", |b| {
-        let rt = tokio_rt();
-        b.iter(|| black_box(pingpong_tokio(&rt)));
+        let rt = tokio_current_thread();
+        b.iter(|| black_box(pingpong_tokio(&rt, ROUNDS)));
     });
     g.bench_function("async-executor LocalExecutor", |b| {
         let ex = LocalExecutor::new();
-        b.iter(|| black_box(pingpong_async_executor(&ex)));
+        b.iter(|| black_box(pingpong_async_executor(&ex, ROUNDS)));
     });
     g.bench_function("futures LocalPool", |b| {
         let mut pool = LocalPool::new();
-        b.iter(|| black_box(pingpong_local_pool(&mut pool)));
+        b.iter(|| black_box(pingpong_local_pool(&mut pool, ROUNDS)));
     });
-    g.bench_function("may (1 worker)", |b| b.iter(|| black_box(pingpong_may())));
+    g.bench_function("may (1 worker)", |b| b.iter(|| black_box(pingpong_may(ROUNDS))));
     g.finish();
 }
 
@@ -330,7 +133,7 @@ fn spawn_join(c: &mut Criterion) {
         });
     });
     g.bench_function("tokio current_thread", |b| {
-        let rt = tokio_rt();
+        let rt = tokio_current_thread();
         b.iter_custom(|iters| {
             rt.block_on(async move {
                 let t = Instant::now();
@@ -370,7 +173,9 @@ fn spawn_join(c: &mut Criterion) {
     may_init();
     g.bench_function("may (1 worker)", |b| {
         b.iter_custom(|iters| {
-            // may::go!: see spawn_yield_may; no thread-locals, no OS-thread blocking.
+            // may::go! wraps may's `unsafe fn spawn`, whose contract is that the coroutine neither
+            // relies on thread-locals staying put (it may move between workers) nor blocks its
+            // OS thread; these closures do neither.
             may::go!(move || {
                 let t = Instant::now();
                 for _ in 0..iters {

@@ -96,7 +96,7 @@ fn main() {
     let args = parse_args();
     let sizes = if args.quick { Sizes::quick() } else { Sizes::full() };
     // may reads its configuration once, when first used.
-    workloads::may_init();
+    bobbin_bench::workloads::may_init();
 
     let started = SystemTime::now();
     let t0 = Instant::now();

@@ -1,8 +1,9 @@
 //! Memory: resident bytes per parked green thread, and the largest number of them each
 //! library can hold at once.
 //!
-//! Every measurement runs in a child process of its own: the `compare` binary started
-//! again with the hidden arguments `--park LIBRARY N` ([`child_main`]). The child reads
+//! Every measurement runs in a child process of its own ([`park_child`]): the running
+//! binary (`compare`, or `examples/parked_memory.rs`) started again with the hidden
+//! arguments `--park LIBRARY N`, which it hands to [`child_main`]. The child reads
 //! `VmRSS` and `VmPTE` from `/proc/self/status` and counts the lines of `/proc/self/maps`,
 //! parks N tasks of the library, reads them again, prints one `PARKED` line with both
 //! readings, then releases every task and checks that each one finished. A fresh process
@@ -176,7 +177,7 @@ fn park_local_pool(n: usize) {
 }
 
 fn park_may(n: usize) {
-    super::workloads::may_init();
+    crate::workloads::may_init();
     // may::go! wraps may's `unsafe fn spawn`, whose contract is that the coroutine neither
     // relies on thread-locals staying put nor blocks its OS thread; reading /proc blocks
     // the single worker for a moment, while nothing else needs to run.
@@ -293,15 +294,21 @@ pub fn child_main(library: &str, n: usize) -> ! {
 
 /// What a child reported.
 #[derive(Clone, Copy, Debug)]
-struct Parked {
-    rss_bytes: f64,
-    pte_bytes: f64,
-    maps: i64,
+pub struct Parked {
+    /// Growth of VmRSS while the tasks were parked, in bytes.
+    pub rss_bytes: f64,
+    /// Growth of VmPTE while the tasks were parked, in bytes.
+    pub pte_bytes: f64,
+    /// Lines of `/proc/self/maps` before the tasks were spawned.
+    pub maps_before: i64,
+    /// Lines of `/proc/self/maps` while they were parked.
+    pub maps_after: i64,
 }
 
-/// Runs `--park library n` in a child process. Ok: the growth of VmRSS, VmPTE and the
-/// mappings count while the tasks were parked; Err: how the child ended instead.
-fn park_child(library: &str, n: usize, timeout: Duration) -> Result<Parked, String> {
+/// Runs `--park library n` in a child process: the running binary, which must hand those
+/// arguments to [`child_main`]. Ok: the growth of VmRSS and VmPTE and the mappings count
+/// before and while the tasks were parked; Err: how the child ended instead.
+pub fn park_child(library: &str, n: usize, timeout: Duration) -> Result<Parked, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let mut child = Command::new(exe)
         .args(["--park", library, &n.to_string()])
@@ -354,7 +361,12 @@ fn park_child(library: &str, n: usize, timeout: Duration) -> Result<Parked, Stri
     if v.len() != 6 {
         return Err(format!("malformed PARKED line: {line}"));
     }
-    Ok(Parked { rss_bytes: ((v[1] - v[0]) * 1024) as f64, pte_bytes: ((v[3] - v[2]) * 1024) as f64, maps: v[5] - v[4] })
+    Ok(Parked {
+        rss_bytes: ((v[1] - v[0]) * 1024) as f64,
+        pte_bytes: ((v[3] - v[2]) * 1024) as f64,
+        maps_before: v[4],
+        maps_after: v[5],
+    })
 }
 
 fn signal_name(sig: i32) -> &'static str {
@@ -397,7 +409,7 @@ pub fn bytes_per_parked(sizes: &Sizes) -> WorkloadResult {
                 "last run: VmRSS {} + VmPTE {} bytes each; kernel mappings +{}",
                 fmt_num(p.rss_bytes / n as f64),
                 fmt_num(p.pte_bytes / n as f64),
-                fmt_num(p.maps as f64)
+                fmt_num((p.maps_after - p.maps_before) as f64)
             );
         }
     }

@@ -2,11 +2,15 @@
 //! here returns a [`Timed`] workload whose entries keep what they need (a coroutine, a
 //! runtime) between batches; [`super::run_timed`] measures it.
 //!
-//! The workloads are written as in `benches/coroutine.rs` and `benches/sched.rs`, so the
-//! criterion benchmarks and this report measure the same code:
+//! The libraries' bodies of `generator`, `spawn`, `spawn-30k`, `pingpong` and `scale` are
+//! those of [`crate::workloads`], which the criterion benchmarks (`benches/coroutine.rs`,
+//! `benches/sched.rs`, `benches/runtime.rs`) run too, so both measure the same code;
+//! `switch` and `create` are written inline as in `benches/coroutine.rs`, so that no call
+//! sits in their loop of a few nanoseconds:
 //! - `switch`: one resume + one suspend of a coroutine that suspends forever.
 //! - `create`: create a coroutine, run it to completion, drop it.
-//! - `generator`: a generator of `1..=N` created and summed in a `for` loop, per item.
+//! - `generator`: a generator of `1..=N` created and summed, per item; a plain `for` loop
+//!   over the range is the floor.
 //! - `spawn`, `spawn-30k`: N green threads that yield 10 times each on one thread, then
 //!   joined. One iteration is the whole run; a fresh `bobbin::run` is entered inside it
 //!   (its set-up is part of bobbin's time), peers' runtimes are built once per workload.
@@ -19,19 +23,21 @@
 //! may's runtime is global; [`may_init`] gives it one worker before its first use, so that
 //! it is single-threaded like the other schedulers.
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::Pin;
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use async_executor::LocalExecutor;
-use bobbin::{Coroutine, Generator};
+use bobbin::Coroutine;
 use corosensei::stack::DefaultStack;
 use futures::executor::LocalPool;
-use futures::task::LocalSpawnExt;
-use futures::StreamExt;
 use generator::Gn;
+
+use crate::workloads::{
+    bobbin_runtime, generator_sum_bobbin, generator_sum_corosensei, generator_sum_generator_crate, may_init,
+    pingpong_async_executor, pingpong_bobbin, pingpong_local_pool, pingpong_may, pingpong_tokio, rt_spawn_yield_bobbin,
+    rt_spawn_yield_tokio, spawn_yield_async_executor, spawn_yield_bobbin, spawn_yield_local_pool, spawn_yield_may,
+    spawn_yield_tokio, tokio_current_thread, tokio_multi_thread,
+};
 
 use super::{Entry, Scale, Sizes, Timed};
 
@@ -40,14 +46,6 @@ const NS: Scale = Scale { per_iter: 1.0, ns_per_unit: 1.0 };
 /// Millisecond values, per iteration.
 const MS: Scale = Scale { per_iter: 1.0, ns_per_unit: 1e6 };
 
-/// Gives may's global runtime one worker; must run before may is first used.
-pub fn may_init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        may::config().set_workers(1);
-    });
-}
-
 /// Times `iters` calls of `f`.
 fn time(iters: u64, mut f: impl FnMut()) -> Duration {
     let t = Instant::now();
@@ -55,10 +53,6 @@ fn time(iters: u64, mut f: impl FnMut()) -> Duration {
         f();
     }
     t.elapsed()
-}
-
-fn tokio_current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().build().expect("tokio current_thread runtime")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -165,55 +159,15 @@ fn gen_plain(n: u64) -> u64 {
     sum
 }
 
-fn gen_bobbin(n: u64) -> u64 {
-    let mut sum = 0u64;
-    for v in Generator::new(move |y| {
-        for i in 1..=n {
-            y.suspend(i);
-        }
-    }) {
-        sum += v;
-    }
-    sum
-}
-
-fn gen_corosensei(n: u64, stack: DefaultStack) -> (u64, DefaultStack) {
-    let mut co = corosensei::Coroutine::<(), u64, (), _>::with_stack(stack, move |y, ()| {
-        for i in 1..=n {
-            y.suspend(i);
-        }
-    });
-    let mut sum = 0u64;
-    while let corosensei::CoroutineResult::Yield(v) = co.resume(()) {
-        sum += v;
-    }
-    (sum, co.into_stack())
-}
-
-fn gen_generator_crate(n: u64) -> u64 {
-    // The closure's return value is the generator's last item, so the loop stops at n-1
-    // (finishing with `done!()` instead would unwind a panic every run).
-    let mut sum = 0u64;
-    for v in Gn::<()>::new_scoped(move |mut s| {
-        for i in 1..n {
-            s.yield_(i);
-        }
-        n
-    }) {
-        sum += v;
-    }
-    sum
-}
-
 /// `generator`: ns per item of a generator of `1..=N` created and summed in a loop.
 pub fn generator(sizes: &Sizes) -> Timed<'static> {
     let n = sizes.gen_items;
     let expected = n * (n + 1) / 2;
     // Every variant must produce the same sum; checked once, outside the timing.
     assert_eq!(gen_plain(n), expected);
-    assert_eq!(gen_bobbin(n), expected);
-    assert_eq!(gen_corosensei(n, DefaultStack::default()).0, expected);
-    assert_eq!(gen_generator_crate(n), expected);
+    assert_eq!(generator_sum_bobbin(n), expected);
+    assert_eq!(generator_sum_corosensei(n, DefaultStack::default()).0, expected);
+    assert_eq!(generator_sum_generator_crate(n), expected);
     let mut stack = Some(DefaultStack::default());
     Timed {
         key: "generator",
@@ -230,19 +184,20 @@ pub fn generator(sizes: &Sizes) -> Timed<'static> {
         entries: vec![
             Entry::new("bobbin Generator", move |k| {
                 time(k, || {
-                    black_box(gen_bobbin(n));
+                    black_box(generator_sum_bobbin(n));
                 })
             }),
             Entry::new("corosensei (stack reused by hand)", move |k| {
                 time(k, || {
-                    let (sum, s) = gen_corosensei(n, stack.take().expect("the stack is handed back every run"));
+                    let (sum, s) =
+                        generator_sum_corosensei(n, stack.take().expect("the stack is handed back every run"));
                     stack = Some(s);
                     black_box(sum);
                 })
             }),
             Entry::new("generator crate (fresh stack)", move |k| {
                 time(k, || {
-                    black_box(gen_generator_crate(n));
+                    black_box(generator_sum_generator_crate(n));
                 })
             }),
             Entry::new("plain iterator", move |k| {
@@ -257,99 +212,6 @@ pub fn generator(sizes: &Sizes) -> Timed<'static> {
 // ---------------------------------------------------------------------------------------
 // spawn (one thread)
 
-fn spawn_bobbin(n: usize, yields: usize) {
-    bobbin::run(move || {
-        let hs: Vec<_> = (0..n)
-            .map(|_| {
-                bobbin::spawn(move || {
-                    for _ in 0..yields {
-                        bobbin::yield_now();
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.join().unwrap();
-        }
-    });
-}
-
-fn spawn_tokio(rt: &tokio::runtime::Runtime, n: usize, yields: usize) {
-    rt.block_on(async move {
-        let hs: Vec<_> = (0..n)
-            .map(|_| {
-                tokio::spawn(async move {
-                    for _ in 0..yields {
-                        tokio::task::yield_now().await;
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.await.unwrap();
-        }
-    });
-}
-
-fn spawn_async_executor(ex: &LocalExecutor<'_>, n: usize, yields: usize) {
-    futures_lite::future::block_on(ex.run(async {
-        let hs: Vec<_> = (0..n)
-            .map(|_| {
-                ex.spawn(async move {
-                    for _ in 0..yields {
-                        futures_lite::future::yield_now().await;
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.await;
-        }
-    }));
-}
-
-fn spawn_local_pool(pool: &mut LocalPool, n: usize, yields: usize) {
-    let spawner = pool.spawner();
-    pool.run_until(async move {
-        let hs: Vec<_> = (0..n)
-            .map(|_| {
-                spawner
-                    .spawn_local_with_handle(async move {
-                        for _ in 0..yields {
-                            futures_lite::future::yield_now().await;
-                        }
-                    })
-                    .unwrap()
-            })
-            .collect();
-        for h in hs {
-            h.await;
-        }
-    });
-}
-
-fn spawn_may(n: usize, yields: usize) {
-    // may::go! wraps may's `unsafe fn spawn`, whose contract is that the coroutine neither
-    // relies on thread-locals staying put (it may move between workers) nor blocks its OS
-    // thread; these closures do neither.
-    may::go!(move || {
-        let hs: Vec<_> = (0..n)
-            .map(|_| {
-                may::go!(move || {
-                    for _ in 0..yields {
-                        may::coroutine::yield_now();
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.join().unwrap();
-        }
-    })
-    .join()
-    .unwrap();
-}
-
 /// `spawn` (without may) or `spawn-30k` (with may): N green threads that yield 10 times
 /// each on one thread, total ms.
 pub fn spawn(sizes: &Sizes, with_may: bool) -> Timed<'static> {
@@ -359,14 +221,14 @@ pub fn spawn(sizes: &Sizes, with_may: bool) -> Timed<'static> {
     let ex = LocalExecutor::new();
     let mut pool = LocalPool::new();
     let mut entries = vec![
-        Entry::new("bobbin", move |k| time(k, || spawn_bobbin(n, y))),
-        Entry::new("tokio current_thread", move |k| time(k, || spawn_tokio(&rt, n, y))),
-        Entry::new("async-executor LocalExecutor", move |k| time(k, || spawn_async_executor(&ex, n, y))),
-        Entry::new("futures LocalPool", move |k| time(k, || spawn_local_pool(&mut pool, n, y))),
+        Entry::new("bobbin", move |k| time(k, || spawn_yield_bobbin(n, y))),
+        Entry::new("tokio current_thread", move |k| time(k, || spawn_yield_tokio(&rt, n, y))),
+        Entry::new("async-executor LocalExecutor", move |k| time(k, || spawn_yield_async_executor(&ex, n, y))),
+        Entry::new("futures LocalPool", move |k| time(k, || spawn_yield_local_pool(&mut pool, n, y))),
     ];
     if with_may {
         may_init();
-        entries.push(Entry::new("may (1 worker)", move |k| time(k, || spawn_may(n, y))));
+        entries.push(Entry::new("may (1 worker)", move |k| time(k, || spawn_yield_may(n, y))));
     }
     let n_text = super::fmt_num(n as f64);
     Timed {
@@ -395,102 +257,6 @@ pub fn spawn(sizes: &Sizes, with_may: bool) -> Timed<'static> {
 
 // ---------------------------------------------------------------------------------------
 // pingpong
-
-fn pingpong_bobbin(rounds: u64) -> u64 {
-    bobbin::run(move || {
-        let (tx1, rx1) = bobbin::sync::channel::<u64>();
-        let (tx2, rx2) = bobbin::sync::channel::<u64>();
-        let h = bobbin::spawn(move || {
-            for v in rx1.iter() {
-                tx2.send(v + 1).unwrap();
-            }
-        });
-        let mut v = 0;
-        for _ in 0..rounds {
-            tx1.send(v).unwrap();
-            v = rx2.recv().unwrap();
-        }
-        drop(tx1);
-        h.join().unwrap();
-        v
-    })
-}
-
-fn pingpong_tokio(rt: &tokio::runtime::Runtime, rounds: u64) -> u64 {
-    rt.block_on(async move {
-        let (tx1, mut rx1) = tokio::sync::mpsc::unbounded_channel::<u64>();
-        let (tx2, mut rx2) = tokio::sync::mpsc::unbounded_channel::<u64>();
-        let h = tokio::spawn(async move {
-            while let Some(v) = rx1.recv().await {
-                tx2.send(v + 1).unwrap();
-            }
-        });
-        let mut v = 0;
-        for _ in 0..rounds {
-            tx1.send(v).unwrap();
-            v = rx2.recv().await.unwrap();
-        }
-        drop(tx1);
-        h.await.unwrap();
-        v
-    })
-}
-
-/// The pingpong body for the two futures-based executors, on `futures::channel::mpsc`;
-/// `spawn` starts the partner task and returns a future that waits for it.
-async fn pingpong_futures<S, J>(rounds: u64, spawn: S) -> u64
-where
-    S: FnOnce(Pin<Box<dyn Future<Output = ()>>>) -> J,
-    J: Future<Output = ()>,
-{
-    let (tx1, mut rx1) = futures::channel::mpsc::unbounded::<u64>();
-    let (tx2, mut rx2) = futures::channel::mpsc::unbounded::<u64>();
-    let h = spawn(Box::pin(async move {
-        while let Some(v) = rx1.next().await {
-            tx2.unbounded_send(v + 1).unwrap();
-        }
-    }));
-    let mut v = 0;
-    for _ in 0..rounds {
-        tx1.unbounded_send(v).unwrap();
-        v = rx2.next().await.unwrap();
-    }
-    drop(tx1);
-    h.await;
-    v
-}
-
-fn pingpong_async_executor(ex: &LocalExecutor<'_>, rounds: u64) -> u64 {
-    futures_lite::future::block_on(ex.run(pingpong_futures(rounds, |f| ex.spawn(f))))
-}
-
-fn pingpong_local_pool(pool: &mut LocalPool, rounds: u64) -> u64 {
-    let spawner = pool.spawner();
-    pool.run_until(pingpong_futures(rounds, move |f| spawner.spawn_local_with_handle(f).unwrap()))
-}
-
-fn pingpong_may(rounds: u64) -> u64 {
-    // may::go!: see spawn_may; no thread-locals, no OS-thread blocking.
-    may::go!(move || {
-        let (tx1, rx1) = may::sync::mpsc::channel::<u64>();
-        let (tx2, rx2) = may::sync::mpsc::channel::<u64>();
-        let h = may::go!(move || {
-            for v in rx1.iter() {
-                tx2.send(v + 1).unwrap();
-            }
-        });
-        let mut v = 0;
-        for _ in 0..rounds {
-            tx1.send(v).unwrap();
-            v = rx2.recv().unwrap();
-        }
-        drop(tx1);
-        h.join().unwrap();
-        v
-    })
-    .join()
-    .unwrap()
-}
 
 /// Times one ping-pong run of `rounds` round trips and checks it handed the counter back
 /// every time.
@@ -534,44 +300,6 @@ pub fn pingpong(sizes: &Sizes) -> Timed<'static> {
 // ---------------------------------------------------------------------------------------
 // scale (multi-threaded runtimes)
 
-fn scale_bobbin(rt: &bobbin::Runtime, n: usize, yields: usize) {
-    rt.block_on(move || {
-        let hs: Vec<_> = (0..n)
-            .map(|_| {
-                bobbin::runtime::spawn(move || {
-                    for _ in 0..yields {
-                        bobbin::yield_now();
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.join().unwrap();
-        }
-    });
-}
-
-fn scale_tokio(rt: &tokio::runtime::Runtime, n: usize, yields: usize) {
-    // The root task is spawned onto the runtime and awaited from here, so that, as with
-    // bobbin's `block_on`, all the work runs on the workers (a plain `block_on` would run
-    // the root future on this thread and spawn through the global queue).
-    let root = rt.spawn(async move {
-        let hs: Vec<_> = (0..n)
-            .map(|_| {
-                tokio::spawn(async move {
-                    for _ in 0..yields {
-                        tokio::task::yield_now().await;
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.await.unwrap();
-        }
-    });
-    rt.block_on(root).expect("tokio root task");
-}
-
 /// Builds a runtime with `build`, times `k` runs of `work` on it, drops it.
 fn time_on<R>(k: u64, build: impl FnOnce() -> R, work: impl Fn(&R)) -> Duration {
     let rt = build();
@@ -584,12 +312,8 @@ fn time_on<R>(k: u64, build: impl FnOnce() -> R, work: impl Fn(&R)) -> Duration 
 pub fn scale(sizes: &Sizes) -> Timed<'static> {
     let n = sizes.spawn_n;
     let y = sizes.yields;
-    let bobbin_rt = |w: usize| move || bobbin::Runtime::builder().workers(w).build().expect("bobbin runtime");
-    let tokio_rt = |w: usize| {
-        move || {
-            tokio::runtime::Builder::new_multi_thread().worker_threads(w).build().expect("tokio multi_thread runtime")
-        }
-    };
+    let bobbin_rt = |w: usize| move || bobbin_runtime(w);
+    let tokio_rt = |w: usize| move || tokio_multi_thread(w);
     let n_text = super::fmt_num(n as f64);
     Timed {
         key: "scale",
@@ -607,16 +331,16 @@ pub fn scale(sizes: &Sizes) -> Timed<'static> {
         rounds: sizes.rounds_heavy,
         entries: vec![
             Entry::against("bobbin Runtime, 1 worker", 0, move |k| {
-                time_on(k, bobbin_rt(1), |rt| scale_bobbin(rt, n, y))
+                time_on(k, bobbin_rt(1), |rt| rt_spawn_yield_bobbin(rt, n, y))
             }),
             Entry::against("bobbin Runtime, 2 workers", 1, move |k| {
-                time_on(k, bobbin_rt(2), |rt| scale_bobbin(rt, n, y))
+                time_on(k, bobbin_rt(2), |rt| rt_spawn_yield_bobbin(rt, n, y))
             }),
             Entry::against("tokio multi_thread, 1 worker", 0, move |k| {
-                time_on(k, tokio_rt(1), |rt| scale_tokio(rt, n, y))
+                time_on(k, tokio_rt(1), |rt| rt_spawn_yield_tokio(rt, n, y))
             }),
             Entry::against("tokio multi_thread, 2 workers", 1, move |k| {
-                time_on(k, tokio_rt(2), |rt| scale_tokio(rt, n, y))
+                time_on(k, tokio_rt(2), |rt| rt_spawn_yield_tokio(rt, n, y))
             }),
         ],
     }
