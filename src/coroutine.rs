@@ -104,7 +104,7 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// # Panics
     /// With the coroutine's own payload if it panicked; with a message if it is already
     /// finished, is running (resumed from inside itself), or overflowed its stack now.
-    #[inline]
+    #[inline(always)]
     pub fn resume(&mut self, input: I) -> CoroutineResult<Y, R> {
         match self.raw.resume(input) {
             Resumed::Yield(y) => CoroutineResult::Yield(y),
@@ -120,7 +120,7 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// [`Error::Panicked`] with the payload if the coroutine panicked;
     /// [`Error::StackOverflow`] if it overflowed its stack; [`Error::Finished`] if it was
     /// already done; [`Error::ResumedFromInside`] if it is running.
-    #[inline]
+    #[inline(always)]
     pub fn try_resume(&mut self, input: I) -> Result<CoroutineResult<Y, R>, Error> {
         match self.raw.resume(input) {
             Resumed::Yield(y) => Ok(CoroutineResult::Yield(y)),

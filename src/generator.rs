@@ -67,7 +67,7 @@ impl<T> Generator<T> {
 impl<T> Iterator for Generator<T> {
     type Item = T;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<T> {
         if self.co.done() {
             return None;

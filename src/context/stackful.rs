@@ -184,7 +184,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
     }
 
     /// Runs the coroutine until it suspends, returns, panics or overflows its stack.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn resume(&mut self, input: I) -> Resumed<Y, R> {
         if !matches!(self.state, State::Fresh | State::Suspended) {
             return self.refuse();
@@ -370,7 +370,7 @@ impl<I, Y> Yielder<I, Y> {
     /// Aborts the process if called while the coroutine is being unwound because it was
     /// dropped (a destructor, or code that caught the unwinding, tried to suspend): there
     /// is nobody left to resume it, and letting it continue would be unsound.
-    #[inline]
+    #[inline(always)]
     pub fn suspend(&self, val: Y) -> I {
         if self.unwinding.get() {
             eprintln!("bobbin: a coroutine tried to suspend while being dropped; aborting");
