@@ -420,3 +420,61 @@ fn misuse_from_a_worker_panics_clearly() {
     let message = outside.downcast_ref::<String>().map(String::as_str).or(outside.downcast_ref::<&str>().copied());
     assert!(message.unwrap().contains("outside a Runtime"), "{message:?}");
 }
+
+/// Live green threads of a spawn-and-join recursion, and the most there ever were.
+struct LiveCount {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+fn fib_tracking_live(n: u64, live: &'static LiveCount) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let a = runtime::spawn(move || {
+        let now = live.now.fetch_add(1, Ordering::Relaxed) + 1;
+        live.max.fetch_max(now, Ordering::Relaxed);
+        let value = fib_tracking_live(n - 1, live);
+        live.now.fetch_sub(1, Ordering::Relaxed);
+        value
+    });
+    let b = fib_tracking_live(n - 2, live);
+    a.join().unwrap() + b
+}
+
+#[test]
+fn spawn_and_join_recursion_runs_depth_first_on_one_worker() {
+    // fib(20) spawns 10,945 green threads. Started newest first, a worker holds about 200
+    // parked ones at once (more than the depth of 20, because it starts new green threads
+    // before resuming ready ones while fewer than 64 are ready); started oldest first
+    // (breadth first), it held 3,151.
+    static LIVE: LiveCount = LiveCount { now: AtomicUsize::new(0), max: AtomicUsize::new(0) };
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    assert_eq!(rt.block_on(|| fib_tracking_live(20, &LIVE)), 6765);
+    let max = LIVE.max.load(Ordering::Relaxed);
+    assert!(max <= 600, "{max} green threads were alive at once for a recursion 20 deep");
+}
+
+#[test]
+fn a_chain_of_spawns_does_not_starve_an_older_spawn() {
+    // Each link of the chain spawns the next and ends, so the newest spawn is always a
+    // link. The older green thread must still get to run, and then it stops the chain.
+    const LIMIT: usize = 1_000_000;
+    fn link(stop: Arc<AtomicUsize>, links: Arc<AtomicUsize>) {
+        if stop.load(Ordering::Relaxed) == 0 && links.fetch_add(1, Ordering::Relaxed) < LIMIT {
+            drop(runtime::spawn(move || link(stop, links)));
+        }
+    }
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let links = rt.block_on(|| {
+        let stop = Arc::new(AtomicUsize::new(0));
+        let links = Arc::new(AtomicUsize::new(0));
+        let s = Arc::clone(&stop);
+        let older = runtime::spawn(move || s.store(1, Ordering::Relaxed));
+        let (s, l) = (Arc::clone(&stop), Arc::clone(&links));
+        drop(runtime::spawn(move || link(s, l)));
+        older.join().unwrap();
+        links.load(Ordering::Relaxed)
+    });
+    assert!(links < 10_000, "the older green thread ran only after {links} links of the chain");
+}

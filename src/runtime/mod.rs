@@ -3,9 +3,10 @@
 //!
 //! Each worker runs the per-thread scheduler of [`run`](crate::run) and owns a
 //! crossbeam-deque `Worker` of jobs; tasks spawned from outside the workers go to a shared
-//! `Injector`. A worker with nothing ready takes a job from its own deque, then from the
-//! injector, then steals a batch from a random other worker, and only then sleeps; queuing
-//! a job wakes one sleeping worker.
+//! `Injector`. A worker with nothing ready takes a job from its own deque (newest first, so
+//! spawn-then-join recursion runs depth first and keeps few stacks alive), then from the
+//! injector, then steals a batch of the oldest jobs of a random other worker, and only then
+//! sleeps; queuing a job wakes one sleeping worker.
 //!
 //! # Thread-locals and where a green thread runs
 //!

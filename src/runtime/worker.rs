@@ -43,7 +43,7 @@ impl StartJob {
 impl Drop for StartJob {
     fn drop(&mut self) {
         if let (Some(_), Some(abort)) = (self.body.take(), self.abort.take()) {
-            abort(Box::new("bobbin: the runtime shut down before this green thread started"));
+            abort.abort(Box::new("bobbin: the runtime shut down before this green thread started"));
         }
     }
 }
@@ -57,14 +57,15 @@ pub(crate) enum Job {
     Resume(Movable<MigrantTask>),
 }
 
-/// Check the injector before the worker's own deque once every this many jobs, so tasks
-/// spawned from outside are not starved by a worker that keeps feeding itself.
-const INJECTOR_INTERVAL: u32 = 61;
+/// Once every this many jobs a worker takes the oldest work first: the injector before its
+/// own queues, and its deque before its newest spawn, so neither tasks spawned from outside
+/// nor old local ones are starved by a worker that keeps feeding itself.
+const FAIRNESS_INTERVAL: u32 = 61;
 
 /// The state all workers of a runtime share.
 pub(crate) struct RtShared {
     injector: Injector<Job>,
-    stealers: Vec<Stealer<Job>>,
+    stealers: Vec<WorkerStealers>,
     /// Sleeping workers and their threads.
     idle: Mutex<Vec<(usize, Thread)>>,
     idle_count: AtomicUsize,
@@ -79,11 +80,15 @@ impl RtShared {
         workers: usize,
         stack_size: usize,
         migration: Option<MigrationPermit>,
-    ) -> (Arc<RtShared>, Vec<Worker<Job>>) {
-        let deques: Vec<Worker<Job>> = (0..workers).map(|_| Worker::new_fifo()).collect();
+    ) -> (Arc<RtShared>, Vec<WorkerDeques>) {
+        let deques: Vec<WorkerDeques> =
+            (0..workers).map(|_| WorkerDeques { starts: Worker::new_lifo(), migrants: Worker::new_fifo() }).collect();
         let shared = Arc::new(RtShared {
             injector: Injector::new(),
-            stealers: deques.iter().map(Worker::stealer).collect(),
+            stealers: deques
+                .iter()
+                .map(|d| WorkerStealers { starts: d.starts.stealer(), migrants: d.migrants.stealer() })
+                .collect(),
             idle: Mutex::new(Vec::with_capacity(workers)),
             idle_count: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
@@ -137,30 +142,96 @@ impl RtShared {
     }
 
     fn has_visible_work(&self) -> bool {
-        !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+        !self.injector.is_empty() || self.stealers.iter().any(|s| !s.starts.is_empty() || !s.migrants.is_empty())
     }
 }
 
-/// A worker's own part: its deque and where to look when it runs dry.
+/// The deques of one worker, as the worker owns them.
+pub(crate) struct WorkerDeques {
+    starts: Worker<Job>,
+    migrants: Worker<Job>,
+}
+
+/// The deques of one worker, as the others steal from them.
+struct WorkerStealers {
+    starts: Stealer<Job>,
+    migrants: Stealer<Job>,
+}
+
+/// Takes one job from the old end of a deque, retrying while the deque is contended.
+fn steal_one(stealer: &Stealer<Job>) -> Option<Job> {
+    retry_steal(|| stealer.steal())
+}
+
+fn retry_steal(mut steal: impl FnMut() -> Steal<Job>) -> Option<Job> {
+    loop {
+        match steal() {
+            Steal::Success(job) => return Some(job),
+            Steal::Empty => return None,
+            Steal::Retry => {}
+        }
+    }
+}
+
+/// A worker's own part: its deques and where to look when it runs dry.
+///
+/// Green threads spawned on a worker wait on a LIFO deque: the worker starts the newest
+/// first, thieves take the oldest. A green thread that spawns and then joins so runs the
+/// child next, depth first, while the older (larger) subtrees are what other workers take;
+/// with a FIFO, a recursive spawn-and-join computation runs breadth first on a busy worker
+/// and holds a parked stack for most of its tree at once. Once every
+/// [`FAIRNESS_INTERVAL`] jobs the worker takes its oldest spawn instead, so a chain of
+/// spawns cannot hold older ones back forever. Ready green threads that may migrate wait
+/// on a FIFO deque of their own, which keeps them round-robin.
 pub(crate) struct WorkerPart {
     pub(crate) index: usize,
-    pub(crate) deque: Worker<Job>,
+    /// Green threads spawned here that have not started (LIFO).
+    starts: Worker<Job>,
+    /// Suspended green threads ready to continue anywhere (FIFO; with migration only).
+    migrants: Worker<Job>,
     pub(crate) rt: Arc<RtShared>,
     rng: Cell<u64>,
     ticks: Cell<u32>,
 }
 
 impl WorkerPart {
-    pub(crate) fn new(index: usize, deque: Worker<Job>, rt: Arc<RtShared>) -> WorkerPart {
+    pub(crate) fn new(index: usize, deques: WorkerDeques, rt: Arc<RtShared>) -> WorkerPart {
         // Any odd seed works for xorshift; spread them so workers pick different victims.
         let seed = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(index as u64 + 1) | 1;
-        WorkerPart { index, deque, rt, rng: Cell::new(seed), ticks: Cell::new(0) }
+        let WorkerDeques { starts, migrants } = deques;
+        WorkerPart { index, starts, migrants, rt, rng: Cell::new(seed), ticks: Cell::new(0) }
     }
 
-    /// Queues a job on this worker's deque, where idle workers can steal it.
-    pub(crate) fn push(&self, job: Job) {
-        self.deque.push(job);
+    /// Queues a green thread spawned on this worker.
+    pub(crate) fn push_spawn(&self, job: Job) {
+        self.starts.push(job);
         self.rt.notify_one();
+    }
+
+    /// Queues a ready green thread that may continue on any worker.
+    pub(crate) fn push_migrant(&self, job: Job) {
+        self.migrants.push(job);
+        self.rt.notify_one();
+    }
+
+    /// The next job of this worker's own: a ready migrant, else its newest spawn (its
+    /// oldest, once every [`FAIRNESS_INTERVAL`] jobs).
+    pub(crate) fn pop_local(&self) -> Option<Job> {
+        if let Some(job) = self.migrants.pop() {
+            return Some(job);
+        }
+        if self.tick().is_multiple_of(FAIRNESS_INTERVAL) {
+            if let Some(job) = steal_one(&self.rt.stealers[self.index].starts) {
+                return Some(job);
+            }
+        }
+        self.starts.pop()
+    }
+
+    fn tick(&self) -> u32 {
+        let ticks = self.ticks.get().wrapping_add(1);
+        self.ticks.set(ticks);
+        ticks
     }
 
     fn next_random(&self) -> u64 {
@@ -172,27 +243,29 @@ impl WorkerPart {
         x
     }
 
-    /// The next job: own deque, then the injector (first, once in a while), then a batch
-    /// stolen from a random victim.
+    /// The next job: this worker's own, then the injector (first, once in a while), then a
+    /// batch stolen from a random victim.
     pub(crate) fn find_job(&self) -> Option<Job> {
-        let ticks = self.ticks.get().wrapping_add(1);
-        self.ticks.set(ticks);
-        if ticks.is_multiple_of(INJECTOR_INTERVAL) {
+        if self.ticks.get().wrapping_add(1).is_multiple_of(FAIRNESS_INTERVAL) {
             if let Some(job) = self.steal_injector() {
                 return Some(job);
             }
         }
-        self.deque.pop().or_else(|| self.steal_injector()).or_else(|| self.steal_from_victims())
+        self.pop_local().or_else(|| self.steal_injector()).or_else(|| self.steal_from_victims())
+    }
+
+    /// Drops every job this worker holds (at shutdown); whether there was any.
+    pub(crate) fn drop_jobs(&self) -> bool {
+        let mut dropped = false;
+        while let Some(job) = self.migrants.pop().or_else(|| self.starts.pop()) {
+            drop(job);
+            dropped = true;
+        }
+        dropped
     }
 
     fn steal_injector(&self) -> Option<Job> {
-        loop {
-            match self.rt.injector.steal_batch_and_pop(&self.deque) {
-                Steal::Success(job) => return Some(job),
-                Steal::Empty => return None,
-                Steal::Retry => {}
-            }
-        }
+        retry_steal(|| self.rt.injector.steal_batch_and_pop(&self.starts))
     }
 
     fn steal_from_victims(&self) -> Option<Job> {
@@ -208,10 +281,18 @@ impl WorkerPart {
                 if victim == self.index {
                     continue;
                 }
-                match self.rt.stealers[victim].steal_batch_and_pop(&self.deque) {
-                    Steal::Success(job) => return Some(job),
-                    Steal::Empty => {}
-                    Steal::Retry => retry = true,
+                let theirs = &self.rt.stealers[victim];
+                // One steal at a time: a job taken is a job that must be run.
+                let steals: [&dyn Fn() -> Steal<Job>; 2] =
+                    [&|| theirs.migrants.steal_batch_and_pop(&self.migrants), &|| {
+                        theirs.starts.steal_batch_and_pop(&self.starts)
+                    }];
+                for steal in steals {
+                    match steal() {
+                        Steal::Success(job) => return Some(job),
+                        Steal::Empty => {}
+                        Steal::Retry => retry = true,
+                    }
                 }
             }
             if !retry {

@@ -80,7 +80,7 @@ where
     T: 'static,
 {
     let (body, abort, handle) = task_parts(f);
-    scheduler::spawn_local(Box::new(body), Box::new(abort));
+    scheduler::spawn_local(Box::new(body), abort);
     handle
 }
 
@@ -90,13 +90,29 @@ pub(crate) type Payload = Box<dyn Any + Send + 'static>;
 /// The body of a green thread that any worker may start.
 pub(crate) type SendBody = Box<dyn FnOnce() + Send>;
 
-/// Reports a failure to the joiner of a green thread whose body never finished.
-pub(crate) type SendAbort = Box<dyn FnOnce(Payload) + Send>;
+/// Reports a failure to the joiner of a green thread whose body never finished (its stack
+/// overflowed, or its scheduler shut down before it started). It is the green thread's own
+/// join state, so holding one costs a reference count, not an allocation.
+pub(crate) trait Abort {
+    /// Completes the join with `payload` as the green thread's panic.
+    fn abort(&self, payload: Payload);
+}
 
-/// A green thread's parts: the body a scheduler runs, the hook that reports a failure if
-/// the body never finishes (stack overflow, or shutdown before it started), and the handle
-/// that waits for either. The closures are `Send` exactly when `F` and `T` are.
-fn task_parts<F, T>(f: F) -> (impl FnOnce(), impl FnOnce(Payload), JoinHandle<T>)
+impl<T> Abort for JoinState<T> {
+    fn abort(&self, payload: Payload) {
+        self.complete(Err(payload));
+    }
+}
+
+/// The abort hook of a green thread that only its own scheduler handles.
+pub(crate) type AbortHook = Arc<dyn Abort>;
+
+/// The abort hook of a green thread that any worker may start.
+pub(crate) type SendAbort = Arc<dyn Abort + Send + Sync>;
+
+/// A green thread's parts: the body a scheduler runs, and the handle that waits for it.
+/// The body is `Send` exactly when `F` and `T` are.
+fn task_parts<F, T>(f: F) -> (impl FnOnce(), Arc<JoinState<T>>, JoinHandle<T>)
 where
     F: FnOnce() -> T + 'static,
     T: 'static,
@@ -104,21 +120,17 @@ where
     let state: Arc<JoinState<T>> = Arc::new(JoinState::new());
     let done = Arc::clone(&state);
     let aborted = Arc::clone(&state);
-    (
-        move || done.finish(panic::catch_unwind(AssertUnwindSafe(f))),
-        move |payload| aborted.complete(Err(payload)),
-        JoinHandle { state },
-    )
+    (move || done.finish(panic::catch_unwind(AssertUnwindSafe(f))), aborted, JoinHandle { state })
 }
 
-/// [`task_parts`] boxed as `Send` closures, for the multi-threaded runtime.
+/// [`task_parts`] type-erased as `Send` parts, for the multi-threaded runtime.
 pub(crate) fn send_task<F, T>(f: F) -> (SendBody, SendAbort, JoinHandle<T>)
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
     let (body, abort, handle) = task_parts(f);
-    (Box::new(body), Box::new(abort), handle)
+    (Box::new(body), abort, handle)
 }
 
 /// The message a joiner sees for a green thread that was unwound before it finished.

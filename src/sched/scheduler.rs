@@ -16,7 +16,7 @@ use std::thread::Thread;
 use std::time::Instant;
 
 use super::park::{ParkKind, ParkWord, Unparker};
-use super::Payload;
+use super::{AbortHook, Payload};
 use crate::context::stackful::{MigrationPermit, Movable};
 use crate::coroutine::{self, Builder, Coroutine, CoroutineResult, Yielder};
 use crate::runtime::worker::{Job, RtShared, WorkerPart};
@@ -70,10 +70,6 @@ impl Shared {
         self.thread.unpark();
     }
 }
-
-/// Called with a failure report when a green thread dies without finishing its body
-/// (its stack overflowed), so its joiner is not left waiting.
-pub(crate) type AbortHook = Box<dyn FnOnce(Payload)>;
 
 /// A green thread's coroutine.
 type TaskCoroutine = Box<Coroutine<(), Signal, ()>>;
@@ -222,7 +218,14 @@ pub(crate) struct Local {
     worker: Option<WorkerPart>,
     /// The worker's runtime allows migration (copied here: read on every requeue).
     migration: Option<MigrationPermit>,
+    /// Headers of finished green threads that nothing else references, and the boxes of
+    /// finished coroutines, for the next green threads to reuse instead of allocating.
+    spare_headers: RefCell<Vec<Arc<TaskHeader>>>,
+    spare_coroutines: RefCell<Vec<TaskCoroutine>>,
 }
+
+/// How many spare headers and coroutine boxes a scheduler keeps.
+const SPARES: usize = 256;
 
 thread_local! {
     /// The scheduler running on this thread, if any: the crate's one "current scheduler"
@@ -311,13 +314,13 @@ pub(crate) fn spawn_local(body: Box<dyn FnOnce()>, abort: AbortHook) {
     local.pending.borrow_mut().push_back(Pending { body, abort });
 }
 
-/// Queues `job` on the deque of the calling worker if it is a worker of `rt`; hands it back
+/// Queues a spawned `job` on the calling worker if it is a worker of `rt`; hands it back
 /// otherwise.
 pub(crate) fn push_worker_job(rt: &Arc<RtShared>, job: Job) -> Result<(), Job> {
     match current_local() {
         Some(local) => match &local.worker {
             Some(w) if Arc::ptr_eq(&w.rt, rt) => {
-                w.push(job);
+                w.push_spawn(job);
                 Ok(())
             }
             _ => Err(job),
@@ -347,6 +350,8 @@ impl Local {
             policy: StartPolicy::default(),
             migration: worker.as_ref().and_then(|w| w.rt.migration),
             worker,
+            spare_headers: RefCell::new(Vec::new()),
+            spare_coroutines: RefCell::new(Vec::new()),
         }
     }
 
@@ -354,7 +359,14 @@ impl Local {
     fn make_coroutine(&self, body: Box<dyn FnOnce()>) -> Result<TaskCoroutine, crate::Error> {
         let co =
             Builder::new().stack_size(self.stack_size).spawn_discoverable(move |_: &Yielder<(), Signal>, ()| body())?;
-        Ok(Box::new(co))
+        Ok(match self.spare_coroutines.borrow_mut().pop() {
+            // Replacing a finished coroutine drops nothing but its state: its stack is gone.
+            Some(mut spare) => {
+                *spare = co;
+                spare
+            }
+            None => Box::new(co),
+        })
     }
 
     /// Enters a green thread in the task table with a fresh header; returns its id.
@@ -364,7 +376,13 @@ impl Local {
             tasks.push(None);
             tasks.len() - 1
         });
-        let header = Arc::new(TaskHeader { id, park: ParkWord::default(), shared: Arc::clone(&self.shared) });
+        let header = match self.spare_headers.borrow_mut().pop() {
+            Some(mut header) => {
+                Arc::get_mut(&mut header).expect("a spare header is referenced by nothing else").id = id;
+                header
+            }
+            None => Arc::new(TaskHeader { id, park: ParkWord::default(), shared: Arc::clone(&self.shared) }),
+        };
         self.tasks.borrow_mut()[id] = Some(TaskSlot { co: Some(co), header, parked: None, abort, migratable });
         self.live.set(self.live.get() + 1);
         id
@@ -375,7 +393,7 @@ impl Local {
     fn requeue(&self, id: usize) {
         if let (Some(permit), Some(w)) = (self.migration, &self.worker) {
             if let Some(m) = self.take_migrant(id) {
-                w.push(Job::Resume(Movable::new(m, permit)));
+                w.push_migrant(Job::Resume(Movable::new(m, permit)));
                 return;
             }
         }
@@ -433,7 +451,7 @@ impl Local {
             return true;
         }
         let Some(w) = &self.worker else { return false };
-        let job = if steal { w.find_job() } else { w.deque.pop() };
+        let job = if steal { w.find_job() } else { w.pop_local() };
         match job {
             Some(job) => {
                 self.run_job(job);
@@ -462,7 +480,7 @@ impl Local {
                 self.run_task(id)
             }
             Err(e) => {
-                abort(Box::new(format!("bobbin: could not start the green thread: {e}")));
+                abort.abort(Box::new(format!("bobbin: could not start the green thread: {e}")));
                 None
             }
         }
@@ -555,7 +573,7 @@ impl Local {
                 None
             }
             Ok(CoroutineResult::Return(())) => {
-                self.retire(id);
+                self.retire(id, co);
                 None
             }
             Err(e) => {
@@ -566,9 +584,9 @@ impl Local {
                     crate::Error::Panicked(payload) => payload,
                     e => Box::new(format!("bobbin: green thread failed: {e}")),
                 };
-                match self.retire(id) {
+                match self.retire(id, co) {
                     Some(abort) => {
-                        abort(payload);
+                        abort.abort(payload);
                         None
                     }
                     None => Some(payload),
@@ -578,8 +596,22 @@ impl Local {
     }
 
     /// Removes a finished task; returns its abort hook (unused if it finished normally).
-    fn retire(&self, id: usize) -> Option<AbortHook> {
-        self.remove(id)?.abort
+    /// Its header and coroutine box are kept for reuse where nothing else holds them.
+    fn retire(&self, id: usize, co: TaskCoroutine) -> Option<AbortHook> {
+        let mut spare_cos = self.spare_coroutines.borrow_mut();
+        if spare_cos.len() < SPARES {
+            spare_cos.push(co);
+        }
+        let TaskSlot { mut header, abort, .. } = self.remove(id)?;
+        let mut spare_headers = self.spare_headers.borrow_mut();
+        if spare_headers.len() < SPARES {
+            // No unparker holds the header, so no stale wake-up can reach its next task.
+            if let Some(h) = Arc::get_mut(&mut header) {
+                h.park = ParkWord::default();
+                spare_headers.push(header);
+            }
+        }
+        abort
     }
 
     fn deadlock_report(&self) -> String {
@@ -616,7 +648,7 @@ impl Local {
         let pending: Vec<Pending> = self.pending.borrow_mut().drain(..).collect();
         for p in pending {
             drop(p.body);
-            (p.abort)(Box::new(super::UNWOUND_MESSAGE));
+            p.abort.abort(Box::new(super::UNWOUND_MESSAGE));
         }
         // Dropping a suspended coroutine unwinds its stack.
         let ids: Vec<usize> =
@@ -734,11 +766,7 @@ impl Local {
             self.ready.borrow_mut().clear();
             self.timers.borrow_mut().clear();
             self.unwind_all();
-            let mut dropped_any = false;
-            while let Some(job) = w.deque.pop() {
-                drop(job);
-                dropped_any = true;
-            }
+            let dropped_any = w.drop_jobs();
             if !dropped_any && self.tasks.borrow().iter().all(Option::is_none) {
                 break;
             }
