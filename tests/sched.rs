@@ -380,3 +380,28 @@ fn two_hundred_thousand_parked_green_threads() {
         assert_eq!(woken, N);
     });
 }
+
+#[test]
+fn a_wake_up_skips_a_receiver_that_timed_out() {
+    // The receive that timed out leaves its stale waiter at the head of the wait list; the
+    // send must pass over it to the green thread parked behind it. A wake-up spent on the
+    // stale waiter would leave that green thread parked for good (the main one polls, a
+    // bounded number of times, instead of joining, so that this fails instead of hanging).
+    run(|| {
+        let (tx, rx) = channel::<u8>();
+        let rx2 = rx.clone();
+        assert_eq!(rx.recv_timeout(Duration::from_millis(5)), Err(RecvTimeoutError::Timeout));
+        let h = spawn(move || rx2.recv().unwrap());
+        yield_now(); // h starts and parks in recv
+        assert!(!h.is_finished());
+        tx.send(9).unwrap();
+        for _ in 0..1_000 {
+            if h.is_finished() {
+                break;
+            }
+            yield_now();
+        }
+        assert!(h.is_finished(), "the wake-up went to the receiver that had timed out");
+        assert_eq!(h.join().unwrap(), 9);
+    });
+}

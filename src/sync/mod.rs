@@ -62,10 +62,13 @@ impl<T> State<T> {
 }
 
 impl<T> Chan<T> {
-    /// Wakes one waiter of `side` whose park is still pending. A waiter that already gave
-    /// up (timed out) is skipped, so the wake-up is never spent on nobody. Called without
-    /// the lock held.
-    fn wake_one(&self, side: Side) {
+    /// Wakes `first`, a waiter of `side` just taken off its list under the lock, or, if its
+    /// park already ended (it timed out), the next waiter whose park is still pending, so
+    /// the wake-up is never spent on nobody. Called without the lock held.
+    fn wake_one(&self, side: Side, first: Unparker) {
+        if first.unpark() {
+            return;
+        }
         loop {
             let Some(w) = self.lock().waiters(side).pop_front() else { return };
             if w.unpark() {
@@ -195,10 +198,10 @@ impl<T> Sender<T> {
                 return Err(TrySendError::Full(msg));
             }
             st.queue.push_back(msg);
-            !st.recv_waiters.is_empty()
+            st.recv_waiters.pop_front()
         };
-        if waiting {
-            self.chan.wake_one(Side::Receivers);
+        if let Some(w) = waiting {
+            self.chan.wake_one(Side::Receivers, w);
         }
         Ok(())
     }
@@ -275,10 +278,10 @@ impl<T> Receiver<T> {
     /// wakes one.
     fn take<'a>(&'a self, mut st: MutexGuard<'a, State<T>>) -> Result<T, MutexGuard<'a, State<T>>> {
         let Some(msg) = st.queue.pop_front() else { return Err(st) };
-        let room_wanted = !st.send_waiters.is_empty();
+        let room_wanted = st.send_waiters.pop_front();
         drop(st);
-        if room_wanted {
-            self.chan.wake_one(Side::Senders);
+        if let Some(w) = room_wanted {
+            self.chan.wake_one(Side::Senders, w);
         }
         Ok(msg)
     }
