@@ -58,8 +58,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bobbin_bench::workloads::{
-    bobbin_runtime, may_run, rt_spawn_yield_bobbin, rt_spawn_yield_tokio, spawn_yield_may, tokio_multi_thread,
-    tokio_run,
+    bobbin_runtime, fanout_bobbin, fib_bobbin, may_run, rt_spawn_yield_bobbin, rt_spawn_yield_tokio, spawn_yield_may,
+    tokio_multi_thread, tokio_run,
 };
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, BenchmarkGroup, Criterion, SamplingMode, Throughput};
@@ -76,12 +76,7 @@ const SPAWN_N_MAY: usize = 30_000;
 const FIB_N: u64 = 25;
 /// `rt_fib_may` computes fib(FIB_N_MAY), the largest n may can hold here.
 const FIB_N_MAY: u64 = 23;
-/// Messages sent by the producer in `rt_fanout`.
-const FANOUT_N: u64 = 100_000;
-/// Capacity of the fan-out channel.
-const FANOUT_CAP: usize = 128;
-/// Consumer tasks in `rt_fanout`.
-const CONSUMERS: usize = 4;
+use bobbin_bench::workloads::{CONSUMERS, FANOUT_CAP, FANOUT_N};
 /// The total the fan-in must add up to: the sum of 0..FANOUT_N.
 const FANOUT_TOTAL: u64 = FANOUT_N * (FANOUT_N - 1) / 2;
 /// Set in the environment of a child process that measures may (see the module docs).
@@ -135,15 +130,6 @@ fn fib_spawns(n: u64) -> u64 {
     fib_plain(n + 1) - 1
 }
 
-fn fib_bobbin(n: u64) -> u64 {
-    if n < 2 {
-        return n;
-    }
-    let a = bobbin::runtime::spawn(move || fib_bobbin(n - 1));
-    let b = fib_bobbin(n - 2);
-    a.join().unwrap() + b
-}
-
 fn fib_tokio(n: u64) -> Pin<Box<dyn Future<Output = u64> + Send>> {
     Box::pin(async move {
         if n < 2 {
@@ -193,27 +179,6 @@ fn fib(c: &mut Criterion) {
 
 // ---------------------------------------------------------------------------------------
 // rt_fanout
-
-fn fanout_bobbin(rt: &bobbin::Runtime) -> u64 {
-    rt.block_on(|| {
-        let (tx, rx) = bobbin::sync::bounded::<u64>(FANOUT_CAP);
-        let (sum_tx, sum_rx) = bobbin::sync::channel::<u64>();
-        for _ in 0..CONSUMERS {
-            let rx = rx.clone();
-            let sum_tx = sum_tx.clone();
-            bobbin::runtime::spawn(move || sum_tx.send(rx.iter().sum()).unwrap());
-        }
-        drop((rx, sum_tx));
-        let producer = bobbin::runtime::spawn(move || {
-            for i in 0..FANOUT_N {
-                tx.send(i).unwrap();
-            }
-        });
-        let total = sum_rx.iter().sum();
-        producer.join().unwrap();
-        total
-    })
-}
 
 async fn fanout_tokio() -> u64 {
     let (tx, rx) = async_channel::bounded::<u64>(FANOUT_CAP);

@@ -13,6 +13,9 @@
 //! - pingpong (`pingpong_*`): two tasks on one thread pass a counter back and forth through
 //!   two unbounded channels, `rounds` round trips; returns the counter, which must come back
 //!   as `rounds`.
+//! - fib and fan-out on bobbin's runtime (`fib_bobbin`, `fanout_bobbin`), shared by
+//!   `benches/runtime.rs` and `examples/rt_probe.rs`; their peers' versions live in the
+//!   benchmark.
 //!
 //! may's runtime is global: [`may_init`] gives it one worker before its first use, so that
 //! it is single-threaded like the other schedulers. `may::go!` wraps may's `unsafe fn
@@ -322,5 +325,49 @@ pub fn pingpong_may(rounds: u64) -> u64 {
         drop(tx1);
         h.join().unwrap();
         v
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// runtime fib and fan-out
+
+/// Messages sent by the producer in the fan-out.
+pub const FANOUT_N: u64 = 100_000;
+/// Capacity of the fan-out channel.
+pub const FANOUT_CAP: usize = 128;
+/// Consumer tasks in the fan-out.
+pub const CONSUMERS: usize = 4;
+
+/// fib(n) with a green thread per call: `a = spawn(fib(n - 1)); b = fib(n - 2); join(a) + b`.
+/// Must run on a worker of a `bobbin::Runtime`.
+pub fn fib_bobbin(n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let a = bobbin::runtime::spawn(move || fib_bobbin(n - 1));
+    let b = fib_bobbin(n - 2);
+    a.join().unwrap() + b
+}
+
+/// A producer sends `0..FANOUT_N` through one bounded MPMC channel of `FANOUT_CAP` to
+/// `CONSUMERS` consumers, which send their sums back through one channel; returns the total.
+pub fn fanout_bobbin(rt: &bobbin::Runtime) -> u64 {
+    rt.block_on(|| {
+        let (tx, rx) = bobbin::sync::bounded::<u64>(FANOUT_CAP);
+        let (sum_tx, sum_rx) = bobbin::sync::channel::<u64>();
+        for _ in 0..CONSUMERS {
+            let rx = rx.clone();
+            let sum_tx = sum_tx.clone();
+            bobbin::runtime::spawn(move || sum_tx.send(rx.iter().sum()).unwrap());
+        }
+        drop((rx, sum_tx));
+        let producer = bobbin::runtime::spawn(move || {
+            for i in 0..FANOUT_N {
+                tx.send(i).unwrap();
+            }
+        });
+        let total = sum_rx.iter().sum();
+        producer.join().unwrap();
+        total
     })
 }

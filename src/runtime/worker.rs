@@ -158,11 +158,7 @@ struct WorkerStealers {
     migrants: Stealer<Job>,
 }
 
-/// Takes one job from the old end of a deque, retrying while the deque is contended.
-fn steal_one(stealer: &Stealer<Job>) -> Option<Job> {
-    retry_steal(|| stealer.steal())
-}
-
+/// Runs `steal` until it succeeds or finds nothing (it retries while contended).
 fn retry_steal(mut steal: impl FnMut() -> Steal<Job>) -> Option<Job> {
     loop {
         match steal() {
@@ -217,21 +213,27 @@ impl WorkerPart {
     /// The next job of this worker's own: a ready migrant, else its newest spawn (its
     /// oldest, once every [`FAIRNESS_INTERVAL`] jobs).
     pub(crate) fn pop_local(&self) -> Option<Job> {
+        self.pop_own(self.oldest_first())
+    }
+
+    fn pop_own(&self, oldest_first: bool) -> Option<Job> {
         if let Some(job) = self.migrants.pop() {
             return Some(job);
         }
-        if self.tick().is_multiple_of(FAIRNESS_INTERVAL) {
-            if let Some(job) = steal_one(&self.rt.stealers[self.index].starts) {
+        if oldest_first {
+            // The old end of a LIFO deque is where thieves take from.
+            if let Some(job) = retry_steal(|| self.rt.stealers[self.index].starts.steal()) {
                 return Some(job);
             }
         }
         self.starts.pop()
     }
 
-    fn tick(&self) -> u32 {
+    /// Counts a job taken; true once every [`FAIRNESS_INTERVAL`] jobs.
+    fn oldest_first(&self) -> bool {
         let ticks = self.ticks.get().wrapping_add(1);
         self.ticks.set(ticks);
-        ticks
+        ticks.is_multiple_of(FAIRNESS_INTERVAL)
     }
 
     fn next_random(&self) -> u64 {
@@ -246,12 +248,13 @@ impl WorkerPart {
     /// The next job: this worker's own, then the injector (first, once in a while), then a
     /// batch stolen from a random victim.
     pub(crate) fn find_job(&self) -> Option<Job> {
-        if self.ticks.get().wrapping_add(1).is_multiple_of(FAIRNESS_INTERVAL) {
+        let oldest_first = self.oldest_first();
+        if oldest_first {
             if let Some(job) = self.steal_injector() {
                 return Some(job);
             }
         }
-        self.pop_local().or_else(|| self.steal_injector()).or_else(|| self.steal_from_victims())
+        self.pop_own(oldest_first).or_else(|| self.steal_injector()).or_else(|| self.steal_from_victims())
     }
 
     /// Drops every job this worker holds (at shutdown); whether there was any.
@@ -282,17 +285,15 @@ impl WorkerPart {
                     continue;
                 }
                 let theirs = &self.rt.stealers[victim];
-                // One steal at a time: a job taken is a job that must be run.
-                let steals: [&dyn Fn() -> Steal<Job>; 2] =
-                    [&|| theirs.migrants.steal_batch_and_pop(&self.migrants), &|| {
-                        theirs.starts.steal_batch_and_pop(&self.starts)
-                    }];
-                for steal in steals {
-                    match steal() {
-                        Steal::Success(job) => return Some(job),
-                        Steal::Empty => {}
-                        Steal::Retry => retry = true,
-                    }
+                // `or_else` tries the second deque only if the first gave nothing.
+                let stolen = theirs
+                    .migrants
+                    .steal_batch_and_pop(&self.migrants)
+                    .or_else(|| theirs.starts.steal_batch_and_pop(&self.starts));
+                match stolen {
+                    Steal::Success(job) => return Some(job),
+                    Steal::Empty => {}
+                    Steal::Retry => retry = true,
                 }
             }
             if !retry {

@@ -66,14 +66,12 @@ impl<T> Chan<T> {
     /// park already ended (it timed out), the next waiter whose park is still pending, so
     /// the wake-up is never spent on nobody. Called without the lock held.
     fn wake_one(&self, side: Side, first: Unparker) {
-        if first.unpark() {
-            return;
-        }
-        loop {
-            let Some(w) = self.lock().waiters(side).pop_front() else { return };
+        let mut next = Some(first);
+        while let Some(w) = next {
             if w.unpark() {
                 return;
             }
+            next = self.lock().waiters(side).pop_front();
         }
     }
 
