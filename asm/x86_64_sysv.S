@@ -261,7 +261,8 @@ bobbin_context_backstop:
 #        +--------------------------+
 #
 # Calls entry(rdi, base). When it returns, the coroutine is finished: switch back to the
-# resumer with rsi = 0, by the `ret` that pops the address the resumer's call pushed.
+# resumer with rsi = 0 and rdi pointing at the current control words, by the `ret` that
+# pops the address the resumer's call pushed.
     .p2align 4
     .globl bobbin_coroutine_start
     .type bobbin_coroutine_start,@function
@@ -282,6 +283,11 @@ bobbin_coroutine_start:
     mov rsi, rdx
     call [rsp]
     mov rsp, [rsp + 8]
+    # The resumer expects rdi to point at the finishing side's control words: store the
+    # current ones in its scratch word (link + 16).
+    stmxcsr [rsp + 16]
+    fnstcw [rsp + 20]
+    lea rdi, [rsp + 16]
     xor esi, esi
     ret
     .cfi_endproc

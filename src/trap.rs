@@ -161,13 +161,16 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *
             // `base - 8` is the coroutine's link slot: the resumer's stack pointer, pointing
             // at the return address of its `call`. Entering a context whose rsp is that
             // address returns into the resumer as a suspend would, with rsi saying what
-            // happened; the resumer's switch saved everything it needs on its own stack.
+            // happened; the resumer's switch saved everything it needs on its own stack,
+            // its control words at link + 8. The context loads those words, and rdi points
+            // the resumer at them as the current ones, so it keeps them.
             // SAFETY: as above; uctx is the ucontext_t the kernel passes to this handler.
             unsafe {
                 let link = *((run.base - 8) as *const usize);
+                let words = link + 8;
                 let mut ctx = Context::new();
-                ctx.set_return_point(link);
-                ctx.set_entry_registers(0, arch::SWITCH_OVERFLOWED as u64);
+                ctx.set_return_point(link, *(words as *const u32), *((words + 4) as *const u16));
+                ctx.set_entry_registers(words as u64, arch::SWITCH_OVERFLOWED as u64);
                 ctx.set_sigmask(&(*(uctx as *const libc::ucontext_t)).uc_sigmask);
                 let _ = Context::set_from_signal(&ctx);
             }

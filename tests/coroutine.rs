@@ -380,6 +380,22 @@ fn rounding_mode_set_inside_does_not_leak_out() {
 }
 
 #[test]
+fn an_overflow_hands_the_resumer_its_own_rounding_mode_back() {
+    common::in_child_ok("an_overflow_hands_the_resumer_its_own_rounding_mode_back", || {
+        set_rounding(ROUND_UP);
+        let mut c: Coroutine<(), (), u64> = Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(|_, ()| {
+                set_rounding(ROUND_DOWN);
+                recurse_forever(0)
+            })
+            .unwrap();
+        assert!(matches!(c.try_resume(()), Err(Error::StackOverflow { .. })));
+        assert_eq!(mxcsr() & 0x6000, ROUND_UP, "the overflowed coroutine's rounding mode leaked out");
+    });
+}
+
+#[test]
 fn debug_output_describes_state() {
     let mut c: Coroutine<(), (), ()> = Coroutine::new(|_, ()| ());
     assert!(format!("{c:?}").contains("started: false"));

@@ -379,10 +379,10 @@ impl Context {
     }
 
     /// Makes this a context that, when entered, continues at the return address stored at
-    /// `sp` with `rsp = sp + 8`, as if a function called from there returned.
-    pub(crate) fn set_return_point(&mut self, sp: usize) {
+    /// `sp` with `rsp = sp + 8`, as if a function called from there returned, with the
+    /// given MXCSR control bits and x87 control word.
+    pub(crate) fn set_return_point(&mut self, sp: usize, mxcsr: u32, fpcw: u16) {
         self.gpr.rsp = sp as u64;
-        let (mxcsr, fpcw) = arch::fp_control();
         self.mxcsr = mxcsr;
         self.fpcw = fpcw;
     }

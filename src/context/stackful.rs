@@ -12,7 +12,7 @@ use std::any::{Any, TypeId};
 use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
-use std::mem::{align_of, size_of};
+use std::mem::{align_of, size_of, MaybeUninit};
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 
@@ -67,20 +67,40 @@ enum State {
 
 /// The part of a [`Transfer`] that does not depend on the return type, so a [`Yielder`]
 /// (which knows only `I` and `Y`) can use it.
+///
+/// No field carries a flag of its own: which one holds a value follows from the switch.
+/// `input` is written by the resumer before every entry except the one that asks the
+/// coroutine to unwind (the transfer address is then tagged with [`UNWIND`]); `yielded` is
+/// written by the coroutine when it suspends (the switch back reports a stack pointer).
 #[repr(C)]
 struct Head<I, Y> {
-    /// Set by the resumer; `None` asks the coroutine to unwind (the coroutine is dropped).
-    input: Option<I>,
-    /// Set by the coroutine when it suspends.
-    yielded: Option<Y>,
+    input: MaybeUninit<I>,
+    yielded: MaybeUninit<Y>,
 }
 
 #[repr(C)]
 struct Transfer<I, Y, R> {
     head: Head<I, Y>,
-    /// Set by the entry function when the closure has returned or unwound.
-    done: Option<std::thread::Result<R>>,
+    /// Written by the entry function when the closure has returned or unwound (the switch
+    /// back reports [`arch::SWITCH_FINISHED`]).
+    done: MaybeUninit<std::thread::Result<R>>,
 }
+
+impl<I, Y, R> Transfer<I, Y, R> {
+    fn new() -> Self {
+        // A transfer holds a `Box`, so its address is even and the low bit is free for
+        // the tag.
+        const { assert!(align_of::<Self>() > UNWIND) };
+        Transfer {
+            head: Head { input: MaybeUninit::uninit(), yielded: MaybeUninit::uninit() },
+            done: MaybeUninit::uninit(),
+        }
+    }
+}
+
+/// Set in the transfer address the resumer passes to ask a suspended coroutine to unwind
+/// instead of continuing (it is being dropped).
+const UNWIND: usize = 1;
 
 /// The payload of the unwinding that dropping a suspended coroutine starts in it.
 struct ForcedUnwind;
@@ -189,14 +209,14 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
         if !matches!(self.state, State::Fresh | State::Suspended) {
             return self.refuse();
         }
-        let mut transfer: Transfer<I, Y, R> = Transfer { head: Head { input: Some(input), yielded: None }, done: None };
-        let ret = self.switch_in(&mut transfer);
+        let mut transfer = Transfer::<I, Y, R>::new();
+        transfer.head.input.write(input);
+        let ret = self.switch_in(&mut transfer, 0);
         if ret > arch::SWITCH_OVERFLOWED {
-            if let Some(y) = transfer.head.yielded.take() {
-                return Resumed::Yield(y);
-            }
+            // SAFETY: a coroutine that suspended wrote what it yielded (Head's contract).
+            return Resumed::Yield(unsafe { transfer.head.yielded.assume_init_read() });
         }
-        self.ended(ret, transfer.done.take())
+        self.ended(ret, &mut transfer)
     }
 
     #[cold]
@@ -210,17 +230,19 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
     /// The coroutine finished or overflowed during this resume.
     #[cold]
     #[inline(never)]
-    fn ended(&mut self, ret: usize, done: Option<std::thread::Result<R>>) -> Resumed<Y, R> {
-        match (ret, done) {
-            (arch::SWITCH_FINISHED, Some(Ok(r))) => {
+    fn ended(&mut self, ret: usize, transfer: &mut Transfer<I, Y, R>) -> Resumed<Y, R> {
+        match ret {
+            arch::SWITCH_FINISHED => {
                 self.finish();
-                Resumed::Return(r)
+                // SAFETY: a coroutine that finished wrote its result (Transfer's contract).
+                match unsafe { transfer.done.assume_init_read() } {
+                    Ok(r) => Resumed::Return(r),
+                    Err(payload) => Resumed::Panicked(payload),
+                }
             }
-            (arch::SWITCH_FINISHED, Some(Err(payload))) => {
-                self.finish();
-                Resumed::Panicked(payload)
-            }
-            (arch::SWITCH_OVERFLOWED, _) => {
+            arch::SWITCH_OVERFLOWED => {
+                // Whatever the abandoned frames had not consumed (at most the input) leaks
+                // with them.
                 self.overflowed();
                 Resumed::Refused(Refusal::Overflowed { stack_size: self.stack_size })
             }
@@ -228,17 +250,18 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
         }
     }
 
-    /// Switches into the coroutine with `transfer`; returns what the switch back reported
-    /// (and records the new stack pointer if it suspended).
+    /// Switches into the coroutine with `transfer` (its address tagged with `tag`: 0 or
+    /// [`UNWIND`]); returns what the switch back reported (and records the new stack
+    /// pointer if it suspended).
     #[inline(always)]
-    fn switch_in(&mut self, transfer: &mut Transfer<I, Y, R>) -> usize {
+    fn switch_in(&mut self, transfer: &mut Transfer<I, Y, R>, tag: usize) -> usize {
         self.state = State::Running;
         let prev = trap::enter(&self.run);
         // `sp` is this coroutine's saved stack pointer (its initial frame, or what the last
         // switch back returned) and `base` its stack base; the stack is owned by self.
         // SAFETY: as above; the transfer outlives the switch, and the coroutine writes to
         // it only until it switches back.
-        let ret = unsafe { arch::resume(transfer as *mut Transfer<I, Y, R> as usize, self.sp, self.run.base) };
+        let ret = unsafe { arch::resume(transfer as *mut Transfer<I, Y, R> as usize | tag, self.sp, self.run.base) };
         trap::leave(prev);
         if ret > arch::SWITCH_OVERFLOWED {
             self.sp = ret;
@@ -273,14 +296,14 @@ impl<I, Y, R> Drop for RawCoroutine<I, Y, R> {
                 self.finish();
             }
             State::Suspended => {
-                // Unwind the coroutine's stack: its pending `suspend` sees no input and
+                // Unwind the coroutine's stack: its pending `suspend` sees the tag and
                 // starts an unwinding that the entry function catches.
-                let mut transfer: Transfer<I, Y, R> =
-                    Transfer { head: Head { input: None, yielded: None }, done: None };
-                match self.switch_in(&mut transfer) {
+                let mut transfer = Transfer::<I, Y, R>::new();
+                match self.switch_in(&mut transfer, UNWIND) {
                     arch::SWITCH_FINISHED => {
                         self.finish();
-                        if let Some(Err(payload)) = transfer.done.take() {
+                        // SAFETY: a coroutine that finished wrote its result.
+                        if let Err(payload) = unsafe { transfer.done.assume_init_read() } {
                             // A destructor panicked while unwinding: report it like any
                             // panic from a drop, unless this thread already panics.
                             if !payload.is::<ForcedUnwind>() && !std::thread::panicking() {
@@ -326,11 +349,13 @@ unsafe extern "C" fn entry<I, Y, R, F>(transfer: usize, base: usize)
 where
     F: FnOnce(&Yielder<I, Y>, I) -> R,
 {
+    assert!(transfer & UNWIND == 0, "a coroutine is never started only to be dropped");
     // SAFETY: upheld by the caller: the closure is read out exactly once (the coroutine is
-    // no longer Fresh, so it will not be dropped in place), and the transfer is live.
+    // no longer Fresh, so it will not be dropped in place), and the transfer is live and,
+    // being untagged, holds the first input.
     let (f, input) = unsafe {
         let f = ptr::read(base as *const F);
-        let input = (*(transfer as *mut Head<I, Y>)).input.take();
+        let input = (*(transfer as *mut Head<I, Y>)).input.assume_init_read();
         (f, input)
     };
     let yielder = Yielder { base, transfer: Cell::new(transfer), unwinding: Cell::new(false), _marker: PhantomData };
@@ -338,12 +363,10 @@ where
     // SAFETY: the RunInfo of the coroutine being entered is live while it runs (it is
     // owned by the RawCoroutine borrowed by this resume).
     unsafe { (*run).yielder.set(&yielder as *const Yielder<I, Y> as usize) };
-    let result = match input {
-        Some(input) => panic::catch_unwind(AssertUnwindSafe(|| f(&yielder, input))),
-        None => unreachable!("a coroutine is never started only to be dropped"),
-    };
-    // SAFETY: the transfer of the latest resume is live until we switch back.
-    unsafe { (*(yielder.transfer.get() as *mut Transfer<I, Y, R>)).done = Some(result) };
+    let result = panic::catch_unwind(AssertUnwindSafe(|| f(&yielder, input)));
+    // SAFETY: the transfer of the latest resume is live until we switch back, and the
+    // resumer reads `done` only after this switch back.
+    unsafe { (*(yielder.transfer.get() as *mut Transfer<I, Y, R>)).done.write(result) };
 }
 
 /// The handle a coroutine uses to suspend itself, handing a value out and receiving the
@@ -379,20 +402,19 @@ impl<I, Y> Yielder<I, Y> {
         let head = self.transfer.get() as *mut Head<I, Y>;
         // SAFETY: the transfer of the current resume is live while the coroutine runs, and
         // nobody else touches it until we switch back.
-        unsafe { (*head).yielded = Some(val) };
+        unsafe { (*head).yielded.write(val) };
         // SAFETY: we run on the coroutine's stack (a Yielder is only reachable from its
         // own closure) and the link slot holds the resumer's stack pointer.
         let transfer = unsafe { arch::suspend(self.base) };
-        self.transfer.set(transfer);
-        // SAFETY: the resumer passed the address of its live transfer.
-        let input = unsafe { (*(transfer as *mut Head<I, Y>)).input.take() };
-        match input {
-            Some(i) => i,
-            None => {
-                self.unwinding.set(true);
-                panic::resume_unwind(Box::new(ForcedUnwind))
-            }
+        if transfer & UNWIND != 0 {
+            self.transfer.set(transfer & !UNWIND);
+            self.unwinding.set(true);
+            panic::resume_unwind(Box::new(ForcedUnwind));
         }
+        self.transfer.set(transfer);
+        // SAFETY: the resumer passed the address of its live transfer, untagged, so it
+        // wrote the input (Head's contract).
+        unsafe { (*(transfer as *mut Head<I, Y>)).input.assume_init_read() }
     }
 }
 
