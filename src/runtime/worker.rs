@@ -111,7 +111,7 @@ impl RtShared {
             return;
         }
         let woken = {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let mut idle = crate::sync::lock(&self.idle);
             let w = idle.pop();
             self.idle_count.store(idle.len(), Ordering::Relaxed);
             w
@@ -307,7 +307,7 @@ impl WorkerPart {
     pub(crate) fn park_idle(&self, timeout: Option<std::time::Duration>, has_remote: impl Fn() -> bool) {
         let me = std::thread::current();
         {
-            let mut idle = self.rt.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let mut idle = crate::sync::lock(&self.rt.idle);
             idle.push((self.index, me));
             self.rt.idle_count.store(idle.len(), Ordering::Relaxed);
         }
@@ -318,7 +318,7 @@ impl WorkerPart {
                 None => std::thread::park(),
             }
         }
-        let mut idle = self.rt.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = crate::sync::lock(&self.rt.idle);
         idle.retain(|(i, _)| *i != self.index);
         self.rt.idle_count.store(idle.len(), Ordering::Relaxed);
     }

@@ -178,7 +178,7 @@ impl<T> JoinState<T> {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, JoinInner<T>> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.inner)
     }
 
     /// Records how a green thread's body ended. An unwinding started by dropping the

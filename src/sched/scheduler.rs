@@ -60,14 +60,17 @@ impl Shared {
     }
 
     fn push_remote(&self, task: Arc<TaskHeader>) {
-        match self.remote.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        match crate::sync::lock(&self.remote).as_mut() {
             Some(queue) => queue.push(task),
             None => return,
         }
         // Release pairs with the Acquire swap in the loop: the loop that sees the flag
-        // sees the pushed task.
-        self.has_remote.store(true, Ordering::Release);
-        self.thread.unpark();
+        // sees the pushed task. If the flag was already up, whoever raised it unparks the
+        // thread (or has), and the loop has not yet taken that task: it takes this one with
+        // it.
+        if !self.has_remote.swap(true, Ordering::AcqRel) {
+            self.thread.unpark();
+        }
     }
 }
 
@@ -222,6 +225,9 @@ pub(crate) struct Local {
     /// finished coroutines, for the next green threads to reuse instead of allocating.
     spare_headers: RefCell<Vec<Arc<TaskHeader>>>,
     spare_coroutines: RefCell<Vec<TaskCoroutine>>,
+    /// The buffer `drain_remote` swaps with `shared.remote`: the two take turns, so waking
+    /// from another thread allocates nothing once both have grown.
+    drained: RefCell<Vec<Arc<TaskHeader>>>,
 }
 
 /// How many spare headers and coroutine boxes a scheduler keeps.
@@ -352,6 +358,7 @@ impl Local {
             worker,
             spare_headers: RefCell::new(Vec::new()),
             spare_coroutines: RefCell::new(Vec::new()),
+            drained: RefCell::new(Vec::new()),
         }
     }
 
@@ -512,8 +519,11 @@ impl Local {
         // Acquire pairs with the Release store in push_remote. The plain load keeps the
         // common case (nothing from other threads) free of a read-modify-write.
         if self.shared.has_remote.load(Ordering::Relaxed) && self.shared.has_remote.swap(false, Ordering::Acquire) {
-            let woken = self.shared.remote.lock().unwrap_or_else(|e| e.into_inner()).as_mut().map(std::mem::take);
-            for task in woken.into_iter().flatten() {
+            let mut woken = self.drained.borrow_mut();
+            if let Some(queue) = crate::sync::lock(&self.shared.remote).as_mut() {
+                std::mem::swap(queue, &mut *woken);
+            }
+            for task in woken.drain(..) {
                 if self.is_current_slot(&task) {
                     self.requeue(task.id);
                 }
@@ -771,7 +781,7 @@ impl Local {
                 break;
             }
         }
-        let left = self.shared.remote.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let left = crate::sync::lock(&self.shared.remote).take();
         drop(left);
     }
 }

@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 
 use crate::sched::park::{self, ParkKind, Unparker};
 
+mod lock;
+pub(crate) use lock::lock;
+
 struct State<T> {
     queue: VecDeque<T>,
     cap: Option<usize>,
@@ -42,7 +45,7 @@ struct Chan<T> {
 
 impl<T> Chan<T> {
     fn lock(&self) -> MutexGuard<'_, State<T>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock::lock(&self.state)
     }
 }
 
