@@ -15,13 +15,19 @@
 //! ```text
 //! link + 32  saved rbp
 //! link + 24  saved rbx
-//! link + 16  scratch word
+//! link + 16  scratch: a finishing child's control words, or a merged MXCSR to load
 //! link + 8   saved MXCSR (4 bytes), x87 control word (2 bytes)
 //! link       return address pushed by `call`
 //! ```
 //!
 //! The child's suspended frame has the same shape on the child stack, with the resume
 //! address in place of the return address; the child's saved stack pointer points at it.
+//!
+//! Registers across a switch: the resumer enters with rdi = the transfer address, rsi = the
+//! child's saved stack pointer, rdx = its stack base. Whatever comes back (a suspend, the
+//! end of the entry function, the fault handler after an overflow) brings rsi = the new
+//! saved stack pointer or [`SWITCH_FINISHED`] / [`SWITCH_OVERFLOWED`], and rdi = the address
+//! of the child's current floating-point control words, for `restore_fp_control!`.
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 compile_error!("bobbin supports x86-64 Linux only (an aarch64 port is planned)");
