@@ -137,6 +137,36 @@ fn a_destructor_panicking_during_forced_unwinding_aborts_with_its_message() {
     }
 }
 
+/// Suspends from its destructor: what a coroutine does if it tries to suspend while it is
+/// unwound because it was dropped.
+struct SuspendOnDrop<'a>(&'a bobbin::Yielder<(), ()>);
+
+impl Drop for SuspendOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.suspend(());
+    }
+}
+
+#[test]
+fn suspending_during_forced_unwinding_aborts_with_a_message() {
+    let out = in_child("suspending_during_forced_unwinding_aborts_with_a_message", || {
+        let mut co: Coroutine<(), (), ()> = Coroutine::new(|y, ()| {
+            let _guard = SuspendOnDrop(y);
+            y.suspend(());
+        });
+        assert_eq!(co.resume(()), CoroutineResult::Yield(()));
+        drop(co); // the forced unwinding runs SuspendOnDrop::drop
+        println!("NOT REACHED");
+    });
+    if let Some(out) = out {
+        use std::os::unix::process::ExitStatusExt;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{:?}\n{stderr}", out.status);
+        assert!(stderr.contains("tried to suspend while being dropped"), "{stderr}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("NOT REACHED"));
+    }
+}
+
 #[test]
 fn a_destructor_panicking_after_a_finished_body_is_reported_by_resume() {
     let mut co: Coroutine<(), (), ()> = Coroutine::new(|_, ()| {

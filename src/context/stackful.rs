@@ -358,15 +358,16 @@ where
         let input = (*(transfer as *mut Head<I, Y>)).input.assume_init_read();
         (f, input)
     };
-    let yielder = Yielder { base, transfer: Cell::new(transfer), unwinding: Cell::new(false), _marker: PhantomData };
+    let yielder = Yielder { base, transfer: Cell::new(transfer), _marker: PhantomData };
     let run = trap::running();
     // SAFETY: the RunInfo of the coroutine being entered is live while it runs (it is
     // owned by the RawCoroutine borrowed by this resume).
     unsafe { (*run).yielder.set(&yielder as *const Yielder<I, Y> as usize) };
     let result = panic::catch_unwind(AssertUnwindSafe(|| f(&yielder, input)));
-    // SAFETY: the transfer of the latest resume is live until we switch back, and the
-    // resumer reads `done` only after this switch back.
-    unsafe { (*(yielder.transfer.get() as *mut Transfer<I, Y, R>)).done.write(result) };
+    // SAFETY: the transfer of the latest resume (untagged: the tag only marks an unwind
+    // request) is live until we switch back, and the resumer reads `done` only after this
+    // switch back.
+    unsafe { (*((yielder.transfer.get() & !UNWIND) as *mut Transfer<I, Y, R>)).done.write(result) };
 }
 
 /// The handle a coroutine uses to suspend itself, handing a value out and receiving the
@@ -377,8 +378,9 @@ where
 /// `Sync`, so it cannot leave the coroutine or its thread.
 pub struct Yielder<I, Y> {
     base: usize,
+    /// Address of the transfer of the resume in progress; tagged with [`UNWIND`] once the
+    /// coroutine is being unwound because it was dropped.
     transfer: Cell<usize>,
-    unwinding: Cell<bool>,
     _marker: NotSendMarker<fn(Y) -> I>,
 }
 
@@ -395,23 +397,23 @@ impl<I, Y> Yielder<I, Y> {
     /// is nobody left to resume it, and letting it continue would be unsound.
     #[inline(always)]
     pub fn suspend(&self, val: Y) -> I {
-        if self.unwinding.get() {
+        let current = self.transfer.get();
+        if current & UNWIND != 0 {
             eprintln!("bobbin: a coroutine tried to suspend while being dropped; aborting");
             std::process::abort();
         }
-        let head = self.transfer.get() as *mut Head<I, Y>;
+        let head = current as *mut Head<I, Y>;
         // SAFETY: the transfer of the current resume is live while the coroutine runs, and
         // nobody else touches it until we switch back.
         unsafe { (*head).yielded.write(val) };
         // SAFETY: we run on the coroutine's stack (a Yielder is only reachable from its
         // own closure) and the link slot holds the resumer's stack pointer.
         let transfer = unsafe { arch::suspend(self.base) };
+        // Kept tagged while unwinding, which is how a later suspend knows to refuse.
+        self.transfer.set(transfer);
         if transfer & UNWIND != 0 {
-            self.transfer.set(transfer & !UNWIND);
-            self.unwinding.set(true);
             panic::resume_unwind(Box::new(ForcedUnwind));
         }
-        self.transfer.set(transfer);
         // SAFETY: the resumer passed the address of its live transfer, untagged, so it
         // wrote the input (Head's contract).
         unsafe { (*(transfer as *mut Head<I, Y>)).input.assume_init_read() }
