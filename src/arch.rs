@@ -275,14 +275,14 @@ pub(crate) fn on_valgrind() -> bool {
     }
 }
 
-/// Tells valgrind that `[bottom, top)` is a stack, so that switching to it is seen as a
+/// Tells valgrind that `[lowest, highest]` is a stack, so that switching to it is seen as a
 /// stack switch rather than a huge frame. Returns valgrind's id for it, or 0 when not
 /// running under valgrind.
-pub(crate) fn valgrind_stack_register(bottom: usize, top: usize) -> usize {
+pub(crate) fn valgrind_stack_register(lowest: usize, highest: usize) -> usize {
     if !on_valgrind() {
         return 0;
     }
-    valgrind_request(0, VG_STACK_REGISTER, bottom, top)
+    valgrind_request(0, VG_STACK_REGISTER, lowest, highest)
 }
 
 /// Forgets a stack registered with [`valgrind_stack_register`] (id 0: nothing to do).

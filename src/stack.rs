@@ -285,7 +285,8 @@ impl Stack {
     /// A Stack for `[bottom, bottom + size)`, announced to valgrind when running under it.
     fn registered(bottom: NonNull<u8>, size: usize, backing: Backing) -> Stack {
         let low = bottom.as_ptr() as usize;
-        let valgrind_id = crate::arch::valgrind_stack_register(low, low + size);
+        // Valgrind takes the highest byte of the range, not one past it.
+        let valgrind_id = crate::arch::valgrind_stack_register(low, low + size - 1);
         Stack { bottom, size, backing, pages_released: false, valgrind_id }
     }
 

@@ -144,6 +144,13 @@ impl Context {
     /// [`words_mut`](crate::stack::Stack::words_mut); [`Context::init_unguarded`] takes
     /// any memory, at the caller's risk.
     ///
+    /// A [`Stack`](crate::stack::Stack) announces itself to valgrind, so that a switch to
+    /// it is seen as a switch of stacks. Other memory is not announced: valgrind takes a
+    /// switch into it for a frame pushed on the current stack, and when the two lie within
+    /// its `--max-stackframe` (2 MB by default) it marks everything between them as
+    /// undefined. Register such memory yourself (`VALGRIND_STACK_REGISTER`) before
+    /// running it under valgrind.
+    ///
     /// # Errors
     /// [`Error::UnalignedStack`] if the end of `stack` is not 16-byte aligned;
     /// [`Error::StackTooSmall`] if the initial frame does not fit;
