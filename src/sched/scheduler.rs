@@ -81,6 +81,10 @@ struct TaskSlot {
     /// Boxed so that taking it out of the table to run it moves a pointer.
     co: Option<TaskCoroutine>,
     header: Arc<TaskHeader>,
+    /// A second reference to `header`, kept from the wake-up that made the task ready, to
+    /// be handed to its next unparker: references travel from unparker to unparker instead
+    /// of being counted up at every park and down at every wake-up.
+    spare_ref: Option<Arc<TaskHeader>>,
     parked: Option<ParkKind>,
     abort: Option<AbortHook>,
     /// Started from a `Send` job on a runtime that allows migration: may continue on
@@ -239,24 +243,32 @@ thread_local! {
     static CURRENT: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
 }
 
-// Never inlined: a green thread that migrated must not reuse a thread-local address
-// computed on the thread it ran on before it suspended.
+/// Runs `f` on the scheduler of this thread, if there is one; lends it rather than
+/// cloning the `Rc`, so the hot paths (every park and wake-up) pay no reference count.
+/// `f` must not switch away from the running green thread: it holds a borrow of the
+/// thread-local.
+///
+/// Never inlined: a green thread that migrated must not reuse a thread-local address
+/// computed on the thread it ran on before it suspended.
 #[inline(never)]
-fn current_local() -> Option<Rc<Local>> {
-    CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
+fn with_local<R>(f: impl FnOnce(&Local) -> R) -> Option<R> {
+    CURRENT.try_with(|c| c.borrow().as_deref().map(f)).ok().flatten()
 }
 
 /// The green thread running on this thread, if any.
 pub(crate) fn current_task() -> Option<Arc<TaskHeader>> {
-    let local = current_local()?;
-    let id = local.current.get()?;
-    let tasks = local.tasks.borrow();
-    tasks[id].as_ref().map(|slot| Arc::clone(&slot.header))
+    with_local(|local| {
+        let id = local.current.get()?;
+        let mut tasks = local.tasks.borrow_mut();
+        let slot = tasks[id].as_mut()?;
+        Some(slot.spare_ref.take().unwrap_or_else(|| Arc::clone(&slot.header)))
+    })
+    .flatten()
 }
 
 /// Whether the calling code runs on a scheduler's thread (inside `run`).
 pub(crate) fn in_scheduler() -> bool {
-    current_local().is_some()
+    with_local(|_| ()).is_some()
 }
 
 /// Suspends the current green thread to park; the scheduler parks it unless its unparker
@@ -293,22 +305,26 @@ fn not_on_green_thread_stack() -> ! {
 
 /// Queues a task that an unparker just made ready.
 pub(crate) fn make_ready(task: Arc<TaskHeader>) {
-    if let Some(local) = current_local() {
-        if Arc::ptr_eq(&local.shared, &task.shared) {
-            local.requeue(task.id);
-            return;
+    let mut task = Some(task);
+    with_local(|local| {
+        if let Some(task) = task.take_if(|t| Arc::ptr_eq(&local.shared, &t.shared)) {
+            local.requeue_woken(task);
         }
+    });
+    if let Some(task) = task {
+        let shared = Arc::clone(&task.shared);
+        shared.push_remote(task);
     }
-    let shared = Arc::clone(&task.shared);
-    shared.push_remote(task);
 }
 
 /// Registers a timer that fires `unparker` at `at`. Must be called from a green thread.
 pub(crate) fn add_timer(at: Instant, unparker: Unparker) {
-    let local = current_local().expect("timers exist only inside a scheduler");
-    let seq = local.timer_seq.get();
-    local.timer_seq.set(seq + 1);
-    local.timers.borrow_mut().push(Timer { at, seq, unparker });
+    with_local(|local| {
+        let seq = local.timer_seq.get();
+        local.timer_seq.set(seq + 1);
+        local.timers.borrow_mut().push(Timer { at, seq, unparker });
+    })
+    .expect("timers exist only inside a scheduler");
 }
 
 /// Spawns a green thread running `body` on the current scheduler.
@@ -316,28 +332,33 @@ pub(crate) fn add_timer(at: Instant, unparker: Unparker) {
 /// # Panics
 /// Outside a scheduler, or if no stack can be allocated.
 pub(crate) fn spawn_local(body: Box<dyn FnOnce()>, abort: AbortHook) {
-    let local = current_local().expect("bobbin::spawn called outside bobbin::run: start a scheduler first");
-    local.pending.borrow_mut().push_back(Pending { body, abort });
+    with_local(|local| local.pending.borrow_mut().push_back(Pending { body, abort }))
+        .expect("bobbin::spawn called outside bobbin::run: start a scheduler first");
 }
 
 /// Queues a spawned `job` on the calling worker if it is a worker of `rt`; hands it back
 /// otherwise.
 pub(crate) fn push_worker_job(rt: &Arc<RtShared>, job: Job) -> Result<(), Job> {
-    match current_local() {
-        Some(local) => match &local.worker {
-            Some(w) if Arc::ptr_eq(&w.rt, rt) => {
-                w.push_spawn(job);
-                Ok(())
-            }
-            _ => Err(job),
-        },
-        None => Err(job),
+    let mut job = Some(job);
+    let pushed = with_local(|local| match &local.worker {
+        Some(w) if Arc::ptr_eq(&w.rt, rt) => {
+            w.push_spawn(job.take().expect("the job is pushed once"));
+            true
+        }
+        _ => false,
+    });
+    match job {
+        Some(job) => Err(job),
+        None => {
+            debug_assert_eq!(pushed, Some(true));
+            Ok(())
+        }
     }
 }
 
 /// The runtime whose worker is the calling thread, if any.
 pub(crate) fn current_runtime() -> Option<Arc<RtShared>> {
-    current_local()?.worker.as_ref().map(|w| Arc::clone(&w.rt))
+    with_local(|local| local.worker.as_ref().map(|w| Arc::clone(&w.rt))).flatten()
 }
 
 impl Local {
@@ -390,7 +411,8 @@ impl Local {
             }
             None => Arc::new(TaskHeader { id, park: ParkWord::default(), shared: Arc::clone(&self.shared) }),
         };
-        self.tasks.borrow_mut()[id] = Some(TaskSlot { co: Some(co), header, parked: None, abort, migratable });
+        self.tasks.borrow_mut()[id] =
+            Some(TaskSlot { co: Some(co), header, spare_ref: None, parked: None, abort, migratable });
         self.live.set(self.live.get() + 1);
         id
     }
@@ -405,6 +427,18 @@ impl Local {
             }
         }
         self.ready.borrow_mut().push_back(id);
+    }
+
+    /// Requeues a task that an unparker holding `task` (a reference to its header) just
+    /// made ready, and keeps that reference for the task's next unparker.
+    fn requeue_woken(&self, task: Arc<TaskHeader>) {
+        let id = task.id;
+        if let Some(slot) = self.tasks.borrow_mut()[id].as_mut() {
+            if slot.spare_ref.is_none() {
+                slot.spare_ref = Some(task);
+            }
+        }
+        self.requeue(id);
     }
 
     /// Takes a ready, migratable task out of the table, to travel to any worker.
@@ -525,7 +559,7 @@ impl Local {
             }
             for task in woken.drain(..) {
                 if self.is_current_slot(&task) {
-                    self.requeue(task.id);
+                    self.requeue_woken(task);
                 }
             }
         }
@@ -612,7 +646,8 @@ impl Local {
         if spare_cos.len() < SPARES {
             spare_cos.push(co);
         }
-        let TaskSlot { mut header, abort, .. } = self.remove(id)?;
+        let TaskSlot { mut header, spare_ref, abort, .. } = self.remove(id)?;
+        drop(spare_ref);
         let mut spare_headers = self.spare_headers.borrow_mut();
         if spare_headers.len() < SPARES {
             // No unparker holds the header, so no stale wake-up can reach its next task.
@@ -648,8 +683,10 @@ impl Local {
     /// other OS thread exists and an unparker of a parked task is alive.
     fn can_be_woken_from_outside(&self) -> bool {
         let tasks = self.tasks.borrow();
-        // A header referenced only by its slot has no unparker anywhere.
-        let any_unparker = tasks.iter().flatten().any(|s| Arc::strong_count(&s.header) > 1);
+        // A header referenced only by its slot (and its spare reference) has no unparker
+        // anywhere.
+        let any_unparker =
+            tasks.iter().flatten().any(|s| Arc::strong_count(&s.header) > 1 + usize::from(s.spare_ref.is_some()));
         any_unparker && other_threads_exist()
     }
 
