@@ -150,7 +150,7 @@ pub fn yield_now() {
 /// Parks the current green thread for at least `d`. Outside a scheduler, sleeps the OS
 /// thread.
 pub fn sleep(d: Duration) {
-    if scheduler::current_task().is_none() {
+    if !scheduler::on_green_thread() {
         std::thread::sleep(d);
         return;
     }

@@ -255,7 +255,13 @@ fn with_local<R>(f: impl FnOnce(&Local) -> R) -> Option<R> {
     CURRENT.try_with(|c| c.borrow().as_deref().map(f)).ok().flatten()
 }
 
-/// The green thread running on this thread, if any.
+/// Whether a green thread is running on this thread.
+pub(crate) fn on_green_thread() -> bool {
+    with_local(|local| local.current.get().is_some()).unwrap_or(false)
+}
+
+/// A reference to the header of the green thread running on this thread, if any, for an
+/// unparker: the spare one its last wake-up left, or a new one.
 pub(crate) fn current_task() -> Option<Arc<TaskHeader>> {
     with_local(|local| {
         let id = local.current.get()?;
@@ -282,7 +288,7 @@ pub(crate) fn suspend_parked(kind: ParkKind) {
 pub(crate) fn yield_now() {
     // Only a green thread's own coroutine accepts a Signal; anything else is not one.
     if coroutine::suspend_current::<(), Signal>(Signal::Yield).is_err() {
-        if current_task().is_some() {
+        if on_green_thread() {
             not_on_green_thread_stack();
         }
         std::thread::yield_now();
@@ -340,20 +346,12 @@ pub(crate) fn spawn_local(body: Box<dyn FnOnce()>, abort: AbortHook) {
 /// otherwise.
 pub(crate) fn push_worker_job(rt: &Arc<RtShared>, job: Job) -> Result<(), Job> {
     let mut job = Some(job);
-    let pushed = with_local(|local| match &local.worker {
-        Some(w) if Arc::ptr_eq(&w.rt, rt) => {
+    with_local(|local| {
+        if let Some(w) = local.worker.as_ref().filter(|w| Arc::ptr_eq(&w.rt, rt)) {
             w.push_spawn(job.take().expect("the job is pushed once"));
-            true
         }
-        _ => false,
     });
-    match job {
-        Some(job) => Err(job),
-        None => {
-            debug_assert_eq!(pushed, Some(true));
-            Ok(())
-        }
-    }
+    job.map_or(Ok(()), Err)
 }
 
 /// The runtime whose worker is the calling thread, if any.
