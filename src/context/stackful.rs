@@ -306,7 +306,7 @@ impl<I, Y, R> Drop for RawCoroutine<I, Y, R> {
                         if let Err(payload) = unsafe { transfer.done.assume_init_read() } {
                             // A destructor panicked while unwinding: report it like any
                             // panic from a drop, unless this thread already panics.
-                            if !payload.is::<ForcedUnwind>() && !std::thread::panicking() {
+                            if !is_forced_unwind(payload.as_ref()) && !std::thread::panicking() {
                                 panic::resume_unwind(payload);
                             }
                         }

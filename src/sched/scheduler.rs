@@ -428,10 +428,16 @@ impl Local {
     }
 
     /// Requeues a task that an unparker holding `task` (a reference to its header) just
-    /// made ready, and keeps that reference for the task's next unparker.
+    /// made ready, and keeps that reference for the task's next unparker. Does nothing if
+    /// the task is no longer in its slot (it finished, or migrated, since the wake-up).
     fn requeue_woken(&self, task: Arc<TaskHeader>) {
         let id = task.id;
-        if let Some(slot) = self.tasks.borrow_mut()[id].as_mut() {
+        {
+            let mut tasks = self.tasks.borrow_mut();
+            let Some(slot) = tasks.get_mut(id).and_then(Option::as_mut).filter(|s| Arc::ptr_eq(&s.header, &task))
+            else {
+                return;
+            };
             if slot.spare_ref.is_none() {
                 slot.spare_ref = Some(task);
             }
@@ -541,12 +547,6 @@ impl Local {
         }
     }
 
-    /// Whether `task` is the live task in its slot (not a finished one whose id was
-    /// reused).
-    fn is_current_slot(&self, task: &Arc<TaskHeader>) -> bool {
-        self.tasks.borrow().get(task.id).and_then(Option::as_ref).is_some_and(|s| Arc::ptr_eq(&s.header, task))
-    }
-
     fn drain_remote(&self) {
         // Acquire pairs with the Release store in push_remote. The plain load keeps the
         // common case (nothing from other threads) free of a read-modify-write.
@@ -556,9 +556,7 @@ impl Local {
                 std::mem::swap(queue, &mut *woken);
             }
             for task in woken.drain(..) {
-                if self.is_current_slot(&task) {
-                    self.requeue_woken(task);
-                }
+                self.requeue_woken(task);
             }
         }
     }
