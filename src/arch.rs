@@ -8,6 +8,11 @@
 //! compiler saves only the registers that are live across the switch; rbx and rbp cannot
 //! be declared clobbered and are pushed by hand.
 //!
+//! Floating-point control words come in two modes, fixed per coroutine: shared with the
+//! resumer (the default: nothing is read or written, which saves about a third of a round
+//! trip) or kept per side (`FP = true`: each side stores its MXCSR and x87 control word in
+//! its frame, and reloads its own after a switch if the other side left different ones).
+//!
 //! Frame left on the resumer's stack while the child runs (`link` is the resumer's stack
 //! pointer, stored at `base - 8` of the child stack; the CFI of `bobbin_coroutine_start`
 //! relies on this exact layout):
@@ -16,7 +21,7 @@
 //! link + 32  saved rbp
 //! link + 24  saved rbx
 //! link + 16  scratch: a finishing child's control words, or a merged MXCSR to load
-//! link + 8   saved MXCSR (4 bytes), x87 control word (2 bytes)
+//! link + 8   saved MXCSR (4 bytes), x87 control word (2 bytes); unwritten when shared
 //! link       return address pushed by `call`
 //! ```
 //!
@@ -27,7 +32,8 @@
 //! child's saved stack pointer, rdx = its stack base. Whatever comes back (a suspend, the
 //! end of the entry function, the fault handler after an overflow) brings rsi = the new
 //! saved stack pointer or [`SWITCH_FINISHED`] / [`SWITCH_OVERFLOWED`], and rdi = the address
-//! of the child's current floating-point control words, for `restore_fp_control!`.
+//! of the child's current floating-point control words, for `restore_fp_control!` (read
+//! only when they are kept per side).
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 compile_error!("bobbin supports x86-64 Linux only (an aarch64 port is planned)");
@@ -99,11 +105,22 @@ macro_rules! restore_fp_control {
     };
 }
 
-/// Saves rbp, rbx and the floating-point control words, leaving the 40-byte frame
-/// described in the module docs once the switch pushes its address.
+/// Saves rbp and rbx and reserves the 16-byte block for the floating-point control words,
+/// leaving the 40-byte frame described in the module docs once the switch pushes its
+/// address. `fp` also stores the control words into the block.
 macro_rules! save_frame {
     () => {
-        concat!("push rbp\n", "push rbx\n", "sub rsp, 16\n", "stmxcsr [rsp]\n", "fnstcw [rsp + 4]\n",)
+        concat!("push rbp\n", "push rbx\n", "sub rsp, 16\n")
+    };
+    (fp) => {
+        concat!(save_frame!(), "stmxcsr [rsp]\n", "fnstcw [rsp + 4]\n")
+    };
+}
+
+/// Pops what [`save_frame!`] pushed, without looking at the control words.
+macro_rules! pop_frame {
+    () => {
+        concat!("add rsp, 16\n", "pop rbx\n", "pop rbp\n")
     };
 }
 
@@ -113,7 +130,25 @@ pub(crate) const SWITCH_FINISHED: usize = 0;
 /// ... and when the fault handler abandoned it after a guard-page hit.
 pub(crate) const SWITCH_OVERFLOWED: usize = 1;
 
+/// The body of [`resume`]: `$body` is the switch with the frame handling of one mode.
+macro_rules! resume_asm {
+    ($transfer:ident, $sp:ident, $base:ident, $ret:ident, $($body:expr),+) => {
+        core::arch::asm!(
+            $($body),+,
+            inout("rdi") $transfer => _,
+            inout("rsi") $sp => $ret,
+            inout("rdx") $base => _,
+            out("r12") _, out("r13") _, out("r14") _, out("r15") _,
+            clobber_abi("sysv64"),
+        )
+    };
+}
+
 /// Enters a coroutine and returns when it suspends, finishes or overflows.
+///
+/// `FP` says whether the coroutine keeps floating-point control words of its own
+/// (`RunInfo::preserve_fp`); both sides of one coroutine must use the same mode, since in
+/// the other mode the block of control words is left unwritten.
 ///
 /// Returns the child's new saved stack pointer, or [`SWITCH_FINISHED`] or
 /// [`SWITCH_OVERFLOWED`].
@@ -121,28 +156,51 @@ pub(crate) const SWITCH_OVERFLOWED: usize = 1;
 /// # Safety
 /// `sp` must be the saved stack pointer of a coroutine that is not running (its initial
 /// one, or the last value returned by this function for it), `base` the base of that
-/// coroutine's stack, and `transfer` whatever that coroutine's code expects to receive.
+/// coroutine's stack, `transfer` whatever that coroutine's code expects to receive, and
+/// `FP` the mode the coroutine's [`suspend`] uses.
 #[inline(always)]
-pub(crate) unsafe fn resume(transfer: usize, sp: usize, base: usize) -> usize {
+pub(crate) unsafe fn resume<const FP: bool>(transfer: usize, sp: usize, base: usize) -> usize {
     let ret: usize;
     // SAFETY: the caller guarantees `sp` and `base` describe a suspended coroutine. The
     // asm preserves rbx and rbp by hand and declares every other register the child may
     // change as clobbered; the stack pointer is balanced when control comes back.
     unsafe {
-        core::arch::asm!(
-            save_frame!(),
-            "call [rsi]",
-            // rdi points at the child's control words: in its suspended frame, or a
-            // block the finishing code or the fault handler filled in.
-            restore_fp_control!("rdi"),
-            inout("rdi") transfer => _,
-            inout("rsi") sp => ret,
-            inout("rdx") base => _,
-            out("r12") _, out("r13") _, out("r14") _, out("r15") _,
-            clobber_abi("sysv64"),
-        );
+        if FP {
+            // rdi points at the child's control words: in its suspended frame, or a block
+            // the finishing code or the fault handler filled in.
+            resume_asm!(transfer, sp, base, ret, save_frame!(fp), "call [rsi]", restore_fp_control!("rdi"));
+        } else {
+            resume_asm!(transfer, sp, base, ret, save_frame!(), "call [rsi]", pop_frame!());
+        }
     }
     ret
+}
+
+/// The body of [`suspend`]: `$save` and `$restore` are the frame handling of one mode,
+/// `$words` sets rdi to this side's control words for the resumer (or nothing).
+///
+/// The resumer's `call` pushed the return address the `ret` pops; when the resumer enters
+/// again at label 7, rsi holds the stack pointer saved here and rdx the base.
+macro_rules! suspend_asm {
+    ($base:ident, $transfer:ident, $save:expr, $words:expr, $restore:expr) => {
+        core::arch::asm!(
+            $save,
+            "lea rax, [rip + 7f]",
+            "push rax",
+            "mov rsi, rsp",
+            $words,
+            "mov rsp, [rdx - 8]",
+            "ret",
+            "7:",
+            "mov [rdx - 8], rsp",
+            $restore,
+            out("rdi") $transfer,
+            inout("rdx") $base => _,
+            out("rsi") _,
+            out("r12") _, out("r13") _, out("r14") _, out("r15") _,
+            clobber_abi("sysv64"),
+        )
+    };
 }
 
 /// Suspends the running coroutine: hands `transfer` to nothing (the resumer learns of the
@@ -150,36 +208,27 @@ pub(crate) unsafe fn resume(transfer: usize, sp: usize, base: usize) -> usize {
 /// at the next [`resume`].
 ///
 /// # Safety
-/// Must be called on the stack of a running coroutine whose stack base is `base`, and
-/// whose link slot (`base - 8`) holds the resumer's stack pointer.
+/// Must be called on the stack of a running coroutine whose stack base is `base`, whose
+/// link slot (`base - 8`) holds the resumer's stack pointer, and whose resumer uses the
+/// same `FP` mode.
 #[inline(always)]
-pub(crate) unsafe fn suspend(base: usize) -> usize {
+pub(crate) unsafe fn suspend<const FP: bool>(base: usize) -> usize {
     let transfer: usize;
-    // The resumer's `call` pushed the return address the `ret` pops; when the resumer
-    // enters again at label 7, rsi holds the stack pointer saved here and rdx the base.
     // SAFETY: the caller guarantees we run on the coroutine stack with base `base` and a
     // live link; the frame protocol above is the one `resume` follows.
     unsafe {
-        core::arch::asm!(
-            save_frame!(),
-            "lea rax, [rip + 7f]",
-            "push rax",
-            "mov rsi, rsp",
-            "lea rdi, [rsp + 8]",
-            "mov rsp, [rdx - 8]",
-            "ret",
-            "7:",
-            "mov [rdx - 8], rsp",
+        if FP {
             // The resumer's control words are in its frame, just above its return address.
-            "lea rax, [rsp + 8]",
-            "lea rsp, [rsi + 8]",
-            restore_fp_control!("rax"),
-            out("rdi") transfer,
-            inout("rdx") base => _,
-            out("rsi") _,
-            out("r12") _, out("r13") _, out("r14") _, out("r15") _,
-            clobber_abi("sysv64"),
-        );
+            suspend_asm!(
+                base,
+                transfer,
+                save_frame!(fp),
+                "lea rdi, [rsp + 8]",
+                concat!("lea rax, [rsp + 8]\n", "lea rsp, [rsi + 8]\n", restore_fp_control!("rax"))
+            );
+        } else {
+            suspend_asm!(base, transfer, save_frame!(), "", concat!("lea rsp, [rsi + 8]\n", pop_frame!()));
+        }
     }
     transfer
 }

@@ -179,17 +179,46 @@ impl<I, Y, R> fmt::Debug for Coroutine<I, Y, R> {
 #[derive(Clone, Debug)]
 pub struct Builder {
     stack_size: usize,
+    preserve_fp: bool,
 }
 
 impl Builder {
     /// A builder with the default stack size.
     pub fn new() -> Builder {
-        Builder { stack_size: DEFAULT_STACK_SIZE }
+        Builder { stack_size: DEFAULT_STACK_SIZE, preserve_fp: false }
     }
 
     /// Usable stack size in bytes, rounded up to whole pages.
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = bytes;
+        self
+    }
+
+    /// Whether the coroutine keeps floating-point control words of its own (default: no).
+    ///
+    /// The control words are the SSE `MXCSR` control bits (rounding mode, exception masks,
+    /// flush-to-zero, denormals-are-zero) and the x87 control word. By default a coroutine
+    /// shares them with its resumer, as a called function does: what one side sets, the
+    /// other sees after the next switch. Rust code needs nothing more, because Rust
+    /// requires them to keep their default values at all times (changing them is
+    /// undefined behaviour, see [`core::arch::x86_64::_mm_setcsr`]), and reading them on
+    /// every switch costs more than the rest of the switch on current x86-64 cores.
+    ///
+    /// With `true`, each side keeps its own: a mode set inside the coroutine stays inside
+    /// it (also when it overflows its stack), and the resumer's stays with the resumer.
+    /// This is for coroutines that run foreign code which sets its own mode and can
+    /// suspend while it is in force. The sticky status flags (`MXCSR` bits 0-5) are shared
+    /// either way.
+    ///
+    /// ```
+    /// use bobbin::coroutine::Builder;
+    /// use bobbin::{Coroutine, CoroutineResult};
+    ///
+    /// let mut c: Coroutine<(), (), ()> = Builder::new().preserve_fp_control(true).spawn(|y, ()| y.suspend(())).unwrap();
+    /// assert_eq!(c.resume(()), CoroutineResult::Yield(()));
+    /// ```
+    pub fn preserve_fp_control(mut self, preserve: bool) -> Builder {
+        self.preserve_fp = preserve;
         self
     }
 
@@ -203,7 +232,7 @@ impl Builder {
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
     {
         let stack = stack::pooled_stack(self.stack_size)?;
-        Ok(Coroutine { raw: RawCoroutine::new(stack, f) })
+        Ok(Coroutine { raw: RawCoroutine::new(stack, f, self.preserve_fp) })
     }
 
     /// Like [`Builder::spawn`], and code running on the coroutine can suspend it through
@@ -215,7 +244,7 @@ impl Builder {
         Y: 'static,
     {
         let stack = stack::pooled_stack(self.stack_size)?;
-        Ok(Coroutine { raw: RawCoroutine::new_discoverable(stack, f) })
+        Ok(Coroutine { raw: RawCoroutine::new_discoverable(stack, f, self.preserve_fp) })
     }
 }
 

@@ -35,6 +35,10 @@ pub(crate) struct RunInfo {
     /// Guard region of the coroutine's stack.
     pub(crate) guard_lo: usize,
     pub(crate) guard_hi: usize,
+    /// Whether the coroutine keeps floating-point control words of its own: its resumer
+    /// then left them in its switch frame, to be restored after an overflow. Otherwise the
+    /// thread's current ones (those the faulting code ran with) stay in force.
+    pub(crate) preserve_fp: bool,
     /// For coroutines that may be suspended from anywhere on their stack (green threads):
     /// the type of their `Yielder` and its address, set when the coroutine starts.
     pub(crate) discoverable: Option<std::any::TypeId>,
@@ -162,14 +166,21 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *
             // at the return address of its `call`. Entering a context whose rsp is that
             // address returns into the resumer as a suspend would, with rsi saying what
             // happened; the resumer's switch saved everything it needs on its own stack,
-            // its control words at link + 8. The context loads those words, and rdi points
-            // the resumer at them as the current ones, so it keeps them.
+            // including, for a coroutine that keeps control words of its own, the
+            // resumer's at link + 8. The context loads those words (or the faulting code's,
+            // which a coroutine sharing the thread's words leaves in force), and rdi points
+            // the resumer at link + 8 as the current ones, so it keeps them.
             // SAFETY: as above; uctx is the ucontext_t the kernel passes to this handler.
             unsafe {
                 let link = *((run.base - 8) as *const usize);
                 let words = link + 8;
+                let (mxcsr, fpcw) = if run.preserve_fp {
+                    (*(words as *const u32), *((words + 4) as *const u16))
+                } else {
+                    interrupted_fp_control(uctx as *const libc::ucontext_t)
+                };
                 let mut ctx = Context::new();
-                ctx.set_return_point(link, *(words as *const u32), *((words + 4) as *const u16));
+                ctx.set_return_point(link, mxcsr, fpcw);
                 ctx.set_entry_registers(words as u64, arch::SWITCH_OVERFLOWED as u64);
                 ctx.set_sigmask(&(*(uctx as *const libc::ucontext_t)).uc_sigmask);
                 let _ = Context::set_from_signal(&ctx);
@@ -177,6 +188,23 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *
         }
     }
     chain(sig, info, uctx);
+}
+
+/// The floating-point control words the interrupted code ran with (the kernel gives the
+/// handler default ones of its own), or the defaults if the kernel saved none.
+///
+/// # Safety
+/// `uctx` must be the ucontext_t the kernel passed to a signal handler.
+unsafe fn interrupted_fp_control(uctx: *const libc::ucontext_t) -> (u32, u16) {
+    // SAFETY: upheld by the caller; `fpregs` points into the signal frame or is null.
+    unsafe {
+        let fpregs = (*uctx).uc_mcontext.fpregs;
+        if fpregs.is_null() {
+            (0x1F80, 0x037F)
+        } else {
+            ((*fpregs).mxcsr, (*fpregs).cwd)
+        }
+    }
 }
 
 /// Passes a fault that is not ours to the handler the program had, or to the default

@@ -361,16 +361,19 @@ const ROUND_UP: u32 = 0x4000;
 #[test]
 fn rounding_mode_set_inside_does_not_leak_out() {
     let outside = mxcsr() & 0x6000;
-    let mut c: Coroutine<(), u32, u32> = Coroutine::new(|y, ()| {
-        set_rounding(ROUND_DOWN);
-        let third = std::hint::black_box(1.0f64) / std::hint::black_box(3.0f64);
-        y.suspend(mxcsr() & 0x6000);
-        // The parent changed its own mode meanwhile; ours is still round-down.
-        let mode = mxcsr() & 0x6000;
-        let again = std::hint::black_box(1.0f64) / std::hint::black_box(3.0f64);
-        assert_eq!(third, again);
-        mode
-    });
+    let mut c: Coroutine<(), u32, u32> = Builder::new()
+        .preserve_fp_control(true)
+        .spawn(|y, ()| {
+            set_rounding(ROUND_DOWN);
+            let third = std::hint::black_box(1.0f64) / std::hint::black_box(3.0f64);
+            y.suspend(mxcsr() & 0x6000);
+            // The parent changed its own mode meanwhile; ours is still round-down.
+            let mode = mxcsr() & 0x6000;
+            let again = std::hint::black_box(1.0f64) / std::hint::black_box(3.0f64);
+            assert_eq!(third, again);
+            mode
+        })
+        .unwrap();
     assert_eq!(c.resume(()), CoroutineResult::Yield(ROUND_DOWN));
     assert_eq!(mxcsr() & 0x6000, outside, "the coroutine's rounding mode leaked out");
     set_rounding(ROUND_UP);
@@ -385,6 +388,7 @@ fn an_overflow_hands_the_resumer_its_own_rounding_mode_back() {
         set_rounding(ROUND_UP);
         let mut c: Coroutine<(), (), u64> = Builder::new()
             .stack_size(64 * 1024)
+            .preserve_fp_control(true)
             .spawn(|_, ()| {
                 set_rounding(ROUND_DOWN);
                 recurse_forever(0)
@@ -392,6 +396,37 @@ fn an_overflow_hands_the_resumer_its_own_rounding_mode_back() {
             .unwrap();
         assert!(matches!(c.try_resume(()), Err(Error::StackOverflow { .. })));
         assert_eq!(mxcsr() & 0x6000, ROUND_UP, "the overflowed coroutine's rounding mode leaked out");
+    });
+}
+
+#[test]
+fn by_default_the_control_words_are_shared_with_the_resumer() {
+    let outside = mxcsr();
+    let mut c: Coroutine<(), (), ()> = Coroutine::new(move |y, ()| {
+        set_rounding(ROUND_DOWN);
+        y.suspend(());
+        set_rounding(outside & 0x6000);
+    });
+    c.resume(());
+    assert_eq!(mxcsr() & 0x6000, ROUND_DOWN, "a shared rounding mode was not seen by the resumer");
+    c.resume(());
+    assert_eq!(mxcsr() & 0xFFC0, outside & 0xFFC0);
+}
+
+#[test]
+fn an_overflow_leaves_the_shared_control_words_as_the_faulting_code_had_them() {
+    common::in_child_ok("an_overflow_leaves_the_shared_control_words_as_the_faulting_code_had_them", || {
+        let masks = mxcsr() & 0x1F80;
+        let mut c: Coroutine<(), (), u64> = Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(|_, ()| {
+                set_rounding(ROUND_DOWN);
+                recurse_forever(0)
+            })
+            .unwrap();
+        assert!(matches!(c.try_resume(()), Err(Error::StackOverflow { .. })));
+        // Not the defaults the kernel hands a signal handler, and nothing made up.
+        assert_eq!(mxcsr() & 0xFFC0, masks | ROUND_DOWN);
     });
 }
 

@@ -125,38 +125,40 @@ pub(crate) struct RawCoroutine<I, Y, R> {
 }
 
 impl<I, Y, R> RawCoroutine<I, Y, R> {
-    /// Places `f` on `stack` and prepares the first entry.
-    pub(crate) fn new<F>(stack: Stack, f: F) -> Self
+    /// Places `f` on `stack` and prepares the first entry. With `preserve_fp`, the
+    /// coroutine keeps floating-point control words of its own (see
+    /// `coroutine::Builder::preserve_fp_control`); otherwise it shares the thread's.
+    pub(crate) fn new<F>(stack: Stack, f: F, preserve_fp: bool) -> Self
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
     {
-        Self::new_with(stack, f, None)
+        Self::new_with(stack, f, None, preserve_fp)
     }
 
     /// Like [`RawCoroutine::new`], and code running on the coroutine's stack can suspend
     /// it with [`suspend_current`] without holding its [`Yielder`].
-    pub(crate) fn new_discoverable<F>(stack: Stack, f: F) -> Self
+    pub(crate) fn new_discoverable<F>(stack: Stack, f: F, preserve_fp: bool) -> Self
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
         I: 'static,
         Y: 'static,
     {
-        Self::new_with(stack, f, Some(TypeId::of::<Yielder<I, Y>>()))
+        Self::new_with(stack, f, Some(TypeId::of::<Yielder<I, Y>>()), preserve_fp)
     }
 
-    fn new_with<F>(stack: Stack, f: F, discoverable: Option<TypeId>) -> Self
+    fn new_with<F>(stack: Stack, f: F, discoverable: Option<TypeId>, preserve_fp: bool) -> Self
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
     {
         // A large closure goes to the heap so it cannot crowd out the stack.
         if size_of::<F>() > stack.size() / 8 {
             let boxed = Box::new(f);
-            return Self::new_inner(stack, move |y: &Yielder<I, Y>, i| boxed(y, i), discoverable);
+            return Self::new_inner(stack, move |y: &Yielder<I, Y>, i| boxed(y, i), discoverable, preserve_fp);
         }
-        Self::new_inner(stack, f, discoverable)
+        Self::new_inner(stack, f, discoverable, preserve_fp)
     }
 
-    fn new_inner<F>(stack: Stack, f: F, discoverable: Option<TypeId>) -> Self
+    fn new_inner<F>(stack: Stack, f: F, discoverable: Option<TypeId>, preserve_fp: bool) -> Self
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
     {
@@ -181,7 +183,14 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
             sp: base - 3 * size_of::<usize>(),
             state: State::Fresh,
             stack_size: stack.size(),
-            run: RunInfo { base, guard_lo: guard.start, guard_hi: guard.end, discoverable, yielder: Cell::new(0) },
+            run: RunInfo {
+                base,
+                guard_lo: guard.start,
+                guard_hi: guard.end,
+                preserve_fp,
+                discoverable,
+                yielder: Cell::new(0),
+            },
             drop_fresh: drop_closure::<F>,
             stack: Some(stack),
             _marker: PhantomData,
@@ -261,7 +270,14 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
         // switch back returned) and `base` its stack base; the stack is owned by self.
         // SAFETY: as above; the transfer outlives the switch, and the coroutine writes to
         // it only until it switches back.
-        let ret = unsafe { arch::resume(transfer as *mut Transfer<I, Y, R> as usize | tag, self.sp, self.run.base) };
+        let ret = unsafe {
+            let transfer = transfer as *mut Transfer<I, Y, R> as usize | tag;
+            if self.run.preserve_fp {
+                arch::resume::<true>(transfer, self.sp, self.run.base)
+            } else {
+                arch::resume::<false>(transfer, self.sp, self.run.base)
+            }
+        };
         trap::leave(prev);
         if ret > arch::SWITCH_OVERFLOWED {
             self.sp = ret;
@@ -358,11 +374,11 @@ where
         let input = (*(transfer as *mut Head<I, Y>)).input.assume_init_read();
         (f, input)
     };
-    let yielder = Yielder { base, transfer: Cell::new(transfer), _marker: PhantomData };
-    let run = trap::running();
     // SAFETY: the RunInfo of the coroutine being entered is live while it runs (it is
     // owned by the RawCoroutine borrowed by this resume).
-    unsafe { (*run).yielder.set(&yielder as *const Yielder<I, Y> as usize) };
+    let run = unsafe { &*trap::running() };
+    let yielder = Yielder { base, preserve_fp: run.preserve_fp, transfer: Cell::new(transfer), _marker: PhantomData };
+    run.yielder.set(&yielder as *const Yielder<I, Y> as usize);
     let result = panic::catch_unwind(AssertUnwindSafe(|| f(&yielder, input)));
     // SAFETY: the transfer of the latest resume (untagged: the tag only marks an unwind
     // request) is live until we switch back, and the resumer reads `done` only after this
@@ -378,6 +394,8 @@ where
 /// `Sync`, so it cannot leave the coroutine or its thread.
 pub struct Yielder<I, Y> {
     base: usize,
+    /// The coroutine's switch mode (`RunInfo::preserve_fp`), which both sides must share.
+    preserve_fp: bool,
     /// Address of the transfer of the resume in progress; tagged with [`UNWIND`] once the
     /// coroutine is being unwound because it was dropped.
     transfer: Cell<usize>,
@@ -408,7 +426,13 @@ impl<I, Y> Yielder<I, Y> {
         unsafe { (*head).yielded.write(val) };
         // SAFETY: we run on the coroutine's stack (a Yielder is only reachable from its
         // own closure) and the link slot holds the resumer's stack pointer.
-        let transfer = unsafe { arch::suspend(self.base) };
+        let transfer = unsafe {
+            if self.preserve_fp {
+                arch::suspend::<true>(self.base)
+            } else {
+                arch::suspend::<false>(self.base)
+            }
+        };
         // Kept tagged while unwinding, which is how a later suspend knows to refuse.
         self.transfer.set(transfer);
         if transfer & UNWIND != 0 {

@@ -96,12 +96,15 @@ fn set_fpcw_bits(bits: u16) {
 #[test]
 fn x87_control_word_stays_with_each_side_of_a_coroutine() {
     let outside = arch::fp_control().1;
-    let mut c: crate::Coroutine<(), u16, u16> = crate::Coroutine::new(|y, ()| {
-        set_fpcw_bits(FPCW_CHOP);
-        y.suspend(arch::fp_control().1 & FPCW_RC);
-        // The resumer changed its own word meanwhile; this side keeps its own.
-        arch::fp_control().1 & FPCW_RC
-    });
+    let mut c: crate::Coroutine<(), u16, u16> = crate::coroutine::Builder::new()
+        .preserve_fp_control(true)
+        .spawn(|y, ()| {
+            set_fpcw_bits(FPCW_CHOP);
+            y.suspend(arch::fp_control().1 & FPCW_RC);
+            // The resumer changed its own word meanwhile; this side keeps its own.
+            arch::fp_control().1 & FPCW_RC
+        })
+        .unwrap();
     assert_eq!(c.resume(()), crate::CoroutineResult::Yield(FPCW_CHOP));
     assert_eq!(arch::fp_control().1, outside, "the coroutine's x87 control word leaked out");
     set_fpcw_bits(FPCW_UP);
