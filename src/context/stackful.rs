@@ -56,6 +56,8 @@ impl Refusal {
     }
 }
 
+/// Where a coroutine is in its life, as read off its saved stack pointer
+/// ([`RawCoroutine::state`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Fresh,
@@ -108,12 +110,24 @@ struct ForcedUnwind;
 /// Marker making a type `!Send` and `!Sync` while naming its value types.
 type NotSendMarker<T> = PhantomData<(*mut u8, T)>;
 
+/// `RawCoroutine::sp` while the coroutine runs. Its resume holds it mutably borrowed, so
+/// only code that broke aliasing rules could see this; it is refused rather than entered.
+const SP_RUNNING: usize = 2;
+const _: () = assert!(SP_RUNNING > arch::SWITCH_FINISHED && SP_RUNNING > arch::SWITCH_OVERFLOWED);
+
+/// Where the initial frame of a coroutine whose stack base is `base` leaves its stack
+/// pointer: three words below the base.
+fn initial_sp(base: usize) -> usize {
+    base - 3 * size_of::<usize>()
+}
+
 /// A coroutine: a closure on its own stack, switched to with [`RawCoroutine::resume`].
 pub(crate) struct RawCoroutine<I, Y, R> {
     stack: Option<Stack>,
-    /// Saved stack pointer of the coroutine while it is not running.
+    /// Saved stack pointer of the coroutine while it is suspended (its initial one while
+    /// it is fresh); otherwise [`arch::SWITCH_FINISHED`], [`arch::SWITCH_OVERFLOWED`] or
+    /// [`SP_RUNNING`]. The one word of state the hot path reads and writes.
     sp: usize,
-    state: State,
     stack_size: usize,
     /// What the fault handler needs while this coroutine runs.
     run: RunInfo,
@@ -180,8 +194,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
         }
         let guard = stack.guard_range();
         RawCoroutine {
-            sp: base - 3 * size_of::<usize>(),
-            state: State::Fresh,
+            sp: initial_sp(base),
             stack_size: stack.size(),
             run: RunInfo {
                 base,
@@ -197,14 +210,24 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
         }
     }
 
+    fn state(&self) -> State {
+        match self.sp {
+            arch::SWITCH_FINISHED => State::Finished,
+            arch::SWITCH_OVERFLOWED => State::Overflowed,
+            SP_RUNNING => State::Running,
+            sp if sp == initial_sp(self.run.base) => State::Fresh,
+            _ => State::Suspended,
+        }
+    }
+
     /// Whether the coroutine has been resumed at least once.
     pub(crate) fn started(&self) -> bool {
-        self.state != State::Fresh
+        self.state() != State::Fresh
     }
 
     /// Whether the coroutine has returned, panicked or overflowed.
     pub(crate) fn done(&self) -> bool {
-        matches!(self.state, State::Finished | State::Overflowed)
+        matches!(self.state(), State::Finished | State::Overflowed)
     }
 
     /// Usable size of the coroutine's stack.
@@ -215,7 +238,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
     /// Runs the coroutine until it suspends, returns, panics or overflows its stack.
     #[inline(always)]
     pub(crate) fn resume(&mut self, input: I) -> Resumed<Y, R> {
-        if !matches!(self.state, State::Fresh | State::Suspended) {
+        if self.sp <= SP_RUNNING {
             return self.refuse();
         }
         let mut transfer = Transfer::<I, Y, R>::new();
@@ -230,7 +253,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
 
     #[cold]
     fn refuse(&self) -> Resumed<Y, R> {
-        Resumed::Refused(match self.state {
+        Resumed::Refused(match self.state() {
             State::Running => Refusal::Running,
             _ => Refusal::Finished,
         })
@@ -259,12 +282,12 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
         }
     }
 
-    /// Switches into the coroutine with `transfer` (its address tagged with `tag`: 0 or
-    /// [`UNWIND`]); returns what the switch back reported (and records the new stack
-    /// pointer if it suspended).
+    /// Switches into the coroutine, which must be fresh or suspended, with `transfer` (its
+    /// address tagged with `tag`: 0 or [`UNWIND`]); records and returns what the switch
+    /// back reported.
     #[inline(always)]
     fn switch_in(&mut self, transfer: &mut Transfer<I, Y, R>, tag: usize) -> usize {
-        self.state = State::Running;
+        let sp = std::mem::replace(&mut self.sp, SP_RUNNING);
         let prev = trap::enter(&self.run);
         // `sp` is this coroutine's saved stack pointer (its initial frame, or what the last
         // switch back returned) and `base` its stack base; the stack is owned by self.
@@ -273,28 +296,25 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
         let ret = unsafe {
             let transfer = transfer as *mut Transfer<I, Y, R> as usize | tag;
             if self.run.preserve_fp {
-                arch::resume::<true>(transfer, self.sp, self.run.base)
+                arch::resume::<true>(transfer, sp, self.run.base)
             } else {
-                arch::resume::<false>(transfer, self.sp, self.run.base)
+                arch::resume::<false>(transfer, sp, self.run.base)
             }
         };
         trap::leave(prev);
-        if ret > arch::SWITCH_OVERFLOWED {
-            self.sp = ret;
-            self.state = State::Suspended;
-        }
+        self.sp = ret;
         ret
     }
 
     fn finish(&mut self) {
-        self.state = State::Finished;
+        self.sp = arch::SWITCH_FINISHED;
         if let Some(stack) = self.stack.take() {
             stack::recycle_stack(stack);
         }
     }
 
     fn overflowed(&mut self) {
-        self.state = State::Overflowed;
+        self.sp = arch::SWITCH_OVERFLOWED;
         // The abandoned frames are leaked, not dropped. The stack is safe to release (no
         // code runs on it any more), but its pages were all touched: drop it rather than
         // recycle it, which gives them back.
@@ -304,7 +324,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
 
 impl<I, Y, R> Drop for RawCoroutine<I, Y, R> {
     fn drop(&mut self) {
-        match self.state {
+        match self.state() {
             State::Fresh => {
                 // SAFETY: a fresh coroutine still holds its closure at base, written by
                 // new_inner with this very drop function, and never read since.
@@ -340,7 +360,7 @@ impl<I, Y, R> Drop for RawCoroutine<I, Y, R> {
 impl<I, Y, R> fmt::Debug for RawCoroutine<I, Y, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RawCoroutine")
-            .field("state", &self.state)
+            .field("state", &self.state())
             .field("stack_size", &self.stack_size)
             .field("base", &format_args!("{:#x}", self.run.base))
             .finish()
