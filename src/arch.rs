@@ -31,9 +31,10 @@
 //! Registers across a switch: the resumer enters with rdi = the transfer address, rsi = the
 //! child's saved stack pointer, rdx = its stack base. Whatever comes back (a suspend, the
 //! end of the entry function, the fault handler after an overflow) brings rsi = the new
-//! saved stack pointer or [`SWITCH_FINISHED`] / [`SWITCH_OVERFLOWED`], and rdi = the address
-//! of the child's current floating-point control words, for `restore_fp_control!` (read
-//! only when they are kept per side).
+//! saved stack pointer or [`SWITCH_FINISHED`] / [`SWITCH_OVERFLOWED`]. When the control
+//! words are kept per side it also brings rdi = the address of the child's current ones,
+//! for `restore_fp_control!`; a suspend that shares them leaves rdi alone, and the resumer
+//! does not read it.
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 compile_error!("bobbin supports x86-64 Linux only (an aarch64 port is planned)");

@@ -35,9 +35,10 @@ pub(crate) struct RunInfo {
     /// Guard region of the coroutine's stack.
     pub(crate) guard_lo: usize,
     pub(crate) guard_hi: usize,
-    /// Whether the coroutine keeps floating-point control words of its own: its resumer
-    /// then left them in its switch frame, to be restored after an overflow. Otherwise the
-    /// thread's current ones (those the faulting code ran with) stay in force.
+    /// Whether the coroutine keeps floating-point control words of its own. Decides the
+    /// switch mode of both sides (the coroutine's `Yielder` copies it, since this record
+    /// may move between resumes) and, here, what an overflow hands back: the words the
+    /// resumer left in its switch frame, or else the ones the faulting code ran with.
     pub(crate) preserve_fp: bool,
     /// For coroutines that may be suspended from anywhere on their stack (green threads):
     /// the type of their `Yielder` and its address, set when the coroutine starts.
