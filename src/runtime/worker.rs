@@ -10,7 +10,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::Thread;
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
@@ -18,6 +18,7 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use crate::context::stackful::{MigrationPermit, Movable};
 use crate::sched::scheduler::MigrantTask;
 use crate::sched::{SendAbort, SendBody};
+use crate::sync::Lock;
 
 /// A green thread that has not started: `Send` closures, so any worker may start it.
 /// If it is dropped unstarted (the runtime shut down first), its joiner is told so.
@@ -67,7 +68,7 @@ pub(crate) struct RtShared {
     injector: Injector<Job>,
     stealers: Vec<WorkerStealers>,
     /// Sleeping workers and their threads.
-    idle: Mutex<Vec<(usize, Thread)>>,
+    idle: Lock<Vec<(usize, Thread)>>,
     idle_count: AtomicUsize,
     shutdown: AtomicBool,
     pub(crate) migration: Option<MigrationPermit>,
@@ -89,7 +90,7 @@ impl RtShared {
                 .iter()
                 .map(|d| WorkerStealers { starts: d.starts.stealer(), migrants: d.migrants.stealer() })
                 .collect(),
-            idle: Mutex::new(Vec::with_capacity(workers)),
+            idle: Lock::new(Vec::with_capacity(workers)),
             idle_count: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             migration,
@@ -111,7 +112,7 @@ impl RtShared {
             return;
         }
         let woken = {
-            let mut idle = crate::sync::lock(&self.idle);
+            let mut idle = self.idle.lock();
             let w = idle.pop();
             self.idle_count.store(idle.len(), Ordering::Relaxed);
             w
@@ -307,7 +308,7 @@ impl WorkerPart {
     pub(crate) fn park_idle(&self, timeout: Option<std::time::Duration>, has_remote: impl Fn() -> bool) {
         let me = std::thread::current();
         {
-            let mut idle = crate::sync::lock(&self.rt.idle);
+            let mut idle = self.rt.idle.lock();
             idle.push((self.index, me));
             self.rt.idle_count.store(idle.len(), Ordering::Relaxed);
         }
@@ -318,7 +319,7 @@ impl WorkerPart {
                 None => std::thread::park(),
             }
         }
-        let mut idle = crate::sync::lock(&self.rt.idle);
+        let mut idle = self.rt.idle.lock();
         idle.retain(|(i, _)| *i != self.index);
         self.rt.idle_count.store(idle.len(), Ordering::Relaxed);
     }

@@ -36,7 +36,9 @@ use std::cell::RefCell;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crate::sync::{Lock, LockGuard};
 use std::time::{Duration, Instant};
 
 use park::{ParkKind, Unparker};
@@ -169,16 +171,16 @@ struct JoinInner<T> {
 }
 
 pub(crate) struct JoinState<T> {
-    inner: Mutex<JoinInner<T>>,
+    inner: Lock<JoinInner<T>>,
 }
 
 impl<T> JoinState<T> {
     pub(crate) fn new() -> Self {
-        JoinState { inner: Mutex::new(JoinInner { result: None, waiter: None }) }
+        JoinState { inner: Lock::new(JoinInner { result: None, waiter: None }) }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, JoinInner<T>> {
-        crate::sync::lock(&self.inner)
+    fn lock(&self) -> LockGuard<'_, JoinInner<T>> {
+        self.inner.lock()
     }
 
     /// Records how a green thread's body ended. An unwinding started by dropping the

@@ -7,11 +7,15 @@
 //!
 //! Lost wake-ups: the unparker may fire before the parker has actually suspended (it is
 //! registered first, and another OS thread can use it at once). Each unparker carries the
-//! park's epoch; the state machine below records an early wake-up as `NOTIFIED`, and the
-//! scheduler re-queues a task that suspends to park in that state instead of parking it.
-//! An unparker whose park has already ended (the waiter timed out, or was woken by
-//! something else) finds a newer epoch and does nothing, reporting `false` so that a
-//! channel can hand the wake-up to the next waiter.
+//! park's epoch. A green thread enters the parked state before its unparker exists (a plain
+//! store: nothing else can change the word then), so an early wake-up finds it parked and
+//! makes it ready; its scheduler only looks at the ready queue once the green thread has
+//! switched back, so the early wake-up is never lost and needs no second read-modify-write
+//! on the park path. An OS thread outside any scheduler registers first and then moves its
+//! word from running to parked; a wake-up that came in between is recorded as `NOTIFIED`
+//! and the park returns at once. An unparker whose park has already ended (the waiter
+//! timed out, or was woken by something else) finds a newer epoch and does nothing,
+//! reporting `false` so that a channel can hand the wake-up to the next waiter.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -72,7 +76,20 @@ impl ParkWord {
         self.load() & !STATE_MASK
     }
 
-    /// RUNNING -> PARKED at the end of a park. Returns false if an unparker came first
+    /// RUNNING -> PARKED at the start of a green thread's park, before any unparker for
+    /// it exists; returns the epoch those unparkers must carry.
+    ///
+    /// Only a stale unparker (of an older epoch, which changes nothing) can reach the word
+    /// between a wake-up and the next park of the same green thread, so a store suffices.
+    pub(crate) fn begin_park(&self) -> u64 {
+        let epoch = self.epoch();
+        // Release: a waker that sees PARKED (through the unparker, published after this)
+        // sees everything the green thread did before it parked.
+        self.0.store(epoch | PARKED, Ordering::Release);
+        epoch
+    }
+
+    /// RUNNING -> PARKED at the end of an OS thread's park. Returns false if an unparker came first
     /// (state NOTIFIED): then the state becomes RUNNING in the next epoch and the caller
     /// must not wait.
     pub(crate) fn try_park(&self) -> bool {
@@ -200,15 +217,30 @@ pub(crate) fn park_until(kind: ParkKind, deadline: Instant, register: impl FnOnc
     park_inner(kind, Some(deadline), register);
 }
 
+/// Aborts the process if dropped, which [`park_inner`] lets happen only by unwinding.
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        eprintln!("bobbin: registering a green thread's wake-up failed while it was parking; aborting");
+        std::process::abort();
+    }
+}
+
 fn park_inner(kind: ParkKind, deadline: Option<Instant>, register: impl FnOnce(Unparker)) {
     if let Some(task) = scheduler::current_task() {
-        let epoch = task.park.epoch();
+        let epoch = task.park.begin_park();
         if let Some(at) = deadline {
             // Two unparkers of the same epoch: whichever fires first ends the park, the
             // other finds a newer epoch and does nothing.
             scheduler::add_timer(at, Unparker { target: Target::Task(Arc::clone(&task)), epoch });
         }
+        // The word says parked now: a registration that unwound would leave the green
+        // thread running with a published unparker able to queue it. Registrations only
+        // push onto a list, so that takes a failed allocation; stop there.
+        let bomb = AbortOnUnwind;
         register(Unparker { target: Target::Task(task), epoch });
+        std::mem::forget(bomb);
         scheduler::suspend_parked(kind);
         return;
     }

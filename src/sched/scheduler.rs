@@ -11,7 +11,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::Thread;
 use std::time::Instant;
 
@@ -21,6 +21,7 @@ use crate::context::stackful::{MigrationPermit, Movable};
 use crate::coroutine::{self, Builder, Coroutine, CoroutineResult, Yielder};
 use crate::runtime::worker::{Job, RtShared, WorkerPart};
 use crate::stack::DEFAULT_STACK_SIZE;
+use crate::sync::Lock;
 
 /// What a green thread tells the scheduler when it gives control back.
 #[derive(Clone, Copy, Debug)]
@@ -44,7 +45,7 @@ pub(crate) struct TaskHeader {
 #[derive(Debug)]
 pub(crate) struct Shared {
     /// Woken tasks; `None` once the scheduler has stopped (later wake-ups are dropped).
-    remote: Mutex<Option<Vec<Arc<TaskHeader>>>>,
+    remote: Lock<Option<Vec<Arc<TaskHeader>>>>,
     /// Whether `remote` may be non-empty; lets the loop skip the lock.
     has_remote: AtomicBool,
     thread: Thread,
@@ -53,14 +54,14 @@ pub(crate) struct Shared {
 impl Shared {
     fn new() -> Shared {
         Shared {
-            remote: Mutex::new(Some(Vec::new())),
+            remote: Lock::new(Some(Vec::new())),
             has_remote: AtomicBool::new(false),
             thread: std::thread::current(),
         }
     }
 
     fn push_remote(&self, task: Arc<TaskHeader>) {
-        match crate::sync::lock(&self.remote).as_mut() {
+        match self.remote.lock().as_mut() {
             Some(queue) => queue.push(task),
             None => return,
         }
@@ -552,7 +553,7 @@ impl Local {
         // common case (nothing from other threads) free of a read-modify-write.
         if self.shared.has_remote.load(Ordering::Relaxed) && self.shared.has_remote.swap(false, Ordering::Acquire) {
             let mut woken = self.drained.borrow_mut();
-            if let Some(queue) = crate::sync::lock(&self.shared.remote).as_mut() {
+            if let Some(queue) = self.shared.remote.lock().as_mut() {
                 std::mem::swap(queue, &mut *woken);
             }
             for task in woken.drain(..) {
@@ -603,9 +604,11 @@ impl Local {
                 let slot = tasks[id].as_mut().expect("task slot");
                 slot.co = Some(co);
                 match signal {
-                    Signal::Park(kind) if slot.header.park.try_park() => slot.parked = Some(kind),
-                    // A yield, or a park whose unparker already fired: run again later.
-                    _ => {
+                    // The green thread marked itself parked before it published its
+                    // unparker; one that already fired queued it (or will, through the
+                    // remote queue), which is only read after this.
+                    Signal::Park(kind) => slot.parked = Some(kind),
+                    Signal::Yield => {
                         drop(tasks);
                         self.requeue(id);
                     }
@@ -814,7 +817,7 @@ impl Local {
                 break;
             }
         }
-        let left = crate::sync::lock(&self.shared.remote).take();
+        let left = self.shared.remote.lock().take();
         drop(left);
     }
 }

@@ -22,13 +22,13 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::sched::park::{self, ParkKind, Unparker};
 
 mod lock;
-pub(crate) use lock::lock;
+pub(crate) use lock::{Lock, LockGuard};
 
 struct State<T> {
     queue: VecDeque<T>,
@@ -40,12 +40,12 @@ struct State<T> {
 }
 
 struct Chan<T> {
-    state: Mutex<State<T>>,
+    state: Lock<State<T>>,
 }
 
 impl<T> Chan<T> {
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
-        lock::lock(&self.state)
+    fn lock(&self) -> LockGuard<'_, State<T>> {
+        self.state.lock()
     }
 }
 
@@ -103,7 +103,7 @@ pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
 
 fn make<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
     let chan = Arc::new(Chan {
-        state: Mutex::new(State {
+        state: Lock::new(State {
             queue: VecDeque::new(),
             cap,
             senders: 1,
@@ -277,7 +277,7 @@ impl<T> Receiver<T> {
 
     /// Pops a message; for a bounded channel with senders waiting for room, unlocks and
     /// wakes one.
-    fn take<'a>(&'a self, mut st: MutexGuard<'a, State<T>>) -> Result<T, MutexGuard<'a, State<T>>> {
+    fn take<'a>(&'a self, mut st: LockGuard<'a, State<T>>) -> Result<T, LockGuard<'a, State<T>>> {
         let Some(msg) = st.queue.pop_front() else { return Err(st) };
         let room_wanted = st.send_waiters.pop_front();
         drop(st);
