@@ -405,3 +405,33 @@ fn a_wake_up_skips_a_receiver_that_timed_out() {
         assert_eq!(h.join().unwrap(), 9);
     });
 }
+
+#[test]
+fn a_send_wakes_a_receiver_on_its_own_scheduler_before_a_remote_one() {
+    // A plain thread parks in recv first (it has waited longer); a green thread parks
+    // behind it. A send from the green thread's scheduler wakes the green thread: any
+    // receiver may take the message, and the local one takes it without a wake-up crossing
+    // threads. The plain thread stays parked until the second send.
+    let (tx, rx) = channel::<u32>();
+    let remote = {
+        let rx = rx.clone();
+        std::thread::spawn(move || rx.recv().unwrap())
+    };
+    std::thread::sleep(Duration::from_millis(100)); // let it park first
+    run(move || {
+        let h = spawn(move || rx.recv().unwrap());
+        yield_now(); // h starts and parks in recv
+        tx.send(1).unwrap();
+        for _ in 0..1_000 {
+            if h.is_finished() {
+                break;
+            }
+            yield_now();
+        }
+        let local_first = h.is_finished();
+        tx.send(2).unwrap();
+        assert!(local_first, "the wake-up went to the plain thread, not the local green thread");
+        assert_eq!(h.join().unwrap(), 1);
+    });
+    assert_eq!(remote.join().unwrap(), 2);
+}

@@ -185,6 +185,15 @@ impl Unparker {
         }
     }
 
+    /// Which scheduler the woken green thread continues on (compare with
+    /// [`current_home`]); `None` for an OS thread outside any scheduler.
+    pub(crate) fn home(&self) -> Option<usize> {
+        match &self.target {
+            Target::Task(t) => Some(scheduler::home_of(t)),
+            Target::Thread(_) => None,
+        }
+    }
+
     /// Whether this unparker can still end a park (it is not stale).
     pub(crate) fn is_live(&self) -> bool {
         let word = match &self.target {
@@ -215,6 +224,11 @@ pub(crate) fn park(kind: ParkKind, register: impl FnOnce(Unparker)) {
 /// re-checking their condition and the clock.
 pub(crate) fn park_until(kind: ParkKind, deadline: Instant, register: impl FnOnce(Unparker)) {
     park_inner(kind, Some(deadline), register);
+}
+
+/// The scheduler running on the calling thread, as [`Unparker::home`] names it.
+pub(crate) fn current_home() -> Option<usize> {
+    scheduler::current_home()
 }
 
 /// Aborts the process if dropped, which [`park_inner`] lets happen only by unwinding.
