@@ -1,4 +1,6 @@
-//! Quick interleaved switch timing: bobbin vs corosensei in one process.
+//! Quick interleaved switch timing: bobbin vs corosensei in one process. `N bobbin|coro`
+//! runs one library's switch only and `N create-bobbin|create-coro` its create + run +
+//! drop (the second with a stack reused by hand), for instruction counting under callgrind.
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -10,6 +12,22 @@ fn main() {
     let mut c: corosensei::Coroutine<(), (), ()> = corosensei::Coroutine::new(|y, ()| loop {
         y.suspend(())
     });
+    if let Some(which) = std::env::args().nth(2).filter(|w| w.starts_with("create-")) {
+        // Create + run + drop, one library only, for instruction counting.
+        let mut stack = Some(corosensei::stack::DefaultStack::default());
+        for _ in 0..n {
+            if which == "create-bobbin" {
+                let mut co = bobbin::Coroutine::<(), (), i32>::new(|_, ()| black_box(1));
+                black_box(co.resume(()));
+            } else {
+                let s = stack.take().unwrap();
+                let mut co = corosensei::Coroutine::<(), (), i32, _>::with_stack(s, |_, ()| black_box(1));
+                black_box(co.resume(()));
+                stack = Some(co.into_stack());
+            }
+        }
+        return;
+    }
     if let Some(which) = std::env::args().nth(2) {
         // One library only, for instruction counting under callgrind.
         for _ in 0..n {
