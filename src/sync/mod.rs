@@ -63,9 +63,10 @@ impl<T> State<T> {
         }
     }
 
-    /// Takes the waiter of `side` to wake: the longest-waiting one whose green thread
-    /// lives on the calling thread's scheduler, if one is among the first few, otherwise
-    /// the longest-waiting one.
+    /// Takes the waiter of `side` to wake: called on a scheduler's thread, the
+    /// longest-waiting one whose green thread lives on that scheduler, if one is among the
+    /// first few; otherwise the longest-waiting one. (Which receiver gets which message
+    /// is not promised; the messages themselves stay in order.)
     ///
     /// Any waiter can take the message (or the room), and a local one takes it without a
     /// wake-up crossing to another worker: on a runtime, a channel between a producer and
@@ -75,9 +76,10 @@ impl<T> State<T> {
     fn take_waiter(&mut self, side: Side) -> Option<Unparker> {
         let list = self.waiters(side);
         if list.len() > 1 {
-            let here = park::current_home();
-            if let Some(i) = list.iter().take(LOCAL_SCAN).position(|w| w.home() == here) {
-                return list.remove(i);
+            if let Some(here) = park::current_home() {
+                if let Some(i) = list.iter().take(LOCAL_SCAN).position(|w| w.home() == Some(here)) {
+                    return list.remove(i);
+                }
             }
         }
         list.pop_front()
