@@ -37,11 +37,11 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
-
-use crate::sync::{Lock, LockGuard};
 use std::time::{Duration, Instant};
 
 use park::{ParkKind, Unparker};
+
+use crate::sync::{Lock, LockGuard};
 
 /// Runs `f` as the first green thread of a scheduler on the calling thread and returns its
 /// value once `f` and every green thread spawned from it have finished.
