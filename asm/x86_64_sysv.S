@@ -242,12 +242,13 @@ bobbin_context_backstop:
     .size bobbin_context_backstop_fde, .-bobbin_context_backstop_fde
 
 # ---------------------------------------------------------------------------------------
-# bobbin_coroutine_start
+# bobbin_coroutine_start, bobbin_coroutine_start_fp
 #
-# First code run by a coroutine of the safe layer. The resumer (arch::resume) reaches it
-# with `call [rsi]`, so on entry:
+# First code run by a coroutine of the safe layer: the first for a coroutine that shares
+# the resumer's floating-point control words, the second for one that keeps its own. The
+# resumer (arch::resume) reaches them with `call [rsi]`, so on entry:
 #   rsp = the resumer's stack, pointing at the return address that call pushed; above it
-#         16 bytes of saved floating-point control words, then its rbx and rbp
+#         its rbx and rbp
 #   rdi = the transfer pointer for the entry function
 #   rsi = the coroutine's initial stack pointer, which points at the slot holding the
 #         address of this function
@@ -256,13 +257,23 @@ bobbin_context_backstop:
 #
 #        +--------------------------+  <- base (16-byte aligned; the closure lies above)
 #        | link: resumer's rsp      |  base - 8
-#        | entry function           |  base - 16   <- rsp once switched
+#        | entry function           |  base - 16   <- rsp once switched; later the FP slot
 #        | bobbin_coroutine_start   |  base - 24   <- initial stack pointer (rsi)
 #        +--------------------------+
 #
 # Calls entry(rdi, base). When it returns, the coroutine is finished: switch back to the
-# resumer with rsi = 0 and rdi pointing at the current control words, by the `ret` that
-# pops the address the resumer's call pushed.
+# resumer with rsi = 0, by the `ret` that pops the address the resumer's call pushed.
+#
+# The _fp variant first stores the resumer's control words in the FP slot (base - 16, once
+# the entry function's address is in a register), where the coroutine's suspends keep them
+# up to date, and on finishing switches back to them if the coroutine left others in force
+# (control bits only, as arch::switch_fp_control does).
+#
+# CFI: once rsp is base - 16, the caller of this frame is the resumer, found through the
+# link at [rsp + 8]: the resumer's call pushed its return address at link, with rbx and
+# rbp above. CFA = link + 24 is the resumer's rsp before it entered its switch, which is
+# what the resumer's own CFI expects.
+#   DW_CFA_def_cfa_expression, 5 bytes: DW_OP_breg7 (rsp) 8, DW_OP_deref, DW_OP_plus_uconst 24
     .p2align 4
     .globl bobbin_coroutine_start
     .type bobbin_coroutine_start,@function
@@ -271,24 +282,58 @@ bobbin_coroutine_start:
     .cfi_undefined 16
     mov [rdx - 8], rsp
     lea rsp, [rsi + 8]
-    # From here the caller of this frame is the resumer, found through the link at
-    # [rsp + 8]: the resumer's call pushed its return address at link, with 16 bytes of
-    # control words, rbx and rbp above. CFA = link + 40 is the resumer's rsp before it
-    # entered its switch, which is what the resumer's own CFI expects.
-    #   DW_CFA_def_cfa_expression, 5 bytes: DW_OP_breg7 (rsp) 8, DW_OP_deref, DW_OP_plus_uconst 40
-    .cfi_escape 0x0f, 0x05, 0x77, 0x08, 0x06, 0x23, 0x28
-    .cfi_offset 16, -40
+    .cfi_escape 0x0f, 0x05, 0x77, 0x08, 0x06, 0x23, 0x18
+    .cfi_offset 16, -24
     .cfi_offset 3, -16
     .cfi_offset 6, -8
     mov rsi, rdx
     call [rsp]
     mov rsp, [rsp + 8]
-    # The resumer expects rdi to point at the finishing side's control words: store the
-    # current ones in its scratch word (link + 16).
-    stmxcsr [rsp + 16]
-    fnstcw [rsp + 20]
-    lea rdi, [rsp + 16]
     xor esi, esi
     ret
     .cfi_endproc
     .size bobbin_coroutine_start, .-bobbin_coroutine_start
+
+    .p2align 4
+    .globl bobbin_coroutine_start_fp
+    .type bobbin_coroutine_start_fp,@function
+bobbin_coroutine_start_fp:
+    .cfi_startproc
+    .cfi_undefined 16
+    mov [rdx - 8], rsp
+    lea rsp, [rsi + 8]
+    .cfi_escape 0x0f, 0x05, 0x77, 0x08, 0x06, 0x23, 0x18
+    .cfi_offset 16, -24
+    .cfi_offset 3, -16
+    .cfi_offset 6, -8
+    mov rax, [rsp]
+    stmxcsr [rsp]
+    fnstcw [rsp + 4]
+    mov rsi, rdx
+    call rax
+    # The current words go below rsp, in the red zone (signal delivery skips it).
+    stmxcsr [rsp - 16]
+    fnstcw [rsp - 12]
+    mov ecx, [rsp - 16]
+    xor ecx, [rsp]
+    test ecx, 0xFFC0
+    jnz 2f
+    mov cx, [rsp - 12]
+    cmp cx, [rsp + 4]
+    jne 2f
+1:
+    mov rsp, [rsp + 8]
+    xor esi, esi
+    ret
+2:
+    mov ecx, [rsp]
+    and ecx, 0xFFC0
+    mov r8d, [rsp - 16]
+    and r8d, 0x3F
+    or ecx, r8d
+    mov [rsp - 8], ecx
+    ldmxcsr [rsp - 8]
+    fldcw [rsp + 4]
+    jmp 1b
+    .cfi_endproc
+    .size bobbin_coroutine_start_fp, .-bobbin_coroutine_start_fp

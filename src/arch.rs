@@ -9,32 +9,30 @@
 //! be declared clobbered and are pushed by hand.
 //!
 //! Floating-point control words come in two modes, fixed per coroutine: shared with the
-//! resumer (the default: nothing is read or written, which saves about a third of a round
-//! trip) or kept per side (`FP = true`: each side stores its MXCSR and x87 control word in
-//! its frame, and reloads its own after a switch if the other side left different ones).
+//! resumer (the default: nothing is read or written) or kept per side (`FP = true`). Only
+//! the coroutine's side does anything about them, so [`resume`] is the same in both modes:
+//! a coroutine that keeps its own words stores the resumer's in its stack's FP slot
+//! (`base - 16`) each time it is entered and switches between the two sets itself.
 //!
 //! Frame left on the resumer's stack while the child runs (`link` is the resumer's stack
 //! pointer, stored at `base - 8` of the child stack; the CFI of `bobbin_coroutine_start`
-//! relies on this exact layout):
+//! and the fault handler rely on this exact layout):
 //!
 //! ```text
-//! link + 32  saved rbp
-//! link + 24  saved rbx
-//! link + 16  scratch: a finishing child's control words, or a merged MXCSR to load
-//! link + 8   saved MXCSR (4 bytes), x87 control word (2 bytes); unwritten when shared
+//! link + 16  saved rbp
+//! link + 8   saved rbx
 //! link       return address pushed by `call`
 //! ```
 //!
 //! The child's suspended frame has the same shape on the child stack, with the resume
-//! address in place of the return address; the child's saved stack pointer points at it.
+//! address in place of the return address (and, when it keeps its own control words, a
+//! 16-byte block of them between that address and rbx); the child's saved stack pointer
+//! points at it.
 //!
 //! Registers across a switch: the resumer enters with rdi = the transfer address, rsi = the
 //! child's saved stack pointer, rdx = its stack base. Whatever comes back (a suspend, the
 //! end of the entry function, the fault handler after an overflow) brings rsi = the new
-//! saved stack pointer or [`SWITCH_FINISHED`] / [`SWITCH_OVERFLOWED`]. When the control
-//! words are kept per side it also brings rdi = the address of the child's current ones,
-//! for `restore_fp_control!`; a suspend that shares them leaves rdi alone, and the resumer
-//! does not read it.
+//! saved stack pointer or [`SWITCH_FINISHED`] / [`SWITCH_OVERFLOWED`].
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 compile_error!("bobbin supports x86-64 Linux only (an aarch64 port is planned)");
@@ -54,74 +52,73 @@ extern "C" {
     pub(crate) fn bobbin_context_bootstrap();
     /// Return address of a fresh context's entry function. Never called directly.
     pub(crate) fn bobbin_context_backstop();
-    /// First code run by a fresh coroutine. Never called directly.
+    /// First code run by a fresh coroutine that shares the resumer's floating-point
+    /// control words. Never called directly.
     pub(crate) fn bobbin_coroutine_start();
+    /// First code run by a fresh coroutine that keeps its own. Never called directly.
+    pub(crate) fn bobbin_coroutine_start_fp();
 }
 
-/// Restores this side's floating-point control words, saved in the 16-byte block at
-/// `[rsp]` (MXCSR at +0, x87 control word at +4, scratch at +8), if they differ from the
-/// current ones, then pops that block and rbx and rbp. The register named by `$words`
-/// points at a block holding the current words: the one the other side saved just before
-/// switching (so no `stmxcsr` is needed to learn them). Loads only control bits: the
-/// current MXCSR status flags are kept, because reloading differing sticky flags is a
-/// serialising `ldmxcsr` on every switch.
+/// Switches the floating-point control words from the ones in the 8-byte block at
+/// `$current` (MXCSR at +0, x87 control word at +4) to the ones at `$target`, if their control
+/// bits differ; `$scratch` is 4 bytes of free memory. Loads only control bits: the current
+/// MXCSR status flags are kept, because reloading differing sticky flags is a serialising
+/// `ldmxcsr` on every switch. `$cold` and `$back` are distinct label numbers.
 ///
 /// Each word is compared with a load of its own width: an 8-byte load of the pair would
 /// span the two separate stores that `stmxcsr` and `fnstcw` just made, which the CPU cannot
 /// forward, and stalls the switch (measured: 8 ns to 21 ns a round trip). The rare reload
 /// lives in a cold section, so the common case runs straight through.
-macro_rules! restore_fp_control {
-    ($words:literal) => {
+macro_rules! switch_fp_control {
+    ($current:literal, $target:literal, $scratch:literal, $cold:literal, $back:literal) => {
         concat!(
             "mov ecx, [",
-            $words,
+            $current,
             "]\n",
-            "xor ecx, [rsp]\n",
+            "xor ecx, [",
+            $target,
+            "]\n",
             "test ecx, 0xFFC0\n",
-            "jnz 3f\n",
+            "jnz ",
+            $cold,
+            "f\n",
             "mov cx, [",
-            $words,
+            $current,
             " + 4]\n",
-            "cmp cx, [rsp + 4]\n",
-            "jne 3f\n",
-            "2:\n",
-            "add rsp, 16\n",
-            "pop rbx\n",
-            "pop rbp\n",
+            "cmp cx, [",
+            $target,
+            " + 4]\n",
+            "jne ",
+            $cold,
+            "f\n",
+            $back,
+            ":\n",
             ".pushsection .text.unlikely.bobbin_fp_control,\"ax\",@progbits\n",
-            "3:\n",
-            "mov ecx, [rsp]\n",
+            $cold,
+            ":\n",
+            "mov ecx, [",
+            $target,
+            "]\n",
             "and ecx, 0xFFC0\n",
             "mov r8d, [",
-            $words,
+            $current,
             "]\n",
             "and r8d, 0x3F\n",
             "or ecx, r8d\n",
-            "mov [rsp + 8], ecx\n",
-            "ldmxcsr [rsp + 8]\n",
-            "fldcw [rsp + 4]\n",
-            "jmp 2b\n",
+            "mov [",
+            $scratch,
+            "], ecx\n",
+            "ldmxcsr [",
+            $scratch,
+            "]\n",
+            "fldcw [",
+            $target,
+            " + 4]\n",
+            "jmp ",
+            $back,
+            "b\n",
             ".popsection\n",
         )
-    };
-}
-
-/// Saves rbp and rbx and reserves the 16-byte block for the floating-point control words,
-/// leaving the 40-byte frame described in the module docs once the switch pushes its
-/// address. `fp` also stores the control words into the block.
-macro_rules! save_frame {
-    () => {
-        concat!("push rbp\n", "push rbx\n", "sub rsp, 16\n")
-    };
-    (fp) => {
-        concat!(save_frame!(), "stmxcsr [rsp]\n", "fnstcw [rsp + 4]\n")
-    };
-}
-
-/// Pops what [`save_frame!`] pushed, without looking at the control words.
-macro_rules! pop_frame {
-    () => {
-        concat!("add rsp, 16\n", "pop rbx\n", "pop rbp\n")
     };
 }
 
@@ -131,25 +128,13 @@ pub(crate) const SWITCH_FINISHED: usize = 0;
 /// ... and when the fault handler abandoned it after a guard-page hit.
 pub(crate) const SWITCH_OVERFLOWED: usize = 1;
 
-/// The body of [`resume`]: `$body` is the switch with the frame handling of one mode.
-macro_rules! resume_asm {
-    ($transfer:ident, $sp:ident, $base:ident, $ret:ident, $($body:expr),+) => {
-        core::arch::asm!(
-            $($body),+,
-            inout("rdi") $transfer => _,
-            inout("rsi") $sp => $ret,
-            inout("rdx") $base => _,
-            out("r12") _, out("r13") _, out("r14") _, out("r15") _,
-            clobber_abi("sysv64"),
-        )
-    };
-}
+/// Offset below a coroutine's stack base of the slot holding its resumer's stack pointer.
+pub(crate) const LINK_OFFSET: usize = 8;
+/// Offset below a coroutine's stack base of the resumer's floating-point control words
+/// (MXCSR, then the x87 control word), kept there by a coroutine that keeps its own.
+pub(crate) const FP_SLOT_OFFSET: usize = 16;
 
 /// Enters a coroutine and returns when it suspends, finishes or overflows.
-///
-/// `FP` says whether the coroutine keeps floating-point control words of its own
-/// (`RunInfo::preserve_fp`); both sides of one coroutine must use the same mode, since in
-/// the other mode the block of control words is left unwritten.
 ///
 /// Returns the child's new saved stack pointer, or [`SWITCH_FINISHED`] or
 /// [`SWITCH_OVERFLOWED`].
@@ -157,39 +142,41 @@ macro_rules! resume_asm {
 /// # Safety
 /// `sp` must be the saved stack pointer of a coroutine that is not running (its initial
 /// one, or the last value returned by this function for it), `base` the base of that
-/// coroutine's stack, `transfer` whatever that coroutine's code expects to receive, and
-/// `FP` the mode the coroutine's [`suspend`] uses.
+/// coroutine's stack, and `transfer` whatever that coroutine's code expects to receive.
 #[inline(always)]
-pub(crate) unsafe fn resume<const FP: bool>(transfer: usize, sp: usize, base: usize) -> usize {
+pub(crate) unsafe fn resume(transfer: usize, sp: usize, base: usize) -> usize {
     let ret: usize;
     // SAFETY: the caller guarantees `sp` and `base` describe a suspended coroutine. The
     // asm preserves rbx and rbp by hand and declares every other register the child may
     // change as clobbered; the stack pointer is balanced when control comes back.
     unsafe {
-        if FP {
-            // rdi points at the child's control words: in its suspended frame, or a block
-            // the finishing code or the fault handler filled in.
-            resume_asm!(transfer, sp, base, ret, save_frame!(fp), "call [rsi]", restore_fp_control!("rdi"));
-        } else {
-            resume_asm!(transfer, sp, base, ret, save_frame!(), "call [rsi]", pop_frame!());
-        }
+        core::arch::asm!(
+            "push rbp",
+            "push rbx",
+            "call [rsi]",
+            "pop rbx",
+            "pop rbp",
+            inout("rdi") transfer => _,
+            inout("rsi") sp => ret,
+            inout("rdx") base => _,
+            out("r12") _, out("r13") _, out("r14") _, out("r15") _,
+            clobber_abi("sysv64"),
+        );
     }
     ret
 }
 
-/// The body of [`suspend`]: `$save` and `$restore` are the frame handling of one mode,
-/// `$words` sets rdi to this side's control words for the resumer (or nothing).
+/// The body of [`suspend`]: `$save` and `$restore` are the frame handling of one mode.
 ///
 /// The resumer's `call` pushed the return address the `ret` pops; when the resumer enters
 /// again at label 7, rsi holds the stack pointer saved here and rdx the base.
 macro_rules! suspend_asm {
-    ($base:ident, $transfer:ident, $save:expr, $words:expr, $restore:expr) => {
+    ($base:ident, $transfer:ident, $save:expr, $restore:expr) => {
         core::arch::asm!(
             $save,
             "lea rax, [rip + 7f]",
             "push rax",
             "mov rsi, rsp",
-            $words,
             "mov rsp, [rdx - 8]",
             "ret",
             "7:",
@@ -208,10 +195,14 @@ macro_rules! suspend_asm {
 /// suspension through the returned stack pointer) and returns the value the resumer passes
 /// at the next [`resume`].
 ///
+/// With `FP`, switches to the resumer's floating-point control words (kept at
+/// `base - 16`) on the way out, records them again on the way back in, and switches back
+/// to this side's own.
+///
 /// # Safety
-/// Must be called on the stack of a running coroutine whose stack base is `base`, whose
-/// link slot (`base - 8`) holds the resumer's stack pointer, and whose resumer uses the
-/// same `FP` mode.
+/// Must be called on the stack of a running coroutine whose stack base is `base` and whose
+/// link slot (`base - 8`) holds the resumer's stack pointer; with `FP`, the coroutine must
+/// have been started by `bobbin_coroutine_start_fp`, which fills the FP slot.
 #[inline(always)]
 pub(crate) unsafe fn suspend<const FP: bool>(base: usize) -> usize {
     let transfer: usize;
@@ -219,16 +210,34 @@ pub(crate) unsafe fn suspend<const FP: bool>(base: usize) -> usize {
     // live link; the frame protocol above is the one `resume` follows.
     unsafe {
         if FP {
-            // The resumer's control words are in its frame, just above its return address.
             suspend_asm!(
                 base,
                 transfer,
-                save_frame!(fp),
-                "lea rdi, [rsp + 8]",
-                concat!("lea rax, [rsp + 8]\n", "lea rsp, [rsi + 8]\n", restore_fp_control!("rax"))
+                concat!(
+                    "push rbp\n",
+                    "push rbx\n",
+                    "sub rsp, 16\n",
+                    "stmxcsr [rsp]\n",
+                    "fnstcw [rsp + 4]\n",
+                    switch_fp_control!("rsp", "rdx - 16", "rsp + 8", "3", "2"),
+                ),
+                concat!(
+                    "stmxcsr [rdx - 16]\n",
+                    "fnstcw [rdx - 12]\n",
+                    "lea rsp, [rsi + 8]\n",
+                    switch_fp_control!("rdx - 16", "rsp", "rsp + 8", "5", "4"),
+                    "add rsp, 16\n",
+                    "pop rbx\n",
+                    "pop rbp\n",
+                )
             );
         } else {
-            suspend_asm!(base, transfer, save_frame!(), "", concat!("lea rsp, [rsi + 8]\n", pop_frame!()));
+            suspend_asm!(
+                base,
+                transfer,
+                concat!("push rbp\n", "push rbx\n"),
+                concat!("lea rsp, [rsi + 8]\n", "pop rbx\n", "pop rbp\n")
+            );
         }
     }
     transfer

@@ -122,12 +122,13 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// already done; [`Error::ResumedFromInside`] if it is running.
     #[inline(always)]
     pub fn try_resume(&mut self, input: I) -> Result<CoroutineResult<Y, R>, Error> {
-        match self.raw.resume(input) {
-            Resumed::Yield(y) => Ok(CoroutineResult::Yield(y)),
-            Resumed::Return(r) => Ok(CoroutineResult::Return(r)),
-            Resumed::Panicked(payload) => Err(Error::Panicked(payload)),
-            Resumed::Refused(why) => Err(why.into_error()),
-        }
+        as_result(self.raw.resume(input))
+    }
+
+    /// [`try_resume`](Coroutine::try_resume) for a coroutine made by
+    /// [`Builder::spawn_discoverable`], which [`suspend_current`] can then find.
+    pub(crate) fn try_resume_discoverable(&mut self, input: I) -> Result<CoroutineResult<Y, R>, Error> {
+        as_result(self.raw.resume_discoverable(input))
     }
 
     /// Whether the coroutine has been resumed at least once.
@@ -143,6 +144,17 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// Usable size of the coroutine's stack, in bytes.
     pub fn stack_size(&self) -> usize {
         self.raw.stack_size()
+    }
+}
+
+/// What `try_resume` reports for one resume.
+#[inline(always)]
+fn as_result<Y, R>(resumed: Resumed<Y, R>) -> Result<CoroutineResult<Y, R>, Error> {
+    match resumed {
+        Resumed::Yield(y) => Ok(CoroutineResult::Yield(y)),
+        Resumed::Return(r) => Ok(CoroutineResult::Return(r)),
+        Resumed::Panicked(payload) => Err(Error::Panicked(payload)),
+        Resumed::Refused(why) => Err(why.into_error()),
     }
 }
 

@@ -20,7 +20,7 @@ use std::fmt;
 use std::io;
 use std::ops::Range;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use memmap2::{MmapMut, MmapOptions};
@@ -166,21 +166,29 @@ fn madvise_many(ranges: &[(*mut u8, usize)], advice: libc::c_int) -> io::Result<
 }
 
 /// One anonymous mapping holding `count` stacks, each `guard` bytes of guard region
-/// followed by `size` usable bytes.
+/// followed by `size` usable bytes, entered in the [`registry`] while it is mapped.
 struct Slab {
     /// Keeps the mapping alive; unmapped when the last stack carved from it goes.
     _map: MmapMut,
     start: *mut u8,
+    stride: usize,
+    /// One word per stack for the fault handler ([`Stack::set_tag`]).
+    tags: Box<[AtomicUsize]>,
+    /// This slab's entry in the registry, if it got one.
+    entry: Option<usize>,
 }
 
 // SAFETY: the slab is plain memory; each stack carved from it is owned by exactly one
 // `Stack`, and the mapping itself is only unmapped when the last `Arc` goes.
 unsafe impl Send for Slab {}
-// SAFETY: as above; a shared `Slab` is only read (its start address).
+// SAFETY: as above; a shared `Slab` is only read (its addresses) or written through atomics
+// (its tags).
 unsafe impl Sync for Slab {}
 
 impl Slab {
-    fn new(size: usize, count: usize) -> Result<Slab, Error> {
+    /// A slab of `count` stacks guarded with `MADV_GUARD_INSTALL`, or, with
+    /// [`GuardMode::Mprotect`], a single stack guarded with `mprotect`.
+    fn new(size: usize, count: usize, mode: GuardMode) -> Result<Slab, Error> {
         let stride = size + guard_size();
         let len = stride.checked_mul(count).ok_or(Error::InvalidStackSize { size, reason: "too large" })?;
         let mut map = MmapOptions::new()
@@ -189,23 +197,147 @@ impl Slab {
             .map_anon()
             .map_err(|source| Error::StackAllocation { size, source, hint: MAP_LIMIT_HINT })?;
         let start = map.as_mut_ptr();
-        let guards: Vec<(*mut u8, usize)> =
-            // SAFETY: i * stride < len, so every guard lies inside the mapping.
-            (0..count).map(|i| (unsafe { start.add(i * stride) }, guard_size())).collect();
-        madvise_many(&guards, MADV_GUARD_INSTALL).map_err(|source| Error::StackAllocation {
-            size,
-            source,
-            hint: GUARD_HINT,
-        })?;
-        Ok(Slab { _map: map, start })
+        let guarded = if mode == GuardMode::Mprotect {
+            debug_assert_eq!(count, 1);
+            // SAFETY: the guard range is the first `guard_size()` bytes of the mapping just
+            // created, which nothing else refers to.
+            match unsafe { libc::mprotect(start.cast(), guard_size(), libc::PROT_NONE) } {
+                0 => Ok(()),
+                _ => Err(io::Error::last_os_error()),
+            }
+        } else {
+            let guards: Vec<(*mut u8, usize)> =
+                // SAFETY: i * stride < len, so every guard lies inside the mapping.
+                (0..count).map(|i| (unsafe { start.add(i * stride) }, guard_size())).collect();
+            madvise_many(&guards, MADV_GUARD_INSTALL)
+        };
+        guarded.map_err(|source| Error::StackAllocation { size, source, hint: GUARD_HINT })?;
+        let tags: Box<[AtomicUsize]> = (0..count).map(|_| AtomicUsize::new(0)).collect();
+        let entry = registry::enter(start as usize, len, stride, tags.as_ptr());
+        Ok(Slab { _map: map, start, stride, tags, entry })
     }
 }
 
-enum Backing {
-    /// Carved from a slab; the slab unmaps when its last stack goes.
-    Slab(Arc<Slab>),
-    /// A mapping of its own (guard protected with mprotect).
-    Own(#[allow(dead_code)] MmapMut),
+impl Drop for Slab {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry {
+            registry::remove(entry);
+        }
+    }
+}
+
+/// The fault handler's map of stacks: every slab, with the address range it covers and its
+/// stacks' tags, while it is mapped.
+///
+/// The handler runs in a signal handler, on any thread, while other threads may be creating
+/// and dropping slabs. It therefore reads only atomics, in memory that is never freed:
+/// entries live in chunks that are allocated on demand and kept for the life of the
+/// process, and an entry's `lo` is written last when it is entered and cleared first when it
+/// is removed. The one entry the handler acts on is the slab of the stack the faulting
+/// thread is running on, which cannot be dropped while that thread runs on it.
+mod registry {
+    use std::ptr;
+    use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    const CHUNK: usize = 1024;
+    const CHUNKS: usize = 1024;
+
+    #[derive(Default)]
+    struct Entry {
+        /// First address of the slab (its lowest guard), or 0 for a free entry.
+        lo: AtomicUsize,
+        len: AtomicUsize,
+        stride: AtomicUsize,
+        tags: AtomicPtr<AtomicUsize>,
+    }
+
+    static TABLE: [AtomicPtr<Entry>; CHUNKS] = [const { AtomicPtr::new(ptr::null_mut()) }; CHUNKS];
+    /// Entries handed out so far (free or not): readers look at no more.
+    static USED: AtomicUsize = AtomicUsize::new(0);
+    /// Removed entries, for reuse.
+    static FREE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+    fn entry(i: usize) -> Option<&'static Entry> {
+        let chunk = TABLE[i / CHUNK].load(Ordering::Acquire);
+        // SAFETY: a published chunk is an array of CHUNK entries that is never freed.
+        (!chunk.is_null()).then(|| unsafe { &*chunk.add(i % CHUNK) })
+    }
+
+    /// Enters a slab of `len` bytes at `lo` whose stacks are `stride` bytes apart, with one
+    /// tag per stack at `tags`. Returns the entry, or `None` when the table is full (about
+    /// a million slabs: more than the kernel's mapping limit allows by default); the stacks
+    /// of such a slab still work, but an overflow in them is an ordinary crash.
+    pub(super) fn enter(lo: usize, len: usize, stride: usize, tags: *const AtomicUsize) -> Option<usize> {
+        let mut free = FREE.lock().unwrap_or_else(|e| e.into_inner());
+        let i = match free.pop() {
+            Some(i) => i,
+            None => {
+                let i = USED.load(Ordering::Relaxed);
+                if i == CHUNK * CHUNKS {
+                    return None;
+                }
+                if i.is_multiple_of(CHUNK) {
+                    let chunk: Box<[Entry]> = (0..CHUNK).map(|_| Entry::default()).collect();
+                    TABLE[i / CHUNK].store(Box::leak(chunk).as_mut_ptr(), Ordering::Release);
+                }
+                USED.store(i + 1, Ordering::Release);
+                i
+            }
+        };
+        let e = entry(i).expect("the chunk of a handed-out entry is published");
+        e.len.store(len, Ordering::Relaxed);
+        e.stride.store(stride, Ordering::Relaxed);
+        e.tags.store(tags.cast_mut(), Ordering::Relaxed);
+        e.lo.store(lo, Ordering::Release);
+        Some(i)
+    }
+
+    /// Entries handed out so far.
+    #[cfg(test)]
+    pub(super) fn used() -> usize {
+        USED.load(Ordering::Relaxed)
+    }
+
+    /// Removes an entry made by [`enter`].
+    pub(super) fn remove(i: usize) {
+        if let Some(e) = entry(i) {
+            e.lo.store(0, Ordering::Release);
+        }
+        FREE.lock().unwrap_or_else(|e| e.into_inner()).push(i);
+    }
+
+    /// The tag of the stack that `sp` lies in (its guard region included), if `addr` lies in
+    /// that stack's guard region of `guard` bytes and the tag is set. Async-signal-safe.
+    pub(super) fn guard_hit(addr: usize, sp: usize, guard: usize) -> Option<usize> {
+        for i in 0..USED.load(Ordering::Acquire) {
+            let Some(e) = entry(i) else { continue };
+            let lo = e.lo.load(Ordering::Acquire);
+            let len = e.len.load(Ordering::Relaxed);
+            if lo == 0 || sp < lo || sp - lo >= len {
+                continue;
+            }
+            let stride = e.stride.load(Ordering::Relaxed);
+            let index = (sp - lo) / stride;
+            let stack_lo = lo + index * stride;
+            if !(stack_lo..stack_lo + guard).contains(&addr) {
+                return None;
+            }
+            // SAFETY: `sp` lies in this slab, so it is the slab of the stack the caller runs
+            // on, which stays mapped (and its tags allocated) while it does; `index` is
+            // below the slab's stack count because `sp - lo < len`.
+            let tag = unsafe { (*e.tags.load(Ordering::Relaxed).add(index)).load(Ordering::Relaxed) };
+            return (tag != 0).then_some(tag);
+        }
+        None
+    }
+}
+
+/// If the running thread's stack pointer `sp` lies in a [`Stack`] and the fault address
+/// `addr` in that stack's guard region, the tag set on it with [`Stack::set_tag`] (if
+/// any). Async-signal-safe: reads only atomics.
+pub(crate) fn guard_hit(addr: usize, sp: usize) -> Option<usize> {
+    registry::guard_hit(addr, sp, guard_size())
 }
 
 /// One machine stack: `size` usable bytes above a guard region that faults on access.
@@ -224,7 +356,9 @@ enum Backing {
 pub struct Stack {
     bottom: NonNull<u8>,
     size: usize,
-    backing: Backing,
+    /// The slab this stack was carved from (possibly its only stack), and its place there.
+    slab: Arc<Slab>,
+    index: u32,
     /// Set once a batched release has already given the pages back.
     pages_released: bool,
     /// Valgrind's id for this stack (0 when not running under valgrind).
@@ -252,42 +386,32 @@ impl Stack {
     /// As [`Stack::new`].
     pub fn with_guard_mode(size: usize, mode: GuardMode) -> Result<Stack, Error> {
         let size = checked_stack_size(size)?;
-        if mode == GuardMode::Auto && guard_install_supported() {
-            let slab = Arc::new(Slab::new(size, 1)?);
-            return Ok(Stack::carve(&slab, 0, size));
-        }
-        let guard = guard_size();
-        let mut map = MmapOptions::new()
-            .len(size + guard)
-            .no_reserve_swap()
-            .map_anon()
-            .map_err(|source| Error::StackAllocation { size, source, hint: MAP_LIMIT_HINT })?;
-        let low = map.as_mut_ptr();
-        // SAFETY: the guard range is the first `guard` bytes of the mapping just created,
-        // which nothing else refers to.
-        let rc = unsafe { libc::mprotect(low.cast(), guard, libc::PROT_NONE) };
-        if rc != 0 {
-            let source = io::Error::last_os_error();
-            return Err(Error::StackAllocation { size, source, hint: GUARD_HINT });
-        }
-        // SAFETY: guard < size + guard, inside the mapping; the result is non-null.
-        let bottom = unsafe { NonNull::new_unchecked(low.add(guard)) };
-        Ok(Stack::registered(bottom, size, Backing::Own(map)))
+        let mode = if mode == GuardMode::Auto && guard_install_supported() { mode } else { GuardMode::Mprotect };
+        let slab = Arc::new(Slab::new(size, 1, mode)?);
+        Ok(Stack::carve(&slab, 0, size))
     }
 
     fn carve(slab: &Arc<Slab>, index: usize, size: usize) -> Stack {
-        let stride = size + guard_size();
+        debug_assert_eq!(slab.stride, size + guard_size());
         // SAFETY: the slab was made with room for this index: its bottom lies inside it.
-        let bottom = unsafe { NonNull::new_unchecked(slab.start.add(index * stride + guard_size())) };
-        Stack::registered(bottom, size, Backing::Slab(Arc::clone(slab)))
-    }
-
-    /// A Stack for `[bottom, bottom + size)`, announced to valgrind when running under it.
-    fn registered(bottom: NonNull<u8>, size: usize, backing: Backing) -> Stack {
+        let bottom = unsafe { NonNull::new_unchecked(slab.start.add(index * slab.stride + guard_size())) };
         let low = bottom.as_ptr() as usize;
         // Valgrind takes the highest byte of the range, not one past it.
         let valgrind_id = crate::arch::valgrind_stack_register(low, low + size - 1);
-        Stack { bottom, size, backing, pages_released: false, valgrind_id }
+        let index = u32::try_from(index).expect("a slab holds at most SLAB_MAX_STACKS stacks");
+        Stack { bottom, size, slab: Arc::clone(slab), index, pages_released: false, valgrind_id }
+    }
+
+    /// This stack's word in its slab's tags.
+    fn tag_slot(&self) -> &AtomicUsize {
+        &self.slab.tags[self.index as usize]
+    }
+
+    /// Records a non-zero word for the fault handler, which [`guard_hit`] returns for a
+    /// fault in this stack's guard region taken while running on it; 0 clears it. Cleared
+    /// when the stack goes back to a pool or is dropped.
+    pub(crate) fn set_tag(&self, tag: usize) {
+        self.tag_slot().store(tag, Ordering::Relaxed);
     }
 
     /// One past the highest usable byte: where the stack starts (it grows down). Aligned
@@ -332,12 +456,11 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         crate::arch::valgrind_stack_deregister(self.valgrind_id);
-        if let Backing::Slab(slab) = &self.backing {
-            // The last stack of a slab unmaps it; any other gives its pages back now,
-            // unless a batched release already did.
-            if !self.pages_released && Arc::strong_count(slab) > 1 {
-                let _ = madvise(self.bottom.as_ptr(), self.size, libc::MADV_DONTNEED);
-            }
+        self.set_tag(0);
+        // The last stack of a slab unmaps it; any other gives its pages back now, unless a
+        // batched release already did.
+        if !self.pages_released && Arc::strong_count(&self.slab) > 1 {
+            let _ = madvise(self.bottom.as_ptr(), self.size, libc::MADV_DONTNEED);
         }
     }
 }
@@ -347,7 +470,7 @@ impl fmt::Debug for Stack {
         f.debug_struct("Stack")
             .field("bottom", &self.bottom)
             .field("size", &self.size)
-            .field("slab", &matches!(self.backing, Backing::Slab(_)))
+            .field("slab_stacks", &self.slab.tags.len())
             .finish()
     }
 }
@@ -444,7 +567,7 @@ impl StackPool {
             Some(slab) if self.slab_next < self.slab_count => slab,
             _ => {
                 self.slab_next = 0;
-                self.slab.insert(Arc::new(Slab::new(self.size, self.slab_count)?))
+                self.slab.insert(Arc::new(Slab::new(self.size, self.slab_count, GuardMode::Auto)?))
             }
         };
         let stack = Stack::carve(slab, self.slab_next, self.size);
@@ -457,6 +580,7 @@ impl StackPool {
         if stack.size != self.size {
             return;
         }
+        stack.set_tag(0);
         if self.free.len() < self.max_cached {
             self.free.push(stack);
             return;
@@ -554,4 +678,69 @@ pub(crate) fn recycle_stack(stack: Stack) {
             p.put(s)
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_guard_hits(stack: &Stack) {
+        let guard = stack.guard_range();
+        let inside = stack.bottom() as usize + 100;
+        assert_eq!(guard_hit(guard.start + 8, inside), None, "an untagged stack has no owner");
+        stack.set_tag(0x1230);
+        assert_eq!(guard_hit(guard.start + 8, inside), Some(0x1230));
+        assert_eq!(guard_hit(guard.end - 1, stack.top() as usize - 8), Some(0x1230));
+        // Running in the guard itself (a stack probe moved the stack pointer there) counts.
+        assert_eq!(guard_hit(guard.start, guard.start + 16), Some(0x1230));
+        // A fault outside the guard, or taken while running on another stack, is not a hit.
+        assert_eq!(guard_hit(guard.end, inside), None);
+        assert_eq!(guard_hit(guard.start + 8, stack.top() as usize), None);
+        let elsewhere = 0u64;
+        assert_eq!(guard_hit(guard.start + 8, &elsewhere as *const u64 as usize), None);
+        stack.set_tag(0);
+        assert_eq!(guard_hit(guard.start + 8, inside), None);
+    }
+
+    #[test]
+    fn guard_hits_are_found_by_stack_pointer_in_both_guard_modes() {
+        for mode in [GuardMode::Auto, GuardMode::Mprotect] {
+            let mut pool = StackPool::with_guard_mode(16 * 1024, mode).unwrap();
+            let stacks: Vec<Stack> = (0..3).map(|_| pool.get().unwrap()).collect();
+            for s in &stacks {
+                check_guard_hits(s);
+            }
+            // A fault in one stack's guard while running on its neighbour is not a hit.
+            stacks[1].set_tag(0x40);
+            let below = stacks[1].guard_range().start + 8;
+            assert_eq!(guard_hit(below, stacks[0].bottom() as usize + 64), None);
+            assert_eq!(guard_hit(below, stacks[2].bottom() as usize + 64), None);
+            assert_eq!(guard_hit(below, stacks[1].bottom() as usize + 64), Some(0x40));
+            // Going back to the pool clears the tag.
+            let (lo, top) = (stacks[1].guard_range().start, stacks[1].top() as usize);
+            for s in stacks {
+                pool.put(s);
+            }
+            assert_eq!(guard_hit(lo + 8, top - 64), None);
+        }
+    }
+
+    #[test]
+    fn dropped_slabs_leave_the_registry() {
+        let stack = Stack::new(16 * 1024).unwrap();
+        stack.set_tag(0x80);
+        let (guard, sp) = (stack.guard_range().start, stack.bottom() as usize + 64);
+        assert_eq!(guard_hit(guard, sp), Some(0x80));
+        drop(stack);
+        assert_eq!(guard_hit(guard, sp), None);
+        // Entries are reused: many slabs come and go and the table does not grow with them
+        // (other tests of this process may add a few meanwhile).
+        let before = registry::used();
+        for _ in 0..5_000 {
+            let s = Stack::new(4096).unwrap();
+            s.set_tag(0x10);
+            assert_eq!(guard_hit(s.guard_range().start, s.bottom() as usize), Some(0x10));
+        }
+        assert!(registry::used() < before + 100, "{before} entries grew to {}", registry::used());
+    }
 }

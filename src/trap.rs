@@ -5,10 +5,12 @@
 //! has an alternate signal stack, since a thread whose stack just overflowed cannot run a
 //! handler on it.
 //!
-//! The handler looks at the one thread-local fact it needs: which coroutine is running on
-//! this thread ([`RunInfo`], set by the coroutine layer around each resume). If the fault
-//! address lies in that coroutine's guard region, the handler leaves through
-//! [`Context::set_from_signal`] to the coroutine's resumer, which sees
+//! The handler learns which coroutine overflowed from the fault itself, so the switch keeps
+//! no record of the running coroutine: the interrupted stack pointer says which stack the
+//! thread runs on ([`stack::guard_hit`] looks it up among the live stacks), and if the fault
+//! address lies in that stack's guard region and the coroutine layer tagged the stack with
+//! its base ([`coroutine_tag`]), the handler leaves through [`Context::set_from_signal`] to
+//! the coroutine's resumer, found through the link slot below the base. The resumer sees
 //! [`arch::SWITCH_OVERFLOWED`] in place of a stack pointer. Any other fault goes to the
 //! previous handler, or, if there was none, to the default action, so a real crash still
 //! crashes with its signal.
@@ -25,48 +27,13 @@ use nix::libc;
 
 use crate::arch;
 use crate::context::Context;
-use crate::stack::Stack;
+use crate::stack::{self, Stack};
 
-/// What the fault handler needs to know about the coroutine running on this thread.
-#[derive(Debug)]
-pub(crate) struct RunInfo {
-    /// Stack base: the resumer's stack pointer is stored at `base - 8`.
-    pub(crate) base: usize,
-    /// Guard region of the coroutine's stack.
-    pub(crate) guard_lo: usize,
-    pub(crate) guard_hi: usize,
-    /// Whether the coroutine keeps floating-point control words of its own. Decides the
-    /// switch mode of both sides (the coroutine's `Yielder` copies it, since this record
-    /// may move between resumes) and, here, what an overflow hands back: the words the
-    /// resumer left in its switch frame, or else the ones the faulting code ran with.
-    pub(crate) preserve_fp: bool,
-    /// For coroutines that may be suspended from anywhere on their stack (green threads):
-    /// the type of their `Yielder` and its address, set when the coroutine starts.
-    pub(crate) discoverable: Option<std::any::TypeId>,
-    pub(crate) yielder: Cell<usize>,
-}
-
-/// The innermost coroutine running on this thread, if any.
-pub(crate) fn running() -> *const RunInfo {
-    RUNNING.with(|r| r.get())
-}
-
-thread_local! {
-    /// The coroutine running on this thread, or null. Const-initialised and without a
-    /// destructor, so reading it from a signal handler is a plain load.
-    static RUNNING: Cell<*const RunInfo> = const { Cell::new(std::ptr::null()) };
-}
-
-/// Marks `info` as the running coroutine; returns the previous one for [`leave`].
-#[inline(always)]
-pub(crate) fn enter(info: *const RunInfo) -> *const RunInfo {
-    RUNNING.with(|r| r.replace(info))
-}
-
-/// Restores the running coroutine recorded before [`enter`].
-#[inline(always)]
-pub(crate) fn leave(prev: *const RunInfo) {
-    RUNNING.with(|r| r.set(prev));
+/// The tag the coroutine layer sets on a coroutine's stack ([`Stack::set_tag`]): its base,
+/// with the low bit set if it keeps floating-point control words of its own.
+pub(crate) fn coroutine_tag(base: usize, preserve_fp: bool) -> usize {
+    debug_assert!(base.is_multiple_of(16) && base != 0);
+    base | preserve_fp as usize
 }
 
 static PREV_SEGV: OnceLock<libc::sigaction> = OnceLock::new();
@@ -154,38 +121,36 @@ fn ensure_alt_stack() {
 
 /// The SIGSEGV/SIGBUS handler.
 extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut c_void) {
-    // SAFETY: the kernel passes a valid siginfo_t for SA_SIGINFO handlers.
-    let addr = unsafe { (*info).si_addr() } as usize;
-    let running = RUNNING.with(|r| r.get());
-    if !running.is_null() {
-        // SAFETY: a non-null RUNNING points at the RunInfo of the coroutine being resumed
-        // on this thread, which lives until that resume returns, and the fault interrupted
-        // this very thread.
-        let run = unsafe { &*running };
-        if (run.guard_lo..run.guard_hi).contains(&addr) {
-            // `base - 8` is the coroutine's link slot: the resumer's stack pointer, pointing
-            // at the return address of its `call`. Entering a context whose rsp is that
-            // address returns into the resumer as a suspend would, with rsi saying what
-            // happened; the resumer's switch saved everything it needs on its own stack,
-            // including, for a coroutine that keeps control words of its own, the
-            // resumer's at link + 8. The context loads those words (or the faulting code's,
-            // which a coroutine sharing the thread's words leaves in force), and rdi points
-            // the resumer at link + 8 as the current ones, so it keeps them.
-            // SAFETY: as above; uctx is the ucontext_t the kernel passes to this handler.
-            unsafe {
-                let link = *((run.base - 8) as *const usize);
-                let words = link + 8;
-                let (mxcsr, fpcw) = if run.preserve_fp {
-                    (*(words as *const u32), *((words + 4) as *const u16))
-                } else {
-                    interrupted_fp_control(uctx as *const libc::ucontext_t)
-                };
-                let mut ctx = Context::new();
-                ctx.set_return_point(link, mxcsr, fpcw);
-                ctx.set_entry_registers(words as u64, arch::SWITCH_OVERFLOWED as u64);
-                ctx.set_sigmask(&(*(uctx as *const libc::ucontext_t)).uc_sigmask);
-                let _ = Context::set_from_signal(&ctx);
-            }
+    // SAFETY: the kernel passes a valid siginfo_t and ucontext_t to SA_SIGINFO handlers.
+    let (addr, sp) = unsafe {
+        let uctx = uctx as *const libc::ucontext_t;
+        ((*info).si_addr() as usize, (*uctx).uc_mcontext.gregs[libc::REG_RSP as usize] as usize)
+    };
+    if let Some(tag) = stack::guard_hit(addr, sp) {
+        let base = tag & !1;
+        // The interrupted code runs on the stack of a coroutine of this thread and touched
+        // its guard. `base - 8` is the coroutine's link slot: the resumer's stack pointer,
+        // pointing at the return address of its `call`, with its rbx and rbp above.
+        // Entering a context whose rsp is that address returns into the resumer as a
+        // suspend would, with rsi saying what happened. The context loads the resumer's
+        // control words from the coroutine's FP slot if it keeps its own, or else the ones
+        // the faulting code ran with, which are the resumer's too.
+        // SAFETY: as above: the stack is live while the thread runs on it, and its tag says
+        // a coroutine of the safe layer keeps its link (and FP slot) below `base`; uctx is
+        // the ucontext_t the kernel passed to this handler.
+        unsafe {
+            let link = *((base - arch::LINK_OFFSET) as *const usize);
+            let (mxcsr, fpcw) = if tag & 1 != 0 {
+                let words = base - arch::FP_SLOT_OFFSET;
+                (*(words as *const u32), *((words + 4) as *const u16))
+            } else {
+                interrupted_fp_control(uctx as *const libc::ucontext_t)
+            };
+            let mut ctx = Context::new();
+            ctx.set_return_point(link, mxcsr, fpcw);
+            ctx.set_entry_registers(0, arch::SWITCH_OVERFLOWED as u64);
+            ctx.set_sigmask(&(*(uctx as *const libc::ucontext_t)).uc_sigmask);
+            let _ = Context::set_from_signal(&ctx);
         }
     }
     chain(sig, info, uctx);

@@ -235,19 +235,11 @@ fn nested_coroutine_panic_reports_to_its_own_resumer() {
     assert_eq!(outer.resume(()), CoroutineResult::Return("outer finished".to_string()));
 }
 
-#[inline(never)]
-#[allow(unconditional_recursion)] // runs until the guard page stops it
-fn recurse_forever(depth: u64) -> u64 {
-    let frame = [depth; 32];
-    std::hint::black_box(&frame);
-    recurse_forever(depth + 1) + frame[7]
-}
-
 #[test]
 fn stack_overflow_is_reported_and_the_thread_goes_on() {
     common::in_child_ok("stack_overflow_is_reported_and_the_thread_goes_on", || {
         let mut c: Coroutine<(), (), u64> =
-            Builder::new().stack_size(64 * 1024).spawn(|_, ()| recurse_forever(0)).unwrap();
+            Builder::new().stack_size(64 * 1024).spawn(|_, ()| common::recurse_forever(0)).unwrap();
         match c.try_resume(()) {
             Err(Error::StackOverflow { stack_size }) => assert_eq!(stack_size, 64 * 1024),
             other => panic!("expected an overflow, got {other:?}"),
@@ -262,7 +254,7 @@ fn stack_overflow_is_reported_and_the_thread_goes_on() {
         assert_eq!(ok.resume(()), CoroutineResult::Yield(1));
         assert_eq!(ok.resume(()), CoroutineResult::Return(2));
         // `resume` panics, naming the overflow and the size.
-        let mut c: Coroutine<(), (), u64> = Coroutine::new(|_, ()| recurse_forever(0));
+        let mut c: Coroutine<(), (), u64> = Coroutine::new(|_, ()| common::recurse_forever(0));
         let msg = catch_unwind(AssertUnwindSafe(|| c.resume(()))).unwrap_err();
         let msg = msg.downcast_ref::<String>().unwrap().clone();
         assert!(msg.contains("overflowed its stack of 131072 bytes"), "{msg}");
@@ -274,7 +266,7 @@ fn a_thousand_overflows_leak_no_mappings() {
     common::in_child_ok("a_thousand_overflows_leak_no_mappings", || {
         let overflow = || {
             let mut c: Coroutine<(), (), u64> =
-                Builder::new().stack_size(32 * 1024).spawn(|_, ()| recurse_forever(0)).unwrap();
+                Builder::new().stack_size(32 * 1024).spawn(|_, ()| common::recurse_forever(0)).unwrap();
             assert!(matches!(c.try_resume(()), Err(Error::StackOverflow { .. })));
         };
         // Warm up (signal stack, first slab), then count.
@@ -294,7 +286,7 @@ fn a_thousand_overflows_leak_no_mappings() {
 fn nested_overflow_reports_to_the_right_resumer() {
     common::in_child_ok("nested_overflow_reports_to_the_right_resumer", || {
         let mut outer: Coroutine<(), String, u32> = Coroutine::new(|y, ()| {
-            let mut inner: Coroutine<(), (), u64> = Coroutine::new(|_, ()| recurse_forever(0));
+            let mut inner: Coroutine<(), (), u64> = Coroutine::new(|_, ()| common::recurse_forever(0));
             let err = inner.try_resume(()).unwrap_err();
             y.suspend(err.to_string());
             99
@@ -317,6 +309,37 @@ fn a_real_crash_still_crashes() {
         });
         c.resume(());
         println!("survived the bad write");
+    });
+    if let Some(out) = out {
+        assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{out:?}");
+    }
+}
+
+#[test]
+fn touching_the_guard_of_a_suspended_coroutine_is_a_crash_not_an_overflow() {
+    // Only the stack the faulting code runs on can overflow: a write into another
+    // coroutine's guard region is a wild write, and must not be "recovered" by switching to
+    // that coroutine's resumer.
+    let out = common::in_child("touching_the_guard_of_a_suspended_coroutine_is_a_crash_not_an_overflow", || {
+        const SIZE: usize = 64 * 1024;
+        let mut a: Coroutine<(), usize, ()> = Builder::new()
+            .stack_size(SIZE)
+            .spawn(|y, ()| {
+                let local = 0u8;
+                y.suspend(std::hint::black_box(&local) as *const u8 as usize);
+            })
+            .unwrap();
+        let CoroutineResult::Yield(local) = a.resume(()) else { panic!("a yields") };
+        // The entry frame lies in the stack's top page, so the top is the next page boundary
+        // and the guard region lies just below top - SIZE.
+        let top = (local | 4095) + 1;
+        let in_guard = top - SIZE - 8;
+        let mut b: Coroutine<(), (), ()> = Coroutine::new(move |_, ()| {
+            // SAFETY: deliberately not safe: the write must fault and kill the process.
+            unsafe { (std::hint::black_box(in_guard) as *mut u64).write_volatile(1) };
+        });
+        let _ = b.try_resume(());
+        println!("survived the write into another coroutine's guard");
     });
     if let Some(out) = out {
         assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{out:?}");
@@ -391,7 +414,7 @@ fn an_overflow_hands_the_resumer_its_own_rounding_mode_back() {
             .preserve_fp_control(true)
             .spawn(|_, ()| {
                 set_rounding(ROUND_DOWN);
-                recurse_forever(0)
+                common::recurse_forever(0)
             })
             .unwrap();
         assert!(matches!(c.try_resume(()), Err(Error::StackOverflow { .. })));
@@ -421,7 +444,7 @@ fn an_overflow_leaves_the_shared_control_words_as_the_faulting_code_had_them() {
             .stack_size(64 * 1024)
             .spawn(|_, ()| {
                 set_rounding(ROUND_DOWN);
-                recurse_forever(0)
+                common::recurse_forever(0)
             })
             .unwrap();
         assert!(matches!(c.try_resume(()), Err(Error::StackOverflow { .. })));

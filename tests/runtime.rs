@@ -1,6 +1,8 @@
 //! The multi-threaded runtime: every task runs once, stealing happens, no lost wake-ups,
 //! thread affinity of started green threads, panics, shutdown.
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -477,4 +479,18 @@ fn a_chain_of_spawns_does_not_starve_an_older_spawn() {
         links.load(Ordering::Relaxed)
     });
     assert!(links < 10_000, "the older green thread ran only after {links} links of the chain");
+}
+
+#[test]
+fn green_threads_overflowing_on_any_worker_fail_their_joins() {
+    common::in_child_ok("green_threads_overflowing_on_any_worker_fail_their_joins", || {
+        let rt = Runtime::builder().workers(2).stack_size(64 * 1024).build().unwrap();
+        let handles: Vec<_> = (0..20).map(|_| rt.spawn(|| common::recurse_forever(0))).collect();
+        for h in handles {
+            let err = h.join().unwrap_err();
+            let msg = err.message().unwrap_or_default().to_owned();
+            assert!(msg.contains("overflowed its stack of 65536 bytes"), "{msg}");
+        }
+        assert_eq!(rt.block_on(|| 7), 7);
+    });
 }

@@ -435,3 +435,24 @@ fn a_send_wakes_a_receiver_on_its_own_scheduler_before_a_remote_one() {
     });
     assert_eq!(remote.join().unwrap(), 2);
 }
+
+#[test]
+fn a_green_thread_that_overflows_its_stack_fails_its_join_and_the_rest_go_on() {
+    common::in_child_ok("a_green_thread_that_overflows_its_stack_fails_its_join_and_the_rest_go_on", || {
+        let (err, after) = run(|| {
+            let steady = spawn(|| {
+                let mut n = 0u32;
+                for _ in 0..10 {
+                    n += 1;
+                    yield_now();
+                }
+                n
+            });
+            let err = spawn(|| common::recurse_forever(0)).join().unwrap_err();
+            (err, steady.join().unwrap())
+        });
+        let msg = err.message().unwrap_or_default().to_owned();
+        assert!(msg.contains("overflowed its stack"), "{msg}");
+        assert_eq!(after, 10);
+    });
+}

@@ -18,7 +18,7 @@ use std::ptr;
 
 use crate::arch;
 use crate::stack::{self, Stack};
-use crate::trap::{self, RunInfo};
+use crate::trap;
 use crate::Error;
 
 /// What one resume produced.
@@ -129,9 +129,13 @@ pub(crate) struct RawCoroutine<I, Y, R> {
     /// [`SP_RUNNING`]. The one word of state the hot path reads and writes.
     sp: usize,
     stack_size: usize,
-    /// What the fault handler needs while this coroutine runs.
-    run: RunInfo,
-    /// Drops the closure stored at the base of a coroutine that never started.
+    /// Stack base: the closure's start record lies above it, the link slot and initial
+    /// frame below.
+    base: usize,
+    /// For a coroutine that code on its stack may suspend without its `Yielder` (a green
+    /// thread): what [`suspend_current`] needs.
+    discover: Option<Discover>,
+    /// Drops the start record stored at the base of a coroutine that never started.
     drop_fresh: unsafe fn(usize),
     /// Raw pointers make the coroutine !Send and !Sync: its stack may hold addresses of
     /// this thread's thread-locals.
@@ -178,33 +182,34 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
     {
         trap::ensure_installed();
         let top = stack.top() as usize;
-        let align = align_of::<F>().max(16);
-        let base = (top - size_of::<F>()) & !(align - 1);
+        let align = align_of::<Start<F>>().max(16);
+        let base = (top - size_of::<Start<F>>()) & !(align - 1);
+        let start: unsafe extern "C" fn() =
+            if preserve_fp { arch::bobbin_coroutine_start_fp } else { arch::bobbin_coroutine_start };
         // The closure takes at most an eighth of the stack, and the frame below it three
         // words, so everything written here lies inside the stack.
-        // SAFETY: [base, base + size_of F) and the three words below base are inside the
-        // stack's usable range, which this coroutine owns exclusively; base is aligned for
-        // F and for words.
+        // SAFETY: [base, base + size_of Start<F>) and the three words below base are inside
+        // the stack's usable range, which this coroutine owns exclusively; base is aligned
+        // for Start<F> and for words.
         unsafe {
-            ptr::write(base as *mut F, f);
+            ptr::write(base as *mut Start<F>, Start { f, preserve_fp, discoverable: discoverable.is_some() });
             let frame = base as *mut usize;
             frame.sub(1).write(0);
             frame.sub(2).write(entry::<I, Y, R, F> as *const () as usize);
-            frame.sub(3).write(arch::bobbin_coroutine_start as *const () as usize);
+            frame.sub(3).write(start as *const () as usize);
         }
-        let guard = stack.guard_range();
+        stack.set_tag(trap::coroutine_tag(base, preserve_fp));
+        let discover = discoverable.map(|type_id| Discover {
+            type_id,
+            yielder: Cell::new(0),
+            stack: stack.bottom() as usize..top,
+        });
         RawCoroutine {
             sp: initial_sp(base),
             stack_size: stack.size(),
-            run: RunInfo {
-                base,
-                guard_lo: guard.start,
-                guard_hi: guard.end,
-                preserve_fp,
-                discoverable,
-                yielder: Cell::new(0),
-            },
-            drop_fresh: drop_closure::<F>,
+            base,
+            discover,
+            drop_fresh: drop_start::<F>,
             stack: Some(stack),
             _marker: PhantomData,
         }
@@ -215,7 +220,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
             arch::SWITCH_FINISHED => State::Finished,
             arch::SWITCH_OVERFLOWED => State::Overflowed,
             SP_RUNNING => State::Running,
-            sp if sp == initial_sp(self.run.base) => State::Fresh,
+            sp if sp == initial_sp(self.base) => State::Fresh,
             _ => State::Suspended,
         }
     }
@@ -244,11 +249,29 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
         let mut transfer = Transfer::<I, Y, R>::new();
         transfer.head.input.write(input);
         let ret = self.switch_in(&mut transfer, 0);
+        self.resumed(ret, &mut transfer)
+    }
+
+    /// [`RawCoroutine::resume`] for a coroutine made by
+    /// [`RawCoroutine::new_discoverable`]: code on its stack can find it while it runs.
+    pub(crate) fn resume_discoverable(&mut self, input: I) -> Resumed<Y, R> {
+        if self.sp <= SP_RUNNING {
+            return self.refuse();
+        }
+        let mut transfer = Transfer::<I, Y, R>::new();
+        transfer.head.input.write(input);
+        let ret = self.switch_in_discoverable(&mut transfer, 0);
+        self.resumed(ret, &mut transfer)
+    }
+
+    /// What a resume that came back with `ret` produced.
+    #[inline(always)]
+    fn resumed(&mut self, ret: usize, transfer: &mut Transfer<I, Y, R>) -> Resumed<Y, R> {
         if ret > arch::SWITCH_OVERFLOWED {
             // SAFETY: a coroutine that suspended wrote what it yielded (Head's contract).
             return Resumed::Yield(unsafe { transfer.head.yielded.assume_init_read() });
         }
-        self.ended(ret, &mut transfer)
+        self.ended(ret, transfer)
     }
 
     #[cold]
@@ -288,21 +311,22 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
     #[inline(always)]
     fn switch_in(&mut self, transfer: &mut Transfer<I, Y, R>, tag: usize) -> usize {
         let sp = std::mem::replace(&mut self.sp, SP_RUNNING);
-        let prev = trap::enter(&self.run);
         // `sp` is this coroutine's saved stack pointer (its initial frame, or what the last
         // switch back returned) and `base` its stack base; the stack is owned by self.
         // SAFETY: as above; the transfer outlives the switch, and the coroutine writes to
         // it only until it switches back.
-        let ret = unsafe {
-            let transfer = transfer as *mut Transfer<I, Y, R> as usize | tag;
-            if self.run.preserve_fp {
-                arch::resume::<true>(transfer, sp, self.run.base)
-            } else {
-                arch::resume::<false>(transfer, sp, self.run.base)
-            }
-        };
-        trap::leave(prev);
+        let ret = unsafe { arch::resume(transfer as *mut Transfer<I, Y, R> as usize | tag, sp, self.base) };
         self.sp = ret;
+        ret
+    }
+
+    /// [`RawCoroutine::switch_in`], with the coroutine recorded as this thread's current
+    /// discoverable one meanwhile (if it is one).
+    fn switch_in_discoverable(&mut self, transfer: &mut Transfer<I, Y, R>, tag: usize) -> usize {
+        let info = self.discover.as_ref().map_or(ptr::null(), |d| d as *const Discover);
+        let prev = CURRENT.replace(info);
+        let ret = self.switch_in(transfer, tag);
+        CURRENT.set(prev);
         ret
     }
 
@@ -328,14 +352,14 @@ impl<I, Y, R> Drop for RawCoroutine<I, Y, R> {
             State::Fresh => {
                 // SAFETY: a fresh coroutine still holds its closure at base, written by
                 // new_inner with this very drop function, and never read since.
-                unsafe { (self.drop_fresh)(self.run.base) };
+                unsafe { (self.drop_fresh)(self.base) };
                 self.finish();
             }
             State::Suspended => {
                 // Unwind the coroutine's stack: its pending `suspend` sees the tag and
                 // starts an unwinding that the entry function catches.
                 let mut transfer = Transfer::<I, Y, R>::new();
-                match self.switch_in(&mut transfer, UNWIND) {
+                match self.switch_in_discoverable(&mut transfer, UNWIND) {
                     arch::SWITCH_FINISHED => {
                         self.finish();
                         // SAFETY: a coroutine that finished wrote its result.
@@ -362,25 +386,53 @@ impl<I, Y, R> fmt::Debug for RawCoroutine<I, Y, R> {
         f.debug_struct("RawCoroutine")
             .field("state", &self.state())
             .field("stack_size", &self.stack_size)
-            .field("base", &format_args!("{:#x}", self.run.base))
+            .field("base", &format_args!("{:#x}", self.base))
             .finish()
     }
 }
 
-/// Drops a closure of type `F` stored at `base`.
+/// What a fresh coroutine finds at its stack base: its closure, and how it was made.
+struct Start<F> {
+    f: F,
+    /// The coroutine keeps floating-point control words of its own (its `Yielder` must use
+    /// the matching switch).
+    preserve_fp: bool,
+    /// The coroutine was made by [`RawCoroutine::new_discoverable`]: its entry records its
+    /// `Yielder` where [`suspend_current`] finds it.
+    discoverable: bool,
+}
+
+/// Drops a start record of a closure of type `F` stored at `base`.
 ///
 /// # Safety
-/// `base` must hold a valid `F` that is not used afterwards.
-unsafe fn drop_closure<F>(base: usize) {
+/// `base` must hold a valid `Start<F>` that is not used afterwards.
+unsafe fn drop_start<F>(base: usize) {
     // SAFETY: upheld by the caller.
-    unsafe { ptr::drop_in_place(base as *mut F) }
+    unsafe { ptr::drop_in_place(base as *mut Start<F>) }
+}
+
+/// What [`suspend_current`] needs of a discoverable coroutine.
+#[derive(Debug)]
+struct Discover {
+    /// The type of its `Yielder`.
+    type_id: TypeId,
+    /// Address of its `Yielder`, set when it starts.
+    yielder: Cell<usize>,
+    /// Its stack's usable range.
+    stack: std::ops::Range<usize>,
+}
+
+thread_local! {
+    /// The discoverable coroutine this thread is running (through
+    /// [`RawCoroutine::resume_discoverable`]), or null.
+    static CURRENT: Cell<*const Discover> = const { Cell::new(ptr::null()) };
 }
 
 /// First Rust code on a coroutine stack, called by `bobbin_coroutine_start`.
 ///
 /// # Safety
 /// `transfer` points at a live `Transfer<I, Y, R>` holding the first input, and `base` at
-/// a valid `F` placed by `RawCoroutine::new_inner`.
+/// a valid `Start<F>` placed by `RawCoroutine::new_inner`.
 unsafe extern "C" fn entry<I, Y, R, F>(transfer: usize, base: usize)
 where
     F: FnOnce(&Yielder<I, Y>, I) -> R,
@@ -389,16 +441,19 @@ where
     // SAFETY: upheld by the caller: the closure is read out exactly once (the coroutine is
     // no longer Fresh, so it will not be dropped in place), and the transfer is live and,
     // being untagged, holds the first input.
-    let (f, input) = unsafe {
-        let f = ptr::read(base as *const F);
+    let (start, input) = unsafe {
+        let start = ptr::read(base as *const Start<F>);
         let input = (*(transfer as *mut Head<I, Y>)).input.assume_init_read();
-        (f, input)
+        (start, input)
     };
-    // SAFETY: the RunInfo of the coroutine being entered is live while it runs (it is
-    // owned by the RawCoroutine borrowed by this resume).
-    let run = unsafe { &*trap::running() };
-    let yielder = Yielder { base, preserve_fp: run.preserve_fp, transfer: Cell::new(transfer), _marker: PhantomData };
-    run.yielder.set(&yielder as *const Yielder<I, Y> as usize);
+    let Start { f, preserve_fp, discoverable } = start;
+    let yielder = Yielder { base, preserve_fp, transfer: Cell::new(transfer), _marker: PhantomData };
+    if discoverable {
+        // SAFETY: a discoverable coroutine is always entered through
+        // `switch_in_discoverable`, so CURRENT points at its record, which lives in the
+        // RawCoroutine borrowed by this resume.
+        unsafe { (*CURRENT.get()).yielder.set(&yielder as *const Yielder<I, Y> as usize) };
+    }
     let result = panic::catch_unwind(AssertUnwindSafe(|| f(&yielder, input)));
     // SAFETY: the transfer of the latest resume (untagged: the tag only marks an unwind
     // request) is live until we switch back, and the resumer reads `done` only after this
@@ -414,7 +469,8 @@ where
 /// `Sync`, so it cannot leave the coroutine or its thread.
 pub struct Yielder<I, Y> {
     base: usize,
-    /// The coroutine's switch mode (`RunInfo::preserve_fp`), which both sides must share.
+    /// Whether the coroutine keeps floating-point control words of its own, which decides
+    /// its side of the switch.
     preserve_fp: bool,
     /// Address of the transfer of the resume in progress; tagged with [`UNWIND`] once the
     /// coroutine is being unwound because it was dropped.
@@ -475,20 +531,24 @@ impl<I, Y> fmt::Debug for Yielder<I, Y> {
 /// next input. Otherwise (not in a coroutine, or the innermost one is of another kind)
 /// hands `val` back.
 pub(crate) fn suspend_current<I: 'static, Y: 'static>(val: Y) -> Result<I, Y> {
-    let run = trap::running();
-    if run.is_null() {
+    let current = CURRENT.get();
+    if current.is_null() {
         return Err(val);
     }
-    // SAFETY: a non-null RUNNING points at the RunInfo of the coroutine executing on this
-    // thread right now (we are on its stack), live until its resume returns.
-    let run = unsafe { &*run };
-    if run.discoverable != Some(TypeId::of::<Yielder<I, Y>>()) || run.yielder.get() == 0 {
+    // SAFETY: a non-null CURRENT points at the record of the discoverable coroutine this
+    // thread is running, live until its resume returns (which is after we return).
+    let current = unsafe { &*current };
+    // The innermost coroutine may be another one that this one is running: then we are not
+    // on the discoverable coroutine's own stack.
+    let here = &current as *const _ as usize;
+    if current.type_id != TypeId::of::<Yielder<I, Y>>() || current.yielder.get() == 0 || !current.stack.contains(&here)
+    {
         return Err(val);
     }
     // SAFETY: the type id proves the Yielder stored at this address is a Yielder<I, Y>; it
     // lives in the coroutine's entry frame, below us on this very stack, for as long as the
     // coroutine runs.
-    let yielder = unsafe { &*(run.yielder.get() as *const Yielder<I, Y>) };
+    let yielder = unsafe { &*(current.yielder.get() as *const Yielder<I, Y>) };
     Ok(yielder.suspend(val))
 }
 

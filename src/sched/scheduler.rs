@@ -607,7 +607,7 @@ impl Local {
             slot.co.take().expect("a queued task is not running")
         };
         self.current.set(Some(id));
-        let result = co.try_resume(());
+        let result = co.try_resume_discoverable(());
         self.current.set(None);
         match result {
             Ok(CoroutineResult::Yield(signal)) => {

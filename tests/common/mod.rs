@@ -62,3 +62,12 @@ pub fn thread_state(task: &std::path::Path) -> Option<char> {
     // The state follows the parenthesised command name.
     stat.rsplit(") ").next()?.chars().next()
 }
+
+/// Recurses until the stack's guard region stops it.
+#[inline(never)]
+#[allow(unconditional_recursion)] // runs until the guard page stops it
+pub fn recurse_forever(depth: u64) -> u64 {
+    let frame = [depth; 32];
+    std::hint::black_box(&frame);
+    recurse_forever(depth + 1) + frame[7]
+}
