@@ -372,7 +372,12 @@ impl<I, Y, R> Drop for RawCoroutine<I, Y, R> {
                         }
                     }
                     arch::SWITCH_OVERFLOWED => self.overflowed(),
-                    _ => unreachable!("a coroutine cannot suspend while it is being dropped"),
+                    _ => {
+                        // It suspended during its forced unwinding: nobody can ever resume
+                        // it, and its frames cannot be left half-unwound.
+                        eprintln!("bobbin: a coroutine tried to suspend while being dropped; aborting");
+                        std::process::abort();
+                    }
                 }
             }
             State::Running => unreachable!("a running coroutine is borrowed by its resume"),
@@ -455,10 +460,9 @@ where
         unsafe { (*CURRENT.get()).yielder.set(&yielder as *const Yielder<I, Y> as usize) };
     }
     let result = panic::catch_unwind(AssertUnwindSafe(|| f(&yielder, input)));
-    // SAFETY: the transfer of the latest resume (untagged: the tag only marks an unwind
-    // request) is live until we switch back, and the resumer reads `done` only after this
-    // switch back.
-    unsafe { (*((yielder.transfer.get() & !UNWIND) as *mut Transfer<I, Y, R>)).done.write(result) };
+    // SAFETY: the transfer of the latest resume (kept untagged by the Yielder) is live until
+    // we switch back, and the resumer reads `done` only after this switch back.
+    unsafe { (*(yielder.transfer.get() as *mut Transfer<I, Y, R>)).done.write(result) };
 }
 
 /// The handle a coroutine uses to suspend itself, handing a value out and receiving the
@@ -472,8 +476,8 @@ pub struct Yielder<I, Y> {
     /// Whether the coroutine keeps floating-point control words of its own, which decides
     /// its side of the switch.
     preserve_fp: bool,
-    /// Address of the transfer of the resume in progress; tagged with [`UNWIND`] once the
-    /// coroutine is being unwound because it was dropped.
+    /// Address of the transfer of the resume in progress (untagged; while the coroutine
+    /// unwinds because it was dropped, the dropping resumer's).
     transfer: Cell<usize>,
     _marker: NotSendMarker<fn(Y) -> I>,
 }
@@ -491,12 +495,7 @@ impl<I, Y> Yielder<I, Y> {
     /// is nobody left to resume it, and letting it continue would be unsound.
     #[inline(always)]
     pub fn suspend(&self, val: Y) -> I {
-        let current = self.transfer.get();
-        if current & UNWIND != 0 {
-            eprintln!("bobbin: a coroutine tried to suspend while being dropped; aborting");
-            std::process::abort();
-        }
-        let head = current as *mut Head<I, Y>;
+        let head = self.transfer.get() as *mut Head<I, Y>;
         // SAFETY: the transfer of the current resume is live while the coroutine runs, and
         // nobody else touches it until we switch back.
         unsafe { (*head).yielded.write(val) };
@@ -509,14 +508,27 @@ impl<I, Y> Yielder<I, Y> {
                 arch::suspend::<false>(self.base)
             }
         };
-        // Kept tagged while unwinding, which is how a later suspend knows to refuse.
-        self.transfer.set(transfer);
         if transfer & UNWIND != 0 {
-            panic::resume_unwind(Box::new(ForcedUnwind));
+            self.start_unwinding(transfer);
         }
+        self.transfer.set(transfer);
         // SAFETY: the resumer passed the address of its live transfer, untagged, so it
         // wrote the input (Head's contract).
         unsafe { (*(transfer as *mut Head<I, Y>)).input.assume_init_read() }
+    }
+}
+
+impl<I, Y> Yielder<I, Y> {
+    /// The coroutine is being dropped: unwind its stack from the pending `suspend`.
+    ///
+    /// A suspend during that unwinding (a destructor, or code that caught it, tried to
+    /// suspend) hands its value to the dropping resumer's transfer and switches back to it,
+    /// which aborts the process (see `RawCoroutine`'s `Drop`).
+    #[cold]
+    #[inline(never)]
+    fn start_unwinding(&self, transfer: usize) -> ! {
+        self.transfer.set(transfer & !UNWIND);
+        panic::resume_unwind(Box::new(ForcedUnwind));
     }
 }
 
