@@ -454,10 +454,14 @@ where
     let Start { f, preserve_fp, discoverable } = start;
     let yielder = Yielder { base, preserve_fp, transfer: Cell::new(transfer), _marker: PhantomData };
     if discoverable {
-        // SAFETY: a discoverable coroutine is always entered through
-        // `switch_in_discoverable`, so CURRENT points at its record, which lives in the
-        // RawCoroutine borrowed by this resume.
-        unsafe { (*CURRENT.get()).yielder.set(&yielder as *const Yielder<I, Y> as usize) };
+        // SAFETY: a non-null CURRENT points at the record of the discoverable coroutine
+        // being resumed, which lives in the RawCoroutine borrowed by that resume.
+        let current = unsafe { CURRENT.get().as_ref() };
+        // It is this coroutine's record unless the coroutine was started through a plain
+        // `resume`; then its Yielder stays unknown and `suspend_current` refuses.
+        if let Some(current) = current.filter(|c| c.stack.contains(&(base - arch::LINK_OFFSET))) {
+            current.yielder.set(&yielder as *const Yielder<I, Y> as usize);
+        }
     }
     let result = panic::catch_unwind(AssertUnwindSafe(|| f(&yielder, input)));
     // SAFETY: the transfer of the latest resume (kept untagged by the Yielder) is live until
