@@ -27,7 +27,7 @@ fn main() {
     let n: u64 = std::env::args().nth(1).map(|s| s.parse().unwrap()).unwrap_or(10_000_000);
     let only = std::env::args().nth(2);
     let mut stack = Stack::new(64 * 1024).unwrap();
-    let mut child = ContextHandle::create_and_init(stack.words_mut(), child_loop as usize, &[]).unwrap();
+    let mut child = ContextHandle::create_and_init(stack.words_mut(), child_loop as *const () as usize, &[]).unwrap();
     let mut parent = ContextHandle::new();
     let (pp, cp): (*mut Context, *mut Context) = (&mut *parent, &mut *child);
     PARENT.with(|p| p.set(pp));
