@@ -274,11 +274,10 @@ bobbin_context_backstop:
 # rbp above. CFA = link + 24 is the resumer's rsp before it entered its switch, which is
 # what the resumer's own CFI expects.
 #   DW_CFA_def_cfa_expression, 5 bytes: DW_OP_breg7 (rsp) 8, DW_OP_deref, DW_OP_plus_uconst 24
-    .p2align 4
-    .globl bobbin_coroutine_start
-    .type bobbin_coroutine_start,@function
-bobbin_coroutine_start:
-    .cfi_startproc
+#
+# BOBBIN_COROUTINE_ENTER is the part both start the same way: record the link, move to the
+# coroutine's stack (rsp = base - 16), and describe the resumer as the caller.
+.macro BOBBIN_COROUTINE_ENTER
     .cfi_undefined 16
     mov [rdx - 8], rsp
     lea rsp, [rsi + 8]
@@ -286,6 +285,14 @@ bobbin_coroutine_start:
     .cfi_offset 16, -24
     .cfi_offset 3, -16
     .cfi_offset 6, -8
+.endm
+
+    .p2align 4
+    .globl bobbin_coroutine_start
+    .type bobbin_coroutine_start,@function
+bobbin_coroutine_start:
+    .cfi_startproc
+    BOBBIN_COROUTINE_ENTER
     mov rsi, rdx
     call [rsp]
     mov rsp, [rsp + 8]
@@ -299,13 +306,7 @@ bobbin_coroutine_start:
     .type bobbin_coroutine_start_fp,@function
 bobbin_coroutine_start_fp:
     .cfi_startproc
-    .cfi_undefined 16
-    mov [rdx - 8], rsp
-    lea rsp, [rsi + 8]
-    .cfi_escape 0x0f, 0x05, 0x77, 0x08, 0x06, 0x23, 0x18
-    .cfi_offset 16, -24
-    .cfi_offset 3, -16
-    .cfi_offset 6, -8
+    BOBBIN_COROUTINE_ENTER
     mov rax, [rsp]
     stmxcsr [rsp]
     fnstcw [rsp + 4]

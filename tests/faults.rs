@@ -109,6 +109,18 @@ fn thread_spawn_failure_in_the_runtime_builder_is_an_error() {
     });
 }
 
+/// In the parent (`out` is the child's output): the child died of SIGABRT, said `message` on
+/// stderr, and did not get past the point that should abort it.
+fn assert_aborted_with(out: Option<std::process::Output>, message: &str) {
+    if let Some(out) = out {
+        use std::os::unix::process::ExitStatusExt;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{:?}\n{stderr}", out.status);
+        assert!(stderr.contains(message), "{stderr}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("NOT REACHED"));
+    }
+}
+
 struct PanicOnDrop;
 
 impl Drop for PanicOnDrop {
@@ -128,13 +140,7 @@ fn a_destructor_panicking_during_forced_unwinding_aborts_with_its_message() {
         drop(co); // the forced unwinding runs PanicOnDrop::drop
         println!("NOT REACHED");
     });
-    if let Some(out) = out {
-        use std::os::unix::process::ExitStatusExt;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{:?}\n{stderr}", out.status);
-        assert!(stderr.contains("destructor failed during unwinding"), "{stderr}");
-        assert!(!String::from_utf8_lossy(&out.stdout).contains("NOT REACHED"));
-    }
+    assert_aborted_with(out, "destructor failed during unwinding");
 }
 
 /// Suspends from its destructor: what a coroutine does if it tries to suspend while it is
@@ -158,13 +164,7 @@ fn suspending_during_forced_unwinding_aborts_with_a_message() {
         drop(co); // the forced unwinding runs SuspendOnDrop::drop
         println!("NOT REACHED");
     });
-    if let Some(out) = out {
-        use std::os::unix::process::ExitStatusExt;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{:?}\n{stderr}", out.status);
-        assert!(stderr.contains("tried to suspend while being dropped"), "{stderr}");
-        assert!(!String::from_utf8_lossy(&out.stdout).contains("NOT REACHED"));
-    }
+    assert_aborted_with(out, "tried to suspend while being dropped");
 }
 
 #[test]

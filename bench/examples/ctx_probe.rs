@@ -4,7 +4,6 @@
 use std::cell::Cell;
 use std::hint::black_box;
 use std::ptr;
-use std::time::Instant;
 
 use bobbin::context::{Context, ContextHandle};
 use bobbin::stack::Stack;
@@ -51,15 +50,9 @@ fn main() {
         }
         return;
     }
-    for round in 0..5 {
-        let t = Instant::now();
-        ctx(n);
-        let tb = t.elapsed().as_nanos() as f64 / n as f64;
-        let t = Instant::now();
+    bobbin_bench::interleaved_rounds(n, ctx, |n| {
         for _ in 0..n {
             black_box(co.resume(()));
         }
-        let tc = t.elapsed().as_nanos() as f64 / n as f64;
-        println!("round {round}: bobbin {tb:.2} ns, corosensei {tc:.2} ns, ratio {:.2}", tb / tc);
-    }
+    });
 }

@@ -2,7 +2,6 @@
 //! runs one library's switch only and `N create-bobbin|create-coro` its create + run +
 //! drop (the second with a stack reused by hand), for instruction counting under callgrind.
 use std::hint::black_box;
-use std::time::Instant;
 
 fn main() {
     let n: u64 = std::env::args().nth(1).map(|s| s.parse().unwrap()).unwrap_or(10_000_000);
@@ -39,17 +38,17 @@ fn main() {
         }
         return;
     }
-    for round in 0..5 {
-        let t = Instant::now();
-        for _ in 0..n {
-            black_box(b.resume(()));
-        }
-        let tb = t.elapsed().as_nanos() as f64 / n as f64;
-        let t = Instant::now();
-        for _ in 0..n {
-            black_box(c.resume(()));
-        }
-        let tc = t.elapsed().as_nanos() as f64 / n as f64;
-        println!("round {round}: bobbin {tb:.2} ns, corosensei {tc:.2} ns, ratio {:.2}", tb / tc);
-    }
+    bobbin_bench::interleaved_rounds(
+        n,
+        |n| {
+            for _ in 0..n {
+                black_box(b.resume(()));
+            }
+        },
+        |n| {
+            for _ in 0..n {
+                black_box(c.resume(()));
+            }
+        },
+    );
 }

@@ -243,24 +243,25 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
     /// Runs the coroutine until it suspends, returns, panics or overflows its stack.
     #[inline(always)]
     pub(crate) fn resume(&mut self, input: I) -> Resumed<Y, R> {
-        if self.sp <= SP_RUNNING {
-            return self.refuse();
-        }
-        let mut transfer = Transfer::<I, Y, R>::new();
-        transfer.head.input.write(input);
-        let ret = self.switch_in(&mut transfer, 0);
-        self.resumed(ret, &mut transfer)
+        self.resume_as::<false>(input)
     }
 
     /// [`RawCoroutine::resume`] for a coroutine made by
     /// [`RawCoroutine::new_discoverable`]: code on its stack can find it while it runs.
     pub(crate) fn resume_discoverable(&mut self, input: I) -> Resumed<Y, R> {
+        self.resume_as::<true>(input)
+    }
+
+    /// A resume, recording the coroutine as this thread's current discoverable one if
+    /// `DISCOVER`.
+    #[inline(always)]
+    fn resume_as<const DISCOVER: bool>(&mut self, input: I) -> Resumed<Y, R> {
         if self.sp <= SP_RUNNING {
             return self.refuse();
         }
         let mut transfer = Transfer::<I, Y, R>::new();
         transfer.head.input.write(input);
-        let ret = self.switch_in_discoverable(&mut transfer, 0);
+        let ret = self.switch_in::<DISCOVER>(&mut transfer, 0);
         self.resumed(ret, &mut transfer)
     }
 
@@ -307,9 +308,11 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
 
     /// Switches into the coroutine, which must be fresh or suspended, with `transfer` (its
     /// address tagged with `tag`: 0 or [`UNWIND`]); records and returns what the switch
-    /// back reported.
+    /// back reported. With `DISCOVER`, the coroutine is this thread's current discoverable
+    /// one meanwhile (if it is one).
     #[inline(always)]
-    fn switch_in(&mut self, transfer: &mut Transfer<I, Y, R>, tag: usize) -> usize {
+    fn switch_in<const DISCOVER: bool>(&mut self, transfer: &mut Transfer<I, Y, R>, tag: usize) -> usize {
+        let prev = DISCOVER.then(|| CURRENT.replace(self.discover.as_ref().map_or(ptr::null(), |d| d as *const _)));
         let sp = std::mem::replace(&mut self.sp, SP_RUNNING);
         // `sp` is this coroutine's saved stack pointer (its initial frame, or what the last
         // switch back returned) and `base` its stack base; the stack is owned by self.
@@ -317,16 +320,9 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
         // it only until it switches back.
         let ret = unsafe { arch::resume(transfer as *mut Transfer<I, Y, R> as usize | tag, sp, self.base) };
         self.sp = ret;
-        ret
-    }
-
-    /// [`RawCoroutine::switch_in`], with the coroutine recorded as this thread's current
-    /// discoverable one meanwhile (if it is one).
-    fn switch_in_discoverable(&mut self, transfer: &mut Transfer<I, Y, R>, tag: usize) -> usize {
-        let info = self.discover.as_ref().map_or(ptr::null(), |d| d as *const Discover);
-        let prev = CURRENT.replace(info);
-        let ret = self.switch_in(transfer, tag);
-        CURRENT.set(prev);
+        if let Some(prev) = prev {
+            CURRENT.set(prev);
+        }
         ret
     }
 
@@ -359,7 +355,7 @@ impl<I, Y, R> Drop for RawCoroutine<I, Y, R> {
                 // Unwind the coroutine's stack: its pending `suspend` sees the tag and
                 // starts an unwinding that the entry function catches.
                 let mut transfer = Transfer::<I, Y, R>::new();
-                match self.switch_in_discoverable(&mut transfer, UNWIND) {
+                match self.switch_in::<true>(&mut transfer, UNWIND) {
                     arch::SWITCH_FINISHED => {
                         self.finish();
                         // SAFETY: a coroutine that finished wrote its result.
