@@ -249,7 +249,7 @@ bobbin_context_backstop:
 # resumer (arch::resume) reaches them with `call [rsi]`, so on entry:
 #   rsp = the resumer's stack, pointing at the return address that call pushed; above it
 #         its rbx and rbp
-#   rdi = the transfer pointer for the entry function
+#   rdi = the address of the first input, for the entry function
 #   rsi = the coroutine's initial stack pointer, which points at the slot holding the
 #         address of this function
 #   rdx = the coroutine's stack base: [rdx - 8] is the link (the resumer's rsp),
@@ -261,13 +261,13 @@ bobbin_context_backstop:
 #        | bobbin_coroutine_start   |  base - 24   <- initial stack pointer (rsi)
 #        +--------------------------+
 #
-# Calls entry(rdi, base). When it returns, the coroutine is finished: switch back to the
-# resumer with rsi = 0, by the `ret` that pops the address the resumer's call pushed.
+# Calls entry(rdi, base), which never returns: when the coroutine is finished, the entry
+# function switches back to the resumer itself (arch::finish), so that the result it hands
+# over stays in its live frame until the resumer has read it.
 #
 # The _fp variant first stores the resumer's control words in the FP slot (base - 16, once
 # the entry function's address is in a register), where the coroutine's suspends keep them
-# up to date, and on finishing switches back to them if the coroutine left others in force
-# (control bits only, as arch::switch_fp_control does).
+# up to date and arch::finish finds them.
 #
 # CFI: once rsp is base - 16, the caller of this frame is the resumer, found through the
 # link at [rsp + 8]: the resumer's call pushed its return address at link, with rbx and
@@ -295,9 +295,7 @@ bobbin_coroutine_start:
     BOBBIN_COROUTINE_ENTER
     mov rsi, rdx
     call [rsp]
-    mov rsp, [rsp + 8]
-    xor esi, esi
-    ret
+    ud2
     .cfi_endproc
     .size bobbin_coroutine_start, .-bobbin_coroutine_start
 
@@ -312,29 +310,6 @@ bobbin_coroutine_start_fp:
     fnstcw [rsp + 4]
     mov rsi, rdx
     call rax
-    # The current words go below rsp, in the red zone (signal delivery skips it).
-    stmxcsr [rsp - 16]
-    fnstcw [rsp - 12]
-    mov ecx, [rsp - 16]
-    xor ecx, [rsp]
-    test ecx, 0xFFC0
-    jnz 2f
-    mov cx, [rsp - 12]
-    cmp cx, [rsp + 4]
-    jne 2f
-1:
-    mov rsp, [rsp + 8]
-    xor esi, esi
-    ret
-2:
-    mov ecx, [rsp]
-    and ecx, 0xFFC0
-    mov r8d, [rsp - 16]
-    and r8d, 0x3F
-    or ecx, r8d
-    mov [rsp - 8], ecx
-    ldmxcsr [rsp - 8]
-    fldcw [rsp + 4]
-    jmp 1b
+    ud2
     .cfi_endproc
     .size bobbin_coroutine_start_fp, .-bobbin_coroutine_start_fp

@@ -9,10 +9,12 @@
 //! be declared clobbered and are pushed by hand.
 //!
 //! Floating-point control words come in two modes, fixed per coroutine: shared with the
-//! resumer (the default: nothing is read or written) or kept per side (`FP = true`). Only
-//! the coroutine's side does anything about them, so [`resume`] is the same in both modes:
-//! a coroutine that keeps its own words stores the resumer's in its stack's FP slot
-//! (`base - 16`) each time it is entered and switches between the two sets itself.
+//! resumer (the default: nothing is read or written) or kept per side. Only the
+//! coroutine's side does anything about them, so [`resume`] is the same in both modes: a
+//! coroutine that keeps its own words stores the resumer's in its stack's FP slot
+//! (`base - 16`) each time it is entered and switches between the two sets itself. The
+//! mode travels as the low bit of the base the coroutine's side passes ([`tagged_base`]),
+//! and is tested inside the asm, so the compiler sees one shape of switch either way.
 //!
 //! Frame left on the resumer's stack while the child runs (`link` is the resumer's stack
 //! pointer, stored at `base - 8` of the child stack; the CFI of `bobbin_coroutine_start`
@@ -29,10 +31,12 @@
 //! 16-byte block of them between that address and rbx); the child's saved stack pointer
 //! points at it.
 //!
-//! Registers across a switch: the resumer enters with rdi = the transfer address, rsi = the
-//! child's saved stack pointer, rdx = its stack base. Whatever comes back (a suspend, the
-//! end of the entry function, the fault handler after an overflow) brings rsi = the new
-//! saved stack pointer or [`SWITCH_FINISHED`] / [`SWITCH_OVERFLOWED`].
+//! Registers across a switch: the resumer enters with rdi = one word for the child (the
+//! coroutine layer passes the address of the input), rsi = the child's saved stack pointer,
+//! rdx = its stack base. Whatever comes back (a [`suspend`], the [`finish`] of the entry
+//! function, the fault handler after an overflow) brings rsi = the new saved stack pointer
+//! or [`SWITCH_FINISHED`] / [`SWITCH_OVERFLOWED`], and rdi = one word for the resumer (the
+//! address of the value yielded or returned).
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 compile_error!("bobbin supports x86-64 Linux only (an aarch64 port is planned)");
@@ -137,15 +141,17 @@ pub(crate) const FP_SLOT_OFFSET: usize = 16;
 /// Enters a coroutine and returns when it suspends, finishes or overflows.
 ///
 /// Returns the child's new saved stack pointer, or [`SWITCH_FINISHED`] or
-/// [`SWITCH_OVERFLOWED`].
+/// [`SWITCH_OVERFLOWED`], and the word the child handed back with it (see [`suspend`] and
+/// [`finish`]; nothing after an overflow).
 ///
 /// # Safety
 /// `sp` must be the saved stack pointer of a coroutine that is not running (its initial
 /// one, or the last value returned by this function for it), `base` the base of that
 /// coroutine's stack, and `transfer` whatever that coroutine's code expects to receive.
 #[inline(always)]
-pub(crate) unsafe fn resume(transfer: usize, sp: usize, base: usize) -> usize {
+pub(crate) unsafe fn resume(transfer: usize, sp: usize, base: usize) -> (usize, usize) {
     let ret: usize;
+    let out: usize;
     // SAFETY: the caller guarantees `sp` and `base` describe a suspended coroutine. The
     // asm preserves rbx and rbp by hand and declares every other register the child may
     // change as clobbered; the stack pointer is balanced when control comes back.
@@ -156,24 +162,59 @@ pub(crate) unsafe fn resume(transfer: usize, sp: usize, base: usize) -> usize {
             "call [rsi]",
             "pop rbx",
             "pop rbp",
-            inout("rdi") transfer => _,
+            inout("rdi") transfer => out,
             inout("rsi") sp => ret,
             inout("rdx") base => _,
             out("r12") _, out("r13") _, out("r14") _, out("r15") _,
             clobber_abi("sysv64"),
         );
     }
-    ret
+    (ret, out)
 }
 
-/// The body of [`suspend`]: `$save` and `$restore` are the frame handling of one mode.
+/// The low bit of a coroutine's tagged base ([`tagged_base`]): set when the coroutine keeps
+/// floating-point control words of its own.
+pub(crate) const KEEPS_FP: usize = 1;
+
+/// A coroutine's stack base with its floating-point mode in the low bit, as [`suspend`]
+/// takes it and the fault handler finds it in the stack's tag. A base is 16-byte aligned,
+/// so the bit is free.
+pub(crate) fn tagged_base(base: usize, keeps_fp: bool) -> usize {
+    debug_assert!(base.is_multiple_of(16) && base != 0);
+    base | if keeps_fp { KEEPS_FP } else { 0 }
+}
+
+/// Suspends the running coroutine, handing `transfer` to its resumer (which learns of the
+/// suspension through the returned stack pointer), and returns the word the resumer passes
+/// at the next [`resume`].
 ///
-/// The resumer's `call` pushed the return address the `ret` pops; when the resumer enters
-/// again at label 7, rsi holds the stack pointer saved here and rdx the base.
-macro_rules! suspend_asm {
-    ($base:ident, $transfer:ident, $save:expr, $restore:expr) => {
+/// `tagged` is the coroutine's [`tagged_base`]. The floating-point mode is decided inside
+/// the asm: a coroutine that shares the resumer's control words runs straight through a
+/// test of the bit, and one that keeps its own takes a branch to a cold section that
+/// switches to the resumer's words (kept at `base - 16`) on the way out, records them again
+/// on the way back in, and switches back to this side's own. Deciding it here rather than
+/// with a branch around two asm blocks leaves the compiler one shape of code to allocate
+/// registers for, which is what keeps a generator's loop tight.
+///
+/// # Safety
+/// Must be called on the stack of a running coroutine whose stack base is `tagged` without
+/// its low bit and whose link slot (`base - 8`) holds the resumer's stack pointer; with
+/// [`KEEPS_FP`] set, the coroutine must have been started by `bobbin_coroutine_start_fp`,
+/// which fills the FP slot.
+#[inline(always)]
+pub(crate) unsafe fn suspend(tagged: usize, transfer: usize) -> usize {
+    let received: usize;
+    // SAFETY: the caller guarantees we run on the coroutine stack with this base and a
+    // live link; the frame protocol is the one `resume` follows: the resumer's `call`
+    // pushed the return address the `ret` pops, and when the resumer enters again (at
+    // label 7, or 9 for the other mode, whichever this suspend pushed), rsi holds the stack
+    // pointer saved here and rdx the untagged base.
+    unsafe {
         core::arch::asm!(
-            $save,
+            "push rbp",
+            "push rbx",
+            "test dl, 1",
+            "jnz 8f",
             "lea rax, [rip + 7f]",
             "push rax",
             "mov rsi, rsp",
@@ -181,66 +222,78 @@ macro_rules! suspend_asm {
             "ret",
             "7:",
             "mov [rdx - 8], rsp",
-            $restore,
-            out("rdi") $transfer,
-            inout("rdx") $base => _,
+            "lea rsp, [rsi + 8]",
+            "6:",
+            "pop rbx",
+            "pop rbp",
+            ".pushsection .text.unlikely.bobbin_suspend_fp,\"ax\",@progbits",
+            "8:",
+            "and rdx, -2",
+            "sub rsp, 16",
+            "stmxcsr [rsp]",
+            "fnstcw [rsp + 4]",
+            switch_fp_control!("rsp", "rdx - 16", "rsp + 8", "3", "2"),
+            "lea rax, [rip + 9f]",
+            "push rax",
+            "mov rsi, rsp",
+            "mov rsp, [rdx - 8]",
+            "ret",
+            "9:",
+            "mov [rdx - 8], rsp",
+            "stmxcsr [rdx - 16]",
+            "fnstcw [rdx - 12]",
+            "lea rsp, [rsi + 8]",
+            switch_fp_control!("rdx - 16", "rsp", "rsp + 8", "5", "4"),
+            "add rsp, 16",
+            "jmp 6b",
+            ".popsection",
+            inout("rdi") transfer => received,
+            inout("rdx") tagged => _,
             out("rsi") _,
             out("r12") _, out("r13") _, out("r14") _, out("r15") _,
             clobber_abi("sysv64"),
         )
-    };
+    }
+    received
 }
 
-/// Suspends the running coroutine: hands `transfer` to nothing (the resumer learns of the
-/// suspension through the returned stack pointer) and returns the value the resumer passes
-/// at the next [`resume`].
+/// Leaves a coroutine that has finished for the last time, handing `transfer` to its
+/// resumer, which sees [`SWITCH_FINISHED`]. A coroutine that keeps its own floating-point
+/// control words switches back to the resumer's first (control bits only, as
+/// [`suspend`] does).
 ///
-/// With `FP`, switches to the resumer's floating-point control words (kept at
-/// `base - 16`) on the way out, records them again on the way back in, and switches back
-/// to this side's own.
+/// The coroutine's frames stay where they are, so `transfer` may point into them: nothing
+/// runs on the coroutine's stack again, and its resumer reads what it needs before it
+/// gives the stack back.
 ///
 /// # Safety
-/// Must be called on the stack of a running coroutine whose stack base is `base` and whose
-/// link slot (`base - 8`) holds the resumer's stack pointer; with `FP`, the coroutine must
-/// have been started by `bobbin_coroutine_start_fp`, which fills the FP slot.
+/// As for [`suspend`]; the coroutine must never be resumed again.
 #[inline(always)]
-pub(crate) unsafe fn suspend<const FP: bool>(base: usize) -> usize {
-    let transfer: usize;
-    // SAFETY: the caller guarantees we run on the coroutine stack with base `base` and a
-    // live link; the frame protocol above is the one `resume` follows.
+pub(crate) unsafe fn finish(tagged: usize, transfer: usize) -> ! {
+    // SAFETY: the caller guarantees we run on the coroutine stack with this base and a
+    // live link, which points at the return address of the resumer's `call`.
     unsafe {
-        if FP {
-            suspend_asm!(
-                base,
-                transfer,
-                concat!(
-                    "push rbp\n",
-                    "push rbx\n",
-                    "sub rsp, 16\n",
-                    "stmxcsr [rsp]\n",
-                    "fnstcw [rsp + 4]\n",
-                    switch_fp_control!("rsp", "rdx - 16", "rsp + 8", "3", "2"),
-                ),
-                concat!(
-                    "stmxcsr [rdx - 16]\n",
-                    "fnstcw [rdx - 12]\n",
-                    "lea rsp, [rsi + 8]\n",
-                    switch_fp_control!("rdx - 16", "rsp", "rsp + 8", "5", "4"),
-                    "add rsp, 16\n",
-                    "pop rbx\n",
-                    "pop rbp\n",
-                )
-            );
-        } else {
-            suspend_asm!(
-                base,
-                transfer,
-                concat!("push rbp\n", "push rbx\n"),
-                concat!("lea rsp, [rsi + 8]\n", "pop rbx\n", "pop rbp\n")
-            );
-        }
+        core::arch::asm!(
+            "test dl, 1",
+            "jnz 8f",
+            "7:",
+            "mov rsp, [rdx - 8]",
+            "xor esi, esi",
+            "ret",
+            ".pushsection .text.unlikely.bobbin_finish_fp,\"ax\",@progbits",
+            "8:",
+            "and rdx, -2",
+            "sub rsp, 16",
+            "stmxcsr [rsp]",
+            "fnstcw [rsp + 4]",
+            switch_fp_control!("rsp", "rdx - 16", "rsp + 8", "3", "2"),
+            "jmp 7b",
+            ".popsection",
+            in("rdi") transfer,
+            in("rdx") tagged,
+            options(noreturn),
+        )
     }
-    transfer
 }
 
 /// The current MXCSR and x87 control word.

@@ -106,10 +106,22 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// finished, is running (resumed from inside itself), or overflowed its stack now.
     #[inline(always)]
     pub fn resume(&mut self, input: I) -> CoroutineResult<Y, R> {
+        match self.resume_unless_finished(input) {
+            Some(result) => result,
+            None => refused(Refusal::Finished),
+        }
+    }
+
+    /// Like [`resume`](Coroutine::resume), except that a coroutine that was already done
+    /// gives `None` (a generator's `next` after its end). One check of the coroutine's
+    /// state serves both.
+    #[inline(always)]
+    pub(crate) fn resume_unless_finished(&mut self, input: I) -> Option<CoroutineResult<Y, R>> {
         match self.raw.resume(input) {
-            Resumed::Yield(y) => CoroutineResult::Yield(y),
-            Resumed::Return(r) => CoroutineResult::Return(r),
+            Resumed::Yield(y) => Some(CoroutineResult::Yield(y)),
+            Resumed::Return(r) => Some(CoroutineResult::Return(r)),
             Resumed::Panicked(payload) => panic::resume_unwind(payload),
+            Resumed::Refused(Refusal::Finished) => None,
             Resumed::Refused(why) => refused(why),
         }
     }

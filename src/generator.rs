@@ -69,12 +69,9 @@ impl<T> Iterator for Generator<T> {
 
     #[inline(always)]
     fn next(&mut self) -> Option<T> {
-        if self.co.done() {
-            return None;
-        }
-        match self.co.resume(()) {
-            CoroutineResult::Yield(v) => Some(v),
-            CoroutineResult::Return(()) => None,
+        match self.co.resume_unless_finished(()) {
+            Some(CoroutineResult::Yield(v)) => Some(v),
+            Some(CoroutineResult::Return(())) | None => None,
         }
     }
 }

@@ -9,7 +9,7 @@
 //! no record of the running coroutine: the interrupted stack pointer says which stack the
 //! thread runs on ([`stack::guard_hit`] looks it up among the live stacks), and if the fault
 //! address lies in that stack's guard region and the coroutine layer tagged the stack with
-//! its base ([`coroutine_tag`]), the handler leaves through [`Context::set_from_signal`] to
+//! its base ([`arch::tagged_base`]), the handler leaves through [`Context::set_from_signal`] to
 //! the coroutine's resumer, found through the link slot below the base. The resumer sees
 //! [`arch::SWITCH_OVERFLOWED`] in place of a stack pointer. Any other fault goes to the
 //! previous handler, or, if there was none, to the default action, so a real crash still
@@ -28,13 +28,6 @@ use nix::libc;
 use crate::arch;
 use crate::context::Context;
 use crate::stack::{self, Stack};
-
-/// The tag the coroutine layer sets on a coroutine's stack ([`Stack::set_tag`]): its base,
-/// with the low bit set if it keeps floating-point control words of its own.
-pub(crate) fn coroutine_tag(base: usize, preserve_fp: bool) -> usize {
-    debug_assert!(base.is_multiple_of(16) && base != 0);
-    base | preserve_fp as usize
-}
 
 static PREV_SEGV: OnceLock<libc::sigaction> = OnceLock::new();
 static PREV_BUS: OnceLock<libc::sigaction> = OnceLock::new();
@@ -127,7 +120,7 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *
         ((*info).si_addr() as usize, (*uctx).uc_mcontext.gregs[libc::REG_RSP as usize] as usize)
     };
     if let Some(tag) = stack::guard_hit(addr, sp) {
-        let base = tag & !1;
+        let base = tag & !arch::KEEPS_FP;
         // The interrupted code runs on the stack of a coroutine of this thread and touched
         // its guard. `base - 8` is the coroutine's link slot: the resumer's stack pointer,
         // pointing at the return address of its `call`, with its rbx and rbp above.
@@ -140,7 +133,7 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *
         // the ucontext_t the kernel passed to this handler.
         unsafe {
             let link = *((base - arch::LINK_OFFSET) as *const usize);
-            let (mxcsr, fpcw) = if tag & 1 != 0 {
+            let (mxcsr, fpcw) = if tag & arch::KEEPS_FP != 0 {
                 let words = base - arch::FP_SLOT_OFFSET;
                 (*(words as *const u32), *((words + 4) as *const u16))
             } else {

@@ -3,10 +3,12 @@
 //! stack overflow. `crate::coroutine` builds the public API on [`RawCoroutine`] and
 //! [`Yielder`] without any unsafe code of its own.
 //!
-//! Values cross the switch through a [`Transfer`] that lives in the resumer's frame for
-//! the duration of one `resume`. The resumer passes its address with every entry into the
-//! coroutine; the coroutine writes what it yields (or returns) into it before switching
-//! back. Both sides only touch it while the other is suspended.
+//! Values cross the switch by address, in the one register each switch carries: the
+//! resumer passes the address of the input (kept in its frame), the coroutine the address
+//! of what it yields or returns (kept in its own frame, which stays in place while it is
+//! suspended, and after it finished until the resumer gave its stack back). The receiving
+//! side moves the value out; the sending side never touches it again. No side records the
+//! other's addresses, so nothing is written per switch beyond the values themselves.
 
 use std::any::{Any, TypeId};
 use std::cell::Cell;
@@ -67,42 +69,9 @@ enum State {
     Overflowed,
 }
 
-/// The part of a [`Transfer`] that does not depend on the return type, so a [`Yielder`]
-/// (which knows only `I` and `Y`) can use it.
-///
-/// No field carries a flag of its own: which one holds a value follows from the switch.
-/// `input` is written by the resumer before every entry except the one that asks the
-/// coroutine to unwind (the transfer address is then tagged with [`UNWIND`]); `yielded` is
-/// written by the coroutine when it suspends (the switch back reports a stack pointer).
-#[repr(C)]
-struct Head<I, Y> {
-    input: MaybeUninit<I>,
-    yielded: MaybeUninit<Y>,
-}
-
-#[repr(C)]
-struct Transfer<I, Y, R> {
-    head: Head<I, Y>,
-    /// Written by the entry function when the closure has returned or unwound (the switch
-    /// back reports [`arch::SWITCH_FINISHED`]).
-    done: MaybeUninit<std::thread::Result<R>>,
-}
-
-impl<I, Y, R> Transfer<I, Y, R> {
-    fn new() -> Self {
-        // A transfer holds a `Box`, so its address is even and the low bit is free for
-        // the tag.
-        const { assert!(align_of::<Self>() > UNWIND) };
-        Transfer {
-            head: Head { input: MaybeUninit::uninit(), yielded: MaybeUninit::uninit() },
-            done: MaybeUninit::uninit(),
-        }
-    }
-}
-
-/// Set in the transfer address the resumer passes to ask a suspended coroutine to unwind
-/// instead of continuing (it is being dropped).
-const UNWIND: usize = 1;
+/// The input address the resumer passes to ask a suspended coroutine to unwind instead of
+/// continuing (it is being dropped). A real input's address is never null.
+const UNWIND: usize = 0;
 
 /// The payload of the unwinding that dropping a suspended coroutine starts in it.
 struct ForcedUnwind;
@@ -198,7 +167,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
             frame.sub(2).write(entry::<I, Y, R, F> as *const () as usize);
             frame.sub(3).write(start as *const () as usize);
         }
-        stack.set_tag(trap::coroutine_tag(base, preserve_fp));
+        stack.set_tag(arch::tagged_base(base, preserve_fp));
         let discover = discoverable.map(|type_id| Discover {
             type_id,
             yielder: Cell::new(0),
@@ -259,20 +228,15 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
         if self.sp <= SP_RUNNING {
             return self.refuse();
         }
-        let mut transfer = Transfer::<I, Y, R>::new();
-        transfer.head.input.write(input);
-        let ret = self.switch_in::<DISCOVER>(&mut transfer, 0);
-        self.resumed(ret, &mut transfer)
-    }
-
-    /// What a resume that came back with `ret` produced.
-    #[inline(always)]
-    fn resumed(&mut self, ret: usize, transfer: &mut Transfer<I, Y, R>) -> Resumed<Y, R> {
+        // The coroutine moves the input out (or, if it overflows first, leaks it).
+        let mut input = MaybeUninit::new(input);
+        let (ret, out) = self.switch_in::<DISCOVER>(input.as_mut_ptr() as usize);
         if ret > arch::SWITCH_OVERFLOWED {
-            // SAFETY: a coroutine that suspended wrote what it yielded (Head's contract).
-            return Resumed::Yield(unsafe { transfer.head.yielded.assume_init_read() });
+            // SAFETY: a coroutine that suspends hands over the address of the value it
+            // yields, in its suspended frame, and never touches the value again.
+            return Resumed::Yield(unsafe { ptr::read(out as *const Y) });
         }
-        self.ended(ret, transfer)
+        self.ended(ret, out)
     }
 
     #[cold]
@@ -286,12 +250,11 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
     /// The coroutine finished or overflowed during this resume.
     #[cold]
     #[inline(never)]
-    fn ended(&mut self, ret: usize, transfer: &mut Transfer<I, Y, R>) -> Resumed<Y, R> {
+    fn ended(&mut self, ret: usize, out: usize) -> Resumed<Y, R> {
         match ret {
             arch::SWITCH_FINISHED => {
-                self.finish();
-                // SAFETY: a coroutine that finished wrote its result (Transfer's contract).
-                match unsafe { transfer.done.assume_init_read() } {
+                // SAFETY: a coroutine that finished handed over the address of its result.
+                match unsafe { self.take_result(out) } {
                     Ok(r) => Resumed::Return(r),
                     Err(payload) => Resumed::Panicked(payload),
                 }
@@ -306,24 +269,36 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
         }
     }
 
-    /// Switches into the coroutine, which must be fresh or suspended, with `transfer` (its
-    /// address tagged with `tag`: 0 or [`UNWIND`]); records and returns what the switch
-    /// back reported. With `DISCOVER`, the coroutine is this thread's current discoverable
-    /// one meanwhile (if it is one).
+    /// Moves the result out of a coroutine that has just finished, then gives its stack
+    /// back.
+    ///
+    /// # Safety
+    /// `out` must be what the switch that reported [`arch::SWITCH_FINISHED`] handed over:
+    /// the address of the entry function's result, in its abandoned frame.
+    unsafe fn take_result(&mut self, out: usize) -> std::thread::Result<R> {
+        // SAFETY: upheld by the caller; the stack, and so the frame, is still ours.
+        let result = unsafe { ptr::read(out as *const std::thread::Result<R>) };
+        self.finish();
+        result
+    }
+
+    /// Switches into the coroutine, which must be fresh or suspended, with `input` (the
+    /// address of an input, or [`UNWIND`]); records the stack pointer the switch back
+    /// reported and returns it with the word that came with it. With `DISCOVER`, the
+    /// coroutine is this thread's current discoverable one meanwhile (if it is one).
     #[inline(always)]
-    fn switch_in<const DISCOVER: bool>(&mut self, transfer: &mut Transfer<I, Y, R>, tag: usize) -> usize {
+    fn switch_in<const DISCOVER: bool>(&mut self, input: usize) -> (usize, usize) {
         let prev = DISCOVER.then(|| CURRENT.replace(self.discover.as_ref().map_or(ptr::null(), |d| d as *const _)));
         let sp = std::mem::replace(&mut self.sp, SP_RUNNING);
         // `sp` is this coroutine's saved stack pointer (its initial frame, or what the last
         // switch back returned) and `base` its stack base; the stack is owned by self.
-        // SAFETY: as above; the transfer outlives the switch, and the coroutine writes to
-        // it only until it switches back.
-        let ret = unsafe { arch::resume(transfer as *mut Transfer<I, Y, R> as usize | tag, sp, self.base) };
+        // SAFETY: as above; the input (if any) outlives the switch.
+        let (ret, out) = unsafe { arch::resume(input, sp, self.base) };
         self.sp = ret;
         if let Some(prev) = prev {
             CURRENT.set(prev);
         }
-        ret
+        (ret, out)
     }
 
     fn finish(&mut self) {
@@ -354,12 +329,10 @@ impl<I, Y, R> Drop for RawCoroutine<I, Y, R> {
             State::Suspended => {
                 // Unwind the coroutine's stack: its pending `suspend` sees the tag and
                 // starts an unwinding that the entry function catches.
-                let mut transfer = Transfer::<I, Y, R>::new();
-                match self.switch_in::<true>(&mut transfer, UNWIND) {
-                    arch::SWITCH_FINISHED => {
-                        self.finish();
-                        // SAFETY: a coroutine that finished wrote its result.
-                        if let Err(payload) = unsafe { transfer.done.assume_init_read() } {
+                match self.switch_in::<true>(UNWIND) {
+                    (arch::SWITCH_FINISHED, out) => {
+                        // SAFETY: a coroutine that finished handed over its result.
+                        if let Err(payload) = unsafe { self.take_result(out) } {
                             // A destructor panicked while unwinding: report it like any
                             // panic from a drop, unless this thread already panics.
                             if !is_forced_unwind(payload.as_ref()) && !std::thread::panicking() {
@@ -367,7 +340,7 @@ impl<I, Y, R> Drop for RawCoroutine<I, Y, R> {
                             }
                         }
                     }
-                    arch::SWITCH_OVERFLOWED => self.overflowed(),
+                    (arch::SWITCH_OVERFLOWED, _) => self.overflowed(),
                     _ => {
                         // It suspended during its forced unwinding: nobody can ever resume
                         // it, and its frames cannot be left half-unwound.
@@ -429,26 +402,22 @@ thread_local! {
     static CURRENT: Cell<*const Discover> = const { Cell::new(ptr::null()) };
 }
 
-/// First Rust code on a coroutine stack, called by `bobbin_coroutine_start`.
+/// First Rust code on a coroutine stack, called by `bobbin_coroutine_start`. Never
+/// returns: it leaves through [`arch::finish`], handing the resumer its result.
 ///
 /// # Safety
-/// `transfer` points at a live `Transfer<I, Y, R>` holding the first input, and `base` at
-/// a valid `Start<F>` placed by `RawCoroutine::new_inner`.
-unsafe extern "C" fn entry<I, Y, R, F>(transfer: usize, base: usize)
+/// `input` is the address of the first input, which the resumer no longer touches, and
+/// `base` holds a valid `Start<F>` placed by `RawCoroutine::new_inner`.
+unsafe extern "C" fn entry<I, Y, R, F>(input: usize, base: usize) -> !
 where
     F: FnOnce(&Yielder<I, Y>, I) -> R,
 {
-    assert!(transfer & UNWIND == 0, "a coroutine is never started only to be dropped");
+    assert!(input != UNWIND, "a coroutine is never started only to be dropped");
     // SAFETY: upheld by the caller: the closure is read out exactly once (the coroutine is
-    // no longer Fresh, so it will not be dropped in place), and the transfer is live and,
-    // being untagged, holds the first input.
-    let (start, input) = unsafe {
-        let start = ptr::read(base as *const Start<F>);
-        let input = (*(transfer as *mut Head<I, Y>)).input.assume_init_read();
-        (start, input)
-    };
+    // no longer Fresh, so it will not be dropped in place), and the input is moved out.
+    let (start, input) = unsafe { (ptr::read(base as *const Start<F>), ptr::read(input as *const I)) };
     let Start { f, preserve_fp, discoverable } = start;
-    let yielder = Yielder { base, preserve_fp, transfer: Cell::new(transfer), _marker: PhantomData };
+    let yielder = Yielder { tagged: arch::tagged_base(base, preserve_fp), _marker: PhantomData };
     if discoverable {
         // SAFETY: a non-null CURRENT points at the record of the discoverable coroutine
         // being resumed, which lives in the RawCoroutine borrowed by that resume.
@@ -459,10 +428,11 @@ where
             current.yielder.set(&yielder as *const Yielder<I, Y> as usize);
         }
     }
-    let result = panic::catch_unwind(AssertUnwindSafe(|| f(&yielder, input)));
-    // SAFETY: the transfer of the latest resume (kept untagged by the Yielder) is live until
-    // we switch back, and the resumer reads `done` only after this switch back.
-    unsafe { (*(yielder.transfer.get() as *mut Transfer<I, Y, R>)).done.write(result) };
+    let mut result = MaybeUninit::new(panic::catch_unwind(AssertUnwindSafe(|| f(&yielder, input))));
+    // SAFETY: we run on the coroutine's stack, whose link holds the resumer's stack
+    // pointer; this frame, and the result in it, stay in place until the resumer has moved
+    // the result out and given the stack back, and nothing runs here again.
+    unsafe { arch::finish(yielder.tagged, result.as_mut_ptr() as usize) }
 }
 
 /// The handle a coroutine uses to suspend itself, handing a value out and receiving the
@@ -472,13 +442,9 @@ where
 /// closure (`&Yielder`), for no longer than the closure runs; it is neither `Send` nor
 /// `Sync`, so it cannot leave the coroutine or its thread.
 pub struct Yielder<I, Y> {
-    base: usize,
-    /// Whether the coroutine keeps floating-point control words of its own, which decides
-    /// its side of the switch.
-    preserve_fp: bool,
-    /// Address of the transfer of the resume in progress (untagged; while the coroutine
-    /// unwinds because it was dropped, the dropping resumer's).
-    transfer: Cell<usize>,
+    /// The coroutine's stack base, tagged with whether it keeps floating-point control
+    /// words of its own, which decides its side of the switch ([`arch::tagged_base`]).
+    tagged: usize,
     _marker: NotSendMarker<fn(Y) -> I>,
 }
 
@@ -495,46 +461,37 @@ impl<I, Y> Yielder<I, Y> {
     /// is nobody left to resume it, and letting it continue would be unsound.
     #[inline(always)]
     pub fn suspend(&self, val: Y) -> I {
-        let head = self.transfer.get() as *mut Head<I, Y>;
-        // SAFETY: the transfer of the current resume is live while the coroutine runs, and
-        // nobody else touches it until we switch back.
-        unsafe { (*head).yielded.write(val) };
+        // The resumer moves the value out of this frame while we are suspended (or, if it
+        // is dropping the coroutine and aborts, leaves it).
+        let mut val = MaybeUninit::new(val);
         // SAFETY: we run on the coroutine's stack (a Yielder is only reachable from its
-        // own closure) and the link slot holds the resumer's stack pointer.
-        let transfer = unsafe {
-            if self.preserve_fp {
-                arch::suspend::<true>(self.base)
-            } else {
-                arch::suspend::<false>(self.base)
-            }
-        };
-        if transfer & UNWIND != 0 {
-            self.start_unwinding(transfer);
+        // own closure) and the link slot holds the resumer's stack pointer; `val` stays in
+        // place until we are resumed.
+        let input = unsafe { arch::suspend(self.tagged, val.as_mut_ptr() as usize) };
+        if input == UNWIND {
+            start_unwinding();
         }
-        self.transfer.set(transfer);
-        // SAFETY: the resumer passed the address of its live transfer, untagged, so it
-        // wrote the input (Head's contract).
-        unsafe { (*(transfer as *mut Head<I, Y>)).input.assume_init_read() }
+        // SAFETY: the resumer passed the address of an input it no longer touches.
+        unsafe { ptr::read(input as *const I) }
     }
 }
 
-impl<I, Y> Yielder<I, Y> {
-    /// The coroutine is being dropped: unwind its stack from the pending `suspend`.
-    ///
-    /// A suspend during that unwinding (a destructor, or code that caught it, tried to
-    /// suspend) hands its value to the dropping resumer's transfer and switches back to it,
-    /// which aborts the process (see `RawCoroutine`'s `Drop`).
-    #[cold]
-    #[inline(never)]
-    fn start_unwinding(&self, transfer: usize) -> ! {
-        self.transfer.set(transfer & !UNWIND);
-        panic::resume_unwind(Box::new(ForcedUnwind));
-    }
+/// The coroutine is being dropped: unwind its stack from the pending `suspend`.
+///
+/// A suspend during that unwinding (a destructor, or code that caught it, tried to suspend)
+/// switches back to the dropping resumer, which aborts the process (see `RawCoroutine`'s
+/// `Drop`).
+#[cold]
+#[inline(never)]
+fn start_unwinding() -> ! {
+    panic::resume_unwind(Box::new(ForcedUnwind));
 }
 
 impl<I, Y> fmt::Debug for Yielder<I, Y> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Yielder").field("base", &format_args!("{:#x}", self.base)).finish_non_exhaustive()
+        f.debug_struct("Yielder")
+            .field("base", &format_args!("{:#x}", self.tagged & !arch::KEEPS_FP))
+            .finish_non_exhaustive()
     }
 }
 
