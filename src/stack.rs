@@ -16,6 +16,7 @@
 //! a coroutine costs no system call in the steady state. A recycled stack keeps the pages
 //! its last user touched; [`StackPool::trim`] gives them back.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::ops::Range;
@@ -663,14 +664,41 @@ fn with_pool_of_rounded_size<R>(size: usize, f: impl FnOnce(&mut StackPool) -> R
         .ok_or_else(|| Error::InvalidStackSize { size, reason: "the thread's stack pool is not available here" })
 }
 
-/// Takes a stack from this thread's pool.
+thread_local! {
+    /// The stack the coroutine layer gave back last on this thread, kept in front of the
+    /// pools: a program that creates and finishes coroutines one after another (a
+    /// generator per call, say) reuses it without looking its pool up.
+    ///
+    /// A spare keeps the tag of the coroutine that used it: nothing runs on it, so the
+    /// fault handler can never find it, and the next coroutine tags it before it runs.
+    /// Anything else that takes it (its pool, or dropping it) clears the tag.
+    static SPARE: Cell<Option<Stack>> = const { Cell::new(None) };
+}
+
+/// Takes a stack of `size` bytes (rounded up to pages) for a coroutine: this thread's
+/// spare if it has that size, otherwise one from this thread's pool.
 pub(crate) fn pooled_stack(size: usize) -> Result<Stack, Error> {
+    if let Some(spare) = SPARE.try_with(Cell::take).ok().flatten() {
+        if spare.size == size || checked_stack_size(size).is_ok_and(|rounded| rounded == spare.size) {
+            return Ok(spare);
+        }
+        return_to_pool(spare);
+    }
     with_thread_pool(size, |p| p.get())?
 }
 
-/// Hands a stack back to this thread's pool (or drops it if the pool is unavailable,
+/// Hands back the stack of a coroutine that finished: it becomes this thread's spare, and
+/// the spare it replaces goes back to its pool (or is dropped if the pool is unavailable,
 /// as during thread exit).
 pub(crate) fn recycle_stack(stack: Stack) {
+    // If the spare is gone (thread exit), the closure, and the stack in it, is dropped.
+    if let Ok(Some(previous)) = SPARE.try_with(|spare| spare.replace(Some(stack))) {
+        return_to_pool(previous);
+    }
+}
+
+/// Puts a stack back into this thread's pool for its size.
+fn return_to_pool(stack: Stack) {
     let size = stack.size;
     let mut slot = Some(stack);
     let _ = with_pool_of_rounded_size(size, |p| {
