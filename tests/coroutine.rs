@@ -316,6 +316,39 @@ fn stack_overflow_is_reported_and_the_thread_goes_on() {
     });
 }
 
+/// The address of a local of the calling frame: where on which stack it runs.
+#[inline(never)]
+fn here() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&marker) as *const u8 as usize
+}
+
+#[test]
+fn a_finished_coroutines_stack_serves_the_next_and_overflows_there_are_still_caught() {
+    common::in_child_ok("a_finished_coroutines_stack_serves_the_next_and_overflows_there_are_still_caught", || {
+        let size = 64 * 1024;
+        let mut first: Coroutine<(), (), usize> = Builder::new().stack_size(size).spawn(|_, ()| here()).unwrap();
+        let first_at = first.resume(()).as_return().unwrap();
+        drop(first);
+        // A closure of another size puts the next coroutine's frames at another place on
+        // the same stack, so an overflow there is only caught if the stack was tagged anew.
+        let ballast = [3u64; 256];
+        let mut next: Coroutine<(), usize, u64> = Builder::new()
+            .stack_size(size)
+            .spawn(move |y, ()| {
+                y.suspend(here());
+                common::recurse_forever(std::hint::black_box(&ballast)[0])
+            })
+            .unwrap();
+        let next_at = next.resume(()).as_yield().unwrap();
+        assert!(first_at.abs_diff(next_at) < size, "the finished coroutine's stack was not reused");
+        assert_ne!(first_at, next_at, "the two coroutines should lay out their frames differently");
+        assert!(matches!(next.try_resume(()), Err(Error::StackOverflow { stack_size }) if stack_size == size));
+        let mut after: Coroutine<(), (), u32> = Builder::new().stack_size(size).spawn(|_, ()| 5).unwrap();
+        assert_eq!(after.resume(()), CoroutineResult::Return(5));
+    });
+}
+
 #[test]
 fn a_thousand_overflows_leak_no_mappings() {
     common::in_child_ok("a_thousand_overflows_leak_no_mappings", || {
