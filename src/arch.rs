@@ -67,7 +67,8 @@ extern "C" {
 /// `$current` (MXCSR at +0, x87 control word at +4) to the ones at `$target`, if their control
 /// bits differ; `$scratch` is 4 bytes of free memory. Loads only control bits: the current
 /// MXCSR status flags are kept, because reloading differing sticky flags is a serialising
-/// `ldmxcsr` on every switch. `$cold` and `$back` are distinct label numbers.
+/// `ldmxcsr` on every switch. `$cold` and `$back` are distinct label numbers (local ones, so
+/// several uses in one asm block can share them).
 ///
 /// Each word is compared with a load of its own width: an 8-byte load of the pair would
 /// span the two separate stores that `stmxcsr` and `fnstcw` just made, which the CPU cannot
@@ -122,6 +123,22 @@ macro_rules! switch_fp_control {
             $back,
             "b\n",
             ".popsection\n",
+        )
+    };
+}
+
+/// The cold start of a switch back to the resumer by a coroutine that keeps its own
+/// floating-point control words: untags the base in rdx, records this side's words in a
+/// 16-byte block pushed on the coroutine's stack (its last 8 bytes scratch), and loads the
+/// resumer's from the FP slot (`base - 16`). Uses labels 2 and 3.
+macro_rules! leave_own_fp_control {
+    () => {
+        concat!(
+            "and rdx, -2\n",
+            "sub rsp, 16\n",
+            "stmxcsr [rsp]\n",
+            "fnstcw [rsp + 4]\n",
+            switch_fp_control!("rsp", "rdx - 16", "rsp + 8", "3", "2"),
         )
     };
 }
@@ -204,11 +221,11 @@ pub(crate) fn tagged_base(base: usize, keeps_fp: bool) -> usize {
 #[inline(always)]
 pub(crate) unsafe fn suspend(tagged: usize, transfer: usize) -> usize {
     let received: usize;
+    // The resumer's `call` pushed the return address the `ret` pops; when it enters again
+    // (at label 7, or 9 in the other mode, whichever this suspend pushed), rsi holds the
+    // stack pointer saved here and rdx the untagged base.
     // SAFETY: the caller guarantees we run on the coroutine stack with this base and a
-    // live link; the frame protocol is the one `resume` follows: the resumer's `call`
-    // pushed the return address the `ret` pops, and when the resumer enters again (at
-    // label 7, or 9 for the other mode, whichever this suspend pushed), rsi holds the stack
-    // pointer saved here and rdx the untagged base.
+    // live link; the frame protocol is the one `resume` follows, as above.
     unsafe {
         core::arch::asm!(
             "push rbp",
@@ -216,6 +233,7 @@ pub(crate) unsafe fn suspend(tagged: usize, transfer: usize) -> usize {
             "test dl, 1",
             "jnz 8f",
             "lea rax, [rip + 7f]",
+            "5:",
             "push rax",
             "mov rsi, rsp",
             "mov rsp, [rdx - 8]",
@@ -228,22 +246,15 @@ pub(crate) unsafe fn suspend(tagged: usize, transfer: usize) -> usize {
             "pop rbp",
             ".pushsection .text.unlikely.bobbin_suspend_fp,\"ax\",@progbits",
             "8:",
-            "and rdx, -2",
-            "sub rsp, 16",
-            "stmxcsr [rsp]",
-            "fnstcw [rsp + 4]",
-            switch_fp_control!("rsp", "rdx - 16", "rsp + 8", "3", "2"),
+            leave_own_fp_control!(),
             "lea rax, [rip + 9f]",
-            "push rax",
-            "mov rsi, rsp",
-            "mov rsp, [rdx - 8]",
-            "ret",
+            "jmp 5b",
             "9:",
             "mov [rdx - 8], rsp",
             "stmxcsr [rdx - 16]",
             "fnstcw [rdx - 12]",
             "lea rsp, [rsi + 8]",
-            switch_fp_control!("rdx - 16", "rsp", "rsp + 8", "5", "4"),
+            switch_fp_control!("rdx - 16", "rsp", "rsp + 8", "3", "2"),
             "add rsp, 16",
             "jmp 6b",
             ".popsection",
@@ -282,11 +293,7 @@ pub(crate) unsafe fn finish(tagged: usize, transfer: usize) -> ! {
             "ret",
             ".pushsection .text.unlikely.bobbin_finish_fp,\"ax\",@progbits",
             "8:",
-            "and rdx, -2",
-            "sub rsp, 16",
-            "stmxcsr [rsp]",
-            "fnstcw [rsp + 4]",
-            switch_fp_control!("rsp", "rdx - 16", "rsp + 8", "3", "2"),
+            leave_own_fp_control!(),
             "jmp 7b",
             ".popsection",
             in("rdi") transfer,
