@@ -35,6 +35,13 @@ pub(crate) enum Resumed<Y, R> {
     Refused(Refusal),
 }
 
+/// How a resume that did not end in a yield ended.
+enum Ended<R> {
+    Return(R),
+    Panicked(Box<dyn Any + Send + 'static>),
+    Overflowed,
+}
+
 /// Why a resume produced no value.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Refusal {
@@ -231,12 +238,18 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
         // The coroutine moves the input out (or, if it overflows first, leaks it).
         let mut input = MaybeUninit::new(input);
         let (ret, out) = self.switch_in::<DISCOVER>(input.as_mut_ptr() as usize);
-        if ret > arch::SWITCH_OVERFLOWED {
+        // A switch never reports SP_RUNNING, so this test is also the one the next resume
+        // starts with: a loop of resumes tests the state once per round.
+        if ret > SP_RUNNING {
             // SAFETY: a coroutine that suspends hands over the address of the value it
             // yields, in its suspended frame, and never touches the value again.
             return Resumed::Yield(unsafe { ptr::read(out as *const Y) });
         }
-        self.ended(ret, out)
+        match self.ended(ret, out) {
+            Ended::Return(r) => Resumed::Return(r),
+            Ended::Panicked(payload) => Resumed::Panicked(payload),
+            Ended::Overflowed => Resumed::Refused(Refusal::Overflowed { stack_size: self.stack_size }),
+        }
     }
 
     #[cold]
@@ -247,23 +260,25 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
         })
     }
 
-    /// The coroutine finished or overflowed during this resume.
+    /// The coroutine finished or overflowed during this resume. The result cannot be a
+    /// [`Resumed::Yield`], so a loop of resumes has no way back in through this call and
+    /// the compiler may keep the coroutine's state in registers across the loop.
     #[cold]
     #[inline(never)]
-    fn ended(&mut self, ret: usize, out: usize) -> Resumed<Y, R> {
+    fn ended(&mut self, ret: usize, out: usize) -> Ended<R> {
         match ret {
             arch::SWITCH_FINISHED => {
                 // SAFETY: a coroutine that finished handed over the address of its result.
                 match unsafe { self.take_result(out) } {
-                    Ok(r) => Resumed::Return(r),
-                    Err(payload) => Resumed::Panicked(payload),
+                    Ok(r) => Ended::Return(r),
+                    Err(payload) => Ended::Panicked(payload),
                 }
             }
             arch::SWITCH_OVERFLOWED => {
                 // Whatever the abandoned frames had not consumed (at most the input) leaks
                 // with them.
                 self.overflowed();
-                Resumed::Refused(Refusal::Overflowed { stack_size: self.stack_size })
+                Ended::Overflowed
             }
             _ => unreachable!("a coroutine that switches back has yielded, returned, panicked or overflowed"),
         }
