@@ -9,8 +9,11 @@
 #   bobbin_context_set(to: *const Context [rdi]) -> !
 #   bobbin_context_bootstrap   first code run by a fresh context (never called directly)
 #   bobbin_context_backstop    where a fresh context's entry function returns to
-# and one trampoline serves the safe coroutine layer:
-#   bobbin_coroutine_start     first code run by a fresh coroutine
+# and three entry points serve the safe coroutine layer:
+#   bobbin_coroutine_start        first code run by a fresh coroutine
+#   bobbin_coroutine_start_fp     every entry and exit of one that keeps its own
+#                                 floating-point control words
+#   bobbin_coroutine_start_inner  the first entry of the latter
 #
 # Initial stack of a context prepared by Context::init (addresses grow upwards):
 #
@@ -242,49 +245,89 @@ bobbin_context_backstop:
     .size bobbin_context_backstop_fde, .-bobbin_context_backstop_fde
 
 # ---------------------------------------------------------------------------------------
-# bobbin_coroutine_start, bobbin_coroutine_start_fp
+# The coroutine layer's entry points: bobbin_coroutine_start, bobbin_coroutine_start_fp
 #
-# First code run by a coroutine of the safe layer: the first for a coroutine that shares
-# the resumer's floating-point control words, the second for one that keeps its own. The
-# resumer (arch::resume) reaches them with `call [rsi]`, so on entry:
-#   rsp = the resumer's stack, pointing at the return address that call pushed; above it
-#         its rbx and rbp
-#   rdi = the address of the first input, for the entry function
-#   rsi = the coroutine's initial stack pointer, which points at the slot holding the
-#         address of this function
-#   rdx = the coroutine's stack base: [rdx - 8] is the link (the resumer's rsp),
-#         [rdx - 16] the entry function, [rdx - 24] the slot rsi points at
+# The resumer (arch::resume) enters a coroutine with `call [rsi]`, rsi being the
+# coroutine's saved stack pointer, and the coroutine leaves with a `ret` that pops the
+# address that call pushed (arch::suspend, arch::finish). These entry points handle the
+# first entry, and, for a coroutine that keeps floating-point control words of its own,
+# every entry and exit: that mode costs the switch nothing when it is off. On entry:
+#   rsp = the resumer's stack, pointing at the return address its call pushed; above it
+#         its rbx and rbp (see arch.rs)
+#   rdi = the word for the coroutine (the address of the input)
+#   rsi = the coroutine's saved stack pointer, pointing at the address just called
+#   rdx = the coroutine's stack base
 #
-#        +--------------------------+  <- base (16-byte aligned; the closure lies above)
-#        | link: resumer's rsp      |  base - 8
-#        | entry function           |  base - 16   <- rsp once switched; later the FP slot
-#        | bobbin_coroutine_start   |  base - 24   <- initial stack pointer (rsi)
-#        +--------------------------+
+# Base area of a coroutine stack (the closure's start record lies above the base):
 #
-# Calls entry(rdi, base), which never returns: when the coroutine is finished, the entry
-# function switches back to the resumer itself (arch::finish), so that the result it hands
-# over stays in its live frame until the resumer has read it.
+#        +-------------------------------+  <- base (16-byte aligned)
+#        | link: the resumer's rsp       |  base - 8
+#        | FP slot: the resumer's words  |  base - 16   (own-words mode)
+#        | entry function, then the      |  base - 24
+#        |   coroutine's own words       |              (own-words mode)
+#        | bobbin_coroutine_start_inner, |  base - 32   (own-words mode)
+#        |   then the resume address     |
+#        | start or start_fp             |  base - 40   <- initial stack pointer
+#        +-------------------------------+
 #
-# The _fp variant first stores the resumer's control words in the FP slot (base - 16, once
-# the entry function's address is in a register), where the coroutine's suspends keep them
-# up to date and arch::finish finds them.
+# A control-word block is the MXCSR at +0 and the x87 control word at +4.
+
+# BOBBIN_SWITCH_FP_CONTROL current, target, scratch
 #
-# CFI: once rsp is base - 16, the caller of this frame is the resumer, found through the
-# link at [rsp + 8]: the resumer's call pushed its return address at link, with rbx and
-# rbp above. CFA = link + 24 is the resumer's rsp before it entered its switch, which is
-# what the resumer's own CFI expects.
-#   DW_CFA_def_cfa_expression, 5 bytes: DW_OP_breg7 (rsp) 8, DW_OP_deref, DW_OP_plus_uconst 24
+# Switches the floating-point control words from the block at `current` to the one at
+# `target`, loading only a word whose control bits differ: the current MXCSR status flags
+# are kept, because reloading differing sticky flags makes every switch pay a serialising
+# ldmxcsr. Each word is compared with a load of its own width (an 8-byte load of the pair
+# would span the two stores stmxcsr and fnstcw just made, which the CPU cannot forward).
+# `scratch` is 4 bytes of free memory. Uses ecx and r8d, and local labels 4 and 5.
+.macro BOBBIN_SWITCH_FP_CONTROL current, target, scratch
+    mov ecx, [\current]
+    xor ecx, [\target]
+    test ecx, BOBBIN_MXCSR_CONTROL
+    jz 4f
+    mov ecx, [\target]
+    and ecx, BOBBIN_MXCSR_CONTROL
+    mov r8d, [\current]
+    and r8d, BOBBIN_MXCSR_STATUS
+    or ecx, r8d
+    mov [\scratch], ecx
+    ldmxcsr [\scratch]
+4:
+    mov cx, [\current + 4]
+    cmp cx, [\target + 4]
+    je 5f
+    fldcw [\target + 4]
+5:
+.endm
+
+# BOBBIN_COROUTINE_BEGIN caller_offset
 #
-# BOBBIN_COROUTINE_ENTER is the part both start the same way: record the link, move to the
-# coroutine's stack (rsp = base - 16), and describe the resumer as the caller.
-.macro BOBBIN_COROUTINE_ENTER
+# Records the link, moves to the coroutine's stack (rsp = base - 32, 16-byte aligned) and
+# calls the entry function, entry(rdi, base), which never returns: when the coroutine is
+# finished, the entry function switches back to the resumer itself (arch::finish), so that
+# the result it hands over stays in its live frame until the resumer has read it.
+#
+# CFI: the caller of this frame is found through the link, at [rsp + 24] once rsp is base
+# - 32: the return address is at link, and the caller's CFA at link + caller_offset. For a
+# plain coroutine the caller is the resumer (caller_offset 24: its call pushed the return
+# address at link with rbx and rbp above, where the CFI finds them, and link + 24 is its
+# rsp before it entered its switch, which its own CFI expects). In own-words mode it is bobbin_coroutine_start_fp,
+# whose call is at link (caller_offset 8).
+#   DW_CFA_def_cfa_expression, 5 bytes: DW_OP_breg7 (rsp) 24, DW_OP_deref,
+#   DW_OP_plus_uconst caller_offset
+.macro BOBBIN_COROUTINE_BEGIN caller_offset
     .cfi_undefined 16
     mov [rdx - 8], rsp
-    lea rsp, [rsi + 8]
-    .cfi_escape 0x0f, 0x05, 0x77, 0x08, 0x06, 0x23, 0x18
-    .cfi_offset 16, -24
+    lea rsp, [rdx - 32]
+    .cfi_escape 0x0f, 0x05, 0x77, 0x18, 0x06, 0x23, \caller_offset
+    .cfi_offset 16, -\caller_offset
+    .if \caller_offset == 24
     .cfi_offset 3, -16
     .cfi_offset 6, -8
+    .endif
+    mov rsi, rdx
+    call [rdx - 24]
+    ud2
 .endm
 
     .p2align 4
@@ -292,24 +335,68 @@ bobbin_context_backstop:
     .type bobbin_coroutine_start,@function
 bobbin_coroutine_start:
     .cfi_startproc
-    BOBBIN_COROUTINE_ENTER
-    mov rsi, rdx
-    call [rsp]
-    ud2
+    BOBBIN_COROUTINE_BEGIN 24
     .cfi_endproc
     .size bobbin_coroutine_start, .-bobbin_coroutine_start
 
+# ---------------------------------------------------------------------------------------
+# bobbin_coroutine_start_fp, for a coroutine that keeps its own control words.
+#
+# Every entry of such a coroutine comes here: the first through its initial stack pointer,
+# the others because each exit leaves the address of .Lbobbin_fp_enter where the coroutine's
+# saved stack pointer points, and moves the resume address it replaces to base - 32. An
+# entry stores the resumer's words in the FP slot, loads the coroutine's, and enters the
+# coroutine with a call, whose return address is .Lbobbin_fp_leave: the coroutine's `ret`
+# comes back here, as predicted, and this frame's `ret` returns to the resumer, as
+# predicted too. The exit stores the coroutine's words (the first entry starts the
+# coroutine with the resumer's) and loads the resumer's. rdi, rsi and rdx pass through.
+#
+# The fault handler, after an overflow, returns to the resumer past this frame (link + 8)
+# and loads the resumer's words from the FP slot itself.
+#
+# CFI: no instruction here moves rsp, which points at the resumer's return address with its
+# rbx and rbp above, as on entry to bobbin_coroutine_start.
     .p2align 4
     .globl bobbin_coroutine_start_fp
     .type bobbin_coroutine_start_fp,@function
 bobbin_coroutine_start_fp:
     .cfi_startproc
-    BOBBIN_COROUTINE_ENTER
-    mov rax, [rsp]
-    stmxcsr [rsp]
-    fnstcw [rsp + 4]
-    mov rsi, rdx
-    call rax
-    ud2
+    .cfi_def_cfa_offset 24
+    .cfi_offset 16, -24
+    .cfi_offset 3, -16
+    .cfi_offset 6, -8
+    stmxcsr [rdx - 16]
+    fnstcw [rdx - 12]
+    jmp .Lbobbin_fp_call
+.Lbobbin_fp_enter:
+    stmxcsr [rdx - 16]
+    fnstcw [rdx - 12]
+    BOBBIN_SWITCH_FP_CONTROL rdx - 16, rdx - 24, rsp - 8
+.Lbobbin_fp_call:
+    call [rdx - 32]
+.Lbobbin_fp_leave:
+    stmxcsr [rdx - 24]
+    fnstcw [rdx - 20]
+    # rsi = 0: the coroutine finished and is never entered again.
+    test rsi, rsi
+    jz 6f
+    mov rax, [rsi]
+    mov [rdx - 32], rax
+    lea rax, [rip + .Lbobbin_fp_enter]
+    mov [rsi], rax
+6:
+    BOBBIN_SWITCH_FP_CONTROL rdx - 24, rdx - 16, rsp - 8
+    ret
     .cfi_endproc
     .size bobbin_coroutine_start_fp, .-bobbin_coroutine_start_fp
+
+# bobbin_coroutine_start_inner: the first entry of a coroutine in own-words mode, called by
+# bobbin_coroutine_start_fp through base - 32.
+    .p2align 4
+    .globl bobbin_coroutine_start_inner
+    .type bobbin_coroutine_start_inner,@function
+bobbin_coroutine_start_inner:
+    .cfi_startproc
+    BOBBIN_COROUTINE_BEGIN 8
+    .cfi_endproc
+    .size bobbin_coroutine_start_inner, .-bobbin_coroutine_start_inner

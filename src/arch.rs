@@ -9,16 +9,17 @@
 //! be declared clobbered and are pushed by hand.
 //!
 //! Floating-point control words come in two modes, fixed per coroutine: shared with the
-//! resumer (the default: nothing is read or written) or kept per side. Only the
-//! coroutine's side does anything about them, so [`resume`] is the same in both modes: a
-//! coroutine that keeps its own words stores the resumer's in its stack's FP slot
-//! (`base - 16`) each time it is entered and switches between the two sets itself. The
-//! mode travels as the low bit of the base the coroutine's side passes ([`tagged_base`]),
-//! and is tested inside the asm, so the compiler sees one shape of switch either way.
+//! resumer (the default: nothing is read or written) or kept per side. The switch itself
+//! is the same in both: a coroutine that keeps its own words is entered through
+//! `bobbin_coroutine_start_fp` every time (its saved stack pointer points at that entry),
+//! which stores the resumer's words in the stack's FP slot (`base - 16`), loads the
+//! coroutine's, and calls on into the coroutine, so that the coroutine's `ret` comes back
+//! to it to switch the words back. The mode thus costs the common switch nothing, not even
+//! a test.
 //!
 //! Frame left on the resumer's stack while the child runs (`link` is the resumer's stack
-//! pointer, stored at `base - 8` of the child stack; the CFI of `bobbin_coroutine_start`
-//! and the fault handler rely on this exact layout):
+//! pointer, stored at `base - 8` of the child stack; the CFI of the entry points and the
+//! fault handler rely on this exact layout):
 //!
 //! ```text
 //! link + 16  saved rbp
@@ -26,10 +27,13 @@
 //! link       return address pushed by `call`
 //! ```
 //!
+//! A coroutine that keeps its own words has one more word below: the return address into
+//! `bobbin_coroutine_start_fp`, and `link` points at it.
+//!
 //! The child's suspended frame has the same shape on the child stack, with the resume
-//! address in place of the return address (and, when it keeps its own control words, a
-//! 16-byte block of them between that address and rbx); the child's saved stack pointer
-//! points at it.
+//! address in place of the return address; the child's saved stack pointer points at it.
+//! The words below the child's stack base are described in `asm/x86_64_sysv.S`
+//! ([`initial_frame`] writes them).
 //!
 //! Registers across a switch: the resumer enters with rdi = one word for the child (the
 //! coroutine layer passes the address of the input), rsi = the child's saved stack pointer,
@@ -59,88 +63,10 @@ extern "C" {
     /// First code run by a fresh coroutine that shares the resumer's floating-point
     /// control words. Never called directly.
     pub(crate) fn bobbin_coroutine_start();
-    /// First code run by a fresh coroutine that keeps its own. Never called directly.
+    /// Every entry and exit of a coroutine that keeps its own. Never called directly.
     pub(crate) fn bobbin_coroutine_start_fp();
-}
-
-/// Switches the floating-point control words from the ones in the 8-byte block at
-/// `$current` (MXCSR at +0, x87 control word at +4) to the ones at `$target`, if their control
-/// bits differ; `$scratch` is 4 bytes of free memory. Loads only control bits: the current
-/// MXCSR status flags are kept, because reloading differing sticky flags is a serialising
-/// `ldmxcsr` on every switch. `$cold` and `$back` are distinct label numbers (local ones, so
-/// several uses in one asm block can share them).
-///
-/// Each word is compared with a load of its own width: an 8-byte load of the pair would
-/// span the two separate stores that `stmxcsr` and `fnstcw` just made, which the CPU cannot
-/// forward, and stalls the switch (measured: 8 ns to 21 ns a round trip). The rare reload
-/// lives in a cold section, so the common case runs straight through.
-macro_rules! switch_fp_control {
-    ($current:literal, $target:literal, $scratch:literal, $cold:literal, $back:literal) => {
-        concat!(
-            "mov ecx, [",
-            $current,
-            "]\n",
-            "xor ecx, [",
-            $target,
-            "]\n",
-            "test ecx, 0xFFC0\n",
-            "jnz ",
-            $cold,
-            "f\n",
-            "mov cx, [",
-            $current,
-            " + 4]\n",
-            "cmp cx, [",
-            $target,
-            " + 4]\n",
-            "jne ",
-            $cold,
-            "f\n",
-            $back,
-            ":\n",
-            ".pushsection .text.unlikely.bobbin_fp_control,\"ax\",@progbits\n",
-            $cold,
-            ":\n",
-            "mov ecx, [",
-            $target,
-            "]\n",
-            "and ecx, 0xFFC0\n",
-            "mov r8d, [",
-            $current,
-            "]\n",
-            "and r8d, 0x3F\n",
-            "or ecx, r8d\n",
-            "mov [",
-            $scratch,
-            "], ecx\n",
-            "ldmxcsr [",
-            $scratch,
-            "]\n",
-            "fldcw [",
-            $target,
-            " + 4]\n",
-            "jmp ",
-            $back,
-            "b\n",
-            ".popsection\n",
-        )
-    };
-}
-
-/// The cold start of a switch back to the resumer by a coroutine that keeps its own
-/// floating-point control words: untags the base in rdx, records this side's words in a
-/// 16-byte block pushed on the coroutine's stack (its last 8 bytes scratch), and loads the
-/// resumer's from the FP slot (`base - 16`). Uses labels 2 and 3.
-macro_rules! leave_own_fp_control {
-    () => {
-        concat!(
-            "and rdx, -2\n",
-            "sub rsp, 16\n",
-            "stmxcsr [rsp]\n",
-            "fnstcw [rsp + 4]\n",
-            switch_fp_control!("rsp", "rdx - 16", "rsp + 8", "3", "2"),
-        )
-    };
+    /// The first entry of the latter. Never called directly.
+    pub(crate) fn bobbin_coroutine_start_inner();
 }
 
 /// What a coroutine's switch back to its resumer reports in place of a stack pointer when
@@ -154,6 +80,20 @@ pub(crate) const LINK_OFFSET: usize = 8;
 /// Offset below a coroutine's stack base of the resumer's floating-point control words
 /// (MXCSR, then the x87 control word), kept there by a coroutine that keeps its own.
 pub(crate) const FP_SLOT_OFFSET: usize = 16;
+/// Offset below a coroutine's stack base of its initial stack pointer.
+pub(crate) const INITIAL_SP_OFFSET: usize = 40;
+
+/// The words a fresh coroutine's stack holds below its base, from `base - 40` up to
+/// `base - 8`, for an entry function at address `entry`, called as `entry(input, base)`
+/// (layout in `asm/x86_64_sysv.S`).
+pub(crate) fn initial_frame(entry: usize, keeps_fp: bool) -> [usize; INITIAL_SP_OFFSET / 8] {
+    let (start, inner): (unsafe extern "C" fn(), usize) = if keeps_fp {
+        (bobbin_coroutine_start_fp, bobbin_coroutine_start_inner as *const () as usize)
+    } else {
+        (bobbin_coroutine_start, 0)
+    };
+    [start as *const () as usize, inner, entry, 0, 0]
+}
 
 /// Enters a coroutine and returns when it suspends, finishes or overflows.
 ///
@@ -193,9 +133,8 @@ pub(crate) unsafe fn resume(transfer: usize, sp: usize, base: usize) -> (usize, 
 /// floating-point control words of its own.
 pub(crate) const KEEPS_FP: usize = 1;
 
-/// A coroutine's stack base with its floating-point mode in the low bit, as [`suspend`]
-/// takes it and the fault handler finds it in the stack's tag. A base is 16-byte aligned,
-/// so the bit is free.
+/// A coroutine's stack base with its floating-point mode in the low bit, as the fault
+/// handler finds it in the stack's tag. A base is 16-byte aligned, so the bit is free.
 pub(crate) fn tagged_base(base: usize, keeps_fp: bool) -> usize {
     debug_assert!(base.is_multiple_of(16) && base != 0);
     base | if keeps_fp { KEEPS_FP } else { 0 }
@@ -205,35 +144,26 @@ pub(crate) fn tagged_base(base: usize, keeps_fp: bool) -> usize {
 /// suspension through the returned stack pointer), and returns the word the resumer passes
 /// at the next [`resume`].
 ///
-/// `tagged` is the coroutine's [`tagged_base`]. The floating-point mode is decided inside
-/// the asm: a coroutine that shares the resumer's control words runs straight through a
-/// test of the bit, and one that keeps its own takes a branch to a cold section that
-/// switches to the resumer's words (kept at `base - 16`) on the way out, records them again
-/// on the way back in, and switches back to this side's own. Deciding it here rather than
-/// with a branch around two asm blocks leaves the compiler one shape of code to allocate
-/// registers for, which is what keeps a generator's loop tight.
+/// The same in both floating-point modes: for a coroutine that keeps its own control words,
+/// the `ret` returns into `bobbin_coroutine_start_fp`, which switches the words on the
+/// resumer's side of the switch.
 ///
 /// # Safety
-/// Must be called on the stack of a running coroutine whose stack base is `tagged` without
-/// its low bit and whose link slot (`base - 8`) holds the resumer's stack pointer; with
-/// [`KEEPS_FP`] set, the coroutine must have been started by `bobbin_coroutine_start_fp`,
-/// which fills the FP slot.
+/// Must be called on the stack of a running coroutine whose stack base is `base` and whose
+/// link slot (`base - 8`) holds the resumer's stack pointer.
 #[inline(always)]
-pub(crate) unsafe fn suspend(tagged: usize, transfer: usize) -> usize {
+pub(crate) unsafe fn suspend(base: usize, transfer: usize) -> usize {
     let received: usize;
     // The resumer's `call` pushed the return address the `ret` pops; when it enters again
-    // (at label 7, or 9 in the other mode, whichever this suspend pushed), rsi holds the
-    // stack pointer saved here and rdx the untagged base.
+    // (at label 7, which this suspend pushed), rsi holds the stack pointer saved here and
+    // rdx the base.
     // SAFETY: the caller guarantees we run on the coroutine stack with this base and a
     // live link; the frame protocol is the one `resume` follows, as above.
     unsafe {
         core::arch::asm!(
             "push rbp",
             "push rbx",
-            "test dl, 1",
-            "jnz 8f",
             "lea rax, [rip + 7f]",
-            "5:",
             "push rax",
             "mov rsi, rsp",
             "mov rsp, [rdx - 8]",
@@ -241,25 +171,10 @@ pub(crate) unsafe fn suspend(tagged: usize, transfer: usize) -> usize {
             "7:",
             "mov [rdx - 8], rsp",
             "lea rsp, [rsi + 8]",
-            "6:",
             "pop rbx",
             "pop rbp",
-            ".pushsection .text.unlikely.bobbin_suspend_fp,\"ax\",@progbits",
-            "8:",
-            leave_own_fp_control!(),
-            "lea rax, [rip + 9f]",
-            "jmp 5b",
-            "9:",
-            "mov [rdx - 8], rsp",
-            "stmxcsr [rdx - 16]",
-            "fnstcw [rdx - 12]",
-            "lea rsp, [rsi + 8]",
-            switch_fp_control!("rdx - 16", "rsp", "rsp + 8", "3", "2"),
-            "add rsp, 16",
-            "jmp 6b",
-            ".popsection",
             inout("rdi") transfer => received,
-            inout("rdx") tagged => _,
+            inout("rdx") base => _,
             out("rsi") _,
             out("r12") _, out("r13") _, out("r14") _, out("r15") _,
             clobber_abi("sysv64"),
@@ -269,9 +184,7 @@ pub(crate) unsafe fn suspend(tagged: usize, transfer: usize) -> usize {
 }
 
 /// Leaves a coroutine that has finished for the last time, handing `transfer` to its
-/// resumer, which sees [`SWITCH_FINISHED`]. A coroutine that keeps its own floating-point
-/// control words switches back to the resumer's first (control bits only, as
-/// [`suspend`] does).
+/// resumer, which sees [`SWITCH_FINISHED`].
 ///
 /// The coroutine's frames stay where they are, so `transfer` may point into them: nothing
 /// runs on the coroutine's stack again, and its resumer reads what it needs before it
@@ -280,24 +193,16 @@ pub(crate) unsafe fn suspend(tagged: usize, transfer: usize) -> usize {
 /// # Safety
 /// As for [`suspend`]; the coroutine must never be resumed again.
 #[inline(always)]
-pub(crate) unsafe fn finish(tagged: usize, transfer: usize) -> ! {
+pub(crate) unsafe fn finish(base: usize, transfer: usize) -> ! {
     // SAFETY: the caller guarantees we run on the coroutine stack with this base and a
     // live link, which points at the return address of the resumer's `call`.
     unsafe {
         core::arch::asm!(
-            "test dl, 1",
-            "jnz 8f",
-            "7:",
             "mov rsp, [rdx - 8]",
             "xor esi, esi",
             "ret",
-            ".pushsection .text.unlikely.bobbin_finish_fp,\"ax\",@progbits",
-            "8:",
-            leave_own_fp_control!(),
-            "jmp 7b",
-            ".popsection",
             in("rdi") transfer,
-            in("rdx") tagged,
+            in("rdx") base,
             options(noreturn),
         )
     }

@@ -133,11 +133,14 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *
         // the ucontext_t the kernel passed to this handler.
         unsafe {
             let link = *((base - arch::LINK_OFFSET) as *const usize);
-            let (mxcsr, fpcw) = if tag & arch::KEEPS_FP != 0 {
+            let (link, mxcsr, fpcw) = if tag & arch::KEEPS_FP != 0 {
+                // The link points at the return address into bobbin_coroutine_start_fp,
+                // which would switch the words back; the resumer's is the next word.
                 let words = base - arch::FP_SLOT_OFFSET;
-                (*(words as *const u32), *((words + 4) as *const u16))
+                (link + 8, *(words as *const u32), *((words + 4) as *const u16))
             } else {
-                interrupted_fp_control(uctx as *const libc::ucontext_t)
+                let (mxcsr, fpcw) = interrupted_fp_control(uctx as *const libc::ucontext_t);
+                (link, mxcsr, fpcw)
             };
             let mut ctx = Context::new();
             ctx.set_return_point(link, mxcsr, fpcw);

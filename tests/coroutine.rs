@@ -442,16 +442,44 @@ fn resumer_frame_marker(c: &mut Coroutine<(), String, ()>) -> String {
     }
 }
 
+#[inline(never)]
+fn second_resumer_frame_marker(c: &mut Coroutine<(), String, ()>) -> String {
+    let bt = resumer_frame_marker(c);
+    // Something to do after the call, so it is not made a tail call (which leaves no frame).
+    std::hint::black_box(&bt);
+    bt
+}
+
+/// Backtraces taken inside a coroutine, on its first entry and after a suspend (when the
+/// coroutine was entered through its resume address), reach the function that resumed it.
+fn check_backtraces_reach_the_resumer(builder: Builder, test: &str) {
+    let mut c: Coroutine<(), String, ()> = builder
+        .spawn(|y, ()| {
+            y.suspend(std::backtrace::Backtrace::force_capture().to_string());
+            y.suspend(std::backtrace::Backtrace::force_capture().to_string());
+        })
+        .unwrap();
+    let first = resumer_frame_marker(&mut c);
+    let second = second_resumer_frame_marker(&mut c);
+    for bt in [&first, &second] {
+        assert!(bt.contains("resumer_frame_marker"), "backtrace does not reach the resumer:\n{bt}");
+        assert!(bt.contains("bobbin_coroutine_start"), "{bt}");
+        assert!(bt.contains(test), "{bt}");
+    }
+    assert!(second.contains("second_resumer_frame_marker"), "{second}");
+}
+
 #[test]
 fn backtrace_inside_a_coroutine_reaches_the_resumer() {
-    let mut c: Coroutine<(), String, ()> = Coroutine::new(|y, ()| {
-        let bt = std::backtrace::Backtrace::force_capture();
-        y.suspend(bt.to_string());
-    });
-    let bt = resumer_frame_marker(&mut c);
-    assert!(bt.contains("resumer_frame_marker"), "backtrace does not reach the resumer:\n{bt}");
-    assert!(bt.contains("bobbin_coroutine_start"), "{bt}");
-    assert!(bt.contains("backtrace_inside_a_coroutine_reaches_the_resumer"), "{bt}");
+    check_backtraces_reach_the_resumer(Builder::new(), "backtrace_inside_a_coroutine_reaches_the_resumer");
+}
+
+#[test]
+fn backtrace_inside_a_coroutine_with_its_own_control_words_reaches_the_resumer() {
+    check_backtraces_reach_the_resumer(
+        Builder::new().preserve_fp_control(true),
+        "backtrace_inside_a_coroutine_with_its_own_control_words_reaches_the_resumer",
+    );
 }
 
 #[allow(deprecated)]
@@ -491,6 +519,55 @@ fn rounding_mode_set_inside_does_not_leak_out() {
     assert_eq!(c.resume(()), CoroutineResult::Return(ROUND_DOWN));
     assert_eq!(mxcsr() & 0x6000, ROUND_UP);
     set_rounding(outside);
+}
+
+#[test]
+fn each_side_keeps_its_own_control_words_over_many_switches() {
+    // Rounding modes only: valgrind, which runs this suite too, emulates no other MXCSR
+    // control bit.
+    const MODES: [u32; 4] = [0, ROUND_DOWN, ROUND_UP, ROUND_DOWN | ROUND_UP];
+    let outside = mxcsr() & 0x6000;
+    // Before each resume the resumer sets mode i, and the coroutine, once entered, mode
+    // i + 1 (never the same), then reports the round it is in.
+    let mut c: Coroutine<u32, u32, ()> = Builder::new()
+        .preserve_fp_control(true)
+        .spawn(|y, mut i: u32| loop {
+            let mine = MODES[(i as usize + 1) % 4];
+            set_rounding(mine);
+            let next = y.suspend(i);
+            assert_eq!(mxcsr() & 0x6000, mine, "the coroutine's words changed while it was suspended");
+            i = next;
+        })
+        .unwrap();
+    for i in 0..1000u32 {
+        set_rounding(MODES[i as usize % 4]);
+        assert_eq!(c.resume(i), CoroutineResult::Yield(i));
+        assert_eq!(mxcsr() & 0x6000, MODES[i as usize % 4], "the coroutine's words leaked out at round {i}");
+    }
+    // Dropping it unwinds its stack and hands the resumer its own words back.
+    set_rounding(ROUND_UP);
+    drop(c);
+    assert_eq!(mxcsr() & 0x6000, ROUND_UP, "the dropped coroutine's words leaked out");
+    set_rounding(outside);
+}
+
+#[test]
+fn a_generator_with_its_own_control_words_yields_under_them_and_keeps_them_in() {
+    let outside = mxcsr() & 0x6000;
+    let g = Generator::with_builder(Builder::new().preserve_fp_control(true), |y| {
+        set_rounding(ROUND_DOWN);
+        for i in 0..100 {
+            y.suspend((i, mxcsr() & 0x6000));
+        }
+    })
+    .unwrap();
+    let mut count = 0;
+    for (i, (n, mode)) in g.enumerate() {
+        assert_eq!((n, mode), (i, ROUND_DOWN));
+        assert_eq!(mxcsr() & 0x6000, outside, "the generator's rounding mode leaked out");
+        count += 1;
+    }
+    assert_eq!(count, 100);
 }
 
 #[test]

@@ -14,8 +14,9 @@ fn main() {
     if let Some(which) = std::env::args().nth(2).filter(|w| w.starts_with("create-")) {
         // Create + run + drop, one library only, for instruction counting.
         let mut stack = Some(corosensei::stack::DefaultStack::default());
+        let bobbin = which == "create-bobbin";
         for _ in 0..n {
-            if which == "create-bobbin" {
+            if bobbin {
                 let mut co = bobbin::Coroutine::<(), (), i32>::new(|_, ()| black_box(1));
                 black_box(co.resume(()));
             } else {
@@ -29,10 +30,13 @@ fn main() {
     }
     if let Some(which) = std::env::args().nth(2) {
         // One library only, for instruction counting under callgrind.
-        for _ in 0..n {
-            if which == "bobbin" {
+        // The choice is made once, outside the loop, so the count is the switch's alone.
+        if which == "bobbin" {
+            for _ in 0..n {
                 black_box(b.resume(()));
-            } else {
+            }
+        } else {
+            for _ in 0..n {
                 black_box(c.resume(()));
             }
         }

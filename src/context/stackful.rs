@@ -92,9 +92,9 @@ const SP_RUNNING: usize = 2;
 const _: () = assert!(SP_RUNNING > arch::SWITCH_FINISHED && SP_RUNNING > arch::SWITCH_OVERFLOWED);
 
 /// Where the initial frame of a coroutine whose stack base is `base` leaves its stack
-/// pointer: three words below the base.
+/// pointer.
 fn initial_sp(base: usize) -> usize {
-    base - 3 * size_of::<usize>()
+    base - arch::INITIAL_SP_OFFSET
 }
 
 /// A coroutine: a closure on its own stack, switched to with [`RawCoroutine::resume`].
@@ -160,19 +160,15 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
         let top = stack.top() as usize;
         let align = align_of::<Start<F>>().max(16);
         let base = (top - size_of::<Start<F>>()) & !(align - 1);
-        let start: unsafe extern "C" fn() =
-            if preserve_fp { arch::bobbin_coroutine_start_fp } else { arch::bobbin_coroutine_start };
-        // The closure takes at most an eighth of the stack, and the frame below it three
+        let frame = arch::initial_frame(entry::<I, Y, R, F> as *const () as usize, preserve_fp);
+        // The closure takes at most an eighth of the stack, and the frame below it five
         // words, so everything written here lies inside the stack.
-        // SAFETY: [base, base + size_of Start<F>) and the three words below base are inside
-        // the stack's usable range, which this coroutine owns exclusively; base is aligned
-        // for Start<F> and for words.
+        // SAFETY: [base, base + size_of Start<F>) and the words of the frame below base are
+        // inside the stack's usable range, which this coroutine owns exclusively; base is
+        // aligned for Start<F> and for words.
         unsafe {
-            ptr::write(base as *mut Start<F>, Start { f, preserve_fp, discoverable: discoverable.is_some() });
-            let frame = base as *mut usize;
-            frame.sub(1).write(0);
-            frame.sub(2).write(entry::<I, Y, R, F> as *const () as usize);
-            frame.sub(3).write(start as *const () as usize);
+            ptr::write(base as *mut Start<F>, Start { f, discoverable: discoverable.is_some() });
+            ptr::write(initial_sp(base) as *mut [usize; 5], frame);
         }
         stack.set_tag(arch::tagged_base(base, preserve_fp));
         let discover = discoverable.map(|type_id| Discover {
@@ -383,9 +379,6 @@ impl<I, Y, R> fmt::Debug for RawCoroutine<I, Y, R> {
 /// What a fresh coroutine finds at its stack base: its closure, and how it was made.
 struct Start<F> {
     f: F,
-    /// The coroutine keeps floating-point control words of its own (its `Yielder` must use
-    /// the matching switch).
-    preserve_fp: bool,
     /// The coroutine was made by [`RawCoroutine::new_discoverable`]: its entry records its
     /// `Yielder` where [`suspend_current`] finds it.
     discoverable: bool,
@@ -431,8 +424,8 @@ where
     // SAFETY: upheld by the caller: the closure is read out exactly once (the coroutine is
     // no longer Fresh, so it will not be dropped in place), and the input is moved out.
     let (start, input) = unsafe { (ptr::read(base as *const Start<F>), ptr::read(input as *const I)) };
-    let Start { f, preserve_fp, discoverable } = start;
-    let yielder = Yielder { tagged: arch::tagged_base(base, preserve_fp), _marker: PhantomData };
+    let Start { f, discoverable } = start;
+    let yielder = Yielder { base, _marker: PhantomData };
     if discoverable {
         // SAFETY: a non-null CURRENT points at the record of the discoverable coroutine
         // being resumed, which lives in the RawCoroutine borrowed by that resume.
@@ -447,7 +440,7 @@ where
     // SAFETY: we run on the coroutine's stack, whose link holds the resumer's stack
     // pointer; this frame, and the result in it, stay in place until the resumer has moved
     // the result out and given the stack back, and nothing runs here again.
-    unsafe { arch::finish(yielder.tagged, result.as_mut_ptr() as usize) }
+    unsafe { arch::finish(yielder.base, result.as_mut_ptr() as usize) }
 }
 
 /// The handle a coroutine uses to suspend itself, handing a value out and receiving the
@@ -457,9 +450,8 @@ where
 /// closure (`&Yielder`), for no longer than the closure runs; it is neither `Send` nor
 /// `Sync`, so it cannot leave the coroutine or its thread.
 pub struct Yielder<I, Y> {
-    /// The coroutine's stack base, tagged with whether it keeps floating-point control
-    /// words of its own, which decides its side of the switch ([`arch::tagged_base`]).
-    tagged: usize,
+    /// The coroutine's stack base.
+    base: usize,
     _marker: NotSendMarker<fn(Y) -> I>,
 }
 
@@ -482,7 +474,7 @@ impl<I, Y> Yielder<I, Y> {
         // SAFETY: we run on the coroutine's stack (a Yielder is only reachable from its
         // own closure) and the link slot holds the resumer's stack pointer; `val` stays in
         // place until we are resumed.
-        let input = unsafe { arch::suspend(self.tagged, val.as_mut_ptr() as usize) };
+        let input = unsafe { arch::suspend(self.base, val.as_mut_ptr() as usize) };
         if input == UNWIND {
             start_unwinding();
         }
@@ -504,9 +496,7 @@ fn start_unwinding() -> ! {
 
 impl<I, Y> fmt::Debug for Yielder<I, Y> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Yielder")
-            .field("base", &format_args!("{:#x}", self.tagged & !arch::KEEPS_FP))
-            .finish_non_exhaustive()
+        f.debug_struct("Yielder").field("base", &format_args!("{:#x}", self.base)).finish_non_exhaustive()
     }
 }
 
