@@ -168,7 +168,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
         // aligned for Start<F> and for words.
         unsafe {
             ptr::write(base as *mut Start<F>, Start { f, discoverable: discoverable.is_some() });
-            ptr::write(initial_sp(base) as *mut [usize; 5], frame);
+            ptr::write(initial_sp(base) as *mut _, frame);
         }
         stack.set_tag(arch::tagged_base(base, preserve_fp));
         let discover = discoverable.map(|type_id| Discover {
@@ -410,8 +410,10 @@ thread_local! {
     static CURRENT: Cell<*const Discover> = const { Cell::new(ptr::null()) };
 }
 
-/// First Rust code on a coroutine stack, called by `bobbin_coroutine_start`. Never
-/// returns: it leaves through [`arch::finish`], handing the resumer its result.
+/// First Rust code on a coroutine stack, called by `bobbin_coroutine_start` (or
+/// `bobbin_coroutine_start_inner` for a coroutine that keeps its own floating-point control
+/// words). Never returns: it leaves through [`arch::finish`], handing the resumer its
+/// result.
 ///
 /// # Safety
 /// `input` is the address of the first input, which the resumer no longer touches, and
