@@ -80,6 +80,10 @@ pub(crate) const LINK_OFFSET: usize = 8;
 /// Offset below a coroutine's stack base of the resumer's floating-point control words
 /// (MXCSR, then the x87 control word), kept there by a coroutine that keeps its own.
 pub(crate) const FP_SLOT_OFFSET: usize = 16;
+/// How far above the link a coroutine that keeps its own floating-point control words has
+/// its resumer's return address: the link points at the return address into
+/// `bobbin_coroutine_start_fp`, which sits below it.
+pub(crate) const FP_ENTRY_FRAME: usize = 8;
 /// Offset below a coroutine's stack base of its initial stack pointer.
 pub(crate) const INITIAL_SP_OFFSET: usize = 40;
 

@@ -134,10 +134,10 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *
         unsafe {
             let link = *((base - arch::LINK_OFFSET) as *const usize);
             let (link, mxcsr, fpcw) = if tag & arch::KEEPS_FP != 0 {
-                // The link points at the return address into bobbin_coroutine_start_fp,
-                // which would switch the words back; the resumer's is the next word.
+                // Return past bobbin_coroutine_start_fp, which would switch the words
+                // back, and load the resumer's words here instead.
                 let words = base - arch::FP_SLOT_OFFSET;
-                (link + 8, *(words as *const u32), *((words + 4) as *const u16))
+                (link + arch::FP_ENTRY_FRAME, *(words as *const u32), *((words + 4) as *const u16))
             } else {
                 let (mxcsr, fpcw) = interrupted_fp_control(uctx as *const libc::ucontext_t);
                 (link, mxcsr, fpcw)

@@ -338,25 +338,20 @@ impl<I, Y, R> Drop for RawCoroutine<I, Y, R> {
                 self.finish();
             }
             State::Suspended => {
-                // Unwind the coroutine's stack: its pending `suspend` sees the tag and
-                // starts an unwinding that the entry function catches.
-                match self.switch_in::<true>(UNWIND) {
-                    (arch::SWITCH_FINISHED, out) => {
-                        // SAFETY: a coroutine that finished handed over its result.
-                        if let Err(payload) = unsafe { self.take_result(out) } {
-                            // A destructor panicked while unwinding: report it like any
-                            // panic from a drop, unless this thread already panics.
-                            if !is_forced_unwind(payload.as_ref()) && !std::thread::panicking() {
-                                panic::resume_unwind(payload);
-                            }
-                        }
-                    }
-                    (arch::SWITCH_OVERFLOWED, _) => self.overflowed(),
-                    _ => {
-                        // It suspended during its forced unwinding: nobody can ever resume
-                        // it, and its frames cannot be left half-unwound.
-                        eprintln!("bobbin: a coroutine tried to suspend while being dropped; aborting");
-                        std::process::abort();
+                // Unwind the coroutine's stack: its pending `suspend` receives the null
+                // input address and starts an unwinding that the entry function catches.
+                let (ret, out) = self.switch_in::<true>(UNWIND);
+                if ret > SP_RUNNING {
+                    // It suspended during its forced unwinding: nobody can ever resume it,
+                    // and its frames cannot be left half-unwound.
+                    eprintln!("bobbin: a coroutine tried to suspend while being dropped; aborting");
+                    std::process::abort();
+                }
+                if let Ended::Panicked(payload) = self.ended(ret, out) {
+                    // A destructor panicked while unwinding: report it like any panic
+                    // from a drop, unless this thread already panics.
+                    if !is_forced_unwind(payload.as_ref()) && !std::thread::panicking() {
+                        panic::resume_unwind(payload);
                     }
                 }
             }

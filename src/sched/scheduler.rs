@@ -276,12 +276,17 @@ pub(crate) fn current_task() -> Option<Arc<TaskHeader>> {
 /// Names the scheduler a green thread belongs to (the address of its shared part), for
 /// telling local wake-ups from remote ones.
 pub(crate) fn home_of(task: &TaskHeader) -> usize {
-    Arc::as_ptr(&task.shared) as usize
+    home(&task.shared)
 }
 
 /// The name [`home_of`] gives the scheduler running on this thread, if any.
 pub(crate) fn current_home() -> Option<usize> {
-    with_local(|local| Arc::as_ptr(&local.shared) as usize)
+    with_local(|local| home(&local.shared))
+}
+
+/// A scheduler's name: the address of its shared part.
+fn home(shared: &Arc<Shared>) -> usize {
+    Arc::as_ptr(shared) as usize
 }
 
 /// Whether the calling code runs on a scheduler's thread (inside `run`).
