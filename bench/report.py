@@ -2,6 +2,8 @@
 """Prints one markdown table per benchmark group from criterion's saved estimates.
 
 Usage: python3 bench/report.py [CRITERION_DIR]   (default: target-bench/criterion)
+       python3 bench/report.py --across DIR...   (one criterion directory per code layout,
+                                                  as bench/layouts.sh writes them)
 
 For each benchmark: the median time per iteration, the median per element when the
 group has a throughput, and the ratio peer / bobbin (the first benchmark whose name
@@ -51,14 +53,43 @@ def load(root):
     return groups
 
 
+def baseline(group, rows):
+    """Orders a group's rows baseline first; returns the baseline's name and median."""
+    rows.sort(key=lambda r: (not r[0].startswith("bobbin"), r[0]))
+    base_name = BASELINE.get(group) or next((r[0] for r in rows if r[0].startswith("bobbin")), None)
+    rows.sort(key=lambda r: r[0] != base_name)
+    return base_name, next((r[1] for r in rows if r[0] == base_name), None)
+
+
+def across(dirs):
+    """Per benchmark, the ratio peer / bobbin in each layout, then median, min and max."""
+    ratios = {}
+    for d in dirs:
+        for group, rows in load(d).items():
+            base_name, base = baseline(group, rows)
+            for name, med, _lo, _hi, _elems in rows:
+                if base is not None and name != base_name:
+                    ratios.setdefault((group, name), []).append(med / base)
+    print(f"ratio peer / bobbin (> 1: bobbin faster) in each of {len(dirs)} layouts\n")
+    print("| group | peer | median | min | max | per layout |")
+    print("|---|---|---:|---:|---:|---|")
+    for (group, name), rs in sorted(ratios.items()):
+        srt = sorted(rs)
+        n = len(srt)
+        med = srt[n // 2] if n % 2 else (srt[n // 2 - 1] + srt[n // 2]) / 2
+        each = " ".join(f"{r:.2f}" for r in rs)
+        print(f"| {group} | {name} | {med:.2f} | {srt[0]:.2f} | {srt[-1]:.2f} | {each} |")
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--across":
+        across(sys.argv[2:])
+        return
     root = sys.argv[1] if len(sys.argv) > 1 else "target-bench/criterion"
     groups = load(root)
     for group in sorted(groups):
-        rows = sorted(groups[group], key=lambda r: (not r[0].startswith("bobbin"), r[0]))
-        base_name = BASELINE.get(group) or next((r[0] for r in rows if r[0].startswith("bobbin")), None)
-        rows.sort(key=lambda r: r[0] != base_name)
-        base = next((r[1] for r in rows if r[0] == base_name), None)
+        rows = groups[group]
+        base_name, base = baseline(group, rows)
         per_elem = any(r[4] for r in rows)
         print(f"### {group}\n")
         head = "| benchmark | median | 95% CI of median |"
