@@ -69,6 +69,46 @@
 
     .text
 
+# BOBBIN_SWITCH_FP_CONTROL current, target, scratch, id
+#
+# Switches the floating-point control words from the block at `current` to the one at
+# `target` (a block is the MXCSR at +0 and the x87 control word at +4), loading only a word
+# whose control bits differ: the current MXCSR status flags are kept, because reloading
+# differing sticky flags makes every switch pay a serialising ldmxcsr. The status flags are
+# thus shared by all contexts of a thread. Each word is compared with a load of its own
+# width (an 8-byte load of the pair would span the two stores stmxcsr and fnstcw just made,
+# which the CPU cannot forward). When neither word changes, which is the common case, no
+# branch is taken: the loads are in BOBBIN_SWITCH_FP_CONTROL_LOADS, which the function
+# places after its own exit with the same arguments. `scratch` is 4 bytes of free memory;
+# `id` names the labels. Uses ecx and r8d.
+.macro BOBBIN_SWITCH_FP_CONTROL current, target, scratch, id
+    mov ecx, [\current]
+    xor ecx, [\target]
+    test ecx, BOBBIN_MXCSR_CONTROL
+    jnz .Lbobbin_load_mxcsr_\id
+.Lbobbin_mxcsr_done_\id:
+    mov cx, [\current + 4]
+    cmp cx, [\target + 4]
+    jne .Lbobbin_load_fpcw_\id
+.Lbobbin_fpcw_done_\id:
+.endm
+
+.macro BOBBIN_SWITCH_FP_CONTROL_LOADS current, target, scratch, id
+.Lbobbin_load_mxcsr_\id:
+    # (target's control bits) | (current status flags)
+    mov ecx, [\target]
+    and ecx, BOBBIN_MXCSR_CONTROL
+    mov r8d, [\current]
+    and r8d, BOBBIN_MXCSR_STATUS
+    or ecx, r8d
+    mov [\scratch], ecx
+    ldmxcsr [\scratch]
+    jmp .Lbobbin_mxcsr_done_\id
+.Lbobbin_load_fpcw_\id:
+    fldcw [\target + 4]
+    jmp .Lbobbin_fpcw_done_\id
+.endm
+
 # ---------------------------------------------------------------------------------------
 # bobbin_context_swap(from [rdi], to [rsi])
 #
@@ -93,47 +133,28 @@ bobbin_context_swap:
     mov [rsi + BOBBIN_CTX_PARENT], rdi
     # The words just saved are the current ones: compare them with the target's instead
     # of reading the registers again.
-    mov eax, [rdi + BOBBIN_CTX_MXCSR]
-    mov ecx, [rsi + BOBBIN_CTX_MXCSR]
-    xor ecx, eax
-    mov dx, [rdi + BOBBIN_CTX_FPCW]
+    BOBBIN_SWITCH_FP_CONTROL rdi + BOBBIN_CTX_MXCSR, rsi + BOBBIN_CTX_MXCSR, rsp - 8, swap
     mov rdi, rsi
-    test ecx, BOBBIN_MXCSR_CONTROL
-    # Slow path: eax holds the current MXCSR, as .Lbobbin_load_mxcsr expects.
-    jnz .Lbobbin_load_mxcsr
-    cmp dx, [rdi + BOBBIN_CTX_FPCW]
-    jne .Lbobbin_load_fpcw
-    jmp .Lbobbin_fpcw_done
+    jmp .Lbobbin_load_registers
+    BOBBIN_SWITCH_FP_CONTROL_LOADS rdi + BOBBIN_CTX_MXCSR, rsi + BOBBIN_CTX_MXCSR, rsp - 8, swap
     .cfi_endproc
     .size bobbin_context_swap, .-bobbin_context_swap
 
 # ---------------------------------------------------------------------------------------
 # bobbin_context_set(to [rdi]) -> !
 #
-# Continues in `to`, abandoning the current state. Also the second half of swap.
-#
-# The floating-point control state is restored only when it differs from the current one,
-# and then without the saved MXCSR status flags: reloading differing sticky flags costs a
-# serialising ldmxcsr on every switch. The status flags are thus shared by all contexts of
-# a thread.
+# Continues in `to`, abandoning the current state; its second half (loading the registers)
+# is also swap's. Both switch the floating-point control words as
+# BOBBIN_SWITCH_FP_CONTROL says: only a word whose control bits differ is loaded.
     .p2align 4
     .globl bobbin_context_set
     .type bobbin_context_set,@function
 bobbin_context_set:
     .cfi_startproc
-.Lbobbin_restore:
-    stmxcsr [rsp - 8]
-    mov eax, [rsp - 8]
-    mov ecx, [rdi + BOBBIN_CTX_MXCSR]
-    xor ecx, eax
-    test ecx, BOBBIN_MXCSR_CONTROL
-    jnz .Lbobbin_load_mxcsr
-.Lbobbin_mxcsr_done:
-    fnstcw [rsp - 8]
-    mov ax, [rsp - 8]
-    cmp ax, [rdi + BOBBIN_CTX_FPCW]
-    jne .Lbobbin_load_fpcw
-.Lbobbin_fpcw_done:
+    stmxcsr [rsp - 16]
+    fnstcw [rsp - 12]
+    BOBBIN_SWITCH_FP_CONTROL rsp - 16, rdi + BOBBIN_CTX_MXCSR, rsp - 8, set
+.Lbobbin_load_registers:
     mov rbx, [rdi + BOBBIN_CTX_RBX]
     mov rbp, [rdi + BOBBIN_CTX_RBP]
     mov r12, [rdi + BOBBIN_CTX_R12]
@@ -145,18 +166,7 @@ bobbin_context_set:
     mov rdi, [rdi + BOBBIN_CTX_RDI]
     pop rcx
     jmp rcx
-.Lbobbin_load_mxcsr:
-    # (saved control bits) | (current status flags)
-    mov ecx, [rdi + BOBBIN_CTX_MXCSR]
-    and ecx, BOBBIN_MXCSR_CONTROL
-    and eax, BOBBIN_MXCSR_STATUS
-    or eax, ecx
-    mov [rsp - 8], eax
-    ldmxcsr [rsp - 8]
-    jmp .Lbobbin_mxcsr_done
-.Lbobbin_load_fpcw:
-    fldcw [rdi + BOBBIN_CTX_FPCW]
-    jmp .Lbobbin_fpcw_done
+    BOBBIN_SWITCH_FP_CONTROL_LOADS rsp - 16, rdi + BOBBIN_CTX_MXCSR, rsp - 8, set
     .cfi_endproc
     .size bobbin_context_set, .-bobbin_context_set
 
@@ -272,34 +282,6 @@ bobbin_context_backstop:
 #
 # A control-word block is the MXCSR at +0 and the x87 control word at +4.
 
-# BOBBIN_SWITCH_FP_CONTROL current, target, scratch
-#
-# Switches the floating-point control words from the block at `current` to the one at
-# `target`, loading only a word whose control bits differ: the current MXCSR status flags
-# are kept, because reloading differing sticky flags makes every switch pay a serialising
-# ldmxcsr. Each word is compared with a load of its own width (an 8-byte load of the pair
-# would span the two stores stmxcsr and fnstcw just made, which the CPU cannot forward).
-# `scratch` is 4 bytes of free memory. Uses ecx and r8d, and local labels 4 and 5.
-.macro BOBBIN_SWITCH_FP_CONTROL current, target, scratch
-    mov ecx, [\current]
-    xor ecx, [\target]
-    test ecx, BOBBIN_MXCSR_CONTROL
-    jz 4f
-    mov ecx, [\target]
-    and ecx, BOBBIN_MXCSR_CONTROL
-    mov r8d, [\current]
-    and r8d, BOBBIN_MXCSR_STATUS
-    or ecx, r8d
-    mov [\scratch], ecx
-    ldmxcsr [\scratch]
-4:
-    mov cx, [\current + 4]
-    cmp cx, [\target + 4]
-    je 5f
-    fldcw [\target + 4]
-5:
-.endm
-
 # BOBBIN_COROUTINE_BEGIN caller_offset
 #
 # Records the link, moves to the coroutine's stack (rsp = base - 32, 16-byte aligned) and
@@ -371,7 +353,7 @@ bobbin_coroutine_start_fp:
 .Lbobbin_fp_enter:
     stmxcsr [rdx - 16]
     fnstcw [rdx - 12]
-    BOBBIN_SWITCH_FP_CONTROL rdx - 16, rdx - 24, rsp - 8
+    BOBBIN_SWITCH_FP_CONTROL rdx - 16, rdx - 24, rsp - 8, enter
 .Lbobbin_fp_call:
     call [rdx - 32]
 .Lbobbin_fp_leave:
@@ -385,8 +367,10 @@ bobbin_coroutine_start_fp:
     lea rax, [rip + .Lbobbin_fp_enter]
     mov [rsi], rax
 6:
-    BOBBIN_SWITCH_FP_CONTROL rdx - 24, rdx - 16, rsp - 8
+    BOBBIN_SWITCH_FP_CONTROL rdx - 24, rdx - 16, rsp - 8, leave
     ret
+    BOBBIN_SWITCH_FP_CONTROL_LOADS rdx - 16, rdx - 24, rsp - 8, enter
+    BOBBIN_SWITCH_FP_CONTROL_LOADS rdx - 24, rdx - 16, rsp - 8, leave
     .cfi_endproc
     .size bobbin_coroutine_start_fp, .-bobbin_coroutine_start_fp
 

@@ -48,9 +48,12 @@ thread_local! {
 const RC_MASK: u32 = 0x6000;
 const RC_DOWN: u32 = 0x2000;
 
+/// Sets both rounding modes (MXCSR and x87), switches back to the parent, and when entered
+/// again returns what the two modes are then: MXCSR's in the low half, x87's in the high.
 extern "C" fn changes_rounding() -> u32 {
     let pair = PAIR.with(|p| p.get());
     let (mxcsr, _) = arch::fp_control();
+    set_fpcw_bits(FPCW_CHOP);
     // SAFETY: changes only the rounding-control bits; the pair outlives both contexts and
     // only one of them runs at a time.
     unsafe {
@@ -59,7 +62,8 @@ extern "C" fn changes_rounding() -> u32 {
         core::hint::black_box(core::hint::black_box(1.0f64) / 3.0);
         Context::swap(&mut (*pair).child, &mut (*pair).parent);
     }
-    arch::fp_control().0 & RC_MASK
+    let (mxcsr, cw) = arch::fp_control();
+    (mxcsr & RC_MASK) | (u32::from(cw & FPCW_RC) << 16)
 }
 
 #[test]
@@ -68,15 +72,19 @@ fn rounding_mode_does_not_leak_between_contexts() {
     let mut pair = Box::new(Pair { parent: ContextHandle::new(), child: ContextHandle::new() });
     Context::init(stack.words_mut(), &mut pair.child, changes_rounding as *const () as usize, &[]).unwrap();
     PAIR.with(|p| p.set(&mut *pair));
-    let before = arch::fp_control().0 & RC_MASK;
+    let before = arch::fp_control();
     let p: *mut Pair = &mut *pair;
     // SAFETY: the stack and the pair outlive the child; the child swaps back here.
     unsafe { Context::swap(&mut (*p).parent, &mut (*p).child) };
-    assert_eq!(arch::fp_control().0 & RC_MASK, before, "the child's rounding mode leaked");
+    assert_eq!(arch::fp_control().0 & RC_MASK, before.0 & RC_MASK, "the child's rounding mode leaked");
+    assert_eq!(arch::fp_control().1, before.1, "the child's x87 control word leaked");
     // SAFETY: as above; this time the child returns through the backstop.
     unsafe { Context::swap(&mut (*p).parent, &mut (*p).child) };
-    assert_eq!(pair.child.get_retval_gp(0) as u32, RC_DOWN, "the child lost its rounding mode");
-    assert_eq!(arch::fp_control().0 & RC_MASK, before);
+    let modes = pair.child.get_retval_gp(0) as u32;
+    assert_eq!(modes & 0xFFFF, RC_DOWN, "the child lost its rounding mode");
+    assert_eq!(modes >> 16, u32::from(FPCW_CHOP), "the child lost its x87 control word");
+    assert_eq!(arch::fp_control().0 & RC_MASK, before.0 & RC_MASK);
+    assert_eq!(arch::fp_control().1, before.1);
 }
 
 /// x87 rounding control (bits 10-11) of the control word. (Precision control is left
