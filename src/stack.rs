@@ -677,9 +677,24 @@ thread_local! {
 
 /// Takes a stack of `size` bytes (rounded up to pages) for a coroutine: this thread's
 /// spare if it has that size, otherwise one from this thread's pool.
+///
+/// The spare of the size asked for is taken inline; everything else is out of line.
+#[inline]
 pub(crate) fn pooled_stack(size: usize) -> Result<Stack, Error> {
-    if let Some(spare) = SPARE.try_with(Cell::take).ok().flatten() {
-        if spare.size == size || checked_stack_size(size).is_ok_and(|rounded| rounded == spare.size) {
+    match SPARE.try_with(Cell::take) {
+        Ok(Some(spare)) if spare.size == size => Ok(spare),
+        Ok(spare) => pooled_stack_slow(size, spare),
+        Err(_) => pooled_stack_slow(size, None),
+    }
+}
+
+/// [`pooled_stack`] when the spare is missing or its size is not literally the one asked
+/// for (which may still round to it).
+#[cold]
+#[inline(never)]
+fn pooled_stack_slow(size: usize, spare: Option<Stack>) -> Result<Stack, Error> {
+    if let Some(spare) = spare {
+        if checked_stack_size(size).is_ok_and(|rounded| rounded == spare.size) {
             return Ok(spare);
         }
         return_to_pool(spare);
@@ -690,6 +705,7 @@ pub(crate) fn pooled_stack(size: usize) -> Result<Stack, Error> {
 /// Hands back the stack of a coroutine that finished: it becomes this thread's spare, and
 /// the spare it replaces goes back to its pool (or is dropped if the pool is unavailable,
 /// as during thread exit).
+#[inline]
 pub(crate) fn recycle_stack(stack: Stack) {
     // If the spare is gone (thread exit), the closure, and the stack in it, is dropped.
     if let Ok(Some(previous)) = SPARE.try_with(|spare| spare.replace(Some(stack))) {
@@ -698,6 +714,8 @@ pub(crate) fn recycle_stack(stack: Stack) {
 }
 
 /// Puts a stack back into this thread's pool for its size.
+#[cold]
+#[inline(never)]
 fn return_to_pool(stack: Stack) {
     let size = stack.size;
     let mut slot = Some(stack);

@@ -64,16 +64,22 @@ thread_local! {
 }
 
 /// Installs the process-wide handler (once) and this thread's alternate signal stack (once
-/// per thread). Cheap after the first call on a thread.
+/// per thread). After the first call on a thread, one thread-local load and test.
+#[inline]
 pub(crate) fn ensure_installed() {
-    if THREAD_READY.with(|r| r.get()) {
-        return;
+    if !THREAD_READY.get() {
+        install_for_this_thread();
     }
+}
+
+#[cold]
+#[inline(never)]
+fn install_for_this_thread() {
     let installed = *INSTALL.get_or_init(install_handlers);
     if installed.is_ok() {
         ensure_alt_stack();
     }
-    THREAD_READY.with(|r| r.set(true));
+    THREAD_READY.set(true);
 }
 
 fn install_handlers() -> Result<(), i32> {

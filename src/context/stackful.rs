@@ -329,7 +329,21 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
 }
 
 impl<I, Y, R> Drop for RawCoroutine<I, Y, R> {
+    /// A finished or overflowed coroutine has nothing left to drop (its stack went back
+    /// when it ended): that test is inlined; the rest is not.
+    #[inline]
     fn drop(&mut self) {
+        if self.sp >= SP_RUNNING {
+            self.drop_live();
+        }
+    }
+}
+
+impl<I, Y, R> RawCoroutine<I, Y, R> {
+    /// Drops a coroutine that is fresh or suspended: its closure, or its whole stack by
+    /// unwinding it. (A running one cannot be dropped: its resume borrows it.)
+    #[inline(never)]
+    fn drop_live(&mut self) {
         match self.state() {
             State::Fresh => {
                 // SAFETY: a fresh coroutine still holds its closure at base, written by
@@ -356,7 +370,7 @@ impl<I, Y, R> Drop for RawCoroutine<I, Y, R> {
                 }
             }
             State::Running => unreachable!("a running coroutine is borrowed by its resume"),
-            State::Finished | State::Overflowed => {}
+            State::Finished | State::Overflowed => unreachable!("an ended coroutine is not dropped here"),
         }
     }
 }
