@@ -268,7 +268,7 @@ bobbin_context_backstop:
 #   rsi = the coroutine's saved stack pointer, pointing at the address just called
 #   rdx = the coroutine's stack base
 #
-# Base area of a coroutine stack (the closure's start record lies above the base):
+# Base area of a coroutine stack (the closure lies above the base until the coroutine starts):
 #
 #        +-------------------------------+  <- base (16-byte aligned)
 #        | link: the resumer's rsp       |  base - 8

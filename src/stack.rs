@@ -717,13 +717,8 @@ pub(crate) fn recycle_stack(stack: Stack) {
 #[cold]
 #[inline(never)]
 fn return_to_pool(stack: Stack) {
-    let size = stack.size;
-    let mut slot = Some(stack);
-    let _ = with_pool_of_rounded_size(size, |p| {
-        if let Some(s) = slot.take() {
-            p.put(s)
-        }
-    });
+    // If the pool is unavailable, the closure, and the stack in it, is dropped.
+    let _ = with_pool_of_rounded_size(stack.size, |p| p.put(stack));
 }
 
 #[cfg(test)]

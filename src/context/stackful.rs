@@ -105,13 +105,13 @@ pub(crate) struct RawCoroutine<I, Y, R> {
     /// [`SP_RUNNING`]. The one word of state the hot path reads and writes.
     sp: usize,
     stack_size: usize,
-    /// Stack base: the closure's start record lies above it, the link slot and initial
-    /// frame below.
+    /// Stack base: the closure lies above it until the coroutine starts, the link slot and
+    /// initial frame below.
     base: usize,
     /// For a coroutine that code on its stack may suspend without its `Yielder` (a green
     /// thread): what [`suspend_current`] needs.
     discover: Option<Discover>,
-    /// Drops the start record stored at the base of a coroutine that never started.
+    /// Drops the closure stored at the base of a coroutine that never started.
     drop_fresh: unsafe fn(usize),
     /// Raw pointers make the coroutine !Send and !Sync: its stack may hold addresses of
     /// this thread's thread-locals.
@@ -158,16 +158,16 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
     {
         trap::ensure_installed();
         let top = stack.top() as usize;
-        let align = align_of::<Start<F>>().max(16);
-        let base = (top - size_of::<Start<F>>()) & !(align - 1);
+        let align = align_of::<F>().max(16);
+        let base = (top - size_of::<F>()) & !(align - 1);
         let frame = arch::initial_frame(entry::<I, Y, R, F> as *const () as usize, preserve_fp);
         // The closure takes at most an eighth of the stack, and the frame below it five
         // words, so everything written here lies inside the stack.
-        // SAFETY: [base, base + size_of Start<F>) and the words of the frame below base are
-        // inside the stack's usable range, which this coroutine owns exclusively; base is
-        // aligned for Start<F> and for words.
+        // SAFETY: [base, base + size_of F) and the words of the frame below base are inside
+        // the stack's usable range, which this coroutine owns exclusively; base is aligned
+        // for F and for words.
         unsafe {
-            ptr::write(base as *mut Start<F>, Start { f, discoverable: discoverable.is_some() });
+            ptr::write(base as *mut F, f);
             ptr::write(initial_sp(base) as *mut _, frame);
         }
         stack.set_tag(arch::tagged_base(base, preserve_fp));
@@ -385,21 +385,13 @@ impl<I, Y, R> fmt::Debug for RawCoroutine<I, Y, R> {
     }
 }
 
-/// What a fresh coroutine finds at its stack base: its closure, and how it was made.
-struct Start<F> {
-    f: F,
-    /// The coroutine was made by [`RawCoroutine::new_discoverable`]: its entry records its
-    /// `Yielder` where [`suspend_current`] finds it.
-    discoverable: bool,
-}
-
-/// Drops a start record of a closure of type `F` stored at `base`.
+/// Drops a closure of type `F` stored at `base`.
 ///
 /// # Safety
-/// `base` must hold a valid `Start<F>` that is not used afterwards.
+/// `base` must hold a valid `F` that is not used afterwards.
 unsafe fn drop_start<F>(base: usize) {
     // SAFETY: upheld by the caller.
-    unsafe { ptr::drop_in_place(base as *mut Start<F>) }
+    unsafe { ptr::drop_in_place(base as *mut F) }
 }
 
 /// What [`suspend_current`] needs of a discoverable coroutine.
@@ -426,7 +418,7 @@ thread_local! {
 ///
 /// # Safety
 /// `input` is the address of the first input, which the resumer no longer touches, and
-/// `base` holds a valid `Start<F>` placed by `RawCoroutine::new_inner`.
+/// `base` holds a valid `F` placed by `RawCoroutine::new_inner`.
 unsafe extern "C" fn entry<I, Y, R, F>(input: usize, base: usize) -> !
 where
     F: FnOnce(&Yielder<I, Y>, I) -> R,
@@ -434,18 +426,16 @@ where
     assert!(input != UNWIND, "a coroutine is never started only to be dropped");
     // SAFETY: upheld by the caller: the closure is read out exactly once (the coroutine is
     // no longer Fresh, so it will not be dropped in place), and the input is moved out.
-    let (start, input) = unsafe { (ptr::read(base as *const Start<F>), ptr::read(input as *const I)) };
-    let Start { f, discoverable } = start;
+    let (f, input) = unsafe { (ptr::read(base as *const F), ptr::read(input as *const I)) };
     let yielder = Yielder { base, _marker: PhantomData };
-    if discoverable {
-        // SAFETY: a non-null CURRENT points at the record of the discoverable coroutine
-        // being resumed, which lives in the RawCoroutine borrowed by that resume.
-        let current = unsafe { CURRENT.get().as_ref() };
-        // It is this coroutine's record unless the coroutine was started through a plain
-        // `resume`; then its Yielder stays unknown and `suspend_current` refuses.
-        if let Some(current) = current.filter(|c| c.stack.contains(&(base - arch::LINK_OFFSET))) {
-            current.yielder.set(&yielder as *const Yielder<I, Y> as usize);
-        }
+    // SAFETY: a non-null CURRENT points at the record of the discoverable coroutine being
+    // resumed, which lives in the RawCoroutine borrowed by that resume.
+    let current = unsafe { CURRENT.get().as_ref() };
+    // The record is this coroutine's exactly when it covers this stack: the coroutine is
+    // discoverable and was started through `resume_discoverable`. Otherwise its Yielder
+    // stays unknown and `suspend_current` refuses.
+    if let Some(current) = current.filter(|c| c.stack.contains(&(base - arch::LINK_OFFSET))) {
+        current.yielder.set(&yielder as *const Yielder<I, Y> as usize);
     }
     let mut result = MaybeUninit::new(panic::catch_unwind(AssertUnwindSafe(|| f(&yielder, input))));
     // SAFETY: we run on the coroutine's stack, whose link holds the resumer's stack
