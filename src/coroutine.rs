@@ -278,6 +278,11 @@ pub(crate) fn suspend_current<I: 'static, Y: 'static>(val: Y) -> Result<I, Y> {
     crate::context::stackful::suspend_current(val)
 }
 
+/// Whether [`suspend_current`] with these types would suspend now.
+pub(crate) fn can_suspend_current<I: 'static, Y: 'static>() -> bool {
+    crate::context::stackful::can_suspend_current::<I, Y>()
+}
+
 impl Default for Builder {
     fn default() -> Self {
         Builder::new()

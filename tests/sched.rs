@@ -452,7 +452,90 @@ fn a_green_thread_that_overflows_its_stack_fails_its_join_and_the_rest_go_on() {
             (err, steady.join().unwrap())
         });
         let msg = err.message().unwrap_or_default().to_owned();
-        assert!(msg.contains("overflowed its stack"), "{msg}");
+        assert!(msg.contains("overflowed its stack") && msg.contains("stack_size"), "{msg}");
+        assert!(err.is_stack_overflow() && !err.is_panic());
         assert_eq!(after, 10);
     });
+}
+
+/// Calls `block` on the stack of a generator that a green thread drives: the call must
+/// panic before it changes anything, so a green thread that catches the panic carries on
+/// and a later wake-up from the channel it did not wait on cannot queue it twice.
+fn blocking_from_a_nested_stack_fails_cleanly(block: impl FnOnce() + 'static) -> u32 {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    run(move || {
+        let (tx, rx) = channel::<u32>();
+        let g = spawn(move || {
+            let rx2 = rx.clone();
+            let r = catch_unwind(AssertUnwindSafe(move || {
+                let mut gen = bobbin::Generator::new(move |y| {
+                    block();
+                    let v = rx2.recv().unwrap();
+                    y.suspend(v)
+                });
+                gen.next()
+            }));
+            let payload = r.expect_err("blocking from a generator's stack panics");
+            let message = payload.downcast_ref::<&str>().copied().unwrap_or_default();
+            assert!(message.contains("from its own stack"), "{message}");
+            yield_now();
+            drop(rx);
+            7u32
+        });
+        yield_now();
+        tx.send(1).unwrap();
+        yield_now();
+        yield_now();
+        g.join().unwrap()
+    })
+}
+
+#[test]
+fn a_receive_on_a_nested_stack_fails_without_parking() {
+    assert_eq!(blocking_from_a_nested_stack_fails_cleanly(|| ()), 7);
+}
+
+#[test]
+fn a_send_join_or_sleep_on_a_nested_stack_fails_without_parking() {
+    assert_eq!(
+        blocking_from_a_nested_stack_fails_cleanly(|| {
+            let (tx, _rx) = bounded::<u8>(1);
+            tx.send(0).unwrap();
+            tx.send(1).unwrap(); // full: would park
+        }),
+        7
+    );
+    assert_eq!(blocking_from_a_nested_stack_fails_cleanly(|| drop(spawn(yield_now).join())), 7);
+    assert_eq!(blocking_from_a_nested_stack_fails_cleanly(|| sleep(Duration::from_millis(1))), 7);
+}
+
+#[test]
+fn join_errors_say_what_happened() {
+    let (panicked, ok) = run(|| {
+        let p = spawn(|| -> u32 { panic!("own panic") });
+        let ok = spawn(|| 3u32);
+        (p.join().unwrap_err(), ok.join().unwrap())
+    });
+    assert_eq!(ok, 3);
+    assert!(panicked.is_panic() && !panicked.is_stack_overflow());
+    assert_eq!(panicked.to_string(), "green thread panicked: own panic");
+    // A green thread left parked when `run`'s main green thread fails is unwound; its
+    // joiner (here a plain thread) is told that, not that it panicked.
+    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+    let r = std::panic::catch_unwind(|| {
+        run(move || {
+            let (_keep, rx) = channel::<()>();
+            handle_tx
+                .send(spawn(move || {
+                    let _ = rx.recv();
+                }))
+                .unwrap();
+            yield_now();
+            panic!("main fails");
+        })
+    });
+    assert!(r.is_err());
+    let err = handle_rx.recv().unwrap().join().unwrap_err();
+    assert!(!err.is_panic());
+    assert!(err.to_string().contains("main green thread of bobbin::run failed"), "{err}");
 }

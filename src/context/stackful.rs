@@ -501,14 +501,15 @@ impl<I, Y> fmt::Debug for Yielder<I, Y> {
     }
 }
 
-/// Suspends the innermost running coroutine of this thread with `val`, if it was created
-/// with [`RawCoroutine::new_discoverable`] with this very `Yielder` type, and returns the
-/// next input. Otherwise (not in a coroutine, or the innermost one is of another kind)
-/// hands `val` back.
-pub(crate) fn suspend_current<I: 'static, Y: 'static>(val: Y) -> Result<I, Y> {
+/// The address of the `Yielder` of the innermost running coroutine of this thread, if it
+/// was created with [`RawCoroutine::new_discoverable`] with this very `Yielder` type and
+/// the caller runs on that coroutine's own stack (not on the stack of another coroutine it
+/// is running).
+#[inline]
+fn current_yielder<I: 'static, Y: 'static>() -> Option<*const Yielder<I, Y>> {
     let current = CURRENT.get();
     if current.is_null() {
-        return Err(val);
+        return None;
     }
     // SAFETY: a non-null CURRENT points at the record of the discoverable coroutine this
     // thread is running, live until its resume returns (which is after we return).
@@ -518,12 +519,27 @@ pub(crate) fn suspend_current<I: 'static, Y: 'static>(val: Y) -> Result<I, Y> {
     let here = &current as *const _ as usize;
     if current.type_id != TypeId::of::<Yielder<I, Y>>() || current.yielder.get() == 0 || !current.stack.contains(&here)
     {
-        return Err(val);
+        return None;
     }
-    // SAFETY: the type id proves the Yielder stored at this address is a Yielder<I, Y>; it
-    // lives in the coroutine's entry frame, below us on this very stack, for as long as the
-    // coroutine runs.
-    let yielder = unsafe { &*(current.yielder.get() as *const Yielder<I, Y>) };
+    Some(current.yielder.get() as *const Yielder<I, Y>)
+}
+
+/// Whether [`suspend_current`] with these types would suspend (rather than hand its value
+/// back), asked before any state is changed for the suspension.
+pub(crate) fn can_suspend_current<I: 'static, Y: 'static>() -> bool {
+    current_yielder::<I, Y>().is_some()
+}
+
+/// Suspends the innermost running coroutine of this thread with `val`, if it was created
+/// with [`RawCoroutine::new_discoverable`] with this very `Yielder` type, and returns the
+/// next input. Otherwise (not in a coroutine, or the innermost one is of another kind)
+/// hands `val` back.
+pub(crate) fn suspend_current<I: 'static, Y: 'static>(val: Y) -> Result<I, Y> {
+    let Some(yielder) = current_yielder::<I, Y>() else { return Err(val) };
+    // SAFETY: current_yielder checked the type id, so the Yielder stored at this address
+    // is a Yielder<I, Y>; it lives in the coroutine's entry frame, below us on this very
+    // stack, for as long as the coroutine runs.
+    let yielder = unsafe { &*yielder };
     Ok(yielder.suspend(val))
 }
 

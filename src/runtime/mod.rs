@@ -247,3 +247,37 @@ impl Builder {
 fn worker_thread_builder(index: usize) -> std::thread::Builder {
     std::thread::Builder::new().name(format!("bobbin-worker-{index}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    use super::Runtime;
+    use crate::sched::scheduler;
+
+    #[test]
+    fn a_failed_worker_is_reported_to_every_joiner_and_later_caller() {
+        let rt = Runtime::builder().workers(1).build().unwrap();
+        let (tx, rx) = crate::sync::channel::<u32>();
+        // Parked on the only worker when it fails: its joiner must learn why.
+        let parked = rt.spawn(move || rx.recv().unwrap_or(0));
+        let failed = catch_unwind(AssertUnwindSafe(|| {
+            rt.block_on(|| {
+                scheduler::inject_fault();
+                crate::yield_now();
+            })
+        }));
+        let payload = failed.expect_err("the worker failed under block_on");
+        let message = crate::error::panic_message(payload.as_ref()).to_owned();
+        assert!(message.contains("internal error") && message.contains("injected scheduler fault"), "{message}");
+        let err = parked.join().expect_err("the parked green thread was unwound");
+        assert!(!err.is_panic());
+        assert!(err.to_string().contains("internal error"), "{err}");
+        // The runtime has no worker left: later work is refused with the same reason,
+        // instead of waiting forever.
+        let later = catch_unwind(AssertUnwindSafe(|| rt.block_on(|| 1)));
+        let payload = later.expect_err("a runtime whose worker failed runs nothing");
+        assert!(crate::error::panic_message(payload.as_ref()).contains("internal error"));
+        drop(tx);
+    }
+}

@@ -10,14 +10,14 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
 use crate::context::stackful::{MigrationPermit, Movable};
 use crate::sched::scheduler::MigrantTask;
-use crate::sched::{SendAbort, SendBody};
+use crate::sched::{JoinError, SendAbort, SendBody};
 use crate::sync::Lock;
 
 /// A green thread that has not started: `Send` closures, so any worker may start it.
@@ -41,10 +41,20 @@ impl StartJob {
     }
 }
 
+impl StartJob {
+    /// Drops the green thread unstarted, telling its joiner `reason`.
+    fn abandon(mut self, reason: String) {
+        if let (Some(body), Some(abort)) = (self.body.take(), self.abort.take()) {
+            drop(body);
+            abort.abort(JoinError::stopped(reason));
+        }
+    }
+}
+
 impl Drop for StartJob {
     fn drop(&mut self) {
         if let (Some(_), Some(abort)) = (self.body.take(), self.abort.take()) {
-            abort.abort(Box::new("bobbin: the runtime shut down before this green thread started"));
+            abort.abort(JoinError::stopped("bobbin: the runtime shut down before this green thread started".into()));
         }
     }
 }
@@ -56,6 +66,17 @@ pub(crate) enum Job {
     /// A suspended green thread that is ready to continue on any worker (only with
     /// migration allowed).
     Resume(Movable<MigrantTask>),
+}
+
+impl Job {
+    /// Drops a job at shutdown: a green thread that had not started is told `reason`; one
+    /// that had is unwound (its joiner learns the reason from the scheduler dropping it).
+    fn abandon(self, reason: String) {
+        match self {
+            Job::Start(start) => start.abandon(reason),
+            Job::Resume(m) => drop(m),
+        }
+    }
 }
 
 /// Once every this many jobs a worker takes the oldest work first: the injector before its
@@ -71,6 +92,8 @@ pub(crate) struct RtShared {
     idle: Lock<Vec<(usize, Thread)>>,
     idle_count: AtomicUsize,
     shutdown: AtomicBool,
+    /// Set when a worker died of an internal error: what every joiner is then told.
+    failure: OnceLock<String>,
     pub(crate) migration: Option<MigrationPermit>,
     pub(crate) stack_size: usize,
 }
@@ -93,15 +116,25 @@ impl RtShared {
             idle: Lock::new(Vec::with_capacity(workers)),
             idle_count: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
+            failure: OnceLock::new(),
             migration,
             stack_size,
         });
         (shared, deques)
     }
 
-    /// Queues a job from outside the workers.
+    /// Queues a job from outside the workers. On a runtime that has shut down (a worker
+    /// failed; a dropped runtime cannot be reached), no worker would take it: it is dropped
+    /// at once, and its joiner told why.
     pub(crate) fn inject(&self, job: Job) {
         self.injector.push(job);
+        // SeqCst, with the one in `begin_shutdown`: either the shutdown is seen here, or
+        // the job was in the injector before the workers' final drain looked at it.
+        fence(Ordering::SeqCst);
+        if self.shutdown.load(Ordering::Relaxed) {
+            self.drain_injector();
+            return;
+        }
         self.notify_one();
     }
 
@@ -131,11 +164,31 @@ impl RtShared {
         self.shutdown.store(true, Ordering::SeqCst);
     }
 
-    /// Drops every job still in the injector (their joiners learn the runtime shut down).
+    /// A worker failed with an internal error: records `reason` for every joiner, and
+    /// stops the runtime (waking every sleeping worker, so each unwinds what it holds).
+    pub(crate) fn fail(&self, reason: String) {
+        let _ = self.failure.set(reason);
+        self.begin_shutdown();
+        for (_, thread) in self.idle.lock().iter() {
+            thread.unpark();
+        }
+    }
+
+    /// What the joiner of a green thread that a shutdown unwinds or drops is told.
+    pub(crate) fn stop_reason(&self) -> String {
+        match self.failure.get() {
+            Some(reason) => reason.clone(),
+            None => "bobbin: the runtime shut down (it was dropped) before this green thread finished; \
+                     it was unwound"
+                .into(),
+        }
+    }
+
+    /// Drops every job still in the injector (their joiners learn why).
     pub(crate) fn drain_injector(&self) {
         loop {
             match self.injector.steal() {
-                Steal::Success(job) => drop(job),
+                Steal::Success(job) => job.abandon(self.stop_reason()),
                 Steal::Empty => break,
                 Steal::Retry => {}
             }
@@ -262,7 +315,7 @@ impl WorkerPart {
     pub(crate) fn drop_jobs(&self) -> bool {
         let mut dropped = false;
         while let Some(job) = self.migrants.pop().or_else(|| self.starts.pop()) {
-            drop(job);
+            job.abandon(self.rt.stop_reason());
             dropped = true;
         }
         dropped

@@ -96,13 +96,13 @@ pub(crate) type SendBody = Box<dyn FnOnce() + Send>;
 /// overflowed, or its scheduler shut down before it started). It is the green thread's own
 /// join state, so holding one costs a reference count, not an allocation.
 pub(crate) trait Abort {
-    /// Completes the join with `payload` as the green thread's panic.
-    fn abort(&self, payload: Payload);
+    /// Completes the join with `error`.
+    fn abort(&self, error: JoinError);
 }
 
 impl<T> Abort for JoinState<T> {
-    fn abort(&self, payload: Payload) {
-        self.complete(Err(payload));
+    fn abort(&self, error: JoinError) {
+        self.complete(Err(error));
     }
 }
 
@@ -135,10 +135,6 @@ where
     (Box::new(body), abort, handle)
 }
 
-/// The message a joiner sees for a green thread that was unwound before it finished.
-pub(crate) const UNWOUND_MESSAGE: &str =
-    "bobbin: the green thread was unwound before it finished: its scheduler or runtime shut down";
-
 /// Puts the current green thread at the back of its scheduler's run queue. Outside a
 /// green thread, yields the OS thread.
 ///
@@ -151,6 +147,10 @@ pub fn yield_now() {
 
 /// Parks the current green thread for at least `d`. Outside a scheduler, sleeps the OS
 /// thread.
+///
+/// # Panics
+/// If called on the stack of a coroutine or generator that a green thread is running:
+/// only the green thread's own stack can park.
 pub fn sleep(d: Duration) {
     if !scheduler::on_green_thread() {
         std::thread::sleep(d);
@@ -166,7 +166,7 @@ pub fn sleep(d: Duration) {
 struct JoinInner<T> {
     /// Set when the green thread ends; taken only by `join`, which consumes the handle,
     /// so while a handle exists `result.is_some()` means finished.
-    result: Option<std::thread::Result<T>>,
+    result: Option<Result<T, JoinError>>,
     waiter: Option<Unparker>,
 }
 
@@ -184,19 +184,21 @@ impl<T> JoinState<T> {
     }
 
     /// Records how a green thread's body ended. An unwinding started by dropping the
-    /// parked green thread (its scheduler or runtime shut down) is reported to the joiner
-    /// with [`UNWOUND_MESSAGE`] and then continues, so the green thread's stack unwinds.
+    /// parked green thread (its scheduler or runtime stopped) is reported to the joiner
+    /// with the reason the scheduler stopped, and then continues, so the green thread's
+    /// stack unwinds.
     fn finish(&self, result: std::thread::Result<T>) {
         match result {
+            Ok(value) => self.complete(Ok(value)),
             Err(payload) if crate::context::stackful::is_forced_unwind(payload.as_ref()) => {
-                self.complete(Err(Box::new(UNWOUND_MESSAGE)));
+                self.complete(Err(JoinError::stopped(scheduler::stop_reason())));
                 panic::resume_unwind(payload);
             }
-            result => self.complete(result),
+            Err(payload) => self.complete(Err(JoinError::panicked(payload))),
         }
     }
 
-    pub(crate) fn complete(&self, result: std::thread::Result<T>) {
+    pub(crate) fn complete(&self, result: Result<T, JoinError>) {
         let waiter = {
             let mut inner = self.lock();
             inner.result = Some(result);
@@ -219,11 +221,15 @@ pub struct JoinHandle<T> {
 impl<T> JoinHandle<T> {
     /// Waits for the green thread to finish; returns its value, or a [`JoinError`] with
     /// its panic payload.
+    ///
+    /// # Panics
+    /// If called on the stack of a coroutine or generator that a green thread is running:
+    /// only the green thread's own stack can park.
     pub fn join(self) -> Result<T, JoinError> {
         loop {
             let mut inner = self.state.lock();
             if let Some(result) = inner.result.take() {
-                return result.map_err(|payload| JoinError { payload });
+                return result;
             }
             park::park(ParkKind::Join, move |u| {
                 inner.waiter = Some(u);
@@ -244,14 +250,60 @@ impl<T> fmt::Debug for JoinHandle<T> {
     }
 }
 
-/// Why [`JoinHandle::join`] has no value: the green thread panicked (or overflowed its
-/// stack, reported as a panic with a message saying so).
+/// Why [`JoinHandle::join`] has no value.
+///
+/// The green thread panicked (the payload is its own), overflowed its stack, or never
+/// finished: its scheduler or runtime stopped first, or could not give it a stack. The
+/// message says which; [`is_panic`](JoinError::is_panic) tells a panic of the green thread's
+/// own code from the rest.
+///
+/// ```
+/// let err = bobbin::run(|| bobbin::spawn(|| panic!("boom")).join().unwrap_err());
+/// assert!(err.is_panic());
+/// assert_eq!(err.message(), Some("boom"));
+/// assert_eq!(err.to_string(), "green thread panicked: boom");
+/// ```
 pub struct JoinError {
-    payload: Box<dyn Any + Send + 'static>,
+    payload: Payload,
+    kind: JoinErrorKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum JoinErrorKind {
+    /// The green thread's code panicked; the payload is its own.
+    Panicked,
+    /// Its stack overflowed; the payload is a message saying so.
+    StackOverflow,
+    /// It never finished or never started; the payload is a message saying why.
+    Stopped,
 }
 
 impl JoinError {
-    /// The panic payload, as `std::thread::JoinHandle::join` would return it.
+    pub(crate) fn panicked(payload: Payload) -> JoinError {
+        JoinError { payload, kind: JoinErrorKind::Panicked }
+    }
+
+    pub(crate) fn overflowed(message: String) -> JoinError {
+        JoinError { payload: Box::new(message), kind: JoinErrorKind::StackOverflow }
+    }
+
+    pub(crate) fn stopped(message: String) -> JoinError {
+        JoinError { payload: Box::new(message), kind: JoinErrorKind::Stopped }
+    }
+
+    /// Whether the green thread's own code panicked (rather than overflowing its stack or
+    /// being stopped before it finished).
+    pub fn is_panic(&self) -> bool {
+        self.kind == JoinErrorKind::Panicked
+    }
+
+    /// Whether the green thread overflowed its stack.
+    pub fn is_stack_overflow(&self) -> bool {
+        self.kind == JoinErrorKind::StackOverflow
+    }
+
+    /// The panic payload, as `std::thread::JoinHandle::join` would return it (for a green
+    /// thread that did not panic, a `String` saying what happened).
     pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
         self.payload
     }
@@ -265,13 +317,17 @@ impl JoinError {
 
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinError").field("message", &self.message()).finish()
+        f.debug_struct("JoinError").field("kind", &self.kind).field("message", &self.message()).finish()
     }
 }
 
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "green thread panicked: {}", crate::error::panic_message(self.payload.as_ref()))
+        let message = crate::error::panic_message(self.payload.as_ref());
+        match self.kind {
+            JoinErrorKind::Panicked => write!(f, "green thread panicked: {message}"),
+            JoinErrorKind::StackOverflow | JoinErrorKind::Stopped => f.write_str(message),
+        }
     }
 }
 

@@ -242,7 +242,7 @@ impl Drop for AbortOnUnwind {
 }
 
 fn park_inner(kind: ParkKind, deadline: Option<Instant>, register: impl FnOnce(Unparker)) {
-    if let Some(task) = scheduler::current_task() {
+    if let Some(task) = scheduler::parking_task() {
         let epoch = task.park.begin_park();
         if let Some(at) = deadline {
             // Two unparkers of the same epoch: whichever fires first ends the park, the

@@ -16,7 +16,7 @@ use std::thread::Thread;
 use std::time::Instant;
 
 use super::park::{ParkKind, ParkWord, Unparker};
-use super::{AbortHook, Payload};
+use super::{AbortHook, JoinError};
 use crate::context::stackful::{MigrationPermit, Movable};
 use crate::coroutine::{self, Builder, Coroutine, CoroutineResult, Yielder};
 use crate::runtime::worker::{Job, RtShared, WorkerPart};
@@ -164,9 +164,9 @@ impl StartPolicy {
 
 /// What one [`Local::step`] did.
 enum Step {
-    /// Started or ran a green thread; the payload of a failure that had no abort hook to
-    /// go to (the main green thread of `run`).
-    Ran(Option<Payload>),
+    /// Started or ran a green thread; the failure of one that had no abort hook to report
+    /// it to (the main green thread of `run`).
+    Ran(Option<JoinError>),
     /// Nothing to run; the next timer deadline, if any.
     Idle(Option<Instant>),
 }
@@ -233,6 +233,12 @@ pub(crate) struct Local {
     /// The buffer `drain_remote` swaps with `shared.remote`: the two take turns, so waking
     /// from another thread allocates nothing once both have grown.
     drained: RefCell<Vec<Arc<TaskHeader>>>,
+    /// Why the green threads still alive are being unwound, for their joiners (set before
+    /// [`Local::unwind_all`]).
+    stop_reason: RefCell<Option<String>>,
+    /// Tests set it to make the next step fail as a scheduler bug would.
+    #[cfg(test)]
+    fault: Cell<bool>,
 }
 
 /// How many spare headers and coroutine boxes a scheduler keeps.
@@ -261,11 +267,20 @@ pub(crate) fn on_green_thread() -> bool {
     with_local(|local| local.current.get().is_some()).unwrap_or(false)
 }
 
-/// A reference to the header of the green thread running on this thread, if any, for an
-/// unparker: the spare one its last wake-up left, or a new one.
-pub(crate) fn current_task() -> Option<Arc<TaskHeader>> {
+/// A reference to the header of the green thread running on this thread, if any, for the
+/// unparker of a park that is about to begin: the spare one its last wake-up left, or a new
+/// one.
+///
+/// # Panics
+/// If a green thread runs but the caller is on the stack of a coroutine or generator that
+/// green thread is running: it cannot be suspended from there. The panic comes before any
+/// state is changed, so a caller that catches it finds the green thread as it was.
+pub(crate) fn parking_task() -> Option<Arc<TaskHeader>> {
     with_local(|local| {
         let id = local.current.get()?;
+        if !coroutine::can_suspend_current::<(), Signal>() {
+            not_on_green_thread_stack();
+        }
         let mut tasks = local.tasks.borrow_mut();
         let slot = tasks[id].as_mut()?;
         Some(slot.spare_ref.take().unwrap_or_else(|| Arc::clone(&slot.header)))
@@ -287,6 +302,20 @@ pub(crate) fn current_home() -> Option<usize> {
 /// A scheduler's name: the address of its shared part.
 fn home(shared: &Arc<Shared>) -> usize {
     Arc::as_ptr(shared) as usize
+}
+
+/// Why the scheduler of this thread is unwinding its green threads, for the joiner of the
+/// one being unwound.
+pub(crate) fn stop_reason() -> String {
+    with_local(|local| local.stop_reason.borrow().clone())
+        .flatten()
+        .unwrap_or_else(|| "bobbin: the green thread was unwound before it finished: its scheduler stopped".into())
+}
+
+/// Makes the next step of this thread's scheduler panic, as a bug in it would.
+#[cfg(test)]
+pub(crate) fn inject_fault() {
+    with_local(|local| local.fault.set(true)).expect("inside a scheduler");
 }
 
 /// Whether the calling code runs on a scheduler's thread (inside `run`).
@@ -395,6 +424,9 @@ impl Local {
             spare_headers: RefCell::new(Vec::new()),
             spare_coroutines: RefCell::new(Vec::new()),
             drained: RefCell::new(Vec::new()),
+            stop_reason: RefCell::new(None),
+            #[cfg(test)]
+            fault: Cell::new(false),
         }
     }
 
@@ -486,6 +518,10 @@ impl Local {
     /// One turn of a scheduler: take in wake-ups and due timers, then start a green thread
     /// or run a ready one, as [`StartPolicy`] says.
     fn step(&self) -> Step {
+        #[cfg(test)]
+        if self.fault.take() {
+            panic!("injected scheduler fault");
+        }
         self.drain_remote();
         let deadline = self.fire_timers();
         let start = self.policy.start_now(self.ready.borrow().len());
@@ -528,21 +564,21 @@ impl Local {
         let Some(Pending { body, abort }) = self.pending.borrow_mut().pop_front() else {
             return false;
         };
-        // Pending green threads have abort hooks, so no payload comes back here.
+        // Pending green threads have abort hooks, so no failure comes back here.
         drop(self.start(body, abort, false));
         true
     }
 
     /// Creates a green thread's coroutine and runs it until it first gives control back.
     /// Without a stack, the joiner learns why and the scheduler carries on.
-    fn start(&self, body: Box<dyn FnOnce()>, abort: AbortHook, migratable: bool) -> Option<Payload> {
+    fn start(&self, body: Box<dyn FnOnce()>, abort: AbortHook, migratable: bool) -> Option<JoinError> {
         match self.make_coroutine(body) {
             Ok(co) => {
                 let id = self.insert(co, Some(abort), migratable);
                 self.run_task(id)
             }
             Err(e) => {
-                abort.abort(Box::new(format!("bobbin: could not start the green thread: {e}")));
+                abort.abort(JoinError::stopped(format!("bobbin: could not start the green thread: {e}")));
                 None
             }
         }
@@ -550,7 +586,7 @@ impl Local {
 
     /// Starts or continues the green thread of a job taken from a deque.
     fn run_job(&self, job: Job) {
-        // Every runtime task has an abort hook, so no payload is reported back here.
+        // Every runtime task has an abort hook, so no failure is reported back here.
         match job {
             Job::Start(start) => {
                 let (body, abort) = start.into_parts();
@@ -604,7 +640,7 @@ impl Local {
     }
 
     /// Runs one ready task until it gives control back.
-    fn run_task(&self, id: usize) -> Option<Box<dyn std::any::Any + Send>> {
+    fn run_task(&self, id: usize) -> Option<JoinError> {
         let mut co = {
             let mut tasks = self.tasks.borrow_mut();
             let slot = tasks[id].as_mut().expect("a queued task exists");
@@ -639,16 +675,29 @@ impl Local {
                 // A panic that escaped the body, or a stack overflow: the green thread is
                 // gone. Its abort hook reports it; only the main green thread of `run` has
                 // none, and its failure goes back to `run`.
-                let payload: Payload = match e {
-                    crate::Error::Panicked(payload) => payload,
-                    e => Box::new(format!("bobbin: green thread failed: {e}")),
+                let error = match e {
+                    crate::Error::Panicked(payload) => JoinError::panicked(payload),
+                    e @ crate::Error::StackOverflow { .. } => {
+                        let message = format!(
+                            "bobbin: a green thread failed: {e}; green threads have {} KiB \
+                             stacks (a Runtime's can be set with its builder's stack_size), and \
+                             large values can live on the heap instead",
+                            self.stack_size / 1024
+                        );
+                        JoinError::overflowed(message)
+                    }
+                    e => JoinError::stopped(format!("bobbin: a green thread failed: {e}")),
                 };
                 match self.retire(id, co) {
                     Some(abort) => {
-                        abort.abort(payload);
+                        if error.is_stack_overflow() {
+                            // No panic hook ran: say what happened, as a panic would.
+                            eprintln!("{error}");
+                        }
+                        abort.abort(error);
                         None
                     }
-                    None => Some(payload),
+                    None => Some(error),
                 }
             }
         }
@@ -705,20 +754,30 @@ impl Local {
         any_unparker && other_threads_exist()
     }
 
-    fn unwind_all(&self) {
+    /// Unwinds every green thread left, telling their joiners `reason`.
+    fn unwind_all(&self, reason: &str) {
+        *self.stop_reason.borrow_mut() = Some(reason.to_owned());
         // Green threads that never started: their joiners learn why.
         let pending: Vec<Pending> = self.pending.borrow_mut().drain(..).collect();
         for p in pending {
             drop(p.body);
-            p.abort.abort(Box::new(super::UNWOUND_MESSAGE));
+            p.abort.abort(JoinError::stopped(reason.to_owned()));
         }
         // Dropping a suspended coroutine unwinds its stack.
         let ids: Vec<usize> =
             self.tasks.borrow().iter().enumerate().filter(|(_, t)| t.is_some()).map(|(id, _)| id).collect();
         let slots: Vec<TaskSlot> = ids.into_iter().filter_map(|id| self.remove(id)).collect();
         // Destructors run here, and may spawn or wake green threads: the tables are not
-        // borrowed meanwhile.
-        drop(slots);
+        // borrowed meanwhile. One whose destructor panics must not keep the others from
+        // being unwound (and their joiners from learning it).
+        for slot in slots {
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(slot))) {
+                eprintln!(
+                    "bobbin: a destructor panicked while a green thread was unwound: {}",
+                    crate::error::panic_message(payload.as_ref())
+                );
+            }
+        }
     }
 }
 
@@ -746,8 +805,24 @@ pub(crate) fn run_scheduler(main: Box<dyn FnOnce()>) {
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| scheduler_loop(&local)));
     match outcome {
         Ok(None) => {}
-        Ok(Some(payload)) | Err(payload) => {
-            local.unwind_all();
+        Ok(Some(error)) => {
+            local.unwind_all(
+                "bobbin: the green thread was unwound before it finished: the main green thread of \
+                 bobbin::run failed",
+            );
+            if error.is_panic() {
+                panic::resume_unwind(error.into_panic());
+            }
+            // An overflow has not been through the panic hook: raise it as a panic of its
+            // own, so that it is printed like one.
+            panic!("{error}");
+        }
+        Err(payload) => {
+            let reason = format!(
+                "bobbin: the green thread was unwound before it finished: its scheduler failed: {}",
+                crate::error::panic_message(payload.as_ref())
+            );
+            local.unwind_all(&reason);
             panic::resume_unwind(payload);
         }
     }
@@ -769,12 +844,12 @@ impl Drop for CurrentGuard {
     }
 }
 
-/// The loop; returns the panic payload of the main green thread, if it panicked.
-fn scheduler_loop(local: &Local) -> Option<Payload> {
+/// The loop; returns the failure of the main green thread, if it failed.
+fn scheduler_loop(local: &Local) -> Option<JoinError> {
     loop {
         let deadline = match local.step() {
-            // Only the main green thread has no abort hook, so a payload is its failure.
-            Step::Ran(Some(payload)) => return Some(payload),
+            // Only the main green thread has no abort hook, so a failure is its own.
+            Step::Ran(Some(error)) => return Some(error),
             Step::Ran(None) => continue,
             Step::Idle(deadline) => deadline,
         };
@@ -800,34 +875,66 @@ fn scheduler_loop(local: &Local) -> Option<Payload> {
 
 /// Runs a worker of a multi-threaded runtime on this thread until the runtime shuts down;
 /// then unwinds every green thread left on it.
+///
+/// A panic of the scheduler itself (a bug: green threads' own panics are caught on their
+/// stacks) must not leave joiners waiting for a worker that is gone, or tell them the
+/// runtime shut down when it did not: the runtime records the failure, stops every
+/// worker, and each joiner learns what happened.
 pub(crate) fn run_worker(part: WorkerPart) {
     crate::trap::ensure_installed();
     let stack_size = part.rt.stack_size;
+    let index = part.index;
     let local = Rc::new(Local::new(stack_size, Some(part)));
     let _current = CurrentGuard::set(&local);
     let w = local.worker.as_ref().expect("a worker");
+    let reason = match panic::catch_unwind(AssertUnwindSafe(|| worker_loop(&local))) {
+        Ok(()) => w.rt.stop_reason(),
+        Err(payload) => {
+            let reason = format!(
+                "bobbin: internal error: worker {index} of the runtime failed ({}); the runtime \
+                 shut down and the green thread was unwound before it finished",
+                crate::error::panic_message(payload.as_ref())
+            );
+            eprintln!("{reason}");
+            w.rt.fail(reason.clone());
+            reason
+        }
+    };
+    let stopped = panic::catch_unwind(AssertUnwindSafe(|| local.stop_worker(&reason)));
+    if let Err(payload) = stopped {
+        eprintln!(
+            "bobbin: internal error: worker {index} failed while stopping ({}); the green threads \
+             left on it are leaked",
+            crate::error::panic_message(payload.as_ref())
+        );
+        // Running their destructors on a scheduler in an unknown state could do worse.
+        std::mem::forget(Rc::clone(&local));
+    }
+}
+
+fn worker_loop(local: &Local) {
+    let w = local.worker.as_ref().expect("a worker");
     while !w.rt.is_shutdown() {
-        // Every task on a worker has an abort hook, so no payload comes back from a step.
+        // Every task on a worker has an abort hook, so no failure comes back from a step.
         let Step::Idle(deadline) = local.step() else { continue };
         let timeout = deadline.map(|at| at.saturating_duration_since(Instant::now()));
         if timeout != Some(std::time::Duration::ZERO) {
             w.park_idle(timeout, || local.shared.has_remote.load(Ordering::Relaxed));
         }
     }
-    local.stop_worker();
 }
 
 impl Local {
     /// Shutdown of a worker: unwinds every green thread on it (their destructors may wake or
     /// spawn others, so repeat until none is left), drops the jobs on its deque, and stops
     /// accepting wake-ups.
-    fn stop_worker(&self) {
+    fn stop_worker(&self, reason: &str) {
         let w = self.worker.as_ref().expect("a worker");
         loop {
             self.drain_remote();
             self.ready.borrow_mut().clear();
             self.timers.borrow_mut().clear();
-            self.unwind_all();
+            self.unwind_all(reason);
             let dropped_any = w.drop_jobs();
             if !dropped_any && self.tasks.borrow().iter().all(Option::is_none) {
                 break;

@@ -191,6 +191,10 @@ impl<T> Sender<T> {
     ///
     /// # Errors
     /// [`SendError`] with the message if every receiver is gone.
+    ///
+    /// # Panics
+    /// If called on the stack of a coroutine or generator that a green thread is running:
+    /// only the green thread's own stack can park.
     pub fn send(&self, mut msg: T) -> Result<(), SendError<T>> {
         loop {
             match self.try_send(msg) {
@@ -238,6 +242,10 @@ impl<T> Receiver<T> {
     ///
     /// # Errors
     /// [`RecvError`] once the channel is empty and every sender is gone.
+    ///
+    /// # Panics
+    /// If called on the stack of a coroutine or generator that a green thread is running:
+    /// only the green thread's own stack can park.
     pub fn recv(&self) -> Result<T, RecvError> {
         loop {
             let mut st = match self.take(self.chan.lock()) {
@@ -270,6 +278,10 @@ impl<T> Receiver<T> {
     ///
     /// # Errors
     /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
+    ///
+    /// # Panics
+    /// If called on the stack of a coroutine or generator that a green thread is running:
+    /// only the green thread's own stack can park.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         let deadline = Instant::now() + timeout;
         loop {
