@@ -154,8 +154,8 @@ impl Drop for SuspendOnDrop<'_> {
 }
 
 #[test]
-fn suspending_during_forced_unwinding_aborts_with_a_message() {
-    let out = in_child("suspending_during_forced_unwinding_aborts_with_a_message", || {
+fn a_destructor_suspending_during_forced_unwinding_aborts_with_a_message() {
+    let out = in_child("a_destructor_suspending_during_forced_unwinding_aborts_with_a_message", || {
         let mut co: Coroutine<(), (), ()> = Coroutine::new(|y, ()| {
             let _guard = SuspendOnDrop(y);
             y.suspend(());
@@ -164,7 +164,45 @@ fn suspending_during_forced_unwinding_aborts_with_a_message() {
         drop(co); // the forced unwinding runs SuspendOnDrop::drop
         println!("NOT REACHED");
     });
-    assert_aborted_with(out, "tried to suspend while being dropped");
+    assert_aborted_with(out, "destructor tried to suspend a coroutine while it was being dropped");
+}
+
+/// Counts its drops in a shared counter.
+struct Counted(std::rc::Rc<std::cell::Cell<u32>>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+#[test]
+fn catching_the_forced_unwinding_and_suspending_again_resumes_the_unwinding() {
+    in_child_ok("catching_the_forced_unwinding_and_suspending_again_resumes_the_unwinding", || {
+        use std::panic::{catch_unwind, AssertUnwindSafe};
+        let drops = std::rc::Rc::new(std::cell::Cell::new(0));
+        let (outer, inner, yielded) = (Counted(drops.clone()), Counted(drops.clone()), drops.clone());
+        let mut co: Coroutine<(), Counted, ()> = Coroutine::new(move |y, ()| {
+            let _outer = outer;
+            let caught = catch_unwind(AssertUnwindSafe(|| {
+                let _inner = inner;
+                y.suspend(Counted(yielded.clone()));
+            }));
+            assert!(caught.is_err(), "the drop unwinds the suspended coroutine");
+            // Suspend again, as generator code that swallows panics might: the value is
+            // dropped and the unwinding goes on from here.
+            y.suspend(Counted(yielded));
+            unreachable!("a dropped coroutine is never resumed with an input");
+        });
+        match co.resume(()) {
+            CoroutineResult::Yield(v) => drop(v),
+            CoroutineResult::Return(()) => unreachable!(),
+        }
+        assert_eq!(drops.get(), 1);
+        drop(co);
+        // The first yielded value, `inner`, the second yielded value and `outer`.
+        assert_eq!(drops.get(), 4);
+    });
 }
 
 #[test]

@@ -539,3 +539,15 @@ fn join_errors_say_what_happened() {
     assert!(!err.is_panic());
     assert!(err.to_string().contains("main green thread of bobbin::run failed"), "{err}");
 }
+
+#[test]
+fn an_overflow_of_runs_main_green_thread_is_printed_like_a_panic() {
+    let out = common::in_child("an_overflow_of_runs_main_green_thread_is_printed_like_a_panic", || {
+        run(|| common::recurse_forever(0));
+    });
+    if let Some(out) = out {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains("overflowed its stack of 131072 bytes") && stderr.contains("panicked"), "{stderr}");
+    }
+}

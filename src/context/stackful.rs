@@ -354,17 +354,29 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
             State::Suspended => {
                 // Unwind the coroutine's stack: its pending `suspend` receives the null
                 // input address and starts an unwinding that the entry function catches.
-                let (ret, out) = self.switch_in::<true>(UNWIND);
-                if ret > SP_RUNNING {
-                    // It suspended during its forced unwinding: nobody can ever resume it,
-                    // and its frames cannot be left half-unwound.
-                    eprintln!("bobbin: a coroutine tried to suspend while being dropped; aborting");
-                    std::process::abort();
+                let (mut ret, mut out) = self.switch_in::<true>(UNWIND);
+                let mut yielded_panic = None;
+                while ret > SP_RUNNING {
+                    // It suspended during its forced unwinding: code that caught the
+                    // unwinding suspended again. Nobody can ever resume it with an input, and
+                    // its frames cannot be left half-unwound: its value is dropped and the
+                    // unwinding resumed from that suspend (see `start_unwinding`).
+                    // SAFETY: a coroutine that suspends hands over the address of the value
+                    // it yields, in its suspended frame, and never touches the value again.
+                    let dropped =
+                        panic::catch_unwind(AssertUnwindSafe(|| unsafe { ptr::drop_in_place(out as *mut Y) }));
+                    yielded_panic = yielded_panic.or(dropped.err());
+                    (ret, out) = self.switch_in::<true>(UNWIND);
                 }
-                if let Ended::Panicked(payload) = self.ended(ret, out) {
+                let ended = self.ended(ret, out);
+                let payload = match ended {
+                    Ended::Panicked(payload) if !is_forced_unwind(payload.as_ref()) => Some(payload),
+                    _ => yielded_panic,
+                };
+                if let Some(payload) = payload {
                     // A destructor panicked while unwinding: report it like any panic
                     // from a drop, unless this thread already panics.
-                    if !is_forced_unwind(payload.as_ref()) && !std::thread::panicking() {
+                    if !std::thread::panicking() {
                         panic::resume_unwind(payload);
                     }
                 }
@@ -464,9 +476,10 @@ impl<I, Y> Yielder<I, Y> {
     /// coroutine's stack unwinds from this point, running every destructor on it.
     ///
     /// # Panics
-    /// Aborts the process if called while the coroutine is being unwound because it was
-    /// dropped (a destructor, or code that caught the unwinding, tried to suspend): there
-    /// is nobody left to resume it, and letting it continue would be unsound.
+    /// Called while the coroutine is being unwound because it was dropped (by code that
+    /// caught that unwinding), it does not suspend: the unwinding resumes from here. Called
+    /// from a destructor that this unwinding runs, it aborts the process: there is nobody
+    /// left to resume the coroutine, and a destructor cannot be unwound from.
     #[inline(always)]
     pub fn suspend(&self, val: Y) -> I {
         // The resumer moves the value out of this frame while we are suspended (or, if it
@@ -486,12 +499,19 @@ impl<I, Y> Yielder<I, Y> {
 
 /// The coroutine is being dropped: unwind its stack from the pending `suspend`.
 ///
-/// A suspend during that unwinding (a destructor, or code that caught it, tried to suspend)
-/// switches back to the dropping resumer, which aborts the process (see `RawCoroutine`'s
-/// `Drop`).
+/// Code that catches this unwinding and suspends again lands here once more (the dropping
+/// resumer answers every suspend with [`UNWIND`]), so the unwinding resumes from that
+/// suspend and every value on the stack is still dropped: `catch_unwind` cannot keep a
+/// dropped coroutine alive. A destructor that suspends while the unwinding runs it cannot
+/// be unwound from (that would be a panic inside a destructor during unwinding): the
+/// process aborts with a message saying so.
 #[cold]
 #[inline(never)]
 fn start_unwinding() -> ! {
+    if std::thread::panicking() {
+        eprintln!("bobbin: a destructor tried to suspend a coroutine while it was being dropped; aborting");
+        std::process::abort();
+    }
     panic::resume_unwind(Box::new(ForcedUnwind));
 }
 
