@@ -175,6 +175,10 @@ fn as_result<Y, R>(resumed: Resumed<Y, R>) -> Result<CoroutineResult<Y, R>, Erro
 fn refused(why: Refusal) -> ! {
     match why.into_error() {
         e @ Error::StackOverflow { .. } => panic!("bobbin: {e}"),
+        Error::Finished => panic!(
+            "bobbin: cannot resume: the coroutine (or generator) is done: it has already finished \
+             (returned, panicked or overflowed its stack); check done() before resuming"
+        ),
         e => panic!("bobbin: cannot resume: {e}"),
     }
 }

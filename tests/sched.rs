@@ -551,3 +551,172 @@ fn an_overflow_of_runs_main_green_thread_is_printed_like_a_panic() {
         assert!(stderr.contains("overflowed its stack of 131072 bytes") && stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// A 32 KiB message: large enough that each copy of it on the stack shows.
+type Big = [u8; 32 * 1024];
+
+/// Sends one [`Big`] message through an unbounded channel and drains it with `try_iter`.
+fn pass_a_big_message_unbounded() {
+    let (tx, rx) = channel::<Big>();
+    tx.send([7; 32 * 1024]).unwrap();
+    for m in rx.try_iter() {
+        assert_eq!(std::hint::black_box(&m)[100], 7);
+    }
+}
+
+/// Sends one [`Big`] message through a bounded channel and receives it.
+fn pass_a_big_message_bounded() {
+    let (tx, rx) = bounded::<Big>(1);
+    tx.send([9; 32 * 1024]).unwrap();
+    let m = rx.recv().unwrap();
+    assert_eq!(std::hint::black_box(&m)[100], 9);
+}
+
+fn pass_a_big_message_unbounded_std() {
+    let (tx, rx) = std::sync::mpsc::channel::<Big>();
+    tx.send([7; 32 * 1024]).unwrap();
+    for m in rx.try_iter() {
+        assert_eq!(std::hint::black_box(&m)[100], 7);
+    }
+}
+
+fn pass_a_big_message_bounded_std() {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Big>(1);
+    tx.send([9; 32 * 1024]).unwrap();
+    let m = rx.recv().unwrap();
+    assert_eq!(std::hint::black_box(&m)[100], 9);
+}
+
+/// The smallest coroutine stack, in 8 KiB steps, on which `f` runs without overflowing.
+fn stack_needed(f: fn()) -> usize {
+    (1..64)
+        .map(|k| k * 8 * 1024)
+        .find(|&size| {
+            let mut co: bobbin::Coroutine<(), (), ()> =
+                bobbin::coroutine::Builder::new().stack_size(size).spawn(move |_, ()| f()).unwrap();
+            !matches!(co.try_resume(()), Err(bobbin::Error::StackOverflow { .. }))
+        })
+        .expect("fits in 512 KiB")
+}
+
+#[test]
+fn a_large_message_needs_less_stack_than_through_std_mpsc() {
+    for (ours, std) in [
+        (pass_a_big_message_unbounded as fn(), pass_a_big_message_unbounded_std as fn()),
+        (pass_a_big_message_bounded, pass_a_big_message_bounded_std),
+    ] {
+        let (ours, std) = (stack_needed(ours), stack_needed(std));
+        assert!(ours < std, "bobbin's channel needs {ours} bytes of stack for a 32 KiB message, std's {std}");
+    }
+}
+
+#[test]
+#[cfg_attr(debug_assertions, ignore = "an unoptimised build keeps many more copies of a large value")]
+fn a_large_message_passes_on_a_default_green_thread_stack() {
+    run(|| {
+        spawn(pass_a_big_message_unbounded).join().expect("no overflow on the default stack");
+        spawn(pass_a_big_message_bounded).join().expect("no overflow on the default stack");
+    });
+}
+
+/// Waits for a reply by polling with `try_recv` and sending requests that never park: the
+/// green thread that answers runs only if those operations yield now and then.
+fn spin_on_channel_operations_until_answered() -> u32 {
+    let (req_tx, req_rx) = channel::<()>();
+    let (reply_tx, reply_rx) = channel::<u32>();
+    let responder = spawn(move || {
+        req_rx.recv().unwrap();
+        reply_tx.send(42).unwrap();
+    });
+    let answer = loop {
+        if let Some(v) = reply_rx.try_iter().next() {
+            break v;
+        }
+        req_tx.send(()).unwrap();
+    };
+    responder.join().unwrap();
+    answer
+}
+
+#[test]
+fn spinning_on_channel_operations_cannot_starve_the_scheduler() {
+    let name = "spinning_on_channel_operations_cannot_starve_the_scheduler";
+    let out = common::in_child_within(name, Duration::from_secs(120), || {
+        assert_eq!(run(spin_on_channel_operations_until_answered), 42);
+        // Sending until the receiver hangs up, before it ever ran.
+        let sent = run(|| {
+            let (tx, rx) = channel::<u64>();
+            spawn(move || {
+                for _ in 0..10 {
+                    rx.recv().unwrap();
+                }
+            });
+            let mut sent = 0u64;
+            while tx.send(sent).is_ok() {
+                sent += 1;
+            }
+            sent
+        });
+        assert!(sent >= 10);
+        // The same on one worker of a runtime, where the two share the worker.
+        let rt = bobbin::Runtime::builder().workers(1).build().unwrap();
+        let (req_tx, req_rx) = channel::<()>();
+        let (reply_tx, reply_rx) = channel::<u32>();
+        let answer = rt.block_on(move || {
+            bobbin::runtime::spawn(move || {
+                req_rx.recv().unwrap();
+                reply_tx.send(7).unwrap();
+            });
+            loop {
+                if let Ok(v) = reply_rx.try_recv() {
+                    break v;
+                }
+                req_tx.send(()).unwrap();
+            }
+        });
+        assert_eq!(answer, 7);
+    });
+    common::assert_child_passed(name, out);
+}
+
+/// A message whose destructor panics.
+struct PanicsOnDrop(Rc<Cell<u32>>);
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+        panic!("message destructor");
+    }
+}
+
+#[test]
+fn a_panicking_message_destructor_reports_the_first_panic_and_leaks_the_rest() {
+    // Dropping a channel that holds two such messages drops the first, whose panic comes
+    // out of the drop; the second is leaked rather than dropped during that unwinding
+    // (which would abort the process).
+    let drops = Rc::new(Cell::new(0));
+    let (tx, rx) = bounded::<PanicsOnDrop>(2);
+    tx.try_send(PanicsOnDrop(drops.clone())).map_err(|_| ()).unwrap();
+    tx.try_send(PanicsOnDrop(drops.clone())).map_err(|_| ()).unwrap();
+    drop(tx);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(rx)));
+    assert_eq!(r.unwrap_err().downcast_ref::<&str>(), Some(&"message destructor"));
+    assert_eq!(drops.get(), 1);
+}
+
+#[test]
+fn receivers_iterate_by_reference_and_cross_catch_unwind() {
+    fn unwind_safe<T: std::panic::UnwindSafe + std::panic::RefUnwindSafe>(_: &T) {}
+    let (tx, rx) = channel::<u32>();
+    unwind_safe(&rx);
+    unwind_safe(&tx);
+    for i in 0..3 {
+        tx.send(i).unwrap();
+    }
+    drop(tx);
+    let mut got = Vec::new();
+    for v in &rx {
+        got.push(v);
+    }
+    assert_eq!(got, [0, 1, 2]);
+}

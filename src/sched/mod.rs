@@ -28,6 +28,7 @@
 //! assert_eq!(total, 385);
 //! ```
 
+pub(crate) mod budget;
 pub(crate) mod park;
 pub(crate) mod scheduler;
 
@@ -219,13 +220,14 @@ pub struct JoinHandle<T> {
 }
 
 impl<T> JoinHandle<T> {
-    /// Waits for the green thread to finish; returns its value, or a [`JoinError`] with
-    /// its panic payload.
+    /// Waits for the green thread to finish; returns its value, or a [`JoinError`] saying
+    /// why there is none. Spends one unit of the cooperative budget.
     ///
     /// # Panics
     /// If called on the stack of a coroutine or generator that a green thread is running:
     /// only the green thread's own stack can park.
     pub fn join(self) -> Result<T, JoinError> {
+        budget::spend();
         loop {
             let mut inner = self.state.lock();
             if let Some(result) = inner.result.take() {
@@ -239,14 +241,18 @@ impl<T> JoinHandle<T> {
     }
 
     /// Whether the green thread has finished (returned, panicked or overflowed its stack).
+    ///
+    /// Spends one unit of the cooperative budget, so a loop that polls it still lets the
+    /// green thread it waits for run.
     pub fn is_finished(&self) -> bool {
+        budget::spend();
         self.state.lock().result.is_some()
     }
 }
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinHandle").field("finished", &self.is_finished()).finish()
+        f.debug_struct("JoinHandle").field("finished", &self.state.lock().result.is_some()).finish()
     }
 }
 

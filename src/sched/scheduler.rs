@@ -341,6 +341,12 @@ pub(crate) fn yield_now() {
     }
 }
 
+/// Yields if the caller runs on a green thread's own stack; false (and does nothing)
+/// otherwise.
+pub(crate) fn yield_if_on_green_thread() -> bool {
+    coroutine::suspend_current::<(), Signal>(Signal::Yield).is_ok()
+}
+
 fn suspend(signal: Signal) {
     if coroutine::suspend_current::<(), Signal>(signal).is_err() {
         not_on_green_thread_stack();
@@ -648,6 +654,7 @@ impl Local {
             slot.co.take().expect("a queued task is not running")
         };
         self.current.set(Some(id));
+        super::budget::refill();
         let result = co.try_resume_discoverable(());
         self.current.set(None);
         match result {

@@ -22,9 +22,11 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::sched::budget;
 use crate::sched::park::{self, ParkKind, Unparker};
 
 mod lock;
@@ -37,6 +39,24 @@ struct State<T> {
     receivers: usize,
     recv_waiters: VecDeque<Unparker>,
     send_waiters: VecDeque<Unparker>,
+}
+
+impl<T> Drop for State<T> {
+    /// Drops the messages left in order. If one's destructor panics, the rest are leaked:
+    /// dropping another while that panic unwinds could panic again, which aborts.
+    fn drop(&mut self) {
+        struct LeakRest<'a, T>(&'a mut VecDeque<T>);
+        impl<T> Drop for LeakRest<'_, T> {
+            fn drop(&mut self) {
+                std::mem::forget(std::mem::take(self.0));
+            }
+        }
+        let rest = LeakRest(&mut self.queue);
+        while let Some(msg) = rest.0.pop_front() {
+            drop(msg);
+        }
+        std::mem::forget(rest);
+    }
 }
 
 struct Chan<T> {
@@ -101,6 +121,29 @@ impl<T> Chan<T> {
             }
             next = self.lock().take_waiter(side);
         }
+    }
+
+    /// Queues `msg` on the locked channel, then unlocks it and wakes a receiver if one
+    /// waits. The message is moved once, from the caller's argument into the queue.
+    fn push(&self, mut st: LockGuard<'_, State<T>>, msg: T) {
+        st.queue.push_back(msg);
+        let waiting = st.take_waiter(Side::Receivers);
+        drop(st);
+        if let Some(w) = waiting {
+            self.wake_one(Side::Receivers, w);
+        }
+    }
+
+    /// Takes the oldest message off the locked channel, if any; then unlocks it and, for a
+    /// bounded channel with senders waiting for room, wakes one.
+    fn pop<'a>(&'a self, mut st: LockGuard<'a, State<T>>) -> Result<T, LockGuard<'a, State<T>>> {
+        let Some(msg) = st.queue.pop_front() else { return Err(st) };
+        let room_wanted = st.take_waiter(Side::Senders);
+        drop(st);
+        if let Some(w) = room_wanted {
+            self.wake_one(Side::Senders, w);
+        }
+        Ok(msg)
     }
 
     /// Wakes every waiter of `side` (the other side has disconnected).
@@ -189,50 +232,51 @@ pub enum RecvTimeoutError {
 impl<T> Sender<T> {
     /// Sends `msg`, parking while a bounded channel is full.
     ///
+    /// Spends one unit of the green thread's cooperative budget: a loop of sends that never
+    /// park still lets the other green threads of its scheduler run (see [`crate::yield_now`]).
+    ///
     /// # Errors
     /// [`SendError`] with the message if every receiver is gone.
     ///
     /// # Panics
-    /// If called on the stack of a coroutine or generator that a green thread is running:
-    /// only the green thread's own stack can park.
-    pub fn send(&self, mut msg: T) -> Result<(), SendError<T>> {
+    /// If called on the stack of a coroutine or generator that a green thread is running
+    /// and the channel is full: only the green thread's own stack can park.
+    pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
+        budget::spend();
+        let mut st = self.chan.lock();
         loop {
-            match self.try_send(msg) {
-                Ok(()) => return Ok(()),
-                Err(TrySendError::Disconnected(m)) => return Err(SendError(m)),
-                Err(TrySendError::Full(m)) => msg = m,
+            if st.receivers == 0 {
+                drop(st);
+                return Err(SendError(msg));
             }
-            let mut st = self.chan.lock();
-            if st.receivers == 0 || st.cap.is_none_or(|c| st.queue.len() < c) {
-                continue; // changed since try_send: try again
+            if st.cap.is_none_or(|c| st.queue.len() < c) {
+                self.chan.push(st, msg);
+                return Ok(());
             }
             park::park(ParkKind::Send, move |u| {
                 st.send_waiters.push_back(u);
                 drop(st);
             });
+            st = self.chan.lock();
         }
     }
 
-    /// Sends `msg` if that needs no waiting.
+    /// Sends `msg` if that needs no waiting. Spends one unit of the cooperative budget, as
+    /// [`send`](Sender::send) does.
     ///
     /// # Errors
     /// [`TrySendError::Full`] if the bounded channel is full, [`TrySendError::Disconnected`]
     /// if every receiver is gone; both hold the message.
     pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
-        let waiting = {
-            let mut st = self.chan.lock();
-            if st.receivers == 0 {
-                return Err(TrySendError::Disconnected(msg));
-            }
-            if st.cap.is_some_and(|c| st.queue.len() >= c) {
-                return Err(TrySendError::Full(msg));
-            }
-            st.queue.push_back(msg);
-            st.take_waiter(Side::Receivers)
-        };
-        if let Some(w) = waiting {
-            self.chan.wake_one(Side::Receivers, w);
+        budget::spend();
+        let st = self.chan.lock();
+        if st.receivers == 0 {
+            return Err(TrySendError::Disconnected(msg));
         }
+        if st.cap.is_some_and(|c| st.queue.len() >= c) {
+            return Err(TrySendError::Full(msg));
+        }
+        self.chan.push(st, msg);
         Ok(())
     }
 }
@@ -240,18 +284,28 @@ impl<T> Sender<T> {
 impl<T> Receiver<T> {
     /// Takes the next message, parking while the channel is empty.
     ///
+    /// Spends one unit of the green thread's cooperative budget, so a loop of receives that
+    /// never park still lets the other green threads of its scheduler run.
+    ///
     /// # Errors
     /// [`RecvError`] once the channel is empty and every sender is gone.
     ///
     /// # Panics
-    /// If called on the stack of a coroutine or generator that a green thread is running:
-    /// only the green thread's own stack can park.
+    /// If called on the stack of a coroutine or generator that a green thread is running
+    /// and the channel is empty: only the green thread's own stack can park.
     pub fn recv(&self) -> Result<T, RecvError> {
+        budget::spend();
+        match self.chan.pop(self.chan.lock()) {
+            Ok(msg) => Ok(msg),
+            Err(st) => self.recv_parking(st),
+        }
+    }
+
+    /// The part of [`recv`](Receiver::recv) that waits, out of line so that the fast path
+    /// keeps a single slot for a large message.
+    #[inline(never)]
+    fn recv_parking<'a>(&'a self, mut st: LockGuard<'a, State<T>>) -> Result<T, RecvError> {
         loop {
-            let mut st = match self.take(self.chan.lock()) {
-                Ok(msg) => return Ok(msg),
-                Err(st) => st,
-            };
             if st.senders == 0 {
                 return Err(RecvError);
             }
@@ -259,15 +313,22 @@ impl<T> Receiver<T> {
                 st.recv_waiters.push_back(u);
                 drop(st);
             });
+            st = match self.chan.pop(self.chan.lock()) {
+                Ok(msg) => return Ok(msg),
+                Err(st) => st,
+            };
         }
     }
 
-    /// Takes the next message if one is queued.
+    /// Takes the next message if one is queued. Spends one unit of the cooperative budget
+    /// whatever it finds, so a loop that polls an empty channel still lets the green thread
+    /// that would fill it run.
     ///
     /// # Errors
     /// [`TryRecvError::Empty`] or, once every sender is gone, [`TryRecvError::Disconnected`].
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        match self.take(self.chan.lock()) {
+        budget::spend();
+        match self.chan.pop(self.chan.lock()) {
             Ok(msg) => Ok(msg),
             Err(st) if st.senders == 0 => Err(TryRecvError::Disconnected),
             Err(_) => Err(TryRecvError::Empty),
@@ -280,12 +341,14 @@ impl<T> Receiver<T> {
     /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
     ///
     /// # Panics
-    /// If called on the stack of a coroutine or generator that a green thread is running:
-    /// only the green thread's own stack can park.
+    /// If called on the stack of a coroutine or generator that a green thread is running
+    /// and the channel is empty: only the green thread's own stack can park.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        budget::spend();
         let deadline = Instant::now() + timeout;
+        let mut st = self.chan.lock();
         loop {
-            let mut st = match self.take(self.chan.lock()) {
+            st = match self.chan.pop(st) {
                 Ok(msg) => return Ok(msg),
                 Err(st) => st,
             };
@@ -299,6 +362,7 @@ impl<T> Receiver<T> {
                 st.recv_waiters.push_back(u);
                 drop(st);
             });
+            st = self.chan.lock();
         }
     }
 
@@ -310,18 +374,6 @@ impl<T> Receiver<T> {
     /// An iterator over the messages queued now, without waiting.
     pub fn try_iter(&self) -> TryIter<'_, T> {
         TryIter { rx: self }
-    }
-
-    /// Pops a message; for a bounded channel with senders waiting for room, unlocks and
-    /// wakes one.
-    fn take<'a>(&'a self, mut st: LockGuard<'a, State<T>>) -> Result<T, LockGuard<'a, State<T>>> {
-        let Some(msg) = st.queue.pop_front() else { return Err(st) };
-        let room_wanted = st.take_waiter(Side::Senders);
-        drop(st);
-        if let Some(w) = room_wanted {
-            self.chan.wake_one(Side::Senders, w);
-        }
-        Ok(msg)
     }
 }
 
@@ -397,6 +449,22 @@ impl<T> IntoIterator for Receiver<T> {
         IntoIter { rx: self }
     }
 }
+
+impl<'a, T> IntoIterator for &'a Receiver<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+// A panic while a channel's lock is held cannot leave it inconsistent (every critical
+// section is a queue operation), and a message is either queued or not: the ends can be
+// used again after a caught panic, as std's and crossbeam's can.
+impl<T> UnwindSafe for Sender<T> {}
+impl<T> RefUnwindSafe for Sender<T> {}
+impl<T> UnwindSafe for Receiver<T> {}
+impl<T> RefUnwindSafe for Receiver<T> {}
 
 /// Owning blocking iterator of a [`Receiver`].
 pub struct IntoIter<T> {

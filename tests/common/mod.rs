@@ -23,9 +23,58 @@ pub fn in_child(name: &str, body: impl FnOnce()) -> Option<Output> {
     Some(out)
 }
 
-/// Like [`in_child`], asserting that the child succeeded.
-pub fn in_child_ok(name: &str, body: impl FnOnce()) {
-    if let Some(out) = in_child(name, body) {
+/// Like [`in_child`], but a child still running after `limit` is killed and reported as
+/// hung (a guard against a hang, not a measure of speed: make `limit` generous).
+pub fn in_child_within(name: &str, limit: std::time::Duration, body: impl FnOnce()) -> Option<Output> {
+    if std::env::var(CHILD_VAR).as_deref() == Ok(name) {
+        body();
+        return None;
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut child = Command::new(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_VAR, name)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("re-run the test binary");
+    // Drain the pipes while waiting, so a chatty child cannot block on a full pipe.
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut v).ok();
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut v).ok();
+        v
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            child.kill().ok();
+            let status = child.wait().expect("reap the child");
+            let out = Output { status, stdout: out_reader.join().unwrap(), stderr: err_reader.join().unwrap() };
+            panic!(
+                "child test {name} hung: still running after {limit:?}, killed\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    Some(Output { status, stdout: out_reader.join().unwrap(), stderr: err_reader.join().unwrap() })
+}
+
+/// Asserts that a child of [`in_child`] or [`in_child_within`] ran its test and passed.
+pub fn assert_child_passed(name: &str, out: Option<Output>) {
+    if let Some(out) = out {
         assert!(
             out.status.success(),
             "child test {name} failed: {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -36,6 +85,12 @@ pub fn in_child_ok(name: &str, body: impl FnOnce()) {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains("1 passed"), "child test {name} did not run (no test matched):\n{stdout}");
     }
+}
+
+/// Like [`in_child`], asserting that the child succeeded.
+pub fn in_child_ok(name: &str, body: impl FnOnce()) {
+    let out = in_child(name, body);
+    assert_child_passed(name, out);
 }
 
 /// Number of mappings of this process (lines of /proc/self/maps).
