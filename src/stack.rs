@@ -310,7 +310,7 @@ mod registry {
 
     /// The tag of the stack that `sp` lies in (its guard region included), if `addr` lies in
     /// that stack's guard region of `guard` bytes and the tag is set. Async-signal-safe.
-    pub(super) fn guard_hit(addr: usize, sp: usize, guard: usize) -> Option<usize> {
+    pub(super) fn guard_hit(addr: usize, sp: usize, guard: usize) -> Option<(usize, usize)> {
         for i in 0..USED.load(Ordering::Acquire) {
             let Some(e) = entry(i) else { continue };
             let lo = e.lo.load(Ordering::Acquire);
@@ -328,7 +328,7 @@ mod registry {
             // on, which stays mapped (and its tags allocated) while it does; `index` is
             // below the slab's stack count because `sp - lo < len`.
             let tag = unsafe { (*e.tags.load(Ordering::Relaxed).add(index)).load(Ordering::Relaxed) };
-            return (tag != 0).then_some(tag);
+            return (tag != 0).then_some((tag, stack_lo + guard));
         }
         None
     }
@@ -336,8 +336,9 @@ mod registry {
 
 /// If the running thread's stack pointer `sp` lies in a [`Stack`] and the fault address
 /// `addr` in that stack's guard region, the tag set on it with [`Stack::set_tag`] (if
-/// any). Async-signal-safe: reads only atomics.
-pub(crate) fn guard_hit(addr: usize, sp: usize) -> Option<usize> {
+/// any) and the stack's bottom (the lowest usable address). Async-signal-safe: reads only
+/// atomics.
+pub(crate) fn guard_hit(addr: usize, sp: usize) -> Option<(usize, usize)> {
     registry::guard_hit(addr, sp, guard_size())
 }
 
@@ -725,22 +726,29 @@ fn return_to_pool(stack: Stack) {
 mod tests {
     use super::*;
 
+    /// The tag [`guard_hit`] finds, checking the bottom it reports on the way.
+    fn hit_tag(addr: usize, sp: usize) -> Option<usize> {
+        let (tag, bottom) = guard_hit(addr, sp)?;
+        assert!(addr < bottom && bottom - addr <= guard_size(), "the bottom lies just above the guard hit");
+        Some(tag)
+    }
+
     fn check_guard_hits(stack: &Stack) {
         let guard = stack.guard_range();
         let inside = stack.bottom() as usize + 100;
-        assert_eq!(guard_hit(guard.start + 8, inside), None, "an untagged stack has no owner");
+        assert_eq!(hit_tag(guard.start + 8, inside), None, "an untagged stack has no owner");
         stack.set_tag(0x1230);
-        assert_eq!(guard_hit(guard.start + 8, inside), Some(0x1230));
-        assert_eq!(guard_hit(guard.end - 1, stack.top() as usize - 8), Some(0x1230));
+        assert_eq!(hit_tag(guard.start + 8, inside), Some(0x1230));
+        assert_eq!(hit_tag(guard.end - 1, stack.top() as usize - 8), Some(0x1230));
         // Running in the guard itself (a stack probe moved the stack pointer there) counts.
-        assert_eq!(guard_hit(guard.start, guard.start + 16), Some(0x1230));
+        assert_eq!(hit_tag(guard.start, guard.start + 16), Some(0x1230));
         // A fault outside the guard, or taken while running on another stack, is not a hit.
-        assert_eq!(guard_hit(guard.end, inside), None);
-        assert_eq!(guard_hit(guard.start + 8, stack.top() as usize), None);
+        assert_eq!(hit_tag(guard.end, inside), None);
+        assert_eq!(hit_tag(guard.start + 8, stack.top() as usize), None);
         let elsewhere = 0u64;
-        assert_eq!(guard_hit(guard.start + 8, &elsewhere as *const u64 as usize), None);
+        assert_eq!(hit_tag(guard.start + 8, &elsewhere as *const u64 as usize), None);
         stack.set_tag(0);
-        assert_eq!(guard_hit(guard.start + 8, inside), None);
+        assert_eq!(hit_tag(guard.start + 8, inside), None);
     }
 
     #[test]
@@ -754,15 +762,15 @@ mod tests {
             // A fault in one stack's guard while running on its neighbour is not a hit.
             stacks[1].set_tag(0x40);
             let below = stacks[1].guard_range().start + 8;
-            assert_eq!(guard_hit(below, stacks[0].bottom() as usize + 64), None);
-            assert_eq!(guard_hit(below, stacks[2].bottom() as usize + 64), None);
-            assert_eq!(guard_hit(below, stacks[1].bottom() as usize + 64), Some(0x40));
+            assert_eq!(hit_tag(below, stacks[0].bottom() as usize + 64), None);
+            assert_eq!(hit_tag(below, stacks[2].bottom() as usize + 64), None);
+            assert_eq!(hit_tag(below, stacks[1].bottom() as usize + 64), Some(0x40));
             // Going back to the pool clears the tag.
             let (lo, top) = (stacks[1].guard_range().start, stacks[1].top() as usize);
             for s in stacks {
                 pool.put(s);
             }
-            assert_eq!(guard_hit(lo + 8, top - 64), None);
+            assert_eq!(hit_tag(lo + 8, top - 64), None);
         }
     }
 
@@ -771,16 +779,16 @@ mod tests {
         let stack = Stack::new(16 * 1024).unwrap();
         stack.set_tag(0x80);
         let (guard, sp) = (stack.guard_range().start, stack.bottom() as usize + 64);
-        assert_eq!(guard_hit(guard, sp), Some(0x80));
+        assert_eq!(hit_tag(guard, sp), Some(0x80));
         drop(stack);
-        assert_eq!(guard_hit(guard, sp), None);
+        assert_eq!(hit_tag(guard, sp), None);
         // Entries are reused: many slabs come and go and the table does not grow with them
         // (other tests of this process may add a few meanwhile).
         let before = registry::used();
         for _ in 0..5_000 {
             let s = Stack::new(4096).unwrap();
             s.set_tag(0x10);
-            assert_eq!(guard_hit(s.guard_range().start, s.bottom() as usize), Some(0x10));
+            assert_eq!(hit_tag(s.guard_range().start, s.bottom() as usize), Some(0x10));
         }
         assert!(registry::used() < before + 100, "{before} entries grew to {}", registry::used());
     }

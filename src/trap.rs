@@ -21,6 +21,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use nix::libc;
@@ -32,6 +33,10 @@ use crate::stack::{self, Stack};
 static PREV_SEGV: OnceLock<libc::sigaction> = OnceLock::new();
 static PREV_BUS: OnceLock<libc::sigaction> = OnceLock::new();
 static INSTALL: OnceLock<Result<(), i32>> = OnceLock::new();
+/// The address handlers installed through the C library return to (`__restore_rt`, which
+/// makes the `rt_sigreturn` call): the first word of every signal frame the kernel builds
+/// for such a handler. Zero if unknown.
+static RESTORER: AtomicUsize = AtomicUsize::new(0);
 
 /// Size of the alternate signal stack bobbin installs where a thread has none.
 const ALT_STACK_SIZE: usize = 64 * 1024;
@@ -97,6 +102,11 @@ fn install_handlers() -> Result<(), i32> {
                 return Err(*libc::__errno_location());
             }
             let _ = prev.set(old);
+            // The C library filled in its restorer; every handler it installs shares it.
+            let mut ours: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut ours) == 0 {
+                RESTORER.store(ours.sa_restorer.map_or(0, |f| f as usize), Ordering::Relaxed);
+            }
         }
     }
     Ok(())
@@ -125,7 +135,7 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *
         let uctx = uctx as *const libc::ucontext_t;
         ((*info).si_addr() as usize, (*uctx).uc_mcontext.gregs[libc::REG_RSP as usize] as usize)
     };
-    if let Some(tag) = stack::guard_hit(addr, sp) {
+    if let Some((tag, bottom)) = stack::guard_hit(addr, sp) {
         let base = tag & !arch::KEEPS_FP;
         // The interrupted code runs on the stack of a coroutine of this thread and touched
         // its guard. `base - 8` is the coroutine's link slot: the resumer's stack pointer,
@@ -151,11 +161,65 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *
             let mut ctx = Context::new();
             ctx.set_return_point(link, mxcsr, fpcw);
             ctx.set_entry_registers(0, arch::SWITCH_OVERFLOWED as u64);
-            ctx.set_sigmask(&(*(uctx as *const libc::ucontext_t)).uc_sigmask);
+            // The stack pointer may already lie in the guard (the store that faulted was
+            // the first below it): only the usable part of the stack is read.
+            let live = sp.max(bottom);
+            ctx.set_sigmask(&resumed_sigmask(uctx as *const libc::ucontext_t, live, base - arch::LINK_OFFSET));
             let _ = Context::set_from_signal(&ctx);
         }
     }
     chain(sig, info, uctx);
+}
+
+/// The signal mask to leave the overflowed coroutine with: the one its code ran with
+/// before any signal handler that is running on its stack was entered.
+///
+/// The fault's own context holds the mask in force where the fault happened. If that was
+/// inside a signal handler running on the coroutine's stack (a handler that overflowed
+/// it), that mask has the handler's signal blocked, and since the recovery skips the
+/// handler's return (its `rt_sigreturn`), the signal would stay blocked for good. The
+/// kernel saved the mask from before the handler in the signal frame it pushed on the
+/// coroutine's stack, between the fault and the coroutine's base; the outermost such
+/// frame has the mask the coroutine's own code ran with, which is its resumer's unless
+/// the coroutine changed it.
+///
+/// A frame is recognised by its first word, the C library's signal restorer, and accepted
+/// only if the stack pointer it saved lies above it and within the coroutine's stack.
+///
+/// # Safety
+/// `uctx` must be the ucontext_t the kernel passed to a signal handler, and `[sp, top)` the
+/// live part of the stack the fault happened on.
+unsafe fn resumed_sigmask(uctx: *const libc::ucontext_t, sp: usize, top: usize) -> libc::sigset_t {
+    // SAFETY: upheld by the caller.
+    let mut mask = unsafe { (*uctx).uc_sigmask };
+    let restorer = RESTORER.load(Ordering::Relaxed);
+    if restorer == 0 {
+        return mask;
+    }
+    let mut at = (sp + 7) & !7;
+    // The frame holds a ucontext after the restorer's word; it must fit below the top.
+    let frame = 8 + std::mem::size_of::<libc::ucontext_t>();
+    while at + frame <= top {
+        // SAFETY: `at` lies in the live part of the stack and is word-aligned.
+        if unsafe { *(at as *const usize) } == restorer {
+            let saved = (at + 8) as *const libc::ucontext_t;
+            // SAFETY: the ucontext lies below `top`, inside the stack (checked above).
+            let saved_sp = unsafe { (*saved).uc_mcontext.gregs[libc::REG_RSP as usize] } as usize;
+            if saved_sp > at && saved_sp <= top {
+                // The kernel's mask is the first 64 bits of the C library's larger set;
+                // the rest of the copy is whatever follows it in the frame.
+                // SAFETY: as above; sigemptyset initialises the whole set.
+                unsafe {
+                    libc::sigemptyset(&mut mask);
+                    let kernel_mask = std::ptr::addr_of!((*saved).uc_sigmask) as *const u64;
+                    *(std::ptr::addr_of_mut!(mask) as *mut u64) = *kernel_mask;
+                }
+                // Keep looking: an outer handler's frame lies further up.
+            }
+        }
+        at += 8;
+    }
+    mask
 }
 
 /// The floating-point control words the interrupted code ran with (the kernel gives the

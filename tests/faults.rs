@@ -357,3 +357,55 @@ fn messages_sent_before_a_failure_are_not_lost() {
     let expected: Vec<u32> = (0..4u32).flat_map(|k| (0..250).map(move |i| k * 1000 + i)).collect();
     assert_eq!(got, expected);
 }
+
+/// A SIGUSR1 handler that needs far more stack than a small coroutine has.
+extern "C" fn deep_handler(_: libc::c_int) {
+    let big = [1u8; 64 * 1024];
+    std::hint::black_box(&big);
+}
+
+/// Whether `sig` is blocked on the calling thread now.
+fn blocked(sig: libc::c_int) -> bool {
+    // SAFETY: querying the calling thread's mask into a valid sigset_t.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        assert_eq!(libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), &mut set), 0);
+        libc::sigismember(&set, sig) == 1
+    }
+}
+
+#[test]
+fn an_overflow_inside_a_signal_handler_leaves_that_signal_unblocked() {
+    in_child_ok("an_overflow_inside_a_signal_handler_leaves_that_signal_unblocked", || {
+        // SAFETY: installing a handler for SIGUSR1 (which the test harness does not use),
+        // without SA_ONSTACK, so it runs on the coroutine's stack.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = deep_handler as *const () as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaddset(&mut action.sa_mask, libc::SIGUSR2);
+            assert_eq!(libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()), 0);
+        }
+        assert!(!blocked(libc::SIGUSR1) && !blocked(libc::SIGUSR2));
+        let mut co: Coroutine<(), (), ()> = Builder::new()
+            .stack_size(32 * 1024)
+            // SAFETY: raising a signal whose handler is installed above.
+            .spawn(|_, ()| unsafe {
+                libc::raise(libc::SIGUSR1);
+            })
+            .unwrap();
+        assert!(matches!(co.try_resume(()), Err(Error::StackOverflow { .. })));
+        assert!(!blocked(libc::SIGUSR1), "the handler's signal is unblocked again");
+        assert!(!blocked(libc::SIGUSR2), "so is what the handler's sa_mask added");
+        // And the next such overflow is recovered the same way.
+        let mut again: Coroutine<(), (), ()> = Builder::new()
+            .stack_size(32 * 1024)
+            // SAFETY: as above.
+            .spawn(|_, ()| unsafe {
+                libc::raise(libc::SIGUSR1);
+            })
+            .unwrap();
+        assert!(matches!(again.try_resume(()), Err(Error::StackOverflow { .. })));
+        assert!(!blocked(libc::SIGUSR1));
+    });
+}
