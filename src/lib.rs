@@ -128,6 +128,7 @@ pub use coroutine::{Coroutine, CoroutineResult, Yielder};
 pub use error::Error;
 pub use generator::Generator;
 pub use runtime::Runtime;
+pub use sched::stall::{watch_stalls, Stall};
 pub use sched::{run, sleep, spawn, yield_now, JoinError, JoinHandle};
 
 /// The README's examples, compiled and run as doc-tests so they stay true.

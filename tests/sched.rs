@@ -720,3 +720,29 @@ fn receivers_iterate_by_reference_and_cross_catch_unwind() {
     }
     assert_eq!(got, [0, 1, 2]);
 }
+
+#[test]
+fn a_green_thread_that_does_not_yield_is_reported_as_a_stall() {
+    let name = "a_green_thread_that_does_not_yield_is_reported_as_a_stall";
+    let out = common::in_child_within(name, Duration::from_secs(120), || {
+        let reports = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&reports);
+        assert!(bobbin::watch_stalls(Duration::from_millis(20), move |s| sink.lock().unwrap().push(s.clone())));
+        assert!(!bobbin::watch_stalls(Duration::from_millis(20), |_| ()), "one watchdog per process");
+        let seen = Arc::clone(&reports);
+        let ran_after = run(move || {
+            let other = spawn(|| 5);
+            // Computes without yielding until the watchdog has named it.
+            while seen.lock().unwrap().is_empty() {
+                std::hint::spin_loop();
+            }
+            other.join().unwrap()
+        });
+        assert_eq!(ran_after, 5);
+        let reports = reports.lock().unwrap();
+        assert!(!reports.is_empty());
+        assert!(reports[0].running_for >= Duration::from_millis(20));
+        assert!(reports[0].to_string().contains("without yielding"));
+    });
+    common::assert_child_passed(name, out);
+}

@@ -31,6 +31,7 @@
 pub(crate) mod budget;
 pub(crate) mod park;
 pub(crate) mod scheduler;
+pub(crate) mod stall;
 
 use std::any::Any;
 use std::cell::RefCell;

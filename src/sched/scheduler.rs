@@ -236,6 +236,8 @@ pub(crate) struct Local {
     /// Why the green threads still alive are being unwound, for their joiners (set before
     /// [`Local::unwind_all`]).
     stop_reason: RefCell<Option<String>>,
+    /// What the stall watchdog reads.
+    stall: Arc<super::stall::Probe>,
     /// Tests set it to make the next step fail as a scheduler bug would.
     #[cfg(test)]
     fault: Cell<bool>,
@@ -431,6 +433,7 @@ impl Local {
             spare_coroutines: RefCell::new(Vec::new()),
             drained: RefCell::new(Vec::new()),
             stop_reason: RefCell::new(None),
+            stall: Arc::new(super::stall::Probe::new()),
             #[cfg(test)]
             fault: Cell::new(false),
         }
@@ -655,7 +658,9 @@ impl Local {
         };
         self.current.set(Some(id));
         super::budget::refill();
+        self.stall.enter(id);
         let result = co.try_resume_discoverable(());
+        self.stall.leave();
         self.current.set(None);
         match result {
             Ok(CoroutineResult::Yield(signal)) => {
@@ -804,6 +809,7 @@ pub(crate) fn run_scheduler(main: Box<dyn FnOnce()>) {
         panic!("bobbin::run called inside bobbin::run: a thread runs one scheduler at a time");
     }
     let local = Rc::new(Local::new(DEFAULT_STACK_SIZE, None));
+    super::stall::register(&local.stall);
     let _current = CurrentGuard::set(&local);
 
     let co = local.make_coroutine(main).unwrap_or_else(|e| panic!("bobbin::run could not start: {e}"));
@@ -892,6 +898,7 @@ pub(crate) fn run_worker(part: WorkerPart) {
     let stack_size = part.rt.stack_size;
     let index = part.index;
     let local = Rc::new(Local::new(stack_size, Some(part)));
+    super::stall::register(&local.stall);
     let _current = CurrentGuard::set(&local);
     let w = local.worker.as_ref().expect("a worker");
     let reason = match panic::catch_unwind(AssertUnwindSafe(|| worker_loop(&local))) {
