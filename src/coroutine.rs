@@ -25,6 +25,7 @@
 use std::fmt;
 use std::panic;
 
+pub(crate) use crate::context::stackful::Suspender;
 pub use crate::context::stackful::Yielder;
 use crate::context::stackful::{RawCoroutine, Refusal, Resumed};
 use crate::stack::{self, DEFAULT_STACK_SIZE};
@@ -282,9 +283,10 @@ pub(crate) fn suspend_current<I: 'static, Y: 'static>(val: Y) -> Result<I, Y> {
     crate::context::stackful::suspend_current(val)
 }
 
-/// Whether [`suspend_current`] with these types would suspend now.
-pub(crate) fn can_suspend_current<I: 'static, Y: 'static>() -> bool {
-    crate::context::stackful::can_suspend_current::<I, Y>()
+/// A suspender for the innermost running coroutine, if [`suspend_current`] with these
+/// types would suspend it now: the check once, the suspension later.
+pub(crate) fn current_suspender<I: 'static, Y: 'static>() -> Option<Suspender<I, Y>> {
+    crate::context::stackful::current_suspender::<I, Y>()
 }
 
 impl Default for Builder {

@@ -606,6 +606,7 @@ fn a_large_message_needs_less_stack_than_through_std_mpsc() {
         (pass_a_big_message_bounded, pass_a_big_message_bounded_std),
     ] {
         let (ours, std) = (stack_needed(ours), stack_needed(std));
+        eprintln!("XX {ours} {std}");
         assert!(ours < std, "bobbin's channel needs {ours} bytes of stack for a 32 KiB message, std's {std}");
     }
 }

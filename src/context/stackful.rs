@@ -544,10 +544,45 @@ fn current_yielder<I: 'static, Y: 'static>() -> Option<*const Yielder<I, Y>> {
     Some(current.yielder.get() as *const Yielder<I, Y>)
 }
 
-/// Whether [`suspend_current`] with these types would suspend (rather than hand its value
-/// back), asked before any state is changed for the suspension.
-pub(crate) fn can_suspend_current<I: 'static, Y: 'static>() -> bool {
-    current_yielder::<I, Y>().is_some()
+/// What [`suspend_current`] found, kept to suspend later without looking again: for a
+/// caller that must know it can suspend before it changes any state, and then suspends.
+///
+/// Made only by [`current_suspender`] and used by the same function call, before it
+/// returns: while that call is on the coroutine's stack the coroutine is running, so its
+/// `Yielder` is alive. Not `Send`, not `Clone`.
+pub(crate) struct Suspender<I, Y> {
+    yielder: *const Yielder<I, Y>,
+    /// The coroutine's stack, to check that it is used there.
+    bottom: usize,
+    top: usize,
+}
+
+/// A [`Suspender`] for the innermost running coroutine, if [`suspend_current`] with these
+/// types would suspend it now.
+pub(crate) fn current_suspender<I: 'static, Y: 'static>() -> Option<Suspender<I, Y>> {
+    let yielder = current_yielder::<I, Y>()?;
+    // SAFETY: current_yielder found CURRENT non-null and pointing at the live record of the
+    // coroutine this thread runs.
+    let stack = unsafe { &(*CURRENT.get()).stack };
+    Some(Suspender { yielder, bottom: stack.start, top: stack.end })
+}
+
+impl<I, Y> Suspender<I, Y> {
+    /// Suspends the coroutine with `val`, as [`suspend_current`] would have, and returns
+    /// the next input.
+    ///
+    /// # Panics
+    /// If not called on the coroutine's own stack.
+    #[inline]
+    pub(crate) fn suspend(self, val: Y) -> I {
+        let here = &self as *const _ as usize;
+        assert!((self.bottom..self.top).contains(&here), "bobbin: a suspender used away from its coroutine's stack");
+        // SAFETY: made by current_suspender on this coroutine's stack (checked again just
+        // now) and used within the call that made it, so the coroutine is still running
+        // and its Yielder<I, Y> lives in its entry frame.
+        let yielder = unsafe { &*self.yielder };
+        yielder.suspend(val)
+    }
 }
 
 /// Suspends the innermost running coroutine of this thread with `val`, if it was created

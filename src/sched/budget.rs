@@ -41,9 +41,15 @@ pub(crate) fn spend() {
     let left = LEFT.get();
     if left > 0 {
         LEFT.set(left - 1);
-        return;
+    } else {
+        spent();
     }
-    // The scheduler refills the budget when it switches back to this green thread.
+}
+
+/// The budget is spent: yield, and the scheduler refills it when it switches back.
+#[cold]
+#[inline(never)]
+fn spent() {
     if !scheduler::yield_if_on_green_thread() {
         refill();
     }

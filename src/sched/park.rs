@@ -242,7 +242,7 @@ impl Drop for AbortOnUnwind {
 }
 
 fn park_inner(kind: ParkKind, deadline: Option<Instant>, register: impl FnOnce(Unparker)) {
-    if let Some(task) = scheduler::parking_task() {
+    if let Some((task, suspender)) = scheduler::parking_task() {
         let epoch = task.park.begin_park();
         if let Some(at) = deadline {
             // Two unparkers of the same epoch: whichever fires first ends the park, the
@@ -255,7 +255,7 @@ fn park_inner(kind: ParkKind, deadline: Option<Instant>, register: impl FnOnce(U
         let bomb = AbortOnUnwind;
         register(Unparker { target: Target::Task(task), epoch });
         std::mem::forget(bomb);
-        scheduler::suspend_parked(kind);
+        scheduler::suspend_parked(suspender, kind);
         return;
     }
     let parker = THREAD_PARKER.with(Arc::clone);

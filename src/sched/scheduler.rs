@@ -18,7 +18,7 @@ use std::time::Instant;
 use super::park::{ParkKind, ParkWord, Unparker};
 use super::{AbortHook, JoinError};
 use crate::context::stackful::{MigrationPermit, Movable};
-use crate::coroutine::{self, Builder, Coroutine, CoroutineResult, Yielder};
+use crate::coroutine::{self, Builder, Coroutine, CoroutineResult, Suspender, Yielder};
 use crate::runtime::worker::{Job, RtShared, WorkerPart};
 use crate::stack::DEFAULT_STACK_SIZE;
 use crate::sync::Lock;
@@ -277,18 +277,27 @@ pub(crate) fn on_green_thread() -> bool {
 /// If a green thread runs but the caller is on the stack of a coroutine or generator that
 /// green thread is running: it cannot be suspended from there. The panic comes before any
 /// state is changed, so a caller that catches it finds the green thread as it was.
-pub(crate) fn parking_task() -> Option<Arc<TaskHeader>> {
-    with_local(|local| {
-        let id = local.current.get()?;
-        if !coroutine::can_suspend_current::<(), Signal>() {
+pub(crate) fn parking_task() -> Option<(Arc<TaskHeader>, ParkSuspender)> {
+    let Some(suspender) = coroutine::current_suspender::<(), Signal>() else {
+        if on_green_thread() {
             not_on_green_thread_stack();
         }
+        return None;
+    };
+    // The suspender is a green thread's: its scheduler runs on this thread.
+    let task = with_local(|local| {
+        let id = local.current.get()?;
         let mut tasks = local.tasks.borrow_mut();
         let slot = tasks[id].as_mut()?;
         Some(slot.spare_ref.take().unwrap_or_else(|| Arc::clone(&slot.header)))
     })
-    .flatten()
+    .flatten()?;
+    Some((task, ParkSuspender(suspender)))
 }
+
+/// What [`parking_task`] found out about suspending the green thread, for
+/// [`suspend_parked`]: to be used by the park that asked, before it returns.
+pub(crate) struct ParkSuspender(Suspender<(), Signal>);
 
 /// Names the scheduler a green thread belongs to (the address of its shared part), for
 /// telling local wake-ups from remote ones.
@@ -327,8 +336,8 @@ pub(crate) fn in_scheduler() -> bool {
 
 /// Suspends the current green thread to park; the scheduler parks it unless its unparker
 /// already fired.
-pub(crate) fn suspend_parked(kind: ParkKind) {
-    suspend(Signal::Park(kind));
+pub(crate) fn suspend_parked(suspender: ParkSuspender, kind: ParkKind) {
+    suspender.0.suspend(Signal::Park(kind));
 }
 
 /// Puts the current green thread at the back of the run queue. Outside a green thread,
@@ -347,12 +356,6 @@ pub(crate) fn yield_now() {
 /// otherwise.
 pub(crate) fn yield_if_on_green_thread() -> bool {
     coroutine::suspend_current::<(), Signal>(Signal::Yield).is_ok()
-}
-
-fn suspend(signal: Signal) {
-    if coroutine::suspend_current::<(), Signal>(signal).is_err() {
-        not_on_green_thread_stack();
-    }
 }
 
 #[cold]

@@ -22,6 +22,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::mem::size_of;
 use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,6 +107,10 @@ impl<T> State<T> {
     }
 }
 
+/// Messages larger than this many bytes are received through a path that keeps one copy
+/// of them on the stack; smaller ones through a tighter loop that may keep two.
+const LARGE: usize = 256;
+
 /// How many waiters [`State::take_waiter`] looks through for a local one.
 const LOCAL_SCAN: usize = 8;
 
@@ -136,7 +141,25 @@ impl<T> Chan<T> {
 
     /// Takes the oldest message off the locked channel, if any; then unlocks it and, for a
     /// bounded channel with senders waiting for room, wakes one.
-    fn pop<'a>(&'a self, mut st: LockGuard<'a, State<T>>) -> Result<T, LockGuard<'a, State<T>>> {
+    ///
+    /// Inlined for small messages; out of line for large ones, where each inlined copy
+    /// would add a slot of the message's size to the caller's frame.
+    #[inline(always)]
+    fn pop<'a>(&'a self, st: LockGuard<'a, State<T>>) -> Result<T, LockGuard<'a, State<T>>> {
+        if size_of::<T>() > LARGE {
+            self.pop_out_of_line(st)
+        } else {
+            self.pop_inline(st)
+        }
+    }
+
+    #[inline(never)]
+    fn pop_out_of_line<'a>(&'a self, st: LockGuard<'a, State<T>>) -> Result<T, LockGuard<'a, State<T>>> {
+        self.pop_inline(st)
+    }
+
+    #[inline(always)]
+    fn pop_inline<'a>(&'a self, mut st: LockGuard<'a, State<T>>) -> Result<T, LockGuard<'a, State<T>>> {
         let Some(msg) = st.queue.pop_front() else { return Err(st) };
         let room_wanted = st.take_waiter(Side::Senders);
         drop(st);
@@ -232,8 +255,9 @@ pub enum RecvTimeoutError {
 impl<T> Sender<T> {
     /// Sends `msg`, parking while a bounded channel is full.
     ///
-    /// Spends one unit of the green thread's cooperative budget: a loop of sends that never
-    /// park still lets the other green threads of its scheduler run (see [`crate::yield_now`]).
+    /// A send that does not park spends one unit of the green thread's cooperative budget,
+    /// and yields once the budget is spent: a loop of sends that never park still lets the
+    /// other green threads of its scheduler run.
     ///
     /// # Errors
     /// [`SendError`] with the message if every receiver is gone.
@@ -242,21 +266,27 @@ impl<T> Sender<T> {
     /// If called on the stack of a coroutine or generator that a green thread is running
     /// and the channel is full: only the green thread's own stack can park.
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
-        budget::spend();
         let mut st = self.chan.lock();
+        let mut parked = false;
         loop {
             if st.receivers == 0 {
                 drop(st);
+                budget::spend();
                 return Err(SendError(msg));
             }
             if st.cap.is_none_or(|c| st.queue.len() < c) {
                 self.chan.push(st, msg);
+                // A send that parked has given the other green threads their turn.
+                if !parked {
+                    budget::spend();
+                }
                 return Ok(());
             }
             park::park(ParkKind::Send, move |u| {
                 st.send_waiters.push_back(u);
                 drop(st);
             });
+            parked = true;
             st = self.chan.lock();
         }
     }
@@ -284,8 +314,9 @@ impl<T> Sender<T> {
 impl<T> Receiver<T> {
     /// Takes the next message, parking while the channel is empty.
     ///
-    /// Spends one unit of the green thread's cooperative budget, so a loop of receives that
-    /// never park still lets the other green threads of its scheduler run.
+    /// A receive that does not park spends one unit of the green thread's cooperative
+    /// budget, so a loop of receives that never park still lets the other green threads of
+    /// its scheduler run.
     ///
     /// # Errors
     /// [`RecvError`] once the channel is empty and every sender is gone.
@@ -294,29 +325,52 @@ impl<T> Receiver<T> {
     /// If called on the stack of a coroutine or generator that a green thread is running
     /// and the channel is empty: only the green thread's own stack can park.
     pub fn recv(&self) -> Result<T, RecvError> {
-        budget::spend();
-        match self.chan.pop(self.chan.lock()) {
-            Ok(msg) => Ok(msg),
-            Err(st) => self.recv_parking(st),
+        let st = self.chan.lock();
+        if size_of::<T>() > LARGE {
+            // One slot for the message in this frame: the waiting is out of line.
+            return match self.chan.pop(st) {
+                Ok(msg) => {
+                    budget::spend();
+                    Ok(msg)
+                }
+                Err(st) => self.recv_parking_out_of_line(st),
+            };
         }
+        self.recv_parking(st)
     }
 
-    /// The part of [`recv`](Receiver::recv) that waits, out of line so that the fast path
-    /// keeps a single slot for a large message.
     #[inline(never)]
+    fn recv_parking_out_of_line<'a>(&'a self, st: LockGuard<'a, State<T>>) -> Result<T, RecvError> {
+        self.recv_parking(st)
+    }
+
+    /// The part of [`recv`](Receiver::recv) that waits: inlined into it for small messages,
+    /// out of line for large ones.
+    #[inline(always)]
     fn recv_parking<'a>(&'a self, mut st: LockGuard<'a, State<T>>) -> Result<T, RecvError> {
+        let mut parked = false;
         loop {
+            st = match self.chan.pop(st) {
+                Ok(msg) => {
+                    // A receive that parked has given the other green threads their turn.
+                    if !parked {
+                        budget::spend();
+                    }
+                    return Ok(msg);
+                }
+                Err(st) => st,
+            };
             if st.senders == 0 {
+                drop(st);
+                budget::spend();
                 return Err(RecvError);
             }
             park::park(ParkKind::Recv, move |u| {
                 st.recv_waiters.push_back(u);
                 drop(st);
             });
-            st = match self.chan.pop(self.chan.lock()) {
-                Ok(msg) => return Ok(msg),
-                Err(st) => st,
-            };
+            parked = true;
+            st = self.chan.lock();
         }
     }
 
