@@ -49,9 +49,10 @@ use std::sync::Arc;
 
 use crate::context::stackful::MigrationPermit;
 use crate::error::Error;
-use crate::sched::{self, scheduler, JoinHandle};
+use crate::sched::work::StartJob;
+use crate::sched::{self, JoinHandle};
 use crate::stack::DEFAULT_STACK_SIZE;
-use worker::{Job, RtShared, StartJob, WorkerPart};
+use worker::{RtJob, RtShared, WorkerPart};
 
 /// A multi-threaded green-thread runtime. See the [module docs](self).
 ///
@@ -112,7 +113,7 @@ impl Runtime {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        if scheduler::current_runtime().is_some_and(|rt| Arc::ptr_eq(&rt, &self.shared)) {
+        if worker::current_runtime().is_some_and(|rt| Arc::ptr_eq(&rt, &self.shared)) {
             panic!(
                 "bobbin: Runtime::block_on called from one of the runtime's own green threads; \
                  spawn the work and join it instead"
@@ -135,7 +136,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let rt = scheduler::current_runtime()
+    let rt = worker::current_runtime()
         .expect("bobbin::runtime::spawn called outside a Runtime's green thread: use Runtime::spawn");
     spawn_on(&rt, f)
 }
@@ -146,8 +147,8 @@ where
     T: Send + 'static,
 {
     let (body, abort, handle) = sched::send_task(f);
-    let job = Job::Start(StartJob::new(body, abort));
-    if let Err(job) = scheduler::push_worker_job(rt, job) {
+    let job = RtJob::Start(StartJob::new(body, abort));
+    if let Err(job) = worker::push_worker_job(rt, job) {
         rt.inject(job);
     }
     handle
@@ -159,7 +160,7 @@ impl Drop for Runtime {
         for w in &self.workers {
             w.thread().unpark();
         }
-        if scheduler::current_runtime().is_some_and(|rt| Arc::ptr_eq(&rt, &self.shared)) {
+        if worker::current_runtime().is_some_and(|rt| Arc::ptr_eq(&rt, &self.shared)) {
             // Dropped by one of its own green threads (it held the last reference): joining
             // would wait for ourselves. The workers stop on their own once this green
             // thread gives control back.
@@ -232,7 +233,7 @@ impl Builder {
         let mut rt = Runtime { shared, workers: Vec::with_capacity(n) };
         for (index, deque) in deques.into_iter().enumerate() {
             let part = WorkerPart::new(index, deque, Arc::clone(&rt.shared));
-            let spawned = worker_thread_builder(index).spawn(move || scheduler::run_worker(part));
+            let spawned = worker_thread_builder(index).spawn(move || worker::run(part));
             match spawned {
                 Ok(handle) => rt.workers.push(handle),
                 // Dropping `rt` stops and joins the workers started so far.

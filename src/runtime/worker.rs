@@ -9,6 +9,7 @@
 //! that lands between the re-check and the park is not lost either.
 
 use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
@@ -17,50 +18,11 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
 use crate::context::stackful::{MigrationPermit, Movable};
 use crate::sched::scheduler::MigrantTask;
-use crate::sched::{JoinError, SendAbort, SendBody};
+use crate::sched::work::{Job, StartJob, WorkSource};
 use crate::sync::Lock;
 
-/// A green thread that has not started: `Send` closures, so any worker may start it.
-/// If it is dropped unstarted (the runtime shut down first), its joiner is told so.
-pub(crate) struct StartJob {
-    body: Option<SendBody>,
-    abort: Option<SendAbort>,
-}
-
-impl StartJob {
-    pub(crate) fn new(body: SendBody, abort: SendAbort) -> StartJob {
-        StartJob { body: Some(body), abort: Some(abort) }
-    }
-
-    /// The body and abort hook, for the worker that starts the green thread.
-    pub(crate) fn into_parts(mut self) -> (SendBody, SendAbort) {
-        match (self.body.take(), self.abort.take()) {
-            (Some(body), Some(abort)) => (body, abort),
-            _ => unreachable!("a start job is taken apart once"),
-        }
-    }
-}
-
-impl StartJob {
-    /// Drops the green thread unstarted, telling its joiner `reason`.
-    fn abandon(mut self, reason: String) {
-        if let (Some(body), Some(abort)) = (self.body.take(), self.abort.take()) {
-            drop(body);
-            abort.abort(JoinError::stopped(reason));
-        }
-    }
-}
-
-impl Drop for StartJob {
-    fn drop(&mut self) {
-        if let (Some(_), Some(abort)) = (self.body.take(), self.abort.take()) {
-            abort.abort(JoinError::stopped("bobbin: the runtime shut down before this green thread started".into()));
-        }
-    }
-}
-
 /// What a worker deque or the injector holds.
-pub(crate) enum Job {
+pub(crate) enum RtJob {
     /// A green thread to start.
     Start(StartJob),
     /// A suspended green thread that is ready to continue on any worker (only with
@@ -68,13 +30,21 @@ pub(crate) enum Job {
     Resume(Movable<MigrantTask>),
 }
 
-impl Job {
+impl RtJob {
     /// Drops a job at shutdown: a green thread that had not started is told `reason`; one
     /// that had is unwound (its joiner learns the reason from the scheduler dropping it).
     fn abandon(self, reason: String) {
         match self {
-            Job::Start(start) => start.abandon(reason),
-            Job::Resume(m) => drop(m),
+            RtJob::Start(start) => start.abandon(reason),
+            RtJob::Resume(m) => drop(m),
+        }
+    }
+
+    /// The job as the scheduler takes it.
+    fn into_job(self) -> Job {
+        match self {
+            RtJob::Start(start) => Job::Start(start),
+            RtJob::Resume(m) => Job::Resume(m.into_inner()),
         }
     }
 }
@@ -86,7 +56,7 @@ const FAIRNESS_INTERVAL: u32 = 61;
 
 /// The state all workers of a runtime share.
 pub(crate) struct RtShared {
-    injector: Injector<Job>,
+    injector: Injector<RtJob>,
     stealers: Vec<WorkerStealers>,
     /// Sleeping workers and their threads.
     idle: Lock<Vec<(usize, Thread)>>,
@@ -126,7 +96,7 @@ impl RtShared {
     /// Queues a job from outside the workers. On a runtime that has shut down (a worker
     /// failed; a dropped runtime cannot be reached), no worker would take it: it is dropped
     /// at once, and its joiner told why.
-    pub(crate) fn inject(&self, job: Job) {
+    pub(crate) fn inject(&self, job: RtJob) {
         self.injector.push(job);
         // SeqCst, with the one in `begin_shutdown`: either the shutdown is seen here, or
         // the job was in the injector before the workers' final drain looked at it.
@@ -202,18 +172,18 @@ impl RtShared {
 
 /// The deques of one worker, as the worker owns them.
 pub(crate) struct WorkerDeques {
-    starts: Worker<Job>,
-    migrants: Worker<Job>,
+    starts: Worker<RtJob>,
+    migrants: Worker<RtJob>,
 }
 
 /// The deques of one worker, as the others steal from them.
 struct WorkerStealers {
-    starts: Stealer<Job>,
-    migrants: Stealer<Job>,
+    starts: Stealer<RtJob>,
+    migrants: Stealer<RtJob>,
 }
 
 /// Runs `steal` until it succeeds or finds nothing (it retries while contended).
-fn retry_steal(mut steal: impl FnMut() -> Steal<Job>) -> Option<Job> {
+fn retry_steal(mut steal: impl FnMut() -> Steal<RtJob>) -> Option<RtJob> {
     loop {
         match steal() {
             Steal::Success(job) => return Some(job),
@@ -236,9 +206,9 @@ fn retry_steal(mut steal: impl FnMut() -> Steal<Job>) -> Option<Job> {
 pub(crate) struct WorkerPart {
     pub(crate) index: usize,
     /// Green threads spawned here that have not started (LIFO).
-    starts: Worker<Job>,
+    starts: Worker<RtJob>,
     /// Suspended green threads ready to continue anywhere (FIFO; with migration only).
-    migrants: Worker<Job>,
+    migrants: Worker<RtJob>,
     pub(crate) rt: Arc<RtShared>,
     rng: Cell<u64>,
     ticks: Cell<u32>,
@@ -253,24 +223,24 @@ impl WorkerPart {
     }
 
     /// Queues a green thread spawned on this worker.
-    pub(crate) fn push_spawn(&self, job: Job) {
+    pub(crate) fn push_spawn(&self, job: RtJob) {
         self.starts.push(job);
         self.rt.notify_one();
     }
 
     /// Queues a ready green thread that may continue on any worker.
-    pub(crate) fn push_migrant(&self, job: Job) {
+    fn push_migrant_job(&self, job: RtJob) {
         self.migrants.push(job);
         self.rt.notify_one();
     }
 
     /// The next job of this worker's own: a ready migrant, else its newest spawn (its
     /// oldest, once every [`FAIRNESS_INTERVAL`] jobs).
-    pub(crate) fn pop_local(&self) -> Option<Job> {
+    fn pop_local_job(&self) -> Option<RtJob> {
         self.pop_own(self.oldest_first())
     }
 
-    fn pop_own(&self, oldest_first: bool) -> Option<Job> {
+    fn pop_own(&self, oldest_first: bool) -> Option<RtJob> {
         if let Some(job) = self.migrants.pop() {
             return Some(job);
         }
@@ -301,7 +271,7 @@ impl WorkerPart {
 
     /// The next job: this worker's own, then the injector (first, once in a while), then a
     /// batch stolen from a random victim.
-    pub(crate) fn find_job(&self) -> Option<Job> {
+    fn find_any_job(&self) -> Option<RtJob> {
         let oldest_first = self.oldest_first();
         if oldest_first {
             if let Some(job) = self.steal_injector() {
@@ -312,7 +282,7 @@ impl WorkerPart {
     }
 
     /// Drops every job this worker holds (at shutdown); whether there was any.
-    pub(crate) fn drop_jobs(&self) -> bool {
+    fn drop_own_jobs(&self) -> bool {
         let mut dropped = false;
         while let Some(job) = self.migrants.pop().or_else(|| self.starts.pop()) {
             job.abandon(self.rt.stop_reason());
@@ -321,11 +291,11 @@ impl WorkerPart {
         dropped
     }
 
-    fn steal_injector(&self) -> Option<Job> {
+    fn steal_injector(&self) -> Option<RtJob> {
         retry_steal(|| self.rt.injector.steal_batch_and_pop(&self.starts))
     }
 
-    fn steal_from_victims(&self) -> Option<Job> {
+    fn steal_from_victims(&self) -> Option<RtJob> {
         let n = self.rt.stealers.len();
         if n <= 1 {
             return None;
@@ -358,7 +328,7 @@ impl WorkerPart {
 
     /// Sleeps until woken, `timeout` passes, or the runtime shuts down, unless work shows
     /// up while registering as idle. `has_remote` reports wake-ups queued for this worker.
-    pub(crate) fn park_idle(&self, timeout: Option<std::time::Duration>, has_remote: impl Fn() -> bool) {
+    fn sleep_idle(&self, timeout: Option<std::time::Duration>, has_remote: &dyn Fn() -> bool) {
         let me = std::thread::current();
         {
             let mut idle = self.rt.idle.lock();
@@ -376,4 +346,75 @@ impl WorkerPart {
         idle.retain(|(i, _)| *i != self.index);
         self.rt.idle_count.store(idle.len(), Ordering::Relaxed);
     }
+}
+
+impl WorkSource for WorkerPart {
+    fn pop_local(&self) -> Option<Job> {
+        self.pop_local_job().map(RtJob::into_job)
+    }
+
+    fn find_job(&self) -> Option<Job> {
+        self.find_any_job().map(RtJob::into_job)
+    }
+
+    fn push_migrant(&self, task: MigrantTask) {
+        let permit = self.rt.migration.expect("the scheduler offers migrants only with migration allowed");
+        self.push_migrant_job(RtJob::Resume(Movable::new(task, permit)));
+    }
+
+    fn is_shutdown(&self) -> bool {
+        self.rt.is_shutdown()
+    }
+
+    fn park_idle(&self, timeout: Option<std::time::Duration>, has_remote: &dyn Fn() -> bool) {
+        self.sleep_idle(timeout, has_remote);
+    }
+
+    fn drop_jobs(&self) -> bool {
+        self.drop_own_jobs()
+    }
+
+    fn stop_reason(&self) -> String {
+        self.rt.stop_reason()
+    }
+
+    fn fail(&self, reason: String) {
+        self.rt.fail(reason);
+    }
+
+    fn index(&self) -> usize {
+        self.index
+    }
+}
+
+thread_local! {
+    /// The worker running on this thread, if it is a runtime worker: how `runtime::spawn`
+    /// finds its runtime and its deque.
+    static CURRENT_WORKER: std::cell::RefCell<Option<Rc<WorkerPart>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs worker `part` on this thread until its runtime shuts down.
+pub(crate) fn run(part: WorkerPart) {
+    let part = Rc::new(part);
+    let (stack_size, migration) = (part.rt.stack_size, part.rt.migration.is_some());
+    CURRENT_WORKER.with(|w| *w.borrow_mut() = Some(Rc::clone(&part)));
+    crate::sched::scheduler::run_worker(part, stack_size, migration);
+    let _ = CURRENT_WORKER.try_with(|w| w.borrow_mut().take());
+}
+
+/// Queues a spawned `job` on the calling worker if it is a worker of `rt`; hands it back
+/// otherwise.
+pub(crate) fn push_worker_job(rt: &Arc<RtShared>, job: RtJob) -> Result<(), RtJob> {
+    let mut job = Some(job);
+    let _ = CURRENT_WORKER.try_with(|w| {
+        if let Some(w) = w.borrow().as_ref().filter(|w| Arc::ptr_eq(&w.rt, rt)) {
+            w.push_spawn(job.take().expect("the job is pushed once"));
+        }
+    });
+    job.map_or(Ok(()), Err)
+}
+
+/// The runtime whose worker is the calling thread, if any.
+pub(crate) fn current_runtime() -> Option<Arc<RtShared>> {
+    CURRENT_WORKER.try_with(|w| w.borrow().as_ref().map(|w| Arc::clone(&w.rt))).ok().flatten()
 }

@@ -32,6 +32,7 @@ pub(crate) mod budget;
 pub(crate) mod park;
 pub(crate) mod scheduler;
 pub(crate) mod stall;
+pub(crate) mod work;
 
 use std::any::Any;
 use std::cell::RefCell;

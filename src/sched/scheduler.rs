@@ -16,10 +16,9 @@ use std::thread::Thread;
 use std::time::Instant;
 
 use super::park::{ParkKind, ParkWord, Unparker};
+use super::work::{Job, WorkSource};
 use super::{AbortHook, JoinError};
-use crate::context::stackful::{MigrationPermit, Movable};
 use crate::coroutine::{self, Builder, Coroutine, CoroutineResult, Suspender, Yielder};
-use crate::runtime::worker::{Job, RtShared, WorkerPart};
 use crate::stack::DEFAULT_STACK_SIZE;
 use crate::sync::Lock;
 
@@ -223,9 +222,10 @@ pub(crate) struct Local {
     pending: RefCell<VecDeque<Pending>>,
     policy: StartPolicy,
     /// Set on the workers of a multi-threaded runtime.
-    worker: Option<WorkerPart>,
-    /// The worker's runtime allows migration (copied here: read on every requeue).
-    migration: Option<MigrationPermit>,
+    worker: Option<Rc<dyn WorkSource>>,
+    /// Ready green threads started from jobs may go to other workers (fixed when the
+    /// scheduler starts: read on every requeue).
+    migration: bool,
     /// Headers of finished green threads that nothing else references, and the boxes of
     /// finished coroutines, for the next green threads to reuse instead of allocating.
     spare_headers: RefCell<Vec<Arc<TaskHeader>>>,
@@ -399,25 +399,12 @@ pub(crate) fn spawn_local(body: Box<dyn FnOnce()>, abort: AbortHook) {
         .expect("bobbin::spawn called outside bobbin::run: start a scheduler first");
 }
 
-/// Queues a spawned `job` on the calling worker if it is a worker of `rt`; hands it back
-/// otherwise.
-pub(crate) fn push_worker_job(rt: &Arc<RtShared>, job: Job) -> Result<(), Job> {
-    let mut job = Some(job);
-    with_local(|local| {
-        if let Some(w) = local.worker.as_ref().filter(|w| Arc::ptr_eq(&w.rt, rt)) {
-            w.push_spawn(job.take().expect("the job is pushed once"));
-        }
-    });
-    job.map_or(Ok(()), Err)
-}
-
-/// The runtime whose worker is the calling thread, if any.
-pub(crate) fn current_runtime() -> Option<Arc<RtShared>> {
-    with_local(|local| local.worker.as_ref().map(|w| Arc::clone(&w.rt))).flatten()
-}
-
 impl Local {
-    fn new(stack_size: usize, worker: Option<WorkerPart>) -> Local {
+    fn new(stack_size: usize, worker: Option<(Rc<dyn WorkSource>, bool)>) -> Local {
+        let (worker, migration) = match worker {
+            Some((source, migration)) => (Some(source), migration),
+            None => (None, false),
+        };
         Local {
             shared: Arc::new(Shared::new()),
             ready: RefCell::new(VecDeque::new()),
@@ -430,7 +417,7 @@ impl Local {
             stack_size,
             pending: RefCell::new(VecDeque::new()),
             policy: StartPolicy::default(),
-            migration: worker.as_ref().and_then(|w| w.rt.migration),
+            migration,
             worker,
             spare_headers: RefCell::new(Vec::new()),
             spare_coroutines: RefCell::new(Vec::new()),
@@ -479,9 +466,9 @@ impl Local {
     /// Puts a ready task in the run queue, or, if it may migrate, on this worker's deque
     /// where any worker can take it.
     fn requeue(&self, id: usize) {
-        if let (Some(permit), Some(w)) = (self.migration, &self.worker) {
-            if let Some(m) = self.take_migrant(id) {
-                w.push_migrant(Job::Resume(Movable::new(m, permit)));
+        if self.migration {
+            if let (Some(w), Some(m)) = (&self.worker, self.take_migrant(id)) {
+                w.push_migrant(m);
                 return;
             }
         }
@@ -602,10 +589,9 @@ impl Local {
         match job {
             Job::Start(start) => {
                 let (body, abort) = start.into_parts();
-                drop(self.start(body, abort, self.migration.is_some()));
+                drop(self.start(body, abort, self.migration));
             }
             Job::Resume(m) => {
-                let m = m.into_inner();
                 let id = self.insert(m.co, m.abort, true);
                 drop(self.run_task(id));
             }
@@ -889,23 +875,23 @@ fn scheduler_loop(local: &Local) -> Option<JoinError> {
     }
 }
 
-/// Runs a worker of a multi-threaded runtime on this thread until the runtime shuts down;
-/// then unwinds every green thread left on it.
+/// Runs a scheduler on this thread that takes its work from `source` (a worker of a
+/// multi-threaded runtime) until the source says to stop; then unwinds every green thread
+/// left on it. With `migration`, ready green threads started from jobs are offered back to
+/// the source instead of staying here.
 ///
 /// A panic of the scheduler itself (a bug: green threads' own panics are caught on their
 /// stacks) must not leave joiners waiting for a worker that is gone, or tell them the
-/// runtime shut down when it did not: the runtime records the failure, stops every
-/// worker, and each joiner learns what happened.
-pub(crate) fn run_worker(part: WorkerPart) {
+/// runtime shut down when it did not: the source is told of the failure (the runtime stops
+/// every worker), and each joiner learns what happened.
+pub(crate) fn run_worker(source: Rc<dyn WorkSource>, stack_size: usize, migration: bool) {
     crate::trap::ensure_installed();
-    let stack_size = part.rt.stack_size;
-    let index = part.index;
-    let local = Rc::new(Local::new(stack_size, Some(part)));
+    let index = source.index();
+    let local = Rc::new(Local::new(stack_size, Some((Rc::clone(&source), migration))));
     super::stall::register(&local.stall);
     let _current = CurrentGuard::set(&local);
-    let w = local.worker.as_ref().expect("a worker");
-    let reason = match panic::catch_unwind(AssertUnwindSafe(|| worker_loop(&local))) {
-        Ok(()) => w.rt.stop_reason(),
+    let reason = match panic::catch_unwind(AssertUnwindSafe(|| worker_loop(&local, &*source))) {
+        Ok(()) => source.stop_reason(),
         Err(payload) => {
             let reason = format!(
                 "bobbin: internal error: worker {index} of the runtime failed ({}); the runtime \
@@ -913,11 +899,11 @@ pub(crate) fn run_worker(part: WorkerPart) {
                 crate::error::panic_message(payload.as_ref())
             );
             eprintln!("{reason}");
-            w.rt.fail(reason.clone());
+            source.fail(reason.clone());
             reason
         }
     };
-    let stopped = panic::catch_unwind(AssertUnwindSafe(|| local.stop_worker(&reason)));
+    let stopped = panic::catch_unwind(AssertUnwindSafe(|| local.stop_worker(&*source, &reason)));
     if let Err(payload) = stopped {
         eprintln!(
             "bobbin: internal error: worker {index} failed while stopping ({}); the green threads \
@@ -929,14 +915,13 @@ pub(crate) fn run_worker(part: WorkerPart) {
     }
 }
 
-fn worker_loop(local: &Local) {
-    let w = local.worker.as_ref().expect("a worker");
-    while !w.rt.is_shutdown() {
+fn worker_loop(local: &Local, source: &dyn WorkSource) {
+    while !source.is_shutdown() {
         // Every task on a worker has an abort hook, so no failure comes back from a step.
         let Step::Idle(deadline) = local.step() else { continue };
         let timeout = deadline.map(|at| at.saturating_duration_since(Instant::now()));
         if timeout != Some(std::time::Duration::ZERO) {
-            w.park_idle(timeout, || local.shared.has_remote.load(Ordering::Relaxed));
+            source.park_idle(timeout, &|| local.shared.has_remote.load(Ordering::Relaxed));
         }
     }
 }
@@ -945,8 +930,7 @@ impl Local {
     /// Shutdown of a worker: unwinds every green thread on it (their destructors may wake or
     /// spawn others, so repeat until none is left), drops the jobs on its deque, and stops
     /// accepting wake-ups.
-    fn stop_worker(&self, reason: &str) {
-        let w = self.worker.as_ref().expect("a worker");
+    fn stop_worker(&self, w: &dyn WorkSource, reason: &str) {
         loop {
             self.drain_remote();
             self.ready.borrow_mut().clear();

@@ -1,0 +1,82 @@
+//! What a scheduler takes work from beyond its own green threads: the interface the
+//! multi-threaded runtime implements for each of its workers.
+//!
+//! The scheduler is the lower layer and owns this interface; `runtime` implements it (its
+//! deques, injector, stealing, idle list and migration permit) without the scheduler
+//! knowing any of them. The scheduler calls it only where it looks for new work, goes idle
+//! or stops, never on the switch path: whether ready green threads may move to another
+//! worker is cached in the scheduler as a flag.
+
+use std::time::Duration;
+
+use super::scheduler::MigrantTask;
+use super::{JoinError, SendAbort, SendBody};
+
+/// A green thread that has not started: `Send` closures, so any worker may start it.
+/// If it is dropped unstarted (the runtime shut down first), its joiner is told so.
+pub(crate) struct StartJob {
+    body: Option<SendBody>,
+    abort: Option<SendAbort>,
+}
+
+impl StartJob {
+    pub(crate) fn new(body: SendBody, abort: SendAbort) -> StartJob {
+        StartJob { body: Some(body), abort: Some(abort) }
+    }
+
+    /// The body and abort hook, for the worker that starts the green thread.
+    pub(crate) fn into_parts(mut self) -> (SendBody, SendAbort) {
+        match (self.body.take(), self.abort.take()) {
+            (Some(body), Some(abort)) => (body, abort),
+            _ => unreachable!("a start job is taken apart once"),
+        }
+    }
+
+    /// Drops the green thread unstarted, telling its joiner `reason`.
+    pub(crate) fn abandon(mut self, reason: String) {
+        if let (Some(body), Some(abort)) = (self.body.take(), self.abort.take()) {
+            drop(body);
+            abort.abort(JoinError::stopped(reason));
+        }
+    }
+}
+
+impl Drop for StartJob {
+    fn drop(&mut self) {
+        if let (Some(_), Some(abort)) = (self.body.take(), self.abort.take()) {
+            abort.abort(JoinError::stopped("bobbin: the runtime shut down before this green thread started".into()));
+        }
+    }
+}
+
+/// Work handed to a scheduler from outside its own queues.
+pub(crate) enum Job {
+    /// A green thread to start.
+    Start(StartJob),
+    /// A suspended green thread, ready to continue here.
+    Resume(MigrantTask),
+}
+
+/// Where a runtime worker's scheduler finds work beyond its own green threads.
+pub(crate) trait WorkSource {
+    /// A job of this worker's own, if one is queued (cheap: nothing shared is scanned).
+    fn pop_local(&self) -> Option<Job>;
+    /// A job from anywhere: this worker's own, the runtime's shared queue, other workers.
+    fn find_job(&self) -> Option<Job>;
+    /// Offers a ready green thread that may continue on any worker. Called only when the
+    /// scheduler was started with migration allowed.
+    fn push_migrant(&self, task: MigrantTask);
+    /// Whether the scheduler should stop.
+    fn is_shutdown(&self) -> bool;
+    /// Waits, when the scheduler has nothing to run, until woken, `timeout` passes, or work
+    /// shows up; `has_remote` tells whether wake-ups for this scheduler are queued.
+    fn park_idle(&self, timeout: Option<Duration>, has_remote: &dyn Fn() -> bool);
+    /// At shutdown: drops every job held for this worker; whether there was any.
+    fn drop_jobs(&self) -> bool;
+    /// What the joiners of green threads unwound at shutdown are told.
+    fn stop_reason(&self) -> String;
+    /// The scheduler failed with an internal error, described by `reason`.
+    fn fail(&self, reason: String);
+    /// The worker's index, for messages.
+    fn index(&self) -> usize;
+}
