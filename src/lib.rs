@@ -118,6 +118,7 @@ pub mod context;
 pub mod coroutine;
 mod error;
 mod generator;
+mod park;
 pub mod runtime;
 mod sched;
 pub mod stack;

@@ -17,9 +17,9 @@ use std::thread::Thread;
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
 use crate::context::stackful::{MigrationPermit, Movable};
+use crate::park::Lock;
 use crate::sched::scheduler::MigrantTask;
 use crate::sched::work::{Job, StartJob, WorkSource};
-use crate::sync::Lock;
 
 /// What a worker deque or the injector holds.
 pub(crate) enum RtJob {

@@ -42,9 +42,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use park::{ParkKind, Unparker};
+use scheduler::Unparker;
 
-use crate::sync::{Lock, LockGuard};
+use crate::park::{Lock, LockGuard};
 
 /// Runs `f` as the first green thread of a scheduler on the calling thread and returns its
 /// value once `f` and every green thread spawned from it have finished.
@@ -161,7 +161,7 @@ pub fn sleep(d: Duration) {
     }
     let deadline = Instant::now() + d;
     while Instant::now() < deadline {
-        park::park_until(ParkKind::Sleep, deadline, drop);
+        park::park_until("sleeping", deadline, drop);
     }
 }
 
@@ -235,7 +235,7 @@ impl<T> JoinHandle<T> {
             if let Some(result) = inner.result.take() {
                 return result;
             }
-            park::park(ParkKind::Join, move |u| {
+            park::park("joining another green thread", move |u| {
                 inner.waiter = Some(u);
                 drop(inner);
             });

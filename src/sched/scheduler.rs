@@ -15,12 +15,11 @@ use std::sync::Arc;
 use std::thread::Thread;
 use std::time::Instant;
 
-use super::park::{ParkKind, ParkWord, Unparker};
 use super::work::{Job, WorkSource};
 use super::{AbortHook, JoinError};
 use crate::coroutine::{self, Builder, Coroutine, CoroutineResult, Suspender, Yielder};
+use crate::park::{self, Home, Lock, ParkWord};
 use crate::stack::DEFAULT_STACK_SIZE;
-use crate::sync::Lock;
 
 /// What a green thread tells the scheduler when it gives control back.
 #[derive(Clone, Copy, Debug)]
@@ -28,16 +27,7 @@ pub(crate) enum Signal {
     /// Put me at the back of the run queue.
     Yield,
     /// I registered an unparker; wait for it.
-    Park(ParkKind),
-}
-
-/// The part of a green thread that other threads (and unparkers) may hold.
-#[derive(Debug)]
-pub(crate) struct TaskHeader {
-    /// Index of the task in its scheduler's task table.
-    id: usize,
-    pub(crate) park: ParkWord,
-    shared: Arc<Shared>,
+    Park(&'static str),
 }
 
 /// The part of a scheduler that other threads reach: where their wake-ups go.
@@ -85,7 +75,7 @@ struct TaskSlot {
     /// be handed to its next unparker: references travel from unparker to unparker instead
     /// of being counted up at every park and down at every wake-up.
     spare_ref: Option<Arc<TaskHeader>>,
-    parked: Option<ParkKind>,
+    parked: Option<&'static str>,
     abort: Option<AbortHook>,
     /// Started from a `Send` job on a runtime that allows migration: may continue on
     /// another worker when it is ready.
@@ -299,20 +289,10 @@ pub(crate) fn parking_task() -> Option<(Arc<TaskHeader>, ParkSuspender)> {
 /// [`suspend_parked`]: to be used by the park that asked, before it returns.
 pub(crate) struct ParkSuspender(Suspender<(), Signal>);
 
-/// Names the scheduler a green thread belongs to (the address of its shared part), for
-/// telling local wake-ups from remote ones.
-pub(crate) fn home_of(task: &TaskHeader) -> usize {
-    home(&task.shared)
-}
-
-/// The name [`home_of`] gives the scheduler running on this thread, if any.
+/// The scheduler running on this thread, as [`park::TaskHeader::home_id`] names it, if
+/// any: for telling local wake-ups from remote ones.
 pub(crate) fn current_home() -> Option<usize> {
-    with_local(|local| home(&local.shared))
-}
-
-/// A scheduler's name: the address of its shared part.
-fn home(shared: &Arc<Shared>) -> usize {
-    Arc::as_ptr(shared) as usize
+    with_local(|local| Arc::as_ptr(&local.shared) as usize)
 }
 
 /// Why the scheduler of this thread is unwinding its green threads, for the joiner of the
@@ -336,8 +316,8 @@ pub(crate) fn in_scheduler() -> bool {
 
 /// Suspends the current green thread to park; the scheduler parks it unless its unparker
 /// already fired.
-pub(crate) fn suspend_parked(suspender: ParkSuspender, kind: ParkKind) {
-    suspender.0.suspend(Signal::Park(kind));
+pub(crate) fn suspend_parked(suspender: ParkSuspender, reason: &'static str) {
+    suspender.0.suspend(Signal::Park(reason));
 }
 
 /// Puts the current green thread at the back of the run queue. Outside a green thread,
@@ -366,17 +346,26 @@ fn not_on_green_thread_stack() -> ! {
     );
 }
 
-/// Queues a task that an unparker just made ready.
-pub(crate) fn make_ready(task: Arc<TaskHeader>) {
-    let mut task = Some(task);
-    with_local(|local| {
-        if let Some(task) = task.take_if(|t| Arc::ptr_eq(&local.shared, &t.shared)) {
-            local.requeue_woken(task);
+/// The header of a green thread of these schedulers.
+pub(crate) type TaskHeader = park::TaskHeader<Shared>;
+
+/// The unparker of a green thread of these schedulers, or of an OS thread.
+pub(crate) type Unparker = park::Unparker<Shared>;
+
+impl Home for Shared {
+    /// Queues a task that an unparker just made ready: at once if its scheduler runs on
+    /// the calling thread, otherwise through that scheduler's remote queue.
+    fn make_ready(task: Arc<TaskHeader>) {
+        let mut task = Some(task);
+        with_local(|local| {
+            if let Some(task) = task.take_if(|t| Arc::ptr_eq(&local.shared, &t.home)) {
+                local.requeue_woken(task);
+            }
+        });
+        if let Some(task) = task {
+            let shared = Arc::clone(&task.home);
+            shared.push_remote(task);
         }
-    });
-    if let Some(task) = task {
-        let shared = Arc::clone(&task.shared);
-        shared.push_remote(task);
     }
 }
 
@@ -455,7 +444,7 @@ impl Local {
                 Arc::get_mut(&mut header).expect("a spare header is referenced by nothing else").id = id;
                 header
             }
-            None => Arc::new(TaskHeader { id, park: ParkWord::default(), shared: Arc::clone(&self.shared) }),
+            None => Arc::new(TaskHeader { id, park: ParkWord::default(), home: Arc::clone(&self.shared) }),
         };
         self.tasks.borrow_mut()[id] =
             Some(TaskSlot { co: Some(co), header, spare_ref: None, parked: None, abort, migratable });
@@ -726,7 +715,7 @@ impl Local {
 
     fn deadlock_report(&self) -> String {
         let tasks = self.tasks.borrow();
-        let mut kinds: Vec<(ParkKind, usize)> = Vec::new();
+        let mut kinds: Vec<(&'static str, usize)> = Vec::new();
         for slot in tasks.iter().flatten() {
             if let Some(k) = slot.parked {
                 match kinds.iter_mut().find(|(kk, _)| *kk == k) {
@@ -735,7 +724,7 @@ impl Local {
                 }
             }
         }
-        let parts: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {}", k.describe())).collect();
+        let parts: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
         format!(
             "bobbin: deadlock: all {} green threads are parked and nothing can wake them \
              (no timers pending, no other thread can reach them): {}",

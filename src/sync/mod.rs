@@ -27,11 +27,10 @@ use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::park::{Lock, LockGuard};
 use crate::sched::budget;
-use crate::sched::park::{self, ParkKind, Unparker};
-
-mod lock;
-pub(crate) use lock::{Lock, LockGuard};
+use crate::sched::scheduler::Unparker;
+use crate::sched::{self, park};
 
 struct State<T> {
     queue: VecDeque<T>,
@@ -97,7 +96,7 @@ impl<T> State<T> {
     fn take_waiter(&mut self, side: Side) -> Option<Unparker> {
         let list = self.waiters(side);
         if list.len() > 1 {
-            if let Some(here) = park::current_home() {
+            if let Some(here) = sched::scheduler::current_home() {
                 if let Some(i) = list.iter().take(LOCAL_SCAN).position(|w| w.home() == Some(here)) {
                     return list.remove(i);
                 }
@@ -282,7 +281,7 @@ impl<T> Sender<T> {
                 }
                 return Ok(());
             }
-            park::park(ParkKind::Send, move |u| {
+            park::park("sending to a full channel", move |u| {
                 st.send_waiters.push_back(u);
                 drop(st);
             });
@@ -365,7 +364,7 @@ impl<T> Receiver<T> {
                 budget::spend();
                 return Err(RecvError);
             }
-            park::park(ParkKind::Recv, move |u| {
+            park::park("receiving from an empty channel", move |u| {
                 st.recv_waiters.push_back(u);
                 drop(st);
             });
@@ -412,7 +411,7 @@ impl<T> Receiver<T> {
             if Instant::now() >= deadline {
                 return Err(RecvTimeoutError::Timeout);
             }
-            park::park_until(ParkKind::Recv, deadline, move |u| {
+            park::park_until("receiving from an empty channel", deadline, move |u| {
                 st.recv_waiters.push_back(u);
                 drop(st);
             });
