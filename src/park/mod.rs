@@ -20,14 +20,15 @@
 //! reporting `false` so that a channel can hand the wake-up to the next waiter.
 
 mod lock;
+mod wake;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::Thread;
 use std::time::Instant;
 
 pub(crate) use lock::{Lock, LockGuard};
+pub(crate) use wake::{Wake, Waker};
 
 // Park states, in the low two bits of a parker's word; the epoch is in the rest.
 /// Running (or about to park).
@@ -162,7 +163,7 @@ impl<H> fmt::Debug for TaskHeader<H> {
 #[derive(Debug)]
 pub(crate) struct ThreadParker {
     word: ParkWord,
-    thread: Thread,
+    waker: Waker,
 }
 
 /// The single-use handle that makes one park of one green thread (or OS thread) end.
@@ -197,7 +198,7 @@ impl<H: Home> Unparker<H> {
                 WakeOutcome::Stale => false,
                 WakeOutcome::Notified => true,
                 WakeOutcome::Unparked => {
-                    t.thread.unpark();
+                    t.waker.wake();
                     true
                 }
             },
@@ -234,7 +235,7 @@ impl<H: Home> Unparker<H> {
 
 thread_local! {
     static THREAD_PARKER: Arc<ThreadParker> =
-        Arc::new(ThreadParker { word: ParkWord::default(), thread: std::thread::current() });
+        Arc::new(ThreadParker { word: ParkWord::default(), waker: Waker::current_thread() });
 }
 
 /// Blocks the calling OS thread, outside any scheduler, until the unparker handed to

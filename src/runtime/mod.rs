@@ -157,9 +157,6 @@ where
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.shared.begin_shutdown();
-        for w in &self.workers {
-            w.thread().unpark();
-        }
         if worker::current_runtime().is_some_and(|rt| Arc::ptr_eq(&rt, &self.shared)) {
             // Dropped by one of its own green threads (it held the last reference): joining
             // would wait for ourselves. The workers stop on their own once this green

@@ -12,12 +12,12 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::thread::Thread;
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
 use crate::context::stackful::{MigrationPermit, Movable};
-use crate::park::Lock;
+use crate::park::{Lock, Waker};
+use crate::sched::driver::Driver;
 use crate::sched::scheduler::MigrantTask;
 use crate::sched::work::{Job, StartJob, WorkSource};
 
@@ -59,7 +59,9 @@ pub(crate) struct RtShared {
     injector: Injector<RtJob>,
     stealers: Vec<WorkerStealers>,
     /// Sleeping workers and their threads.
-    idle: Lock<Vec<(usize, Thread)>>,
+    idle: Lock<Vec<(usize, Waker)>>,
+    /// Each started worker's waker, by index: what a shutdown wakes.
+    wakers: Lock<Vec<Option<Waker>>>,
     idle_count: AtomicUsize,
     shutdown: AtomicBool,
     /// Set when a worker died of an internal error: what every joiner is then told.
@@ -84,6 +86,7 @@ impl RtShared {
                 .map(|d| WorkerStealers { starts: d.starts.stealer(), migrants: d.migrants.stealer() })
                 .collect(),
             idle: Lock::new(Vec::with_capacity(workers)),
+            wakers: Lock::new(vec![None; workers]),
             idle_count: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             failure: OnceLock::new(),
@@ -120,8 +123,8 @@ impl RtShared {
             self.idle_count.store(idle.len(), Ordering::Relaxed);
             w
         };
-        if let Some((_, thread)) = woken {
-            thread.unpark();
+        if let Some((_, waker)) = woken {
+            waker.wake();
         }
     }
 
@@ -129,9 +132,14 @@ impl RtShared {
         self.shutdown.load(Ordering::Relaxed)
     }
 
-    /// Asks every worker to stop; the caller then unparks and joins them.
+    /// Asks every worker to stop and wakes them; the caller then joins them.
     pub(crate) fn begin_shutdown(&self) {
+        // SeqCst, with the worker's store of its waker and its later look at the flag:
+        // either a worker's waker is seen here, or that worker sees the flag.
         self.shutdown.store(true, Ordering::SeqCst);
+        for waker in self.wakers.lock().iter().flatten() {
+            waker.wake();
+        }
     }
 
     /// A worker failed with an internal error: records `reason` for every joiner, and
@@ -139,9 +147,6 @@ impl RtShared {
     pub(crate) fn fail(&self, reason: String) {
         let _ = self.failure.set(reason);
         self.begin_shutdown();
-        for (_, thread) in self.idle.lock().iter() {
-            thread.unpark();
-        }
     }
 
     /// What the joiner of a green thread that a shutdown unwinds or drops is told.
@@ -212,6 +217,8 @@ pub(crate) struct WorkerPart {
     pub(crate) rt: Arc<RtShared>,
     rng: Cell<u64>,
     ticks: Cell<u32>,
+    /// This worker's waker, once its scheduler has started.
+    waker: std::cell::OnceCell<Waker>,
 }
 
 impl WorkerPart {
@@ -219,7 +226,7 @@ impl WorkerPart {
         // Any odd seed works for xorshift; spread them so workers pick different victims.
         let seed = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(index as u64 + 1) | 1;
         let WorkerDeques { starts, migrants } = deques;
-        WorkerPart { index, starts, migrants, rt, rng: Cell::new(seed), ticks: Cell::new(0) }
+        WorkerPart { index, starts, migrants, rt, rng: Cell::new(seed), ticks: Cell::new(0), waker: Default::default() }
     }
 
     /// Queues a green thread spawned on this worker.
@@ -328,19 +335,16 @@ impl WorkerPart {
 
     /// Sleeps until woken, `timeout` passes, or the runtime shuts down, unless work shows
     /// up while registering as idle. `has_remote` reports wake-ups queued for this worker.
-    fn sleep_idle(&self, timeout: Option<std::time::Duration>, has_remote: &dyn Fn() -> bool) {
-        let me = std::thread::current();
+    fn sleep_idle(&self, driver: &dyn Driver, timeout: Option<std::time::Duration>, has_remote: &dyn Fn() -> bool) {
         {
             let mut idle = self.rt.idle.lock();
-            idle.push((self.index, me));
+            let waker = self.waker.get().cloned().unwrap_or_else(|| driver.waker());
+            idle.push((self.index, waker));
             self.rt.idle_count.store(idle.len(), Ordering::Relaxed);
         }
         fence(Ordering::SeqCst);
         if !(self.rt.has_visible_work() || has_remote() || self.rt.is_shutdown()) {
-            match timeout {
-                Some(t) => std::thread::park_timeout(t),
-                None => std::thread::park(),
-            }
+            driver.park(timeout);
         }
         let mut idle = self.rt.idle.lock();
         idle.retain(|(i, _)| *i != self.index);
@@ -366,8 +370,14 @@ impl WorkSource for WorkerPart {
         self.rt.is_shutdown()
     }
 
-    fn park_idle(&self, timeout: Option<std::time::Duration>, has_remote: &dyn Fn() -> bool) {
-        self.sleep_idle(timeout, has_remote);
+    fn started(&self, waker: Waker) {
+        self.rt.wakers.lock()[self.index] = Some(waker.clone());
+        let _ = self.waker.set(waker);
+        fence(Ordering::SeqCst);
+    }
+
+    fn park_idle(&self, driver: &dyn Driver, timeout: Option<std::time::Duration>, has_remote: &dyn Fn() -> bool) {
+        self.sleep_idle(driver, timeout, has_remote);
     }
 
     fn drop_jobs(&self) -> bool {

@@ -29,6 +29,7 @@
 //! ```
 
 pub(crate) mod budget;
+pub(crate) mod driver;
 pub(crate) mod park;
 pub(crate) mod scheduler;
 pub(crate) mod stall;

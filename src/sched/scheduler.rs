@@ -4,7 +4,8 @@
 //! The one thread-local "current scheduler" pointer of the crate is [`CURRENT`], below:
 //! `spawn`, `yield_now`, parking and same-thread wake-ups find the scheduler through it.
 //! Wake-ups from other threads go through the scheduler's [`Shared`] part instead: a
-//! locked queue of task ids and an unpark of the scheduler's OS thread.
+//! locked queue of task ids and the waker of the scheduler's driver (see
+//! [`super::driver`]), which is also where an idle scheduler sleeps.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BinaryHeap, VecDeque};
@@ -12,13 +13,13 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::Thread;
 use std::time::Instant;
 
+use super::driver::{Driver, ThreadDriver};
 use super::work::{Job, WorkSource};
 use super::{AbortHook, JoinError};
 use crate::coroutine::{self, Builder, Coroutine, CoroutineResult, Suspender, Yielder};
-use crate::park::{self, Home, Lock, ParkWord};
+use crate::park::{self, Home, Lock, ParkWord, Waker};
 use crate::stack::DEFAULT_STACK_SIZE;
 
 /// What a green thread tells the scheduler when it gives control back.
@@ -37,16 +38,13 @@ pub(crate) struct Shared {
     remote: Lock<Option<Vec<Arc<TaskHeader>>>>,
     /// Whether `remote` may be non-empty; lets the loop skip the lock.
     has_remote: AtomicBool,
-    thread: Thread,
+    /// Wakes the scheduler's driver.
+    waker: Waker,
 }
 
 impl Shared {
-    fn new() -> Shared {
-        Shared {
-            remote: Lock::new(Some(Vec::new())),
-            has_remote: AtomicBool::new(false),
-            thread: std::thread::current(),
-        }
+    fn new(waker: Waker) -> Shared {
+        Shared { remote: Lock::new(Some(Vec::new())), has_remote: AtomicBool::new(false), waker }
     }
 
     fn push_remote(&self, task: Arc<TaskHeader>) {
@@ -59,7 +57,7 @@ impl Shared {
         // thread (or has), and the loop has not yet taken that task: it takes this one with
         // it.
         if !self.has_remote.swap(true, Ordering::AcqRel) {
-            self.thread.unpark();
+            self.waker.wake();
         }
     }
 }
@@ -228,10 +226,17 @@ pub(crate) struct Local {
     stop_reason: RefCell<Option<String>>,
     /// What the stall watchdog reads.
     stall: Arc<super::stall::Probe>,
+    /// How the scheduler sleeps when idle, and what it polls between green threads.
+    driver: Box<dyn Driver>,
+    /// Steps since the driver was last polled.
+    since_poll: Cell<u32>,
     /// Tests set it to make the next step fail as a scheduler bug would.
     #[cfg(test)]
     fault: Cell<bool>,
 }
+
+/// Steps of a busy scheduler between two polls of its driver.
+const POLL_INTERVAL: u32 = 61;
 
 /// How many spare headers and coroutine boxes a scheduler keeps.
 const SPARES: usize = 256;
@@ -394,8 +399,11 @@ impl Local {
             Some((source, migration)) => (Some(source), migration),
             None => (None, false),
         };
+        let driver: Box<dyn Driver> = Box::new(ThreadDriver::new());
         Local {
-            shared: Arc::new(Shared::new()),
+            shared: Arc::new(Shared::new(driver.waker())),
+            driver,
+            since_poll: Cell::new(0),
             ready: RefCell::new(VecDeque::new()),
             tasks: RefCell::new(Vec::new()),
             free_ids: RefCell::new(Vec::new()),
@@ -510,6 +518,7 @@ impl Local {
         if self.fault.take() {
             panic!("injected scheduler fault");
         }
+        self.poll_driver();
         self.drain_remote();
         let deadline = self.fire_timers();
         let start = self.policy.start_now(self.ready.borrow().len());
@@ -527,6 +536,40 @@ impl Local {
                 Step::Ran(self.run_task(id))
             }
             None => Step::Idle(deadline),
+        }
+    }
+
+    /// Lets the driver collect its events once every [`POLL_INTERVAL`] steps, so a busy
+    /// scheduler (one that never goes idle) still sees them.
+    #[inline]
+    fn poll_driver(&self) {
+        let n = self.since_poll.get() + 1;
+        if n < POLL_INTERVAL {
+            self.since_poll.set(n);
+        } else {
+            self.since_poll.set(0);
+            self.driver.poll();
+        }
+    }
+
+    /// Waits in the driver for something to do: until `deadline` (the next timer), a
+    /// wake-up from another thread, or, on a runtime worker, new work.
+    ///
+    /// # Panics
+    /// With the deadlock report, on a scheduler of `run` that nothing could ever wake.
+    fn idle(&self, deadline: Option<Instant>) {
+        let timeout = deadline.map(|at| at.saturating_duration_since(Instant::now()));
+        if timeout == Some(std::time::Duration::ZERO) {
+            return;
+        }
+        match &self.worker {
+            Some(w) => w.park_idle(&*self.driver, timeout, &|| self.shared.has_remote.load(Ordering::Relaxed)),
+            None => {
+                if timeout.is_none() && !self.can_be_woken_from_outside() {
+                    panic!("{}", self.deadlock_report());
+                }
+                self.driver.park(timeout);
+            }
         }
     }
 
@@ -741,7 +784,7 @@ impl Local {
         // anywhere.
         let any_unparker =
             tasks.iter().flatten().any(|s| Arc::strong_count(&s.header) > 1 + usize::from(s.spare_ref.is_some()));
-        any_unparker && other_threads_exist()
+        (any_unparker && other_threads_exist()) || self.driver.has_sources()
     }
 
     /// Unwinds every green thread left, telling their joiners `reason`.
@@ -847,20 +890,7 @@ fn scheduler_loop(local: &Local) -> Option<JoinError> {
         if local.live.get() == 0 {
             return None;
         }
-        match deadline {
-            Some(at) => {
-                let now = Instant::now();
-                if at > now {
-                    std::thread::park_timeout(at - now);
-                }
-            }
-            None => {
-                if !local.can_be_woken_from_outside() {
-                    panic!("{}", local.deadlock_report());
-                }
-                std::thread::park();
-            }
-        }
+        local.idle(deadline);
     }
 }
 
@@ -879,6 +909,7 @@ pub(crate) fn run_worker(source: Rc<dyn WorkSource>, stack_size: usize, migratio
     let local = Rc::new(Local::new(stack_size, Some((Rc::clone(&source), migration))));
     super::stall::register(&local.stall);
     let _current = CurrentGuard::set(&local);
+    source.started(local.driver.waker());
     let reason = match panic::catch_unwind(AssertUnwindSafe(|| worker_loop(&local, &*source))) {
         Ok(()) => source.stop_reason(),
         Err(payload) => {
@@ -907,10 +938,8 @@ pub(crate) fn run_worker(source: Rc<dyn WorkSource>, stack_size: usize, migratio
 fn worker_loop(local: &Local, source: &dyn WorkSource) {
     while !source.is_shutdown() {
         // Every task on a worker has an abort hook, so no failure comes back from a step.
-        let Step::Idle(deadline) = local.step() else { continue };
-        let timeout = deadline.map(|at| at.saturating_duration_since(Instant::now()));
-        if timeout != Some(std::time::Duration::ZERO) {
-            source.park_idle(timeout, &|| local.shared.has_remote.load(Ordering::Relaxed));
+        if let Step::Idle(deadline) = local.step() {
+            local.idle(deadline);
         }
     }
 }

@@ -9,6 +9,9 @@
 
 use std::time::Duration;
 
+use super::driver::Driver;
+use crate::park::Waker;
+
 use super::scheduler::MigrantTask;
 use super::{JoinError, SendAbort, SendBody};
 
@@ -68,9 +71,12 @@ pub(crate) trait WorkSource {
     fn push_migrant(&self, task: MigrantTask);
     /// Whether the scheduler should stop.
     fn is_shutdown(&self) -> bool;
-    /// Waits, when the scheduler has nothing to run, until woken, `timeout` passes, or work
-    /// shows up; `has_remote` tells whether wake-ups for this scheduler are queued.
-    fn park_idle(&self, timeout: Option<Duration>, has_remote: &dyn Fn() -> bool);
+    /// The scheduler has started on its thread; `waker` wakes its driver's sleep.
+    fn started(&self, waker: Waker);
+    /// Sleeps in `driver`, when the scheduler has nothing to run, until woken, `timeout`
+    /// passes, or work shows up; `has_remote` tells whether wake-ups for this scheduler
+    /// are queued.
+    fn park_idle(&self, driver: &dyn Driver, timeout: Option<Duration>, has_remote: &dyn Fn() -> bool);
     /// At shutdown: drops every job held for this worker; whether there was any.
     fn drop_jobs(&self) -> bool;
     /// What the joiners of green threads unwound at shutdown are told.

@@ -1,0 +1,66 @@
+//! How a scheduler waits when it has nothing to run, and what it polls between green
+//! threads: the one interface its idle step and its between-tasks check go through.
+//!
+//! A driver owns the scheduler's sleep: [`Driver::park`] blocks the OS thread until the
+//! driver's [`Waker`] is used or the timeout passes, and [`Driver::poll`] collects events
+//! without blocking. Timers stay in the scheduler, which passes the next deadline as the
+//! timeout. The first driver, [`ThreadDriver`], sleeps in `std::thread::park` and has no
+//! events of its own; an I/O reactor is another driver, waiting in its poller (with its
+//! waker as the wake-up handle) and turning readiness into unparks, plugged in without a
+//! change to the scheduler.
+
+use std::thread::Thread;
+use std::time::Duration;
+
+use crate::park::{Wake, Waker};
+
+/// How a scheduler sleeps and what it polls. See the [module docs](self).
+pub(crate) trait Driver {
+    /// The handle that wakes [`Driver::park`] from any thread.
+    fn waker(&self) -> Waker;
+
+    /// Blocks the calling OS thread until the waker is used (or was used since the last
+    /// park), `timeout` passes (`None`: no limit), or an event of the driver's arrives.
+    fn park(&self, timeout: Option<Duration>);
+
+    /// Collects the driver's events without blocking; called by a busy scheduler at a
+    /// bounded interval.
+    fn poll(&self);
+
+    /// Whether something registered with the driver (an I/O source, say) could still wake
+    /// a scheduler whose green threads are all parked: the deadlock check asks.
+    fn has_sources(&self) -> bool;
+}
+
+/// The driver of a scheduler without I/O: sleeps in `std::thread::park`.
+#[derive(Debug)]
+pub(crate) struct ThreadDriver {
+    thread: Thread,
+}
+
+impl ThreadDriver {
+    /// A driver for the calling OS thread.
+    pub(crate) fn new() -> ThreadDriver {
+        ThreadDriver { thread: std::thread::current() }
+    }
+}
+
+impl Driver for ThreadDriver {
+    fn waker(&self) -> Waker {
+        Waker::new(std::sync::Arc::new(self.thread.clone()) as std::sync::Arc<dyn Wake>)
+    }
+
+    fn park(&self, timeout: Option<Duration>) {
+        // The thread's unpark token makes a wake-up that came before this park count.
+        match timeout {
+            Some(t) => std::thread::park_timeout(t),
+            None => std::thread::park(),
+        }
+    }
+
+    fn poll(&self) {}
+
+    fn has_sources(&self) -> bool {
+        false
+    }
+}
