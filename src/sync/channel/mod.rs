@@ -1,0 +1,354 @@
+//! Channels that park green threads instead of blocking their OS thread: the ends, their
+//! operations and iterators. The queue behind them is in `queue.rs`, their errors in
+//! `error.rs`.
+
+mod error;
+mod queue;
+
+use std::fmt;
+use std::mem::size_of;
+use std::panic::{RefUnwindSafe, UnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use error::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
+use queue::{Chan, Side, State, LARGE};
+
+use crate::park::LockGuard;
+use crate::sched::{budget, park};
+
+/// Makes an unbounded channel.
+pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
+    make(None)
+}
+
+/// Makes a channel that holds at most `cap` messages; `send` parks while it is full.
+///
+/// # Panics
+/// If `cap` is zero: rendezvous channels are not supported.
+pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
+    assert!(cap > 0, "bobbin::sync::bounded(0): rendezvous channels are not supported; use a capacity of 1 or more");
+    make(Some(cap))
+}
+
+fn make<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
+    let chan = Arc::new(Chan::new(cap));
+    (Sender { chan: Arc::clone(&chan) }, Receiver { chan })
+}
+
+/// The sending end of a channel. Clone it for more senders.
+pub struct Sender<T> {
+    chan: Arc<Chan<T>>,
+}
+
+/// The receiving end of a channel. Clone it for more receivers; each message goes to
+/// exactly one of them.
+pub struct Receiver<T> {
+    chan: Arc<Chan<T>>,
+}
+
+impl<T> Sender<T> {
+    /// Sends `msg`, parking while a bounded channel is full.
+    ///
+    /// A send that does not park spends one unit of the green thread's cooperative budget,
+    /// and yields once the budget is spent: a loop of sends that never park still lets the
+    /// other green threads of its scheduler run.
+    ///
+    /// # Errors
+    /// [`SendError`] with the message if every receiver is gone.
+    ///
+    /// # Panics
+    /// If called on the stack of a coroutine or generator that a green thread is running
+    /// and the channel is full: only the green thread's own stack can park.
+    pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
+        let mut st = self.chan.lock();
+        let mut parked = false;
+        loop {
+            if st.receivers == 0 {
+                drop(st);
+                budget::spend();
+                return Err(SendError(msg));
+            }
+            if st.cap.is_none_or(|c| st.queue.len() < c) {
+                self.chan.push(st, msg);
+                // A send that parked has given the other green threads their turn.
+                if !parked {
+                    budget::spend();
+                }
+                return Ok(());
+            }
+            park::park("sending to a full channel", move |u| {
+                st.send_waiters.push_back(u);
+                drop(st);
+            });
+            parked = true;
+            st = self.chan.lock();
+        }
+    }
+
+    /// Sends `msg` if that needs no waiting. Spends one unit of the cooperative budget, as
+    /// [`send`](Sender::send) does.
+    ///
+    /// # Errors
+    /// [`TrySendError::Full`] if the bounded channel is full, [`TrySendError::Disconnected`]
+    /// if every receiver is gone; both hold the message.
+    pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
+        budget::spend();
+        let st = self.chan.lock();
+        if st.receivers == 0 {
+            return Err(TrySendError::Disconnected(msg));
+        }
+        if st.cap.is_some_and(|c| st.queue.len() >= c) {
+            return Err(TrySendError::Full(msg));
+        }
+        self.chan.push(st, msg);
+        Ok(())
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Takes the next message, parking while the channel is empty.
+    ///
+    /// A receive that does not park spends one unit of the green thread's cooperative
+    /// budget, so a loop of receives that never park still lets the other green threads of
+    /// its scheduler run.
+    ///
+    /// # Errors
+    /// [`RecvError`] once the channel is empty and every sender is gone.
+    ///
+    /// # Panics
+    /// If called on the stack of a coroutine or generator that a green thread is running
+    /// and the channel is empty: only the green thread's own stack can park.
+    pub fn recv(&self) -> Result<T, RecvError> {
+        let st = self.chan.lock();
+        if size_of::<T>() > LARGE {
+            // One slot for the message in this frame: the waiting is out of line.
+            return match self.chan.pop(st) {
+                Ok(msg) => {
+                    budget::spend();
+                    Ok(msg)
+                }
+                Err(st) => self.recv_parking_out_of_line(st),
+            };
+        }
+        self.recv_parking(st)
+    }
+
+    #[inline(never)]
+    fn recv_parking_out_of_line<'a>(&'a self, st: LockGuard<'a, State<T>>) -> Result<T, RecvError> {
+        self.recv_parking(st)
+    }
+
+    /// The part of [`recv`](Receiver::recv) that waits: inlined into it for small messages,
+    /// out of line for large ones.
+    #[inline(always)]
+    fn recv_parking<'a>(&'a self, mut st: LockGuard<'a, State<T>>) -> Result<T, RecvError> {
+        let mut parked = false;
+        loop {
+            st = match self.chan.pop(st) {
+                Ok(msg) => {
+                    // A receive that parked has given the other green threads their turn.
+                    if !parked {
+                        budget::spend();
+                    }
+                    return Ok(msg);
+                }
+                Err(st) => st,
+            };
+            if st.senders == 0 {
+                drop(st);
+                budget::spend();
+                return Err(RecvError);
+            }
+            park::park("receiving from an empty channel", move |u| {
+                st.recv_waiters.push_back(u);
+                drop(st);
+            });
+            parked = true;
+            st = self.chan.lock();
+        }
+    }
+
+    /// Takes the next message if one is queued. Spends one unit of the cooperative budget
+    /// whatever it finds, so a loop that polls an empty channel still lets the green thread
+    /// that would fill it run.
+    ///
+    /// # Errors
+    /// [`TryRecvError::Empty`] or, once every sender is gone, [`TryRecvError::Disconnected`].
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        budget::spend();
+        match self.chan.pop(self.chan.lock()) {
+            Ok(msg) => Ok(msg),
+            Err(st) if st.senders == 0 => Err(TryRecvError::Disconnected),
+            Err(_) => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Like [`recv`](Receiver::recv), giving up after `timeout`.
+    ///
+    /// # Errors
+    /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
+    ///
+    /// # Panics
+    /// If called on the stack of a coroutine or generator that a green thread is running
+    /// and the channel is empty: only the green thread's own stack can park.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        budget::spend();
+        let deadline = Instant::now() + timeout;
+        let mut st = self.chan.lock();
+        loop {
+            st = match self.chan.pop(st) {
+                Ok(msg) => return Ok(msg),
+                Err(st) => st,
+            };
+            if st.senders == 0 {
+                return Err(RecvTimeoutError::Disconnected);
+            }
+            if Instant::now() >= deadline {
+                return Err(RecvTimeoutError::Timeout);
+            }
+            park::park_until("receiving from an empty channel", deadline, move |u| {
+                st.recv_waiters.push_back(u);
+                drop(st);
+            });
+            st = self.chan.lock();
+        }
+    }
+
+    /// An iterator that receives until every sender is gone.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { rx: self }
+    }
+
+    /// An iterator over the messages queued now, without waiting.
+    pub fn try_iter(&self) -> TryIter<'_, T> {
+        TryIter { rx: self }
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.chan.lock().senders += 1;
+        Sender { chan: Arc::clone(&self.chan) }
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        self.chan.lock().receivers += 1;
+        Receiver { chan: Arc::clone(&self.chan) }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let last = {
+            let mut st = self.chan.lock();
+            st.senders -= 1;
+            st.senders == 0
+        };
+        if last {
+            // Receivers waiting on an empty channel must learn it is now disconnected.
+            self.chan.wake_all(Side::Receivers);
+        }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let last = {
+            let mut st = self.chan.lock();
+            st.receivers -= 1;
+            st.receivers == 0
+        };
+        if last {
+            self.chan.wake_all(Side::Senders);
+        }
+    }
+}
+
+/// Blocking iterator of [`Receiver::iter`].
+pub struct Iter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+/// Non-blocking iterator of [`Receiver::try_iter`].
+pub struct TryIter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for TryIter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl<T> IntoIterator for Receiver<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { rx: self }
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Receiver<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+// A panic while a channel's lock is held cannot leave it inconsistent (every critical
+// section is a queue operation), and a message is either queued or not: the ends can be
+// used again after a caught panic, as std's and crossbeam's can.
+impl<T> UnwindSafe for Sender<T> {}
+impl<T> RefUnwindSafe for Sender<T> {}
+impl<T> UnwindSafe for Receiver<T> {}
+impl<T> RefUnwindSafe for Receiver<T> {}
+
+/// Owning blocking iterator of a [`Receiver`].
+pub struct IntoIter<T> {
+    rx: Receiver<T>,
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sender { .. }")
+    }
+}
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Receiver { .. }")
+    }
+}
+impl<T> fmt::Debug for Iter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Iter { .. }")
+    }
+}
+impl<T> fmt::Debug for TryIter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TryIter { .. }")
+    }
+}
+impl<T> fmt::Debug for IntoIter<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IntoIter { .. }")
+    }
+}
