@@ -31,8 +31,10 @@
 pub(crate) mod budget;
 pub(crate) mod driver;
 pub(crate) mod park;
+mod policy;
 pub(crate) mod scheduler;
 pub(crate) mod stall;
+mod timer;
 pub(crate) mod work;
 
 use std::any::Any;

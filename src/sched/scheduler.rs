@@ -8,7 +8,7 @@
 //! [`super::driver`]), which is also where an idle scheduler sleeps.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +16,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::driver::{Driver, ThreadDriver};
+use super::policy::{Start, StartPolicy};
+use super::timer::Timers;
 use super::work::{Job, WorkSource};
 use super::{AbortHook, JoinError};
 use crate::coroutine::{self, Builder, Coroutine, CoroutineResult, Suspender, Yielder};
@@ -80,75 +82,6 @@ struct TaskSlot {
     migratable: bool,
 }
 
-/// Below this many ready green threads, unstarted ones start at once (see [`StartPolicy`]).
-const READY_FLOOR: usize = 64;
-
-/// When to start a green thread that has not started yet instead of running a ready one.
-///
-/// Starting every spawned green thread at once would give each a live stack: 100,000
-/// short tasks that yield a few times then cycle through 100,000 stacks, a cache and TLB
-/// miss on every switch. Starting them only as fast as the ready ones make room keeps the
-/// working set small. What must stay small is the set of green threads cycling through
-/// the ready queue; ones that park at once cost nothing to start. So while fewer than
-/// [`READY_FLOOR`] green threads are ready, unstarted ones start right away (a `yield_now`
-/// after spawning lets them all run, unless they keep yielding). Above that, a ready
-/// queue of green threads that yield forever must not hold the unstarted ones back for
-/// long: after each full round of the ready queue, `1 + ready/16` of them start. The
-/// cycling set stays near the floor when tasks are short, and N unstarted tasks behind N
-/// spinning ones all start within O(N) switches (a geometric ramp) rather than O(N^2).
-#[derive(Debug, Default)]
-pub(crate) struct StartPolicy {
-    /// Ready green threads run since the last round of starts.
-    since: Cell<usize>,
-    /// Starts left in the current round of starts.
-    budget: Cell<usize>,
-}
-
-/// Where [`StartPolicy`] lets a scheduler look for a green thread to start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Start {
-    /// Run a ready green thread instead.
-    No,
-    /// From this scheduler's own queues (cheap: nothing shared is touched).
-    Local,
-    /// From anywhere, stealing included: nothing is ready, or a full round of the ready
-    /// queue has run. Stealing reads other workers' deques, so it is not done per switch.
-    Anywhere,
-}
-
-impl StartPolicy {
-    /// Whether and from where to start a new green thread now, given the length of the
-    /// ready queue.
-    fn start_now(&self, ready: usize) -> Start {
-        if ready == 0 {
-            return Start::Anywhere;
-        }
-        if self.since.get() >= ready {
-            self.since.set(0);
-            self.budget.set(1 + ready / 16);
-            return Start::Anywhere;
-        }
-        if ready < READY_FLOOR || self.budget.get() > 0 {
-            Start::Local
-        } else {
-            Start::No
-        }
-    }
-
-    fn started(&self) {
-        self.budget.set(self.budget.get().saturating_sub(1));
-    }
-
-    /// There was nothing to start: run ready ones until the next round.
-    fn nothing_to_start(&self) {
-        self.budget.set(0);
-    }
-
-    fn ran_ready(&self) {
-        self.since.set(self.since.get() + 1);
-    }
-}
-
 /// What one [`Local::step`] did.
 enum Step {
     /// Started or ran a green thread; the failure of one that had no abort hook to report
@@ -170,30 +103,6 @@ pub(crate) struct MigrantTask {
     abort: Option<AbortHook>,
 }
 
-struct Timer {
-    at: Instant,
-    seq: u64,
-    unparker: Unparker,
-}
-
-impl PartialEq for Timer {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Timer {}
-impl PartialOrd for Timer {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Timer {
-    // Reversed: BinaryHeap is a max-heap and the earliest deadline must come first.
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
-
 /// A scheduler running on this thread.
 pub(crate) struct Local {
     shared: Arc<Shared>,
@@ -201,8 +110,7 @@ pub(crate) struct Local {
     tasks: RefCell<Vec<Option<TaskSlot>>>,
     free_ids: RefCell<Vec<usize>>,
     live: Cell<usize>,
-    timers: RefCell<BinaryHeap<Timer>>,
-    timer_seq: Cell<u64>,
+    timers: RefCell<Timers>,
     /// Task id of the green thread running now, if any.
     current: Cell<Option<usize>>,
     stack_size: usize,
@@ -377,9 +285,7 @@ impl Home for Shared {
 /// Registers a timer that fires `unparker` at `at`. Must be called from a green thread.
 pub(crate) fn add_timer(at: Instant, unparker: Unparker) {
     with_local(|local| {
-        let seq = local.timer_seq.get();
-        local.timer_seq.set(seq + 1);
-        local.timers.borrow_mut().push(Timer { at, seq, unparker });
+        local.timers.borrow_mut().add(at, unparker);
     })
     .expect("timers exist only inside a scheduler");
 }
@@ -408,8 +314,7 @@ impl Local {
             tasks: RefCell::new(Vec::new()),
             free_ids: RefCell::new(Vec::new()),
             live: Cell::new(0),
-            timers: RefCell::new(BinaryHeap::new()),
-            timer_seq: Cell::new(0),
+            timers: RefCell::new(Timers::default()),
             current: Cell::new(None),
             stack_size,
             pending: RefCell::new(VecDeque::new()),
@@ -651,20 +556,13 @@ impl Local {
         }
         let now = Instant::now();
         loop {
-            let due = {
-                let mut timers = self.timers.borrow_mut();
-                match timers.peek() {
-                    Some(t) if t.at <= now => timers.pop(),
-                    Some(t) if !t.unparker.is_live() => {
-                        timers.pop();
-                        continue;
-                    }
-                    Some(t) => return Some(t.at),
-                    None => return None,
+            // The unparker runs with the heap unborrowed: waking may add timers.
+            let due = self.timers.borrow_mut().take_due(now);
+            match due {
+                Ok(unparker) => {
+                    unparker.unpark();
                 }
-            };
-            if let Some(t) = due {
-                t.unparker.unpark();
+                Err(next) => return next,
             }
         }
     }
