@@ -408,7 +408,7 @@ pub(crate) fn run(part: WorkerPart) {
     let part = Rc::new(part);
     let (stack_size, migration) = (part.rt.stack_size, part.rt.migration.is_some());
     CURRENT_WORKER.with(|w| *w.borrow_mut() = Some(Rc::clone(&part)));
-    crate::sched::scheduler::run_worker(part, stack_size, migration);
+    crate::sched::run_worker(part, stack_size, migration);
     let _ = CURRENT_WORKER.try_with(|w| w.borrow_mut().take());
 }
 

@@ -32,6 +32,8 @@ pub(crate) mod budget;
 pub(crate) mod driver;
 pub(crate) mod park;
 mod policy;
+mod run;
+pub(crate) use run::run_worker;
 pub(crate) mod scheduler;
 pub(crate) mod stall;
 mod timer;
@@ -63,7 +65,7 @@ where
 {
     let slot: Rc<RefCell<Option<T>>> = Rc::new(RefCell::new(None));
     let out = Rc::clone(&slot);
-    scheduler::run_scheduler(Box::new(move || {
+    run::run_scheduler(Box::new(move || {
         let value = f();
         *out.borrow_mut() = Some(value);
     }));

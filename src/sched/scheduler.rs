@@ -22,7 +22,6 @@ use super::work::{Job, WorkSource};
 use super::{AbortHook, JoinError};
 use crate::coroutine::{self, Builder, Coroutine, CoroutineResult, Suspender, Yielder};
 use crate::park::{self, Home, Lock, ParkWord, Waker};
-use crate::stack::DEFAULT_STACK_SIZE;
 
 /// What a green thread tells the scheduler when it gives control back.
 #[derive(Clone, Copy, Debug)]
@@ -37,9 +36,9 @@ pub(crate) enum Signal {
 #[derive(Debug)]
 pub(crate) struct Shared {
     /// Woken tasks; `None` once the scheduler has stopped (later wake-ups are dropped).
-    remote: Lock<Option<Vec<Arc<TaskHeader>>>>,
+    pub(super) remote: Lock<Option<Vec<Arc<TaskHeader>>>>,
     /// Whether `remote` may be non-empty; lets the loop skip the lock.
-    has_remote: AtomicBool,
+    pub(super) has_remote: AtomicBool,
     /// Wakes the scheduler's driver.
     waker: Waker,
 }
@@ -83,7 +82,7 @@ struct TaskSlot {
 }
 
 /// What one [`Local::step`] did.
-enum Step {
+pub(super) enum Step {
     /// Started or ran a green thread; the failure of one that had no abort hook to report
     /// it to (the main green thread of `run`).
     Ran(Option<JoinError>),
@@ -105,12 +104,12 @@ pub(crate) struct MigrantTask {
 
 /// A scheduler running on this thread.
 pub(crate) struct Local {
-    shared: Arc<Shared>,
-    ready: RefCell<VecDeque<usize>>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) ready: RefCell<VecDeque<usize>>,
     tasks: RefCell<Vec<Option<TaskSlot>>>,
     free_ids: RefCell<Vec<usize>>,
-    live: Cell<usize>,
-    timers: RefCell<Timers>,
+    pub(super) live: Cell<usize>,
+    pub(super) timers: RefCell<Timers>,
     /// Task id of the green thread running now, if any.
     current: Cell<Option<usize>>,
     stack_size: usize,
@@ -133,9 +132,9 @@ pub(crate) struct Local {
     /// [`Local::unwind_all`]).
     stop_reason: RefCell<Option<String>>,
     /// What the stall watchdog reads.
-    stall: Arc<super::stall::Probe>,
+    pub(super) stall: Arc<super::stall::Probe>,
     /// How the scheduler sleeps when idle, and what it polls between green threads.
-    driver: Box<dyn Driver>,
+    pub(super) driver: Box<dyn Driver>,
     /// Steps since the driver was last polled.
     since_poll: Cell<u32>,
     /// Tests set it to make the next step fail as a scheduler bug would.
@@ -300,7 +299,7 @@ pub(crate) fn spawn_local(body: Box<dyn FnOnce()>, abort: AbortHook) {
 }
 
 impl Local {
-    fn new(stack_size: usize, worker: Option<(Rc<dyn WorkSource>, bool)>) -> Local {
+    pub(super) fn new(stack_size: usize, worker: Option<(Rc<dyn WorkSource>, bool)>) -> Local {
         let (worker, migration) = match worker {
             Some((source, migration)) => (Some(source), migration),
             None => (None, false),
@@ -332,7 +331,7 @@ impl Local {
     }
 
     /// The coroutine of a green thread running `body`, on a stack from this thread's pool.
-    fn make_coroutine(&self, body: Box<dyn FnOnce()>) -> Result<TaskCoroutine, crate::Error> {
+    pub(super) fn make_coroutine(&self, body: Box<dyn FnOnce()>) -> Result<TaskCoroutine, crate::Error> {
         let co =
             Builder::new().stack_size(self.stack_size).spawn_discoverable(move |_: &Yielder<(), Signal>, ()| body())?;
         Ok(match self.spare_coroutines.borrow_mut().pop() {
@@ -346,7 +345,7 @@ impl Local {
     }
 
     /// Enters a green thread in the task table with a fresh header; returns its id.
-    fn insert(&self, co: TaskCoroutine, abort: Option<AbortHook>, migratable: bool) -> usize {
+    pub(super) fn insert(&self, co: TaskCoroutine, abort: Option<AbortHook>, migratable: bool) -> usize {
         let id = self.free_ids.borrow_mut().pop().unwrap_or_else(|| {
             let mut tasks = self.tasks.borrow_mut();
             tasks.push(None);
@@ -418,7 +417,7 @@ impl Local {
 
     /// One turn of a scheduler: take in wake-ups and due timers, then start a green thread
     /// or run a ready one, as [`StartPolicy`] says.
-    fn step(&self) -> Step {
+    pub(super) fn step(&self) -> Step {
         #[cfg(test)]
         if self.fault.take() {
             panic!("injected scheduler fault");
@@ -462,7 +461,7 @@ impl Local {
     ///
     /// # Panics
     /// With the deadlock report, on a scheduler of `run` that nothing could ever wake.
-    fn idle(&self, deadline: Option<Instant>) {
+    pub(super) fn idle(&self, deadline: Option<Instant>) {
         let timeout = deadline.map(|at| at.saturating_duration_since(Instant::now()));
         if timeout == Some(std::time::Duration::ZERO) {
             return;
@@ -535,7 +534,7 @@ impl Local {
         }
     }
 
-    fn drain_remote(&self) {
+    pub(super) fn drain_remote(&self) {
         // Acquire pairs with the Release store in push_remote. The plain load keeps the
         // common case (nothing from other threads) free of a read-modify-write.
         if self.shared.has_remote.load(Ordering::Relaxed) && self.shared.has_remote.swap(false, Ordering::Acquire) {
@@ -685,8 +684,13 @@ impl Local {
         (any_unparker && other_threads_exist()) || self.driver.has_sources()
     }
 
+    /// Whether any green thread is left in the task table.
+    pub(super) fn has_tasks(&self) -> bool {
+        self.tasks.borrow().iter().any(Option::is_some)
+    }
+
     /// Unwinds every green thread left, telling their joiners `reason`.
-    fn unwind_all(&self, reason: &str) {
+    pub(super) fn unwind_all(&self, reason: &str) {
         *self.stop_reason.borrow_mut() = Some(reason.to_owned());
         // Green threads that never started: their joiners learn why.
         let pending: Vec<Pending> = self.pending.borrow_mut().drain(..).collect();
@@ -720,51 +724,11 @@ fn other_threads_exist() -> bool {
     }
 }
 
-/// Runs `main` as the first green thread of a new scheduler on this thread, until it and
-/// every green thread spawned meanwhile have finished. A panic of `main` propagates (after
-/// the remaining green threads are unwound).
-pub(crate) fn run_scheduler(main: Box<dyn FnOnce()>) {
-    if in_scheduler() {
-        panic!("bobbin::run called inside bobbin::run: a thread runs one scheduler at a time");
-    }
-    let local = Rc::new(Local::new(DEFAULT_STACK_SIZE, None));
-    super::stall::register(&local.stall);
-    let _current = CurrentGuard::set(&local);
-
-    let co = local.make_coroutine(main).unwrap_or_else(|e| panic!("bobbin::run could not start: {e}"));
-    let id = local.insert(co, None, false);
-    local.ready.borrow_mut().push_back(id);
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| scheduler_loop(&local)));
-    match outcome {
-        Ok(None) => {}
-        Ok(Some(error)) => {
-            local.unwind_all(
-                "bobbin: the green thread was unwound before it finished: the main green thread of \
-                 bobbin::run failed",
-            );
-            if error.is_panic() {
-                panic::resume_unwind(error.into_panic());
-            }
-            // An overflow has not been through the panic hook: raise it as a panic of its
-            // own, so that it is printed like one.
-            panic!("{error}");
-        }
-        Err(payload) => {
-            let reason = format!(
-                "bobbin: the green thread was unwound before it finished: its scheduler failed: {}",
-                crate::error::panic_message(payload.as_ref())
-            );
-            local.unwind_all(&reason);
-            panic::resume_unwind(payload);
-        }
-    }
-}
-
 /// Makes a scheduler this thread's current one for the guard's lifetime.
-struct CurrentGuard;
+pub(super) struct CurrentGuard;
 
 impl CurrentGuard {
-    fn set(local: &Rc<Local>) -> CurrentGuard {
+    pub(super) fn set(local: &Rc<Local>) -> CurrentGuard {
         CURRENT.with(|c| *c.borrow_mut() = Some(Rc::clone(local)));
         CurrentGuard
     }
@@ -773,91 +737,5 @@ impl CurrentGuard {
 impl Drop for CurrentGuard {
     fn drop(&mut self) {
         let _ = CURRENT.try_with(|c| c.borrow_mut().take());
-    }
-}
-
-/// The loop; returns the failure of the main green thread, if it failed.
-fn scheduler_loop(local: &Local) -> Option<JoinError> {
-    loop {
-        let deadline = match local.step() {
-            // Only the main green thread has no abort hook, so a failure is its own.
-            Step::Ran(Some(error)) => return Some(error),
-            Step::Ran(None) => continue,
-            Step::Idle(deadline) => deadline,
-        };
-        if local.live.get() == 0 {
-            return None;
-        }
-        local.idle(deadline);
-    }
-}
-
-/// Runs a scheduler on this thread that takes its work from `source` (a worker of a
-/// multi-threaded runtime) until the source says to stop; then unwinds every green thread
-/// left on it. With `migration`, ready green threads started from jobs are offered back to
-/// the source instead of staying here.
-///
-/// A panic of the scheduler itself (a bug: green threads' own panics are caught on their
-/// stacks) must not leave joiners waiting for a worker that is gone, or tell them the
-/// runtime shut down when it did not: the source is told of the failure (the runtime stops
-/// every worker), and each joiner learns what happened.
-pub(crate) fn run_worker(source: Rc<dyn WorkSource>, stack_size: usize, migration: bool) {
-    crate::trap::ensure_installed();
-    let index = source.index();
-    let local = Rc::new(Local::new(stack_size, Some((Rc::clone(&source), migration))));
-    super::stall::register(&local.stall);
-    let _current = CurrentGuard::set(&local);
-    source.started(local.driver.waker());
-    let reason = match panic::catch_unwind(AssertUnwindSafe(|| worker_loop(&local, &*source))) {
-        Ok(()) => source.stop_reason(),
-        Err(payload) => {
-            let reason = format!(
-                "bobbin: internal error: worker {index} of the runtime failed ({}); the runtime \
-                 shut down and the green thread was unwound before it finished",
-                crate::error::panic_message(payload.as_ref())
-            );
-            eprintln!("{reason}");
-            source.fail(reason.clone());
-            reason
-        }
-    };
-    let stopped = panic::catch_unwind(AssertUnwindSafe(|| local.stop_worker(&*source, &reason)));
-    if let Err(payload) = stopped {
-        eprintln!(
-            "bobbin: internal error: worker {index} failed while stopping ({}); the green threads \
-             left on it are leaked",
-            crate::error::panic_message(payload.as_ref())
-        );
-        // Running their destructors on a scheduler in an unknown state could do worse.
-        std::mem::forget(Rc::clone(&local));
-    }
-}
-
-fn worker_loop(local: &Local, source: &dyn WorkSource) {
-    while !source.is_shutdown() {
-        // Every task on a worker has an abort hook, so no failure comes back from a step.
-        if let Step::Idle(deadline) = local.step() {
-            local.idle(deadline);
-        }
-    }
-}
-
-impl Local {
-    /// Shutdown of a worker: unwinds every green thread on it (their destructors may wake or
-    /// spawn others, so repeat until none is left), drops the jobs on its deque, and stops
-    /// accepting wake-ups.
-    fn stop_worker(&self, w: &dyn WorkSource, reason: &str) {
-        loop {
-            self.drain_remote();
-            self.ready.borrow_mut().clear();
-            self.timers.borrow_mut().clear();
-            self.unwind_all(reason);
-            let dropped_any = w.drop_jobs();
-            if !dropped_any && self.tasks.borrow().iter().all(Option::is_none) {
-                break;
-            }
-        }
-        let left = self.shared.remote.lock().take();
-        drop(left);
     }
 }
