@@ -1,5 +1,12 @@
-//! The per-thread scheduler: a run queue of ready green threads, a timer heap, and the
-//! loop that resumes them.
+//! The per-thread scheduler: its task table, run queue and timers, one step of it, and the
+//! thread-local through which the green threads it runs reach it.
+//!
+//! Kept whole (about 740 lines): every function here reads or writes the task table and
+//! the ready queue, whose invariants (a task is in the table while alive; in the ready
+//! queue at most once; its header's park word is DONE once it leaves) are easiest to
+//! check in one place. What needs only a narrow part of it lives beside it: the start
+//! policy (`policy.rs`), the timer heap (`timer.rs`), running and stopping a scheduler
+//! (`run.rs`), its driver (`driver.rs`) and its work source (`work.rs`).
 //!
 //! The one thread-local "current scheduler" pointer of the crate is [`CURRENT`], below:
 //! `spawn`, `yield_now`, parking and same-thread wake-ups find the scheduler through it.
