@@ -324,7 +324,9 @@ impl Context {
         let (mxcsr, fpcw) = arch::fp_control();
         // Drops the old state, and with it any valgrind announcement of its stack.
         *child = Context::new();
-        child.valgrind_stack = arch::valgrind_stack_register(stack.as_ptr() as usize, top - 1);
+        // Up to the top itself, not its last byte: when `fptr` returns, rsp is the top of an
+        // exactly sized stack, and valgrind must still see it inside this one.
+        child.valgrind_stack = arch::valgrind_stack_register(stack.as_ptr() as usize, top);
         child.gpr.rsp = &stack[sp_index] as *const u64 as u64;
         child.gpr.rbp = child as *mut Context as u64;
         child.mxcsr = mxcsr;
