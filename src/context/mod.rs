@@ -141,8 +141,9 @@ impl Context {
     ///
     /// The child's floating-point control words start as the calling thread's.
     ///
-    /// `stack` may be any memory whose end is 16-byte aligned: a boxed slice or a `Vec` of
-    /// `u64` (the global allocator aligns them so), or the words of a
+    /// `stack` may be any memory whose end is 16-byte aligned: a boxed slice or a `Vec` of an
+    /// even number of `u64` (the default allocator on x86-64 Linux, glibc's malloc, returns
+    /// 16-byte-aligned blocks; another allocator may not), or the words of a
     /// [`Stack`](crate::stack::Stack). Only a `Stack` has a guard page below it; with any
     /// other memory, keeping the child within the slice is the business of whoever switches
     /// into it (see the `# Safety` section of [`Context::swap`]). Nothing here makes a
@@ -156,9 +157,8 @@ impl Context {
     /// # Errors
     /// [`Error::StackTooSmall`] if `stack` cannot hold the initial frame (the spilled
     /// arguments and the nine-word call chain that starts the function), an empty slice
-    /// included;
-    /// [`Error::UnalignedStack`] if the end of `stack` is not 16-byte aligned. `child` is
-    /// left untouched then.
+    /// included; [`Error::UnalignedStack`] if the end of `stack` is not 16-byte aligned.
+    /// `child` is left untouched then.
     ///
     /// # Examples
     /// A heap stack of 8 KiB and an entry function taking an integer and a float:
