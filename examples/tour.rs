@@ -2,6 +2,10 @@
 //!
 //! Run with `cargo run --release --example tour`.
 
+#[path = "backstop_scheduler.rs"]
+#[allow(dead_code)] // the example's own main
+mod backstop_scheduler;
+
 use bobbin::context::{Context, ContextHandle, Val};
 use bobbin::coroutine::Builder;
 use bobbin::stack::Stack;
@@ -67,11 +71,30 @@ fn low_level() -> Result<(), Error> {
     unsafe { Context::swap(&mut parent, &mut child) };
     println!("   weigh(1, -2, 3, -4, 5, 6, 7, 8; 0.5, 0.25, 0.25, 1, 1, 1, 1, 1, 2)");
     println!("   = {} (read back from the child's saved xmm0)", child.get_untyped_retval().as_f64());
+
+    // Any 16-byte-aligned memory will do as a stack, at the caller's risk of overrunning it.
+    let mut heap = vec![0u64; 1024].into_boxed_slice();
+    let mut child = ContextHandle::create_and_init(&mut heap, weigh as *const () as usize, &args)?;
+    // SAFETY: weigh needs far less than these 8 KiB, which outlive the child.
+    unsafe { Context::swap(&mut parent, &mut child) };
+    println!(
+        "   = {} again on an 8 KiB heap stack, vec![0u64; 1024].into_boxed_slice()",
+        child.get_untyped_retval().as_f64()
+    );
+    Ok(())
+}
+
+fn backstop_scheduler() -> Result<(), Error> {
+    println!("== 2. a round-robin scheduler of contexts: children yield, and end through the backstop");
+    let outcomes = backstop_scheduler::run()?;
+    backstop_scheduler::print(&outcomes);
+    let all_match = outcomes.iter().all(|o| o.scheduled == o.direct && o.finishes == 1);
+    println!("   (examples/backstop_scheduler.rs; every result equals a direct call: {all_match})");
     Ok(())
 }
 
 fn coroutines() {
-    println!("== 2. coroutines: values both ways");
+    println!("== 3. coroutines: values both ways");
     let mut averager = Coroutine::new(|y: &Yielder<f64, f64>, mut x: f64| {
         let (mut sum, mut n) = (0.0, 0.0);
         loop {
@@ -104,7 +127,7 @@ fn walk(node: usize, tree: &[Option<u32>], y: &Yielder<(), u32>) {
 }
 
 fn generators() {
-    println!("== 3. generators: plain iterators written as loops");
+    println!("== 4. generators: plain iterators written as loops");
     let primes = Generator::new(|y| {
         let mut found: Vec<u64> = Vec::new();
         for n in 2.. {
@@ -130,7 +153,7 @@ fn dig(depth: u64) -> u64 {
 }
 
 fn overflow() -> Result<(), Error> {
-    println!("== 4. a stack overflow is an error, not a crash");
+    println!("== 5. a stack overflow is an error, not a crash");
     let mut runaway: Coroutine<(), (), u64> = Builder::new().stack_size(64 * 1024).spawn(|_, ()| dig(0))?;
     match runaway.try_resume(()) {
         Err(e) => println!("   try_resume: {e}"),
@@ -142,7 +165,7 @@ fn overflow() -> Result<(), Error> {
 }
 
 fn green_threads() {
-    println!("== 5. green threads: a pipeline connected by channels");
+    println!("== 6. green threads: a pipeline connected by channels");
     let (primes, elapsed) = bobbin::run(|| {
         let start = std::time::Instant::now();
         // numbers -> sieve stage per prime -> collector, each stage a green thread.
@@ -217,7 +240,7 @@ fn seq_fib(n: u64) -> u64 {
 }
 
 fn parallel() -> Result<(), Error> {
-    println!("== 6. the multi-threaded runtime: parallel recursion with work stealing");
+    println!("== 7. the multi-threaded runtime: parallel recursion with work stealing");
     const N: u64 = 32;
     const CUTOFF: u64 = 12;
     let mut times = Vec::new();
@@ -245,6 +268,7 @@ fn parallel() -> Result<(), Error> {
 
 fn main() -> Result<(), Error> {
     low_level()?;
+    backstop_scheduler()?;
     coroutines();
     generators();
     overflow()?;

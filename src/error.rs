@@ -38,17 +38,6 @@ pub enum Error {
         available: usize,
     },
 
-    /// The memory below a stack handed to [`Context::init`](crate::context::Context::init)
-    /// is readable: the stack has no guard page, so an overflow would overwrite it.
-    #[error(
-        "the stack at {bottom:#x} is not guard-paged (the memory below it is readable); use \
-         bobbin::stack::Stack, or Context::init_unguarded at your own risk"
-    )]
-    UnguardedStack {
-        /// The lowest address of the stack.
-        bottom: usize,
-    },
-
     /// The kernel refused to map or protect a stack.
     #[error("could not allocate a stack of {size} bytes: {source}; {hint}")]
     StackAllocation {

@@ -87,8 +87,9 @@
 //!
 //! [`context`] starts any `extern "C"` function on a stack with its arguments placed as
 //! the System V ABI says (spilled ones included), switches with [`context::Context::swap`]
-//! and reads the return values when the function returns into the backstop. [`stack`]
-//! provides the guard-paged stacks and their pools.
+//! and reads the return values when the function returns into the backstop. The stack may
+//! be any 16-byte-aligned `&mut [u64]`; [`stack`] provides guard-paged stacks and their
+//! pools.
 //!
 //! ```
 //! use bobbin::context::{Context, ContextHandle, Val};
@@ -100,7 +101,7 @@
 //! let mut stack = Stack::new(16 * 1024).unwrap();
 //! let mut parent = ContextHandle::new();
 //! let args = [Val::F64(1.5), Val::F64(4.0), Val::U32(2)];
-//! let mut child = ContextHandle::create_and_init(stack.words_mut(), area as usize, &args).unwrap();
+//! let mut child = ContextHandle::create_and_init(stack.words_mut(), area as *const () as usize, &args).unwrap();
 //! // SAFETY: `stack` outlives the child, which returns to `parent` through the backstop.
 //! unsafe { Context::swap(&mut parent, &mut child) };
 //! assert_eq!(child.get_untyped_retval().as_f64(), 12.0);

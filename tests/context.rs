@@ -7,21 +7,48 @@ use bobbin::context::{Context, ContextHandle, Val};
 use bobbin::Error;
 use proptest::prelude::*;
 
-/// A guard-paged stack with slack above the part handed out, so a callee that reads more
-/// stack-argument slots than were spilled stays inside the mapping.
+/// Where a test's stack lives. Every test here runs on both: a context must behave the
+/// same on heap memory as on a guard-paged stack.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// A boxed slice from the global allocator, as `vec![0u64; n].into_boxed_slice()`.
+    Heap,
+    /// A `bobbin::stack::Stack`, with its guard page below.
+    Guarded,
+}
+
+const KINDS: [Kind; 2] = [Kind::Heap, Kind::Guarded];
+
+/// Words above the part handed out, so a callee that reads more stack-argument slots than
+/// were spilled stays inside the allocation.
+const SLACK: usize = 512;
+
+enum Memory {
+    Heap(Box<[u64]>),
+    Guarded(bobbin::stack::Stack),
+}
+
+/// A stack of `words` words, the lowest of its allocation, with slack above.
 struct TestStack {
-    stack: bobbin::stack::Stack,
+    memory: Memory,
     words: usize,
 }
 
 impl TestStack {
-    fn new(words: usize) -> TestStack {
+    fn new(kind: Kind, words: usize) -> TestStack {
         assert!(words.is_multiple_of(2), "the top must stay 16-byte aligned");
-        TestStack { stack: bobbin::stack::Stack::new(words * 8 + 4096).unwrap(), words }
+        let memory = match kind {
+            Kind::Heap => Memory::Heap(vec![0u64; words + SLACK].into_boxed_slice()),
+            Kind::Guarded => Memory::Guarded(bobbin::stack::Stack::new((words + SLACK) * 8).unwrap()),
+        };
+        TestStack { memory, words }
     }
     fn slice(&mut self) -> &mut [u64] {
         let words = self.words;
-        &mut self.stack.words_mut()[..words]
+        match &mut self.memory {
+            Memory::Heap(b) => &mut b[..words],
+            Memory::Guarded(s) => &mut s.words_mut()[..words],
+        }
     }
 }
 
@@ -149,8 +176,8 @@ proptest! {
     /// Every value arrives where the System V ABI puts it: integer-class values in the six
     /// general registers, floats in xmm0-7, the rest in stack slots in order of appearance.
     #[test]
-    fn arguments_arrive_exactly(args in proptest::collection::vec(arb_val(), 0..=24)) {
-        let mut stack = TestStack::new(2048);
+    fn arguments_arrive_exactly(args in proptest::collection::vec(arb_val(), 0..=24), heap in any::<bool>()) {
+        let mut stack = TestStack::new(if heap { Kind::Heap } else { Kind::Guarded }, 2048);
         let mut parent = ContextHandle::new();
         let mut child = ContextHandle::create_and_init(stack.slice(), probe as *const () as usize, &args).unwrap();
         // SAFETY: the stack outlives the child, which returns through the backstop.
@@ -189,16 +216,18 @@ macro_rules! direct_vs_context {
             }
             callee($($v),*);
             let direct = SEEN.with(|s| s.borrow().clone());
-            SEEN.with(|s| s.borrow_mut().clear());
-            let args = [$(Val::from($v as $t)),*];
-            let mut stack = TestStack::new(1024);
-            let mut parent = ContextHandle::new();
-            let mut child = ContextHandle::create_and_init(stack.slice(), callee as *const () as usize, &args).unwrap();
-            // SAFETY: the stack outlives the child, which returns through the backstop.
-            unsafe { Context::swap(&mut parent, &mut child) };
-            assert_eq!(child.get_retval_gp(0), 7);
-            let via_context = SEEN.with(|s| s.borrow().clone());
-            assert_eq!(direct, via_context);
+            for kind in KINDS {
+                SEEN.with(|s| s.borrow_mut().clear());
+                let args = [$(Val::from($v as $t)),*];
+                let mut stack = TestStack::new(kind, 1024);
+                let mut parent = ContextHandle::new();
+                let mut child = ContextHandle::create_and_init(stack.slice(), callee as *const () as usize, &args).unwrap();
+                // SAFETY: the stack outlives the child, which returns through the backstop.
+                unsafe { Context::swap(&mut parent, &mut child) };
+                assert_eq!(child.get_retval_gp(0), 7, "{kind:?}");
+                let via_context = SEEN.with(|s| s.borrow().clone());
+                assert_eq!(direct, via_context, "{kind:?}");
+            }
         }
     };
 }
@@ -239,8 +268,8 @@ extern "C" fn ret_ptr(x: *const c_void) -> *const c_void {
     x.wrapping_add(8)
 }
 
-fn run_to_end(fptr: usize, args: &[Val]) -> ContextHandle {
-    let mut stack = TestStack::new(1024);
+fn run_to_end(kind: Kind, fptr: usize, args: &[Val]) -> ContextHandle {
+    let mut stack = TestStack::new(kind, 1024);
     let mut parent = ContextHandle::new();
     let mut child = ContextHandle::create_and_init(stack.slice(), fptr, args).unwrap();
     // SAFETY: the stack outlives the child, which returns through the backstop.
@@ -250,35 +279,41 @@ fn run_to_end(fptr: usize, args: &[Val]) -> ContextHandle {
 
 #[test]
 fn return_values_rax_rdx_xmm0() {
-    let c = run_to_end(two_words as *const () as usize, &[Val::U64(0x1111), Val::U64(0x2222)]);
+    for kind in KINDS {
+        return_values_on(kind);
+    }
+}
+
+fn return_values_on(kind: Kind) {
+    let c = run_to_end(kind, two_words as *const () as usize, &[Val::U64(0x1111), Val::U64(0x2222)]);
     // A u128 comes back in rax (low) and rdx (high).
     assert_eq!(c.get_retval_gp(0), 0x2222);
     assert_eq!(c.get_retval_gp(1), 0x1111);
 
-    let c = run_to_end(ret_f64 as *const () as usize, &[Val::F64(1.5)]);
+    let c = run_to_end(kind, ret_f64 as *const () as usize, &[Val::F64(1.5)]);
     assert_eq!(c.get_untyped_retval().as_f64(), 4.5);
     // SAFETY: SSE2 is part of the x86-64 baseline.
     let low = unsafe { std::arch::x86_64::_mm_cvtsd_f64(std::arch::x86_64::_mm_castps_pd(c.get_retval_fp())) };
     assert_eq!(low, 4.5);
 
-    let c = run_to_end(ret_f32 as *const () as usize, &[Val::F32(2.0)]);
+    let c = run_to_end(kind, ret_f32 as *const () as usize, &[Val::F32(2.0)]);
     assert_eq!(c.get_untyped_retval().as_f32(), 2.25);
 
-    let c = run_to_end(ret_i32 as *const () as usize, &[Val::I32(77)]);
+    let c = run_to_end(kind, ret_i32 as *const () as usize, &[Val::I32(77)]);
     assert_eq!(c.get_untyped_retval().as_i32(), -77);
     assert_eq!(c.get_untyped_retval().as_u32(), (-77i32) as u32);
 
-    let c = run_to_end(ret_bool as *const () as usize, &[Val::U32(3)]);
+    let c = run_to_end(kind, ret_bool as *const () as usize, &[Val::U32(3)]);
     assert!(c.get_untyped_retval().as_bool());
-    let c = run_to_end(ret_bool as *const () as usize, &[Val::U32(4)]);
+    let c = run_to_end(kind, ret_bool as *const () as usize, &[Val::U32(4)]);
     assert!(!c.get_untyped_retval().as_bool());
 
-    let c = run_to_end(ret_ptr as *const () as usize, &[Val::CPtr(0x1000 as *const c_void)]);
+    let c = run_to_end(kind, ret_ptr as *const () as usize, &[Val::CPtr(0x1000 as *const c_void)]);
     assert_eq!(c.get_untyped_retval().as_ptr() as usize, 0x1008);
     assert_eq!(c.get_untyped_retval().as_u64(), 0x1008);
     assert_eq!(c.get_untyped_retval().as_i64(), 0x1008);
 
-    let mut c = run_to_end(ret_i32 as *const () as usize, &[Val::I32(5)]);
+    let mut c = run_to_end(kind, ret_i32 as *const () as usize, &[Val::I32(5)]);
     c.clear_retvals();
     assert_eq!(c.get_retval_gp(0), 0);
     assert_eq!(c.get_untyped_retval().as_f64(), 0.0);
@@ -300,24 +335,32 @@ extern "C" fn logs_and_returns(x: u64) -> u64 {
 
 #[test]
 fn backstop_callback_runs_once_before_the_parent() {
-    let mut stack = TestStack::new(1024);
-    let mut parent = ContextHandle::new();
-    let mut child = ContextHandle::new();
-    Context::init_with_callback(
-        stack.slice(),
-        &mut child,
-        backstop_callback,
-        0xabcd as *mut c_void,
-        logs_and_returns as *const () as usize,
-        &[Val::U64(41)],
-    )
-    .unwrap();
-    // SAFETY: the stack outlives the child, which returns through the backstop.
-    unsafe { Context::swap(&mut parent, &mut child) };
-    CALLBACK_LOG.with(|l| l.borrow_mut().push("parent".into()));
-    assert_eq!(child.get_retval_gp(0), 42);
-    let log = CALLBACK_LOG.with(|l| l.borrow().clone());
-    assert_eq!(log, ["body 41", "callback 0xabcd", "parent"]);
+    for kind in KINDS {
+        CALLBACK_LOG.with(|l| l.borrow_mut().clear());
+        let mut stack = TestStack::new(kind, 1024);
+        let mut parent = ContextHandle::new();
+        let mut child = ContextHandle::new();
+        Context::init_with_callback(
+            stack.slice(),
+            &mut child,
+            backstop_callback,
+            0xabcd as *mut c_void,
+            logs_and_returns as *const () as usize,
+            &[Val::U64(41)],
+        )
+        .unwrap();
+        // SAFETY: the stack outlives the child, which returns through the backstop.
+        unsafe { Context::swap(&mut parent, &mut child) };
+        CALLBACK_LOG.with(|l| l.borrow_mut().push("parent".into()));
+        assert_eq!(child.get_retval_gp(0), 42, "{kind:?}");
+        // Entering the finished child again comes straight back, without the callback.
+        // SAFETY: as above.
+        unsafe { Context::swap(&mut parent, &mut child) };
+        CALLBACK_LOG.with(|l| l.borrow_mut().push("parent again".into()));
+        assert_eq!(child.get_retval_gp(0), 42, "{kind:?}");
+        let log = CALLBACK_LOG.with(|l| l.borrow().clone());
+        assert_eq!(log, ["body 41", "callback 0xabcd", "parent", "parent again"], "{kind:?}");
+    }
 }
 
 // Nested contexts: parent -> child -> grandchild, switching many times.
@@ -369,6 +412,12 @@ extern "C" fn child_fn(rounds: u64, gc_stack: *mut u64, gc_words: usize) -> u64 
 
 #[test]
 fn nested_contexts_switch_many_times() {
+    for kind in KINDS {
+        nested_on(kind);
+    }
+}
+
+fn nested_on(kind: Kind) {
     const ROUNDS: u64 = 10_000;
     let mut chain = Box::new(Chain {
         parent: ContextHandle::new(),
@@ -376,8 +425,8 @@ fn nested_contexts_switch_many_times() {
         grandchild: ContextHandle::new(),
         trace: Vec::new(),
     });
-    let mut child_stack = TestStack::new(4096);
-    let mut gc_stack = TestStack::new(4096);
+    let mut child_stack = TestStack::new(kind, 4096);
+    let mut gc_stack = TestStack::new(kind, 4096);
     let gc = gc_stack.slice();
     let args = [Val::U64(ROUNDS), Val::CPtr(gc.as_mut_ptr() as *const c_void), Val::USize(gc.len())];
     Context::init(child_stack.slice(), &mut chain.child, child_fn as *const () as usize, &args).unwrap();
@@ -413,7 +462,13 @@ extern "C" fn leaves_with_set() -> u64 {
 
 #[test]
 fn set_leaves_for_good() {
-    let mut stack = TestStack::new(1024);
+    for kind in KINDS {
+        set_on(kind);
+    }
+}
+
+fn set_on(kind: Kind) {
+    let mut stack = TestStack::new(kind, 1024);
     let mut parent = ContextHandle::new();
     let mut child = ContextHandle::create_and_init(stack.slice(), leaves_with_set as *const () as usize, &[]).unwrap();
     SET_TARGET.with(|c| c.set(&mut *parent));
@@ -439,46 +494,57 @@ fn unaligned_stack_is_refused() {
 
 #[test]
 fn stack_too_small_for_the_frame_is_refused() {
-    let mut tiny = TestStack::new(8);
+    for kind in KINDS {
+        let mut ctx = ContextHandle::new();
+        let mut tiny = TestStack::new(kind, 8);
+        let err = Context::init(tiny.slice(), &mut ctx, ret_i32 as *const () as usize, &[]).unwrap_err();
+        assert!(matches!(err, Error::StackTooSmall { needed: 72, available: 64 }), "{kind:?}: {err:?}");
+        let mut empty = TestStack::new(kind, 0);
+        let err = Context::init(empty.slice(), &mut ctx, ret_i32 as *const () as usize, &[]).unwrap_err();
+        assert!(matches!(err, Error::StackTooSmall { available: 0, .. }), "{kind:?}: {err:?}");
+        // 40 integer arguments spill 34 words: too many for a 40-word stack.
+        let mut small = TestStack::new(kind, 40);
+        let args = vec![Val::U64(1); 40];
+        let err = Context::init(small.slice(), &mut ctx, ret_i32 as *const () as usize, &args).unwrap_err();
+        assert!(matches!(err, Error::StackTooSmall { needed: 344, available: 320 }), "{kind:?}: {err:?}");
+    }
+    // An empty slice with no memory behind it (its address is a placeholder) is too
+    // small, not unaligned.
     let mut ctx = ContextHandle::new();
-    let err = Context::init(tiny.slice(), &mut ctx, ret_i32 as *const () as usize, &[]).unwrap_err();
-    assert!(matches!(err, Error::StackTooSmall { needed: 72, available: 64 }), "{err:?}");
-    let mut empty = TestStack::new(0);
-    let err = Context::init(empty.slice(), &mut ctx, ret_i32 as *const () as usize, &[]).unwrap_err();
-    assert!(matches!(err, Error::StackTooSmall { .. }), "{err:?}");
-    // 40 integer arguments spill 34 words: too many for a 40-word stack.
-    let mut small = TestStack::new(40);
-    let args = vec![Val::U64(1); 40];
-    let err = Context::init(small.slice(), &mut ctx, ret_i32 as *const () as usize, &args).unwrap_err();
-    assert!(matches!(err, Error::StackTooSmall { .. }), "{err:?}");
+    let err = Context::init(&mut [], &mut ctx, ret_i32 as *const () as usize, &[]).unwrap_err();
+    assert!(matches!(err, Error::StackTooSmall { needed: 72, available: 0 }), "{err:?}");
+    assert!(err.to_string().contains("holds only 0"), "{err}");
+}
+
+/// The seed's own usage: an 8 KiB boxed slice from `vec!`, an `extern "C"` entry point
+/// taking an integer and a float, `init` returning Ok.
+extern "C" fn entrypoint(x: u64, y: f32) -> f32 {
+    x as f32 * y
 }
 
 #[test]
-fn stacks_without_a_guard_page_are_refused() {
-    // Heap memory: the word below it is readable.
-    let mut heap = vec![0u64; 4096 + 2];
-    let off = if (heap.as_ptr() as usize + 4096 * 8).is_multiple_of(16) { 0 } else { 1 };
-    let mut ctx = ContextHandle::new();
-    let err =
-        Context::init(&mut heap[off..off + 4096], &mut ctx, ret_i32 as *const () as usize, &[Val::I32(5)]).unwrap_err();
-    assert!(matches!(err, Error::UnguardedStack { .. }), "{err:?}");
-    assert!(err.to_string().contains("not guard-paged"), "{err}");
-    // A slice of a guarded stack that does not start at its bottom has readable memory
-    // below it too.
-    let mut stack = bobbin::stack::Stack::new(64 * 1024).unwrap();
-    let err = Context::init(&mut stack.words_mut()[512..], &mut ctx, ret_i32 as *const () as usize, &[]).unwrap_err();
-    assert!(matches!(err, Error::UnguardedStack { .. }), "{err:?}");
-    // The whole stack is accepted, and so is the slice above its bottom through the
-    // unchecked variant. (Not the heap block: under valgrind, which CI runs the tests under,
-    // a switch to memory that is not an announced stack is taken for a huge frame, and all
-    // memory between the two stack pointers would be marked undefined.)
-    Context::init(stack.words_mut(), &mut ctx, ret_i32 as *const () as usize, &[Val::I32(5)]).unwrap();
+fn any_aligned_slice_is_accepted_wherever_it_lives() {
+    let fptr = entrypoint as *const () as usize;
+    let args = [Val::U64(120), Val::F32(0.25)];
     let mut parent = ContextHandle::new();
-    // SAFETY: ret_i32 needs a few words of stack, far less than the 60 KiB given.
-    unsafe {
-        Context::init_unguarded(&mut stack.words_mut()[512..], &mut ctx, ret_i32 as *const () as usize, &[Val::I32(5)])
-            .unwrap();
-        Context::swap(&mut parent, &mut ctx);
-    }
-    assert_eq!(ctx.get_retval_gp(0) as i32, ret_i32(5));
+
+    let mut boxed = vec![0u64; 1024].into_boxed_slice();
+    let mut child = ContextHandle::new();
+    assert!(Context::init(&mut boxed, &mut child, fptr, &args).is_ok());
+    // SAFETY: `entrypoint` needs a few words of the 8 KiB; `boxed` outlives the child.
+    unsafe { Context::swap(&mut parent, &mut child) };
+    assert_eq!(child.get_untyped_retval().as_f32(), entrypoint(120, 0.25));
+
+    let mut vec = vec![0u64; 1024];
+    let mut child = ContextHandle::create_and_init(&mut vec, fptr, &args).unwrap();
+    // SAFETY: as above.
+    unsafe { Context::swap(&mut parent, &mut child) };
+    assert_eq!(child.get_untyped_retval().as_f32(), 30.0);
+
+    // A slice of a guarded stack that does not start at its bottom (readable memory below).
+    let mut stack = bobbin::stack::Stack::new(64 * 1024).unwrap();
+    let mut child = ContextHandle::create_and_init(&mut stack.words_mut()[512..], fptr, &args).unwrap();
+    // SAFETY: as above; the slice holds 60 KiB.
+    unsafe { Context::swap(&mut parent, &mut child) };
+    assert_eq!(child.get_untyped_retval().as_f32(), 30.0);
 }

@@ -13,6 +13,11 @@
 //! - pingpong (`pingpong_*`): two tasks on one thread pass a counter back and forth through
 //!   two unbounded channels, `rounds` round trips; returns the counter, which must come back
 //!   as `rounds`.
+//! - context swap (`SwapPair`, `FcontextPair`): a child that switches back to its parent
+//!   forever, driven by `round_trips(n)`; bobbin's `Context::swap` and Boost.Context's
+//!   `jump_fcontext` (the `context` crate's `resume`), shared by the `compare` binary and
+//!   `examples/ctx_probe.rs`. [`clear_fp_status`] and [`raise_inexact`] set up the two
+//!   floating-point states they are measured in.
 //! - fib and fan-out on bobbin's runtime (`fib_bobbin`, `fanout_bobbin`), shared by
 //!   `benches/runtime.rs` and `examples/rt_probe.rs`; their peers' versions live in the
 //!   benchmark.
@@ -27,6 +32,8 @@ use std::pin::Pin;
 use std::sync::Once;
 
 use async_executor::LocalExecutor;
+use bobbin::context::{Context, ContextHandle, Val};
+use bobbin::stack::Stack;
 use bobbin::Generator;
 use corosensei::stack::DefaultStack;
 use futures::executor::LocalPool;
@@ -370,4 +377,112 @@ pub fn fanout_bobbin(rt: &bobbin::Runtime) -> u64 {
         producer.join().unwrap();
         total
     })
+}
+
+// ---------------------------------------------------------------------------------------
+// context swap
+
+/// Clears the MXCSR status flags (the sticky "inexact", "overflow", ... bits) of the
+/// calling thread, leaving its control bits alone.
+pub fn clear_fp_status() {
+    #[allow(deprecated)] // deprecated for changing control bits, which this leaves alone
+    // SAFETY: only the status flags change; rounding mode and exception masks stay.
+    unsafe {
+        use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
+        _mm_setcsr(_mm_getcsr() & !0x3F);
+    }
+}
+
+/// Raises the MXCSR "inexact" flag of the calling thread with a division that rounds.
+pub fn raise_inexact() {
+    std::hint::black_box(std::hint::black_box(1.0f64) / std::hint::black_box(3.0f64));
+}
+
+/// A bobbin child context on a guard-paged stack that swaps back to its parent forever.
+pub struct SwapPair {
+    parent: ContextHandle,
+    child: ContextHandle,
+    // The suspended child's frames live on it.
+    _stack: Stack,
+}
+
+extern "C" fn swap_child(parent: *mut Context, child: *mut Context) -> ! {
+    loop {
+        // SAFETY: both point into the heap contexts of the SwapPair that started this child,
+        // which outlives every switch into it.
+        unsafe { Context::swap(&mut *child, &mut *parent) };
+    }
+}
+
+impl SwapPair {
+    /// A child ready to start: its first round trip enters it.
+    pub fn new() -> SwapPair {
+        let mut stack = Stack::new(64 * 1024).expect("a 64 KiB stack");
+        let mut parent = ContextHandle::new();
+        let mut child = ContextHandle::new();
+        // Heap contexts: these addresses stay valid when the handles move into the pair.
+        let (pp, cp): (*mut Context, *mut Context) = (&mut *parent, &mut *child);
+        let args = [Val::CPtr(pp.cast()), Val::CPtr(cp.cast())];
+        Context::init(stack.words_mut(), &mut child, swap_child as *const () as usize, &args).expect("init the child");
+        SwapPair { parent, child, _stack: stack }
+    }
+
+    /// `n` round trips: parent -> child -> parent, each a `Context::swap`.
+    pub fn round_trips(&mut self, n: u64) {
+        let (parent, child): (*mut Context, *mut Context) = (&mut *self.parent, &mut *self.child);
+        for _ in 0..n {
+            // SAFETY: the child was initialised on this pair's stack, which outlives it, and
+            // swaps straight back.
+            unsafe { Context::swap(&mut *parent, &mut *child) };
+        }
+    }
+}
+
+impl Default for SwapPair {
+    fn default() -> Self {
+        SwapPair::new()
+    }
+}
+
+/// A `context` (Boost fcontext) child on its guard-paged stack that resumes its parent
+/// forever.
+pub struct FcontextPair {
+    // The child's context, as the last switch back handed it over.
+    to_child: Option<context::Context>,
+    // Last: the suspended child's frames live on it.
+    _stack: context::stack::ProtectedFixedSizeStack,
+}
+
+extern "C" fn fcontext_child(mut t: context::Transfer) -> ! {
+    loop {
+        // SAFETY: t.context is the parent, suspended in its own resume.
+        t = unsafe { t.context.resume(0) };
+    }
+}
+
+impl FcontextPair {
+    /// A child ready to start: its first round trip enters it.
+    pub fn new() -> FcontextPair {
+        let stack = context::stack::ProtectedFixedSizeStack::new(64 * 1024).expect("a 64 KiB stack");
+        // SAFETY: the stack lives in the pair as long as the context made on it.
+        let child = unsafe { context::Context::new(&stack, fcontext_child) };
+        FcontextPair { to_child: Some(child), _stack: stack }
+    }
+
+    /// `n` round trips: parent -> child -> parent, each a `resume` (`jump_fcontext`).
+    pub fn round_trips(&mut self, n: u64) {
+        let mut child = self.to_child.take().expect("the child is handed back after every batch");
+        for _ in 0..n {
+            // SAFETY: `child` is the suspended child of this pair, which resumes us straight
+            // back and hands over its context again.
+            child = unsafe { child.resume(0) }.context;
+        }
+        self.to_child = Some(child);
+    }
+}
+
+impl Default for FcontextPair {
+    fn default() -> Self {
+        FcontextPair::new()
+    }
 }

@@ -12,6 +12,7 @@ use bobbin_bench::compare::chart::BAR_FILLS;
 /// Every workload with the number of libraries (table rows, bars) it must have.
 const WORKLOADS: &[(&str, usize)] = &[
     ("switch", 3),
+    ("context-swap", 4),
     ("create", 4),
     ("generator", 4),
     ("spawn", 4),

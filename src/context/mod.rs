@@ -67,6 +67,9 @@ pub struct Context {
     backstop_callback: Option<unsafe extern "C" fn(*mut c_void)>,
     backstop_data: *mut c_void,
     sigset: libc::sigset_t,
+    /// Valgrind's id for the stack `init` announced (0: none, or not under valgrind).
+    /// Not read by the assembly.
+    valgrind_stack: usize,
 }
 
 // Offsets the assembly relies on. The .S file defines the same numbers; a test compares
@@ -138,25 +141,51 @@ impl Context {
     ///
     /// The child's floating-point control words start as the calling thread's.
     ///
-    /// The stack must be guard-paged: the memory right below `stack` must be inaccessible,
-    /// so that running off its end faults instead of overwriting whatever lies below. A
-    /// [`Stack`](crate::stack::Stack) gives such memory through
-    /// [`words_mut`](crate::stack::Stack::words_mut); [`Context::init_unguarded`] takes
-    /// any memory, at the caller's risk.
+    /// `stack` may be any memory whose end is 16-byte aligned: a boxed slice or a `Vec` of an
+    /// even number of `u64` (the default allocator on x86-64 Linux, glibc's malloc, returns
+    /// 16-byte-aligned blocks; another allocator may not), or the words of a
+    /// [`Stack`](crate::stack::Stack). Only a `Stack` has a guard page below it; with any
+    /// other memory, keeping the child within the slice is the business of whoever switches
+    /// into it (see the `# Safety` section of [`Context::swap`]). Nothing here makes a
+    /// system call.
     ///
-    /// A [`Stack`](crate::stack::Stack) announces itself to valgrind, so that a switch to
-    /// it is seen as a switch of stacks. Other memory is not announced: valgrind takes a
-    /// switch into it for a frame pushed on the current stack, and when the two lie within
-    /// its `--max-stackframe` (2 MB by default) it marks everything between them as
-    /// undefined. Register such memory yourself (`VALGRIND_STACK_REGISTER`) before
-    /// running it under valgrind.
+    /// Under valgrind, `stack` is announced as a stack for as long as `child` lives (until
+    /// it is dropped or initialised again): otherwise valgrind would take a switch into
+    /// heap memory near the current stack for a huge frame pushed on it and mark the memory
+    /// between the two as undefined. Natively the announcement is a test of a flag.
     ///
     /// # Errors
-    /// [`Error::UnalignedStack`] if the end of `stack` is not 16-byte aligned;
-    /// [`Error::StackTooSmall`] if the initial frame does not fit;
-    /// [`Error::UnguardedStack`] if the memory below `stack` is readable.
+    /// [`Error::StackTooSmall`] if `stack` cannot hold the initial frame (the spilled
+    /// arguments and the nine-word call chain that starts the function), an empty slice
+    /// included; [`Error::UnalignedStack`] if the end of `stack` is not 16-byte aligned.
+    /// `child` is left untouched then.
     ///
     /// # Examples
+    /// A heap stack of 8 KiB and an entry function taking an integer and a float:
+    /// ```
+    /// use bobbin::context::{Context, ContextHandle, Val};
+    ///
+    /// extern "C" fn entrypoint(x: u64, y: f32) -> f64 {
+    ///     x as f64 * y as f64
+    /// }
+    /// let mut stack = vec![0u64; 1024].into_boxed_slice();
+    /// let mut parent = ContextHandle::new();
+    /// let mut child = ContextHandle::new();
+    /// let res = Context::init(
+    ///     &mut *stack,
+    ///     &mut child,
+    ///     entrypoint as *const () as usize,
+    ///     &[Val::U64(120), Val::F32(0.5)],
+    /// );
+    /// assert!(res.is_ok());
+    /// // SAFETY: `entrypoint` needs far less than the 8 KiB of `stack`, which outlives the
+    /// // child; the child returns to `parent` through the backstop.
+    /// unsafe { Context::swap(&mut parent, &mut child) };
+    /// assert_eq!(child.get_untyped_retval().as_f64(), 60.0);
+    /// ```
+    ///
+    /// A guard-paged [`Stack`](crate::stack::Stack), and the errors for slices that cannot
+    /// hold a frame:
     /// ```
     /// use bobbin::context::{Context, ContextHandle, Val};
     /// use bobbin::stack::Stack;
@@ -167,46 +196,55 @@ impl Context {
     /// let mut stack = Stack::new(16 * 1024).unwrap();
     /// let mut parent = ContextHandle::new();
     /// let mut child = ContextHandle::new();
-    /// Context::init(stack.words_mut(), &mut child, add as usize, &[Val::U64(2), Val::U64(40)]).unwrap();
+    /// Context::init(stack.words_mut(), &mut child, add as *const () as usize, &[Val::U64(2), Val::U64(40)]).unwrap();
     /// // SAFETY: `stack` outlives the child, which returns to `parent` through the backstop.
     /// unsafe { Context::swap(&mut parent, &mut child) };
     /// assert_eq!(child.get_retval_gp(0), 42);
     ///
-    /// // Heap memory has no guard page below it (the top is aligned to 16 bytes first).
-    /// let mut heap = vec![0u64; 1026];
-    /// let skip = (heap.as_ptr() as usize / 8) % 2;
-    /// let refused = Context::init(&mut heap[skip..skip + 1024], &mut child, add as usize, &[]).unwrap_err();
-    /// assert!(matches!(refused, bobbin::Error::UnguardedStack { .. }));
+    /// let mut empty: [u64; 0] = [];
+    /// let err = Context::init(&mut empty, &mut child, add as *const () as usize, &[]).unwrap_err();
+    /// assert!(matches!(err, bobbin::Error::StackTooSmall { available: 0, .. }));
+    /// // One word off the aligned end of the same heap block.
+    /// let mut heap = vec![0u64; 1024];
+    /// let err = Context::init(&mut heap[..1023], &mut child, add as *const () as usize, &[]).unwrap_err();
+    /// assert!(matches!(err, bobbin::Error::UnalignedStack { .. }));
     /// ```
     pub fn init(stack: &mut [u64], child: &mut Context, fptr: usize, args: &[Val]) -> Result<(), Error> {
-        Self::init_inner(stack, child, None, core::ptr::null_mut(), fptr, args)?;
-        check_guarded(stack, child)
-    }
-
-    /// Like [`Context::init`], without checking that the stack is guard-paged.
-    ///
-    /// # Errors
-    /// [`Error::UnalignedStack`] and [`Error::StackTooSmall`] as [`Context::init`].
-    ///
-    /// # Safety
-    /// Whoever later switches into `child` must make sure the code it runs never uses more
-    /// than `stack` holds: with no guard below it, an overflow silently overwrites the
-    /// memory there.
-    pub unsafe fn init_unguarded(
-        stack: &mut [u64],
-        child: &mut Context,
-        fptr: usize,
-        args: &[Val],
-    ) -> Result<(), Error> {
         Self::init_inner(stack, child, None, core::ptr::null_mut(), fptr, args)
     }
 
     /// Like [`Context::init`], and when `fptr` returns, `callback(data)` runs on the child
-    /// stack (after the return values are stored, before the parent resumes). The stack
-    /// must be guard-paged, as for [`Context::init`].
+    /// stack (after the return values are stored, before the parent resumes). It runs once:
+    /// entering the finished context again goes straight back to the parent.
     ///
     /// # Errors
     /// As [`Context::init`].
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::context::{Context, ContextHandle, Val};
+    /// use std::ffi::c_void;
+    ///
+    /// extern "C" fn entrypoint(x: u64, y: f32) -> u64 {
+    ///     x + y as u64
+    /// }
+    /// unsafe extern "C" fn finished(data: *mut c_void) {
+    ///     // SAFETY: `data` is the address of `done` below, alive until the child ends.
+    ///     unsafe { *data.cast::<bool>() = true };
+    /// }
+    /// let mut done = false;
+    /// let mut stack = vec![0u64; 1024].into_boxed_slice();
+    /// let mut parent = ContextHandle::new();
+    /// let mut child = ContextHandle::new();
+    /// let data = (&mut done as *mut bool).cast::<c_void>();
+    /// let args = [Val::U64(120), Val::F32(3.5)];
+    /// let res = Context::init_with_callback(&mut *stack, &mut child, finished, data, entrypoint as *const () as usize, &args);
+    /// assert!(res.is_ok());
+    /// // SAFETY: as in the example of `Context::init`.
+    /// unsafe { Context::swap(&mut parent, &mut child) };
+    /// assert!(done);
+    /// assert_eq!(child.get_retval_gp(0), 123);
+    /// ```
     pub fn init_with_callback(
         stack: &mut [u64],
         child: &mut Context,
@@ -215,8 +253,7 @@ impl Context {
         fptr: usize,
         args: &[Val],
     ) -> Result<(), Error> {
-        Self::init_inner(stack, child, Some(callback), data, fptr, args)?;
-        check_guarded(stack, child)
+        Self::init_inner(stack, child, Some(callback), data, fptr, args)
     }
 
     fn init_inner(
@@ -227,11 +264,6 @@ impl Context {
         fptr: usize,
         args: &[Val],
     ) -> Result<(), Error> {
-        let top = stack.as_ptr_range().end as usize;
-        if !top.is_multiple_of(16) {
-            return Err(Error::UnalignedStack { top });
-        }
-
         let mut gp = [0u64; GP_ARG_REGS];
         let mut fp = [0u64; FP_ARG_REGS];
         let (mut ngp, mut nfp, mut nspill) = (0, 0, 0);
@@ -257,6 +289,11 @@ impl Context {
         let needed = spill_words + CHAIN_WORDS;
         if needed > stack.len() {
             return Err(Error::StackTooSmall { needed: needed * 8, available: stack.len() * 8 });
+        }
+        // Checked after the size: an empty slice's address is a placeholder, not memory.
+        let top = stack.as_ptr_range().end as usize;
+        if !top.is_multiple_of(16) {
+            return Err(Error::UnalignedStack { top });
         }
         let spill = stack.len() - spill_words;
 
@@ -285,7 +322,11 @@ impl Context {
         stack[sp_index] = arch::bobbin_context_bootstrap as *const () as usize as u64;
 
         let (mxcsr, fpcw) = arch::fp_control();
+        // Drops the old state, and with it any valgrind announcement of its stack.
         *child = Context::new();
+        // Up to the top itself, not its last byte: when `fptr` returns, rsp is the top of an
+        // exactly sized stack, and valgrind must still see it inside this one.
+        child.valgrind_stack = arch::valgrind_stack_register(stack.as_ptr() as usize, top);
         child.gpr.rsp = &stack[sp_index] as *const u64 as u64;
         child.gpr.rbp = child as *mut Context as u64;
         child.mxcsr = mxcsr;
@@ -305,10 +346,17 @@ impl Context {
     /// floating-point control words.
     ///
     /// # Safety
-    /// `to` must have been initialised with [`Context::init`] (and not have finished) or
-    /// saved by an earlier `swap`, its stack must still be valid, and neither context may
-    /// move while the other can still switch to it. Everything alive on `from`'s stack
-    /// stays borrowed until control comes back.
+    /// `to` must have been initialised with [`Context::init`] or saved by an earlier
+    /// `swap`, its stack must still be valid, and neither context may move while the other
+    /// can still switch to it. Everything alive on `from`'s stack stays borrowed until
+    /// control comes back. (A context whose entry function has returned may be entered
+    /// again: it switches straight back to its parent.)
+    ///
+    /// The code that runs in `to` must fit in its stack. Running off the end of a stack
+    /// that has no guard page below it (a heap slice, anything but a
+    /// [`bobbin::stack::Stack`](crate::stack::Stack)) silently overwrites whatever memory
+    /// lies there; that is the caller's risk, which `init` does not check. A `Stack` turns
+    /// the same overrun into a fault on its guard page.
     #[inline]
     pub unsafe fn swap(from: &mut Context, to: &mut Context) {
         // SAFETY: upheld by the caller as documented above.
@@ -318,7 +366,8 @@ impl Context {
     /// Continues in `to`, abandoning the current state for good.
     ///
     /// # Safety
-    /// As for the `to` of [`Context::swap`]. Nothing on the current stack is dropped.
+    /// As for the `to` of [`Context::swap`], the risk of running off an unguarded stack
+    /// included. Nothing on the current stack is dropped.
     pub unsafe fn set(to: &Context) -> ! {
         // SAFETY: upheld by the caller as documented above.
         unsafe { arch::bobbin_context_set(to as *const Context as *const c_void) }
@@ -331,8 +380,9 @@ impl Context {
     /// Returns only if the signal mask cannot be restored.
     ///
     /// # Safety
-    /// As for [`Context::set`]; in addition the signal must be one that may be left
-    /// without returning from the handler (a synchronous fault is; a signal that
+    /// As for [`Context::set`] (the code run in `to` must fit in its stack unless that is a
+    /// guard-paged [`Stack`](crate::stack::Stack)); in addition the signal must be one that
+    /// may be left without returning from the handler (a synchronous fault is; a signal that
     /// interrupted code holding a lock is not).
     pub unsafe fn set_from_signal(to: &Context) -> Result<(), Error> {
         // SAFETY: `to.sigset` is a valid sigset_t; a null old-set pointer is allowed.
@@ -401,6 +451,12 @@ impl Default for Context {
     }
 }
 
+impl Drop for Context {
+    fn drop(&mut self) {
+        arch::valgrind_stack_deregister(self.valgrind_stack);
+    }
+}
+
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
@@ -420,16 +476,32 @@ impl fmt::Debug for Context {
 /// ```
 /// use bobbin::context::{Context, ContextHandle, Val};
 ///
-/// extern "C" fn mix(a: i32, x: f64, b: u8) -> f64 {
-///     a as f64 * x + b as f64
+/// extern "C" fn entrypoint(x: u64, y: f32) -> f32 {
+///     x as f32 + y
+/// }
+/// let mut stack = vec![0u64; 1024].into_boxed_slice();
+/// let mut parent = ContextHandle::new();
+/// let child = ContextHandle::create_and_init(&mut *stack, entrypoint as *const () as usize, &[Val::U64(120), Val::F32(0.25)]);
+/// assert!(child.is_ok());
+/// let mut child = child.unwrap();
+/// // SAFETY: `entrypoint` needs far less than the 8 KiB of `stack`, which outlives the
+/// // child; the child returns to `parent` through the backstop.
+/// unsafe { Context::swap(&mut parent, &mut child) };
+/// assert_eq!(child.get_untyped_retval().as_f32(), 120.25);
+///
+/// // Spilled arguments (a ninth float), on a guard-paged stack.
+/// #[allow(clippy::too_many_arguments)]
+/// extern "C" fn mix(a: i32, x0: f64, x1: f64, x2: f64, x3: f64, x4: f64, x5: f64, x6: f64, x7: f64, x8: f64) -> f64 {
+///     a as f64 * (x0 + x1 + x2 + x3 + x4 + x5 + x6 + x7) + x8
 /// }
 /// let mut stack = bobbin::stack::Stack::new(16 * 1024).unwrap();
-/// let mut parent = ContextHandle::new();
-/// let args = [Val::I32(-3), Val::F64(0.5), Val::U8(7)];
-/// let mut child = ContextHandle::create_and_init(stack.words_mut(), mix as usize, &args).unwrap();
-/// // SAFETY: `stack` outlives the child, which returns to `parent` through the backstop.
+/// let mut args = vec![Val::I32(-3)];
+/// args.extend([Val::F64(0.5); 8]);
+/// args.push(Val::F64(7.0));
+/// let mut child = ContextHandle::create_and_init(stack.words_mut(), mix as *const () as usize, &args).unwrap();
+/// // SAFETY: as above.
 /// unsafe { Context::swap(&mut parent, &mut child) };
-/// assert_eq!(child.get_untyped_retval().as_f64(), 5.5);
+/// assert_eq!(child.get_untyped_retval().as_f64(), -5.0);
 /// ```
 pub struct ContextHandle {
     ctx: Box<Context>,
@@ -479,23 +551,3 @@ impl fmt::Debug for ContextHandle {
 
 #[cfg(test)]
 mod tests;
-
-/// Checks that the word below `stack` cannot be read: a guard page (or unmapped memory)
-/// sits below it. Probed with `process_vm_readv` on this very process, which reports an
-/// inaccessible address as EFAULT instead of faulting. Where the system call is not
-/// permitted (a seccomp filter), the check cannot be made and passes. On failure `child`
-/// is reset, so it cannot be entered by mistake.
-fn check_guarded(stack: &[u64], child: &mut Context) -> Result<(), Error> {
-    let bottom = stack.as_ptr() as usize;
-    let mut byte = 0u8;
-    let local = libc::iovec { iov_base: (&mut byte as *mut u8).cast(), iov_len: 1 };
-    let remote = libc::iovec { iov_base: bottom.wrapping_sub(1) as *mut c_void, iov_len: 1 };
-    // SAFETY: process_vm_readv writes at most one byte into `byte` and reads the remote
-    // range through the kernel, which reports an inaccessible address as an error.
-    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
-    if n == 1 {
-        *child = Context::new();
-        return Err(Error::UnguardedStack { bottom });
-    }
-    Ok(())
-}

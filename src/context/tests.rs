@@ -121,3 +121,84 @@ fn x87_control_word_stays_with_each_side_of_a_coroutine() {
     // SAFETY: restores the word this test found.
     unsafe { arch::set_fpcw(outside) };
 }
+
+/// MXCSR "precision" (inexact) status flag.
+const MXCSR_PE: u32 = 0x20;
+
+fn clear_status_flags() {
+    // SAFETY: clears the sticky status flags only; control bits are kept.
+    unsafe { arch::set_mxcsr(arch::fp_control().0 & !0x3F) };
+}
+
+/// Returns whether the inexact flag was clear on entry; raises it, swaps back, and when
+/// entered again returns whether it was clear then.
+extern "C" fn raises_inexact() -> u64 {
+    let pair = PAIR.with(|p| p.get());
+    let clear_on_entry = arch::fp_control().0 & MXCSR_PE == 0;
+    core::hint::black_box(core::hint::black_box(1.0f64) / 3.0);
+    // SAFETY: the pair outlives both contexts and only one of them runs at a time.
+    unsafe { Context::swap(&mut (*pair).child, &mut (*pair).parent) };
+    let clear_again = arch::fp_control().0 & MXCSR_PE == 0;
+    u64::from(clear_on_entry) | u64::from(clear_again) << 1
+}
+
+#[test]
+fn status_flags_are_shared_between_contexts() {
+    // valgrind does not emulate the MXCSR status flags.
+    if arch::on_valgrind() {
+        return;
+    }
+    let mut stack = crate::stack::Stack::new(32 * 1024).unwrap();
+    let mut pair = Box::new(Pair { parent: ContextHandle::new(), child: ContextHandle::new() });
+    Context::init(stack.words_mut(), &mut pair.child, raises_inexact as *const () as usize, &[]).unwrap();
+    PAIR.with(|p| p.set(&mut *pair));
+    let p: *mut Pair = &mut *pair;
+    clear_status_flags();
+    // SAFETY: the stack and the pair outlive the child; the child swaps back here.
+    unsafe { Context::swap(&mut (*p).parent, &mut (*p).child) };
+    // The flag the child raised is the parent's too: nothing reloaded the parent's own.
+    assert_ne!(arch::fp_control().0 & MXCSR_PE, 0, "the child's inexact flag did not reach the parent");
+    clear_status_flags();
+    // SAFETY: as above; the child returns through the backstop this time.
+    unsafe { Context::swap(&mut (*p).parent, &mut (*p).child) };
+    // Both times the child found the flags the parent left, not those it had when it left.
+    assert_eq!(pair.child.get_retval_gp(0), 0b11, "the child saw stale status flags");
+}
+
+extern "C" fn seven() -> u64 {
+    7
+}
+
+#[test]
+fn entering_with_other_control_words_writes_nothing_outside_the_contexts_and_stack() {
+    // A stack exactly as large as the initial frame, on the heap, with canary words below.
+    const PAD: usize = 31;
+    const CANARY: u64 = 0xC0FF_EE00_DEAD_BEEF;
+    let mut words = vec![CANARY; PAD + CHAIN_WORDS].into_boxed_slice();
+    assert!((words.as_ptr() as usize + words.len() * 8).is_multiple_of(16), "the allocator aligns to 16");
+    let mut parent = ContextHandle::new();
+    let mut child = ContextHandle::new();
+    Context::init(&mut words[PAD..], &mut child, seven as *const () as usize, &[]).unwrap();
+    // The child starts with the words in force at init; the parent switches with others, so
+    // both switches load a word.
+    let before = arch::fp_control();
+    // SAFETY: changes only the rounding-control bits; restored below.
+    unsafe { arch::set_mxcsr((before.0 & !RC_MASK) | RC_DOWN) };
+    set_fpcw_bits(FPCW_UP);
+    // SAFETY: `seven` uses no stack of its own; the child returns through the backstop.
+    unsafe { Context::swap(&mut parent, &mut child) };
+    let after = arch::fp_control();
+    // SAFETY: restores the words this test found.
+    unsafe {
+        arch::set_mxcsr(before.0);
+        arch::set_fpcw(before.1);
+    }
+    assert_eq!(child.get_retval_gp(0), 7);
+    assert_eq!(after.0 & RC_MASK, RC_DOWN, "the parent's rounding mode was not restored");
+    assert_eq!(after.1 & FPCW_RC, FPCW_UP, "the parent's x87 word was not restored");
+    // valgrind takes the 128 bytes below a stack pointer for that stack's red zone and marks
+    // them undefined as the pointer moves, canaries included: only a native run reads them.
+    if !arch::on_valgrind() {
+        assert!(words[..PAD].iter().all(|w| *w == CANARY), "a switch wrote below the stack");
+    }
+}

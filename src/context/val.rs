@@ -105,7 +105,7 @@ impl_from_for_val! {
 /// }
 /// let mut stack = bobbin::stack::Stack::new(16 * 1024).unwrap();
 /// let mut parent = ContextHandle::new();
-/// let mut child = ContextHandle::create_and_init(stack.words_mut(), half as usize, &[Val::F64(5.0)]).unwrap();
+/// let mut child = ContextHandle::create_and_init(stack.words_mut(), half as *const () as usize, &[Val::F64(5.0)]).unwrap();
 /// // SAFETY: the child runs on `stack`, which outlives it, and returns to `parent`.
 /// unsafe { Context::swap(&mut parent, &mut child) };
 /// assert_eq!(child.get_untyped_retval().as_f64(), 2.5);

@@ -7,8 +7,8 @@
 //! cargo run --release -p bobbin-bench --bin compare -- --out DIR --only switch,pingpong
 //! ```
 //!
-//! Workloads, in the order run: switch, create, generator, spawn, spawn-30k, pingpong,
-//! scale, memory, capacity. How each is measured is in `bobbin_bench::compare` and its
+//! Workloads, in the order run: switch, context-swap, create, generator, spawn, spawn-30k,
+//! pingpong, scale, memory, capacity. How each is measured is in `bobbin_bench::compare` and its
 //! modules, and in the report itself. Progress goes to stderr.
 //!
 //! `--park LIBRARY N` is internal: the child process of the memory and capacity
@@ -22,14 +22,14 @@ use bobbin_bench::compare::{chart, memory, report, run_timed, workloads, Sizes, 
 
 /// Every workload, in the order they run.
 const WORKLOADS: &[&str] =
-    &["switch", "create", "generator", "spawn", "spawn-30k", "pingpong", "scale", "memory", "capacity"];
+    &["switch", "context-swap", "create", "generator", "spawn", "spawn-30k", "pingpong", "scale", "memory", "capacity"];
 
 const USAGE: &str = "usage: compare [--quick] [--out DIR] [--only WORKLOAD[,WORKLOAD...]]
 
   --quick   one sample per library with tiny sizes (checks that everything runs)
   --out     where summary.md and the charts go (default: bench-results/ at the workspace root)
-  --only    run only these workloads: switch, create, generator, spawn, spawn-30k,
-            pingpong, scale, memory, capacity";
+  --only    run only these workloads: switch, context-swap, create, generator, spawn,
+            spawn-30k, pingpong, scale, memory, capacity";
 
 struct Args {
     quick: bool,
@@ -108,6 +108,7 @@ fn main() {
         eprintln!("== {key}");
         let result = match key {
             "switch" => run_timed(workloads::switch(&sizes), &sizes),
+            "context-swap" => run_timed(workloads::context_swap(&sizes), &sizes),
             "create" => run_timed(workloads::create(&sizes), &sizes),
             "generator" => run_timed(workloads::generator(&sizes), &sizes),
             "spawn" => run_timed(workloads::spawn(&sizes, false), &sizes),

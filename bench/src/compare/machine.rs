@@ -7,8 +7,18 @@ use std::process::Command;
 const CARGO_LOCK: &str = include_str!("../../../Cargo.lock");
 
 /// The crates whose versions the report names.
-pub const CRATES: &[&str] =
-    &["bobbin", "corosensei", "generator", "may", "tokio", "async-executor", "futures", "futures-lite", "plotters"];
+pub const CRATES: &[&str] = &[
+    "bobbin",
+    "corosensei",
+    "context",
+    "generator",
+    "may",
+    "tokio",
+    "async-executor",
+    "futures",
+    "futures-lite",
+    "plotters",
+];
 
 /// Facts about the machine and the build, as `(label, value)` pairs for the report.
 pub fn describe() -> Vec<(&'static str, String)> {

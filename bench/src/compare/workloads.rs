@@ -8,6 +8,10 @@
 //! `switch` and `create` are written inline as in `benches/coroutine.rs`, so that no call
 //! sits in their loop of a few nanoseconds:
 //! - `switch`: one resume + one suspend of a coroutine that suspends forever.
+//! - `context-swap`: one round trip of the symmetric low-level switch, parent -> child ->
+//!   parent: bobbin's `Context::swap` against Boost.Context's `jump_fcontext` (the `context`
+//!   crate's `resume`), with equal MXCSR status flags on both sides and after an inexact
+//!   operation in the parent (the pairs live in [`crate::workloads`]).
 //! - `create`: create a coroutine, run it to completion, drop it.
 //! - `generator`: a generator of `1..=N` created and summed, per item; a plain `for` loop
 //!   over the range is the floor.
@@ -33,10 +37,11 @@ use futures::executor::LocalPool;
 use generator::Gn;
 
 use crate::workloads::{
-    bobbin_runtime, generator_sum_bobbin, generator_sum_corosensei, generator_sum_generator_crate, may_init,
-    pingpong_async_executor, pingpong_bobbin, pingpong_local_pool, pingpong_may, pingpong_tokio, rt_spawn_yield_bobbin,
-    rt_spawn_yield_tokio, spawn_yield_async_executor, spawn_yield_bobbin, spawn_yield_local_pool, spawn_yield_may,
-    spawn_yield_tokio, tokio_current_thread, tokio_multi_thread,
+    bobbin_runtime, clear_fp_status, generator_sum_bobbin, generator_sum_corosensei, generator_sum_generator_crate,
+    may_init, pingpong_async_executor, pingpong_bobbin, pingpong_local_pool, pingpong_may, pingpong_tokio,
+    raise_inexact, rt_spawn_yield_bobbin, rt_spawn_yield_tokio, spawn_yield_async_executor, spawn_yield_bobbin,
+    spawn_yield_local_pool, spawn_yield_may, spawn_yield_tokio, tokio_current_thread, tokio_multi_thread, FcontextPair,
+    SwapPair,
 };
 
 use super::{Entry, Scale, Sizes, Timed};
@@ -95,6 +100,58 @@ pub fn switch(sizes: &Sizes) -> Timed<'static> {
                 time(n, || {
                     black_box(gen.resume());
                 })
+            }),
+        ],
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// context-swap
+
+/// Times `n` round trips of `round_trips` in a given floating-point state: the MXCSR
+/// status flags cleared (as the child's are: it never computes), then, with `inexact`, the
+/// parent's inexact flag raised, so that the flags of the two sides differ.
+fn time_swaps(n: u64, inexact: bool, round_trips: impl FnOnce(u64)) -> Duration {
+    clear_fp_status();
+    if inexact {
+        raise_inexact();
+    }
+    let t = Instant::now();
+    round_trips(n);
+    t.elapsed()
+}
+
+/// `context-swap`: the symmetric switch, round trip, against Boost.Context's.
+pub fn context_swap(sizes: &Sizes) -> Timed<'static> {
+    // Children start with their creator's MXCSR: make them with the flags cleared.
+    clear_fp_status();
+    let (mut bobbin, mut fcontext) = (SwapPair::new(), FcontextPair::new());
+    let (mut bobbin_inexact, mut fcontext_inexact) = (SwapPair::new(), FcontextPair::new());
+    Timed {
+        key: "context-swap",
+        title: "Context switch: the symmetric low-level switch, parent -> child -> parent".into(),
+        description: "A child that switches straight back to its parent forever, on a guard-paged stack: bobbin \
+                      `Context::swap` (saves rbx, rbp, r12-r15, rsp and the MXCSR/x87 control words, reloads a \
+                      control word only when it differs, records the parent) against the `context` crate's \
+                      `Context::resume`, Boost.Context's `jump_fcontext` (saves the same registers and the whole \
+                      MXCSR and x87 control word, and reloads both on every switch). Each batch starts with the \
+                      MXCSR status flags cleared on both sides; in the \"after an inexact operation\" rows the \
+                      parent then raises the inexact flag, so the two sides' flags differ: bobbin shares the status \
+                      flags between contexts and reloads nothing, fcontext reloads each side's own MXCSR."
+            .into(),
+        unit: "ns",
+        scale: NS,
+        rounds: sizes.rounds,
+        entries: vec![
+            Entry::against("bobbin Context::swap", 0, move |n| time_swaps(n, false, |n| bobbin.round_trips(n))),
+            Entry::against("context (Boost fcontext) resume", 0, move |n| {
+                time_swaps(n, false, |n| fcontext.round_trips(n))
+            }),
+            Entry::against("bobbin Context::swap, after an inexact operation", 2, move |n| {
+                time_swaps(n, true, |n| bobbin_inexact.round_trips(n))
+            }),
+            Entry::against("context (Boost fcontext) resume, after an inexact operation", 2, move |n| {
+                time_swaps(n, true, |n| fcontext_inexact.round_trips(n))
             }),
         ],
     }
