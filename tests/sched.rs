@@ -408,16 +408,28 @@ fn a_wake_up_skips_a_receiver_that_timed_out() {
 
 #[test]
 fn a_send_wakes_a_receiver_on_its_own_scheduler_before_a_remote_one() {
-    // A plain thread parks in recv first (it has waited longer); a green thread parks
-    // behind it. A send from the green thread's scheduler wakes the green thread: any
-    // receiver may take the message, and the local one takes it without a wake-up crossing
-    // threads. The plain thread stays parked until the second send.
+    // A green thread of another scheduler (on another OS thread) parks in recv first (it
+    // has waited longer); a green thread parks behind it. A send from the second green
+    // thread's scheduler wakes that one: any receiver may take the message, and the local
+    // one takes it without a wake-up crossing threads. The remote one stays parked until
+    // the second send. (The remote receiver is a green thread, not a plain thread, so that
+    // its scheduler can tell when it has parked: a plain thread that had not reached its
+    // recv yet could take the first message, as it may.)
     let (tx, rx) = channel::<u32>();
+    let (parked_tx, parked_rx) = std::sync::mpsc::channel::<()>();
     let remote = {
         let rx = rx.clone();
-        std::thread::spawn(move || rx.recv().unwrap())
+        std::thread::spawn(move || {
+            run(move || {
+                let h = spawn(move || rx.recv().unwrap());
+                yield_now(); // h starts and parks in recv: the channel is still empty
+                assert!(!h.is_finished());
+                parked_tx.send(()).unwrap();
+                h.join().unwrap()
+            })
+        })
     };
-    std::thread::sleep(Duration::from_millis(100)); // let it park first
+    parked_rx.recv().unwrap();
     run(move || {
         let h = spawn(move || rx.recv().unwrap());
         yield_now(); // h starts and parks in recv
