@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bobbin::runtime;
 use bobbin::sync::{bounded, channel};
@@ -365,28 +365,49 @@ fn builder_errors_are_errors() {
 fn sleepers_and_timeouts_wake_in_deadline_order_on_a_worker() {
     // On one worker, sleepers spawned in scrambled order wake in deadline order, and a
     // receive with a timeout ends between the sleeps just shorter and just longer than it.
+    // Their deadlines are in the order of their lengths only if all five started within
+    // one unit of time; on a loaded machine they may not have (the worker's thread can be
+    // stopped between two of them), so the start-up is measured and, when it took a unit
+    // or more, the run is repeated with a unit twice as long.
     let rt = Runtime::builder().workers(1).build().unwrap();
-    let order = rt.block_on(|| {
-        let (tx, rx) = channel::<u64>();
-        let (_keep, never) = channel::<u8>();
-        let mut hs: Vec<_> = [50u64, 10, 40, 20]
-            .into_iter()
-            .map(|ms| {
-                let tx = tx.clone();
-                runtime::spawn(move || {
-                    bobbin::sleep(Duration::from_millis(ms));
-                    tx.send(ms).unwrap();
+    for unit in (0..8).map(|k| Duration::from_millis(10 << k)) {
+        let (order, spread) = rt.block_on(move || {
+            let (tx, rx) = channel::<u32>();
+            let (_keep, never) = channel::<u8>();
+            let started = Arc::new(AtomicUsize::new(0));
+            let first = Instant::now();
+            let mut hs: Vec<_> = [5u32, 1, 4, 2]
+                .into_iter()
+                .map(|k| {
+                    let (tx, started) = (tx.clone(), Arc::clone(&started));
+                    runtime::spawn(move || {
+                        started.fetch_add(1, Ordering::SeqCst);
+                        bobbin::sleep(unit * k);
+                        tx.send(k).unwrap();
+                    })
                 })
-            })
-            .collect();
-        hs.push(runtime::spawn(move || {
-            assert!(never.recv_timeout(Duration::from_millis(30)).is_err());
-            tx.send(30).unwrap();
-        }));
-        hs.into_iter().for_each(|h| h.join().unwrap());
-        rx.try_iter().collect::<Vec<u64>>()
-    });
-    assert_eq!(order, [10, 20, 30, 40, 50]);
+                .collect();
+            let s = Arc::clone(&started);
+            hs.push(runtime::spawn(move || {
+                s.fetch_add(1, Ordering::SeqCst);
+                assert!(never.recv_timeout(unit * 3).is_err());
+                tx.send(3).unwrap();
+            }));
+            // One worker: each green thread runs from its count to its park without a
+            // switch, so once all five have counted, all five deadlines are set.
+            while started.load(Ordering::SeqCst) < 5 {
+                bobbin::yield_now();
+            }
+            let spread = first.elapsed();
+            hs.into_iter().for_each(|h| h.join().unwrap());
+            (rx.try_iter().collect::<Vec<u32>>(), spread)
+        });
+        if spread < unit {
+            assert_eq!(order, [1, 2, 3, 4, 5], "unit {unit:?}, started within {spread:?}");
+            return;
+        }
+    }
+    panic!("five green threads never started within 1.28 s of each other");
 }
 
 #[test]
