@@ -39,6 +39,7 @@ pub(super) struct Chan<T> {
 }
 
 impl<T> Chan<T> {
+    #[inline]
     pub(super) fn lock(&self) -> LockGuard<'_, State<T>> {
         self.state.lock()
     }
@@ -51,6 +52,7 @@ pub(super) enum Side {
 }
 
 impl<T> State<T> {
+    #[inline]
     pub(super) fn waiters(&mut self, side: Side) -> &mut VecDeque<Unparker> {
         match side {
             Side::Receivers => &mut self.recv_waiters,
@@ -68,6 +70,7 @@ impl<T> State<T> {
     /// consumers spread over two workers otherwise moves every message between the cores.
     /// Waiters further back are not looked at, so a wake-up costs the same however many
     /// wait.
+    #[inline]
     pub(super) fn take_waiter(&mut self, side: Side) -> Option<Unparker> {
         let list = self.waiters(side);
         if list.len() > 1 {
@@ -104,6 +107,7 @@ impl<T> Chan<T> {
 
     /// Queues `msg` on the locked channel, then unlocks it and wakes a receiver if one
     /// waits. The message is moved once, from the caller's argument into the queue.
+    #[inline]
     pub(super) fn push(&self, mut st: LockGuard<'_, State<T>>, msg: T) {
         st.queue.push_back(msg);
         let waiting = st.take_waiter(Side::Receivers);
