@@ -33,6 +33,11 @@
 #        | bobbin_context_bootstrap |  <- saved rsp; the first switch pops this and jumps
 #        +--------------------------+
 #
+# Under AddressSanitizer (src/arch.rs then defines BOBBIN_ASAN before this file) one more
+# word sits below bootstrap and is the saved rsp: bobbin_asan_context_start, which tells
+# ASan that the switch into the fresh context has arrived before bootstrap runs, and the
+# backstop announces its switches to the parent too (src/context/asan.rs says why).
+#
 # The saved rbp of a fresh context is the address of the Context itself. bootstrap finds
 # the floating argument values through it, and because rbp is callee-saved the entry
 # function hands it back unchanged to backstop, which stores the return values into the
@@ -295,12 +300,42 @@ bobbin_context_backstop:
     mov rdi, [rbp + BOBBIN_CTX_CALLBACK_DATA]
     call rax
 1:
+.ifdef BOBBIN_ASAN
+    mov rdi, rbp
+    call bobbin_asan_context_finished
+.endif
     mov rdi, rbp
     mov rsi, [rbp + BOBBIN_CTX_PARENT]
     call bobbin_context_swap
+.ifdef BOBBIN_ASAN
+    call bobbin_asan_context_entered_again
+.endif
     jmp 1b
     .cfi_endproc
     .size bobbin_context_backstop_fde, .-bobbin_context_backstop_fde
+
+.ifdef BOBBIN_ASAN
+# ---------------------------------------------------------------------------------------
+# bobbin_asan_context_start (only under AddressSanitizer)
+#
+# Entered by the first switch into a fresh context, with rsp pointing at the bootstrap
+# slot (8 bytes off a 16-byte boundary) and rbp at the Context. Completes the switch for
+# ASan (bobbin_asan_context_started(context)), then "returns" into bootstrap, which loads
+# every argument register itself.
+    .p2align 4
+    .globl bobbin_asan_context_start
+    .type bobbin_asan_context_start,@function
+bobbin_asan_context_start:
+    .cfi_startproc
+    .cfi_undefined 16
+    sub rsp, 8
+    mov rdi, rbp
+    call bobbin_asan_context_started
+    add rsp, 8
+    ret
+    .cfi_endproc
+    .size bobbin_asan_context_start, .-bobbin_asan_context_start
+.endif
 
 # ---------------------------------------------------------------------------------------
 # The coroutine layer's entry points: bobbin_coroutine_start, bobbin_coroutine_start_fp

@@ -47,7 +47,12 @@ compile_error!("bobbin supports x86-64 Linux only (an aarch64 port is planned)")
 
 use core::ffi::c_void;
 
+#[cfg(not(bobbin_asan))]
 core::arch::global_asm!(include_str!("../asm/x86_64_sysv.S"));
+// Under AddressSanitizer the seed's entry and backstop also call the hooks that announce
+// their switches (context/asan.rs).
+#[cfg(bobbin_asan)]
+core::arch::global_asm!(".set BOBBIN_ASAN, 1", include_str!("../asm/x86_64_sysv.S"));
 
 #[allow(improper_ctypes)]
 extern "C" {
@@ -67,6 +72,10 @@ extern "C" {
     pub(crate) fn bobbin_coroutine_start_fp();
     /// The first entry of the latter. Never called directly.
     pub(crate) fn bobbin_coroutine_start_inner();
+    /// Under AddressSanitizer, the first code run by a fresh context, before `bootstrap`.
+    /// Never called: its address goes on the stack.
+    #[cfg(bobbin_asan)]
+    pub(crate) fn bobbin_asan_context_start();
 }
 
 /// What a coroutine's switch back to its resumer reports in place of a stack pointer when

@@ -111,6 +111,10 @@ fn out_of_memory_for_stacks_is_an_error_at_every_layer() {
 }
 
 #[test]
+#[cfg_attr(
+    bobbin_asan,
+    ignore = "AddressSanitizer maps an 11 MiB fake stack for every new thread and dies when the address-space limit refuses it, before the spawn can fail"
+)]
 fn thread_spawn_failure_in_the_runtime_builder_is_an_error() {
     in_child_ok("thread_spawn_failure_in_the_runtime_builder_is_an_error", || {
         // Room for a few thread stacks (2 MiB each) but not for 64.

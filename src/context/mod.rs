@@ -15,9 +15,20 @@
 //! it switches to. The MXCSR status flags (the sticky "inexact", "overflow", ... bits) are
 //! shared by all contexts of a thread: restoring them would make every switch pay a
 //! serialising `ldmxcsr` once two contexts' flags differ.
+//!
+//! # AddressSanitizer
+//! Built with `-Zsanitizer=address`, [`Context::swap`] and [`Context::set`] announce every
+//! switch to ASan, as do a fresh context's first entry and the backstop, so that ASan checks
+//! each stack as the stack it is. A context learns the bounds of its stack from
+//! [`Context::init`]; one saved by `swap` on some other stack (the thread's own) learns them
+//! when a context it started arrives for the first time. A switch to a context whose stack
+//! was never learnt is announced as one to a stack of unknown bounds, on which ASan finds
+//! fewer errors.
 
 mod val;
 
+#[cfg(bobbin_asan)]
+pub(crate) mod asan;
 pub(crate) mod stackful;
 
 use val::m128_from_bits;
@@ -70,6 +81,10 @@ pub struct Context {
     /// Valgrind's id for the stack `init` announced (0: none, or not under valgrind).
     /// Not read by the assembly.
     valgrind_stack: usize,
+    /// Under AddressSanitizer: the stack this context runs on, as ASan is told when a
+    /// switch goes there (after every field the assembly reads).
+    #[cfg(bobbin_asan)]
+    asan: asan::ContextStack,
 }
 
 // Offsets the assembly relies on. The .S file defines the same numbers; a test compares
@@ -117,8 +132,13 @@ const _: () = {
 const GP_ARG_REGS: usize = 6;
 /// Floating argument registers (xmm0-xmm7).
 const FP_ARG_REGS: usize = 8;
-/// Words below the spilled arguments: backstop, fptr, six argument values, bootstrap.
-const CHAIN_WORDS: usize = 2 + GP_ARG_REGS + 1;
+/// Words below the spilled arguments: backstop, fptr, six argument values, bootstrap,
+/// and under AddressSanitizer the entry that announces the first arrival.
+const CHAIN_WORDS: usize = 2 + GP_ARG_REGS + 1 + ASAN_ENTRY_WORDS;
+#[cfg(not(bobbin_asan))]
+const ASAN_ENTRY_WORDS: usize = 0;
+#[cfg(bobbin_asan)]
+const ASAN_ENTRY_WORDS: usize = 1;
 
 impl Context {
     /// A context with every field zero: a place for [`Context::swap`] to save into, not
@@ -295,6 +315,10 @@ impl Context {
         if !top.is_multiple_of(16) {
             return Err(Error::UnalignedStack { top });
         }
+        // Frames abandoned on this memory by an earlier user may have left poisoned
+        // redzones behind.
+        #[cfg(bobbin_asan)]
+        asan::unpoison(asan::Bounds::of_slice(stack));
         let spill = stack.len() - spill_words;
 
         let (mut seen_gp, mut seen_fp, mut slot) = (0, 0, spill);
@@ -319,7 +343,11 @@ impl Context {
             stack[spill - 2 - GP_ARG_REGS + i] = *v;
         }
         let sp_index = spill - CHAIN_WORDS;
-        stack[sp_index] = arch::bobbin_context_bootstrap as *const () as usize as u64;
+        stack[sp_index + ASAN_ENTRY_WORDS] = arch::bobbin_context_bootstrap as *const () as usize as u64;
+        #[cfg(bobbin_asan)]
+        {
+            stack[sp_index] = arch::bobbin_asan_context_start as *const () as usize as u64;
+        }
 
         let (mxcsr, fpcw) = arch::fp_control();
         // Drops the old state, and with it any valgrind announcement of its stack.
@@ -336,6 +364,10 @@ impl Context {
         }
         child.backstop_callback = callback;
         child.backstop_data = data;
+        #[cfg(bobbin_asan)]
+        {
+            child.asan = asan::ContextStack::on(stack);
+        }
         Ok(())
     }
 
@@ -359,8 +391,12 @@ impl Context {
     /// the same overrun into a fault on its guard page.
     #[inline]
     pub unsafe fn swap(from: &mut Context, to: &mut Context) {
+        #[cfg(bobbin_asan)]
+        let fake_stack = asan::context_swap_start(&to.asan);
         // SAFETY: upheld by the caller as documented above.
         unsafe { arch::bobbin_context_swap(from as *mut Context as *mut c_void, to as *mut Context as *mut c_void) }
+        #[cfg(bobbin_asan)]
+        asan::context_swapped_back(fake_stack);
     }
 
     /// Continues in `to`, abandoning the current state for good.
@@ -369,6 +405,8 @@ impl Context {
     /// As for the `to` of [`Context::swap`], the risk of running off an unguarded stack
     /// included. Nothing on the current stack is dropped.
     pub unsafe fn set(to: &Context) -> ! {
+        #[cfg(bobbin_asan)]
+        asan::context_set(&to.asan);
         // SAFETY: upheld by the caller as documented above.
         unsafe { arch::bobbin_context_set(to as *const Context as *const c_void) }
     }
@@ -438,10 +476,19 @@ impl Context {
     /// Makes this a context that, when entered, continues at the return address stored at
     /// `sp` with `rsp = sp + 8`, as if a function called from there returned, with the
     /// given MXCSR control bits and x87 control word.
+    ///
+    /// The one use is the fault handler's way back to the resumer of this thread's
+    /// innermost running coroutine, whose link `sp` is: under AddressSanitizer the context
+    /// is recorded as running on that resumer's stack, so that the switch is announced as
+    /// one to it.
     pub(crate) fn set_return_point(&mut self, sp: usize, mxcsr: u32, fpcw: u16) {
         self.gpr.rsp = sp as u64;
         self.mxcsr = mxcsr;
         self.fpcw = fpcw;
+        #[cfg(bobbin_asan)]
+        {
+            self.asan = asan::ContextStack::of_resumer();
+        }
     }
 }
 
@@ -551,3 +598,44 @@ impl fmt::Debug for ContextHandle {
 
 #[cfg(test)]
 mod tests;
+
+/// Under AddressSanitizer, called by `bobbin_asan_context_start`: a fresh context has
+/// arrived for the first time.
+///
+/// # Safety
+/// `ctx` is the context being entered; its parent is null or the context that swapped
+/// into it, both alive.
+#[cfg(bobbin_asan)]
+#[no_mangle]
+unsafe extern "C" fn bobbin_asan_context_started(ctx: *mut Context) {
+    // SAFETY: upheld by the caller (the assembly passes the rbp of a fresh context, which
+    // is its Context).
+    unsafe {
+        let parent = (*ctx).parent_ctx;
+        asan::context_started(if parent.is_null() { core::ptr::null_mut() } else { &mut (*parent).asan });
+    }
+}
+
+/// Under AddressSanitizer, called by the backstop before it switches to the parent of a
+/// context whose function returned.
+///
+/// # Safety
+/// `ctx` is that context, and its parent null or alive.
+#[cfg(bobbin_asan)]
+#[no_mangle]
+unsafe extern "C" fn bobbin_asan_context_finished(ctx: *const Context) {
+    // SAFETY: upheld by the caller (the backstop passes its rbp, the Context).
+    unsafe {
+        let parent = (*ctx).parent_ctx;
+        let to = if parent.is_null() { asan::ContextStack::default() } else { (*parent).asan };
+        asan::context_finished(&to);
+    }
+}
+
+/// Under AddressSanitizer, called by the backstop when its finished context is entered
+/// again.
+#[cfg(bobbin_asan)]
+#[no_mangle]
+extern "C" fn bobbin_asan_context_entered_again() {
+    asan::context_entered_again();
+}

@@ -301,10 +301,16 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
     fn switch_in<const DISCOVER: bool>(&mut self, input: usize) -> (usize, usize) {
         let prev = DISCOVER.then(|| CURRENT.replace(self.discover.as_ref().map_or(ptr::null(), |d| d as *const _)));
         let sp = std::mem::replace(&mut self.sp, SP_RUNNING);
+        #[cfg(bobbin_asan)]
+        let announced = self.stack.as_ref().map(super::asan::Resume::start);
         // `sp` is this coroutine's saved stack pointer (its initial frame, or what the last
         // switch back returned) and `base` its stack base; the stack is owned by self.
         // SAFETY: as above; the input (if any) outlives the switch.
         let (ret, out) = unsafe { arch::resume(input, sp, self.base) };
+        #[cfg(bobbin_asan)]
+        if let Some(announced) = announced {
+            announced.finish();
+        }
         self.sp = ret;
         if let Some(prev) = prev {
             CURRENT.set(prev);
@@ -324,6 +330,10 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
         // The abandoned frames are leaked, not dropped. The stack is safe to release (no
         // code runs on it any more), but its pages were all touched: drop it rather than
         // recycle it, which gives them back.
+        #[cfg(bobbin_asan)]
+        if let Some(stack) = &self.stack {
+            super::asan::leak_abandoned_frames(stack);
+        }
         drop(self.stack.take());
     }
 }
@@ -435,6 +445,8 @@ unsafe extern "C" fn entry<I, Y, R, F>(input: usize, base: usize) -> !
 where
     F: FnOnce(&Yielder<I, Y>, I) -> R,
 {
+    #[cfg(bobbin_asan)]
+    super::asan::first_arrival();
     assert!(input != UNWIND, "a coroutine is never started only to be dropped");
     // SAFETY: upheld by the caller: the closure is read out exactly once (the coroutine is
     // no longer Fresh, so it will not be dropped in place), and the input is moved out.
@@ -450,10 +462,16 @@ where
         current.yielder.set(&yielder as *const Yielder<I, Y> as usize);
     }
     let mut result = MaybeUninit::new(panic::catch_unwind(AssertUnwindSafe(|| f(&yielder, input))));
+    let (base, out) = (yielder.base, result.as_mut_ptr() as usize);
+    #[cfg(bobbin_asan)]
+    {
+        super::asan::assert_off_fake_stack(out);
+        super::asan::leave_for_good();
+    }
     // SAFETY: we run on the coroutine's stack, whose link holds the resumer's stack
     // pointer; this frame, and the result in it, stay in place until the resumer has moved
     // the result out and given the stack back, and nothing runs here again.
-    unsafe { arch::finish(yielder.base, result.as_mut_ptr() as usize) }
+    unsafe { arch::finish(base, out) }
 }
 
 /// The handle a coroutine uses to suspend itself, handing a value out and receiving the
@@ -485,10 +503,14 @@ impl<I, Y> Yielder<I, Y> {
         // The resumer moves the value out of this frame while we are suspended (or, if it
         // is dropping the coroutine and aborts, leaves it).
         let mut val = MaybeUninit::new(val);
+        #[cfg(bobbin_asan)]
+        let announced = super::asan::Suspend::start();
         // SAFETY: we run on the coroutine's stack (a Yielder is only reachable from its
         // own closure) and the link slot holds the resumer's stack pointer; `val` stays in
         // place until we are resumed.
         let input = unsafe { arch::suspend(self.base, val.as_mut_ptr() as usize) };
+        #[cfg(bobbin_asan)]
+        announced.finish();
         if input == UNWIND {
             start_unwinding();
         }

@@ -84,6 +84,9 @@ pub fn assert_child_passed(name: &str, out: Option<Output>) {
         );
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains("1 passed"), "child test {name} did not run (no test matched):\n{stdout}");
+        // AddressSanitizer's warnings (the ASan run) do not change the exit status.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("WARNING: ASan"), "child test {name} made ASan warn:\n{stderr}");
     }
 }
 
