@@ -25,9 +25,9 @@
 use std::fmt;
 use std::panic;
 
-pub(crate) use crate::context::stackful::Suspender;
-pub use crate::context::stackful::Yielder;
-use crate::context::stackful::{RawCoroutine, Refusal, Resumed};
+pub(crate) use crate::engine::Suspender;
+pub use crate::engine::Yielder;
+use crate::engine::{RawCoroutine, Refusal, Resumed};
 use crate::stack::{self, DEFAULT_STACK_SIZE};
 use crate::Error;
 
@@ -280,13 +280,13 @@ impl Builder {
 /// Suspends the innermost running coroutine of this thread if it was made by
 /// [`Builder::spawn_discoverable`] with these types; otherwise hands `val` back.
 pub(crate) fn suspend_current<I: 'static, Y: 'static>(val: Y) -> Result<I, Y> {
-    crate::context::stackful::suspend_current(val)
+    crate::engine::suspend_current(val)
 }
 
 /// A suspender for the innermost running coroutine, if [`suspend_current`] with these
 /// types would suspend it now: the check once, the suspension later.
 pub(crate) fn current_suspender<I: 'static, Y: 'static>() -> Option<Suspender<I, Y>> {
-    crate::context::stackful::current_suspender::<I, Y>()
+    crate::engine::current_suspender::<I, Y>()
 }
 
 impl Default for Builder {

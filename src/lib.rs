@@ -117,6 +117,7 @@
 mod arch;
 pub mod context;
 pub mod coroutine;
+mod engine;
 mod error;
 mod generator;
 mod park;

@@ -28,8 +28,7 @@
 mod val;
 
 #[cfg(bobbin_asan)]
-pub(crate) mod asan;
-pub(crate) mod stackful;
+use crate::stack::asan;
 
 use val::m128_from_bits;
 pub use val::{UntypedRetVal, Val};

@@ -47,7 +47,7 @@ use std::fmt;
 use std::panic;
 use std::sync::Arc;
 
-use crate::context::stackful::MigrationPermit;
+use crate::engine::MigrationPermit;
 use crate::error::Error;
 use crate::sched::work::StartJob;
 use crate::sched::{self, JoinHandle};

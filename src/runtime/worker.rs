@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
-use crate::context::stackful::{MigrationPermit, Movable};
+use crate::engine::{MigrationPermit, Movable};
 use crate::park::{Lock, Waker};
 use crate::sched::driver::Driver;
 use crate::sched::scheduler::MigrantTask;

@@ -198,7 +198,7 @@ impl<T> JoinState<T> {
     fn finish(&self, result: std::thread::Result<T>) {
         match result {
             Ok(value) => self.complete(Ok(value)),
-            Err(payload) if crate::context::stackful::is_forced_unwind(payload.as_ref()) => {
+            Err(payload) if crate::engine::is_forced_unwind(payload.as_ref()) => {
                 self.complete(Err(JoinError::stopped(scheduler::stop_reason())));
                 panic::resume_unwind(payload);
             }

@@ -18,6 +18,13 @@ use std::mem::{align_of, size_of, MaybeUninit};
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 
+mod discover;
+mod migration;
+
+pub(crate) use discover::{current_suspender, suspend_current, Suspender};
+use discover::{Discover, CURRENT};
+pub(crate) use migration::{MigrationPermit, Movable};
+
 use crate::arch;
 use crate::stack::{self, Stack};
 use crate::trap;
@@ -302,7 +309,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
         let prev = DISCOVER.then(|| CURRENT.replace(self.discover.as_ref().map_or(ptr::null(), |d| d as *const _)));
         let sp = std::mem::replace(&mut self.sp, SP_RUNNING);
         #[cfg(bobbin_asan)]
-        let announced = self.stack.as_ref().map(super::asan::Resume::start);
+        let announced = self.stack.as_ref().map(crate::stack::asan::Resume::start);
         // `sp` is this coroutine's saved stack pointer (its initial frame, or what the last
         // switch back returned) and `base` its stack base; the stack is owned by self.
         // SAFETY: as above; the input (if any) outlives the switch.
@@ -332,7 +339,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
         // recycle it, which gives them back.
         #[cfg(bobbin_asan)]
         if let Some(stack) = &self.stack {
-            super::asan::leak_abandoned_frames(stack);
+            crate::stack::asan::leak_abandoned_frames(stack);
         }
         drop(self.stack.take());
     }
@@ -416,23 +423,6 @@ unsafe fn drop_start<F>(base: usize) {
     unsafe { ptr::drop_in_place(base as *mut F) }
 }
 
-/// What [`suspend_current`] needs of a discoverable coroutine.
-#[derive(Debug)]
-struct Discover {
-    /// The type of its `Yielder`.
-    type_id: TypeId,
-    /// Address of its `Yielder`, set when it starts.
-    yielder: Cell<usize>,
-    /// Its stack's usable range.
-    stack: std::ops::Range<usize>,
-}
-
-thread_local! {
-    /// The discoverable coroutine this thread is running (through
-    /// [`RawCoroutine::resume_discoverable`]), or null.
-    static CURRENT: Cell<*const Discover> = const { Cell::new(ptr::null()) };
-}
-
 /// First Rust code on a coroutine stack, called by `bobbin_coroutine_start` (or
 /// `bobbin_coroutine_start_inner` for a coroutine that keeps its own floating-point control
 /// words). Never returns: it leaves through [`arch::finish`], handing the resumer its
@@ -446,7 +436,7 @@ where
     F: FnOnce(&Yielder<I, Y>, I) -> R,
 {
     #[cfg(bobbin_asan)]
-    super::asan::first_arrival();
+    crate::stack::asan::first_arrival();
     assert!(input != UNWIND, "a coroutine is never started only to be dropped");
     // SAFETY: upheld by the caller: the closure is read out exactly once (the coroutine is
     // no longer Fresh, so it will not be dropped in place), and the input is moved out.
@@ -465,8 +455,8 @@ where
     let (base, out) = (yielder.base, result.as_mut_ptr() as usize);
     #[cfg(bobbin_asan)]
     {
-        super::asan::assert_off_fake_stack(out);
-        super::asan::leave_for_good();
+        crate::stack::asan::assert_off_fake_stack(out);
+        crate::stack::asan::leave_for_good();
     }
     // SAFETY: we run on the coroutine's stack, whose link holds the resumer's stack
     // pointer; this frame, and the result in it, stay in place until the resumer has moved
@@ -504,7 +494,7 @@ impl<I, Y> Yielder<I, Y> {
         // is dropping the coroutine and aborts, leaves it).
         let mut val = MaybeUninit::new(val);
         #[cfg(bobbin_asan)]
-        let announced = super::asan::Suspend::start();
+        let announced = crate::stack::asan::Suspend::start();
         // SAFETY: we run on the coroutine's stack (a Yielder is only reachable from its
         // own closure) and the link slot holds the resumer's stack pointer; `val` stays in
         // place until we are resumed.
@@ -543,123 +533,7 @@ impl<I, Y> fmt::Debug for Yielder<I, Y> {
     }
 }
 
-/// The address of the `Yielder` of the innermost running coroutine of this thread, if it
-/// was created with [`RawCoroutine::new_discoverable`] with this very `Yielder` type and
-/// the caller runs on that coroutine's own stack (not on the stack of another coroutine it
-/// is running).
-#[inline]
-fn current_yielder<I: 'static, Y: 'static>() -> Option<*const Yielder<I, Y>> {
-    let current = CURRENT.get();
-    if current.is_null() {
-        return None;
-    }
-    // SAFETY: a non-null CURRENT points at the record of the discoverable coroutine this
-    // thread is running, live until its resume returns (which is after we return).
-    let current = unsafe { &*current };
-    // The innermost coroutine may be another one that this one is running: then we are not
-    // on the discoverable coroutine's own stack.
-    let here = &current as *const _ as usize;
-    if current.type_id != TypeId::of::<Yielder<I, Y>>() || current.yielder.get() == 0 || !current.stack.contains(&here)
-    {
-        return None;
-    }
-    Some(current.yielder.get() as *const Yielder<I, Y>)
-}
-
-/// What [`suspend_current`] found, kept to suspend later without looking again: for a
-/// caller that must know it can suspend before it changes any state, and then suspends.
-///
-/// Made only by [`current_suspender`] and used by the same function call, before it
-/// returns: while that call is on the coroutine's stack the coroutine is running, so its
-/// `Yielder` is alive. Not `Send`, not `Clone`.
-pub(crate) struct Suspender<I, Y> {
-    yielder: *const Yielder<I, Y>,
-    /// The coroutine's stack, to check that it is used there.
-    bottom: usize,
-    top: usize,
-}
-
-/// A [`Suspender`] for the innermost running coroutine, if [`suspend_current`] with these
-/// types would suspend it now.
-pub(crate) fn current_suspender<I: 'static, Y: 'static>() -> Option<Suspender<I, Y>> {
-    let yielder = current_yielder::<I, Y>()?;
-    // SAFETY: current_yielder found CURRENT non-null and pointing at the live record of the
-    // coroutine this thread runs.
-    let stack = unsafe { &(*CURRENT.get()).stack };
-    Some(Suspender { yielder, bottom: stack.start, top: stack.end })
-}
-
-impl<I, Y> Suspender<I, Y> {
-    /// Suspends the coroutine with `val`, as [`suspend_current`] would have, and returns
-    /// the next input.
-    ///
-    /// # Panics
-    /// If not called on the coroutine's own stack.
-    #[inline]
-    pub(crate) fn suspend(self, val: Y) -> I {
-        let here = &self as *const _ as usize;
-        assert!((self.bottom..self.top).contains(&here), "bobbin: a suspender used away from its coroutine's stack");
-        // SAFETY: made by current_suspender on this coroutine's stack (checked again just
-        // now) and used within the call that made it, so the coroutine is still running
-        // and its Yielder<I, Y> lives in its entry frame.
-        let yielder = unsafe { &*self.yielder };
-        yielder.suspend(val)
-    }
-}
-
-/// Suspends the innermost running coroutine of this thread with `val`, if it was created
-/// with [`RawCoroutine::new_discoverable`] with this very `Yielder` type, and returns the
-/// next input. Otherwise (not in a coroutine, or the innermost one is of another kind)
-/// hands `val` back.
-pub(crate) fn suspend_current<I: 'static, Y: 'static>(val: Y) -> Result<I, Y> {
-    let Some(yielder) = current_yielder::<I, Y>() else { return Err(val) };
-    // SAFETY: current_yielder checked the type id, so the Yielder stored at this address
-    // is a Yielder<I, Y>; it lives in the coroutine's entry frame, below us on this very
-    // stack, for as long as the coroutine runs.
-    let yielder = unsafe { &*yielder };
-    Ok(yielder.suspend(val))
-}
-
 /// Whether a panic payload is the unwinding that dropping a suspended coroutine starts.
 pub(crate) fn is_forced_unwind(payload: &(dyn std::any::Any + Send)) -> bool {
     payload.is::<ForcedUnwind>()
-}
-
-/// Proof that the user allowed suspended green threads to change OS thread.
-///
-/// Made only by `runtime::Builder::allow_migration`, an `unsafe fn` whose caller promises
-/// that no green thread of that runtime keeps the address of a thread-local (or any other
-/// thread-affine state) across a point where it can be suspended.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct MigrationPermit(());
-
-impl MigrationPermit {
-    /// Records the promise described on the type. Call only from an `unsafe fn` whose
-    /// `# Safety` section puts that promise on its caller.
-    pub(crate) fn granted() -> MigrationPermit {
-        MigrationPermit(())
-    }
-}
-
-/// A value that may cross to another thread although its type is not `Send`: a suspended
-/// green thread (its coroutine and what is on its stack) under a [`MigrationPermit`].
-pub(crate) struct Movable<T>(T);
-
-// SAFETY: what makes a suspended coroutine !Send is that its stack may hold values tied to
-// the thread it ran on (thread-local addresses, !Send values created from them). A Movable
-// is only made with a MigrationPermit, whose grantor promised that the green threads it
-// covers hold no such state across a suspension point, and the closures those green threads
-// were started from are `Send` (runtime jobs require it). Everything else a coroutine owns
-// (its stack mapping, heap-pinned context, run information) is plain memory that any
-// thread may use once the coroutine is suspended.
-unsafe impl<T> Send for Movable<T> {}
-
-impl<T> Movable<T> {
-    pub(crate) fn new(value: T, _permit: MigrationPermit) -> Movable<T> {
-        Movable(value)
-    }
-
-    pub(crate) fn into_inner(self) -> T {
-        self.0
-    }
 }

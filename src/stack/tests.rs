@@ -1,0 +1,68 @@
+use super::*;
+
+/// The tag [`guard_hit`] finds, checking the bottom it reports on the way.
+fn hit_tag(addr: usize, sp: usize) -> Option<usize> {
+    let (tag, bottom) = guard_hit(addr, sp)?;
+    assert!(addr < bottom && bottom - addr <= guard_size(), "the bottom lies just above the guard hit");
+    Some(tag)
+}
+
+fn check_guard_hits(stack: &Stack) {
+    let guard = stack.guard_range();
+    let inside = stack.bottom() as usize + 100;
+    assert_eq!(hit_tag(guard.start + 8, inside), None, "an untagged stack has no owner");
+    stack.set_tag(0x1230);
+    assert_eq!(hit_tag(guard.start + 8, inside), Some(0x1230));
+    assert_eq!(hit_tag(guard.end - 1, stack.top() as usize - 8), Some(0x1230));
+    // Running in the guard itself (a stack probe moved the stack pointer there) counts.
+    assert_eq!(hit_tag(guard.start, guard.start + 16), Some(0x1230));
+    // A fault outside the guard, or taken while running on another stack, is not a hit.
+    assert_eq!(hit_tag(guard.end, inside), None);
+    assert_eq!(hit_tag(guard.start + 8, stack.top() as usize), None);
+    let elsewhere = 0u64;
+    assert_eq!(hit_tag(guard.start + 8, &elsewhere as *const u64 as usize), None);
+    stack.set_tag(0);
+    assert_eq!(hit_tag(guard.start + 8, inside), None);
+}
+
+#[test]
+fn guard_hits_are_found_by_stack_pointer_in_both_guard_modes() {
+    for mode in [GuardMode::Auto, GuardMode::Mprotect] {
+        let mut pool = StackPool::with_guard_mode(16 * 1024, mode).unwrap();
+        let stacks: Vec<Stack> = (0..3).map(|_| pool.get().unwrap()).collect();
+        for s in &stacks {
+            check_guard_hits(s);
+        }
+        // A fault in one stack's guard while running on its neighbour is not a hit.
+        stacks[1].set_tag(0x40);
+        let below = stacks[1].guard_range().start + 8;
+        assert_eq!(hit_tag(below, stacks[0].bottom() as usize + 64), None);
+        assert_eq!(hit_tag(below, stacks[2].bottom() as usize + 64), None);
+        assert_eq!(hit_tag(below, stacks[1].bottom() as usize + 64), Some(0x40));
+        // Going back to the pool clears the tag.
+        let (lo, top) = (stacks[1].guard_range().start, stacks[1].top() as usize);
+        for s in stacks {
+            pool.put(s);
+        }
+        assert_eq!(hit_tag(lo + 8, top - 64), None);
+    }
+}
+
+#[test]
+fn dropped_slabs_leave_the_registry() {
+    let stack = Stack::new(16 * 1024).unwrap();
+    stack.set_tag(0x80);
+    let (guard, sp) = (stack.guard_range().start, stack.bottom() as usize + 64);
+    assert_eq!(hit_tag(guard, sp), Some(0x80));
+    drop(stack);
+    assert_eq!(hit_tag(guard, sp), None);
+    // Entries are reused: many slabs come and go and the table does not grow with them
+    // (other tests of this process may add a few meanwhile).
+    let before = registry::used();
+    for _ in 0..5_000 {
+        let s = Stack::new(4096).unwrap();
+        s.set_tag(0x10);
+        assert_eq!(hit_tag(s.guard_range().start, s.bottom() as usize), Some(0x10));
+    }
+    assert!(registry::used() < before + 100, "{before} entries grew to {}", registry::used());
+}
