@@ -142,15 +142,13 @@ pub(crate) struct Local {
     pub(super) stall: Arc<super::stall::Probe>,
     /// How the scheduler sleeps when idle, and what it polls between green threads.
     pub(super) driver: Box<dyn Driver>,
-    /// Steps since the driver was last polled.
-    since_poll: Cell<u32>,
     /// Tests set it to make the next step fail as a scheduler bug would.
     #[cfg(test)]
     fault: Cell<bool>,
 }
 
-/// Steps of a busy scheduler between two polls of its driver.
-const POLL_INTERVAL: u32 = 61;
+/// Switches of a busy scheduler between two polls of its driver.
+const POLL_INTERVAL: u64 = 64;
 
 /// How many spare headers and coroutine boxes a scheduler keeps.
 const SPARES: usize = 256;
@@ -315,7 +313,6 @@ impl Local {
         Local {
             shared: Arc::new(Shared::new(driver.waker())),
             driver,
-            since_poll: Cell::new(0),
             ready: RefCell::new(VecDeque::new()),
             tasks: RefCell::new(Vec::new()),
             free_ids: RefCell::new(Vec::new()),
@@ -429,7 +426,6 @@ impl Local {
         if self.fault.take() {
             panic!("injected scheduler fault");
         }
-        self.poll_driver();
         self.drain_remote();
         let deadline = self.fire_timers();
         let start = self.policy.start_now(self.ready.borrow().len());
@@ -450,19 +446,6 @@ impl Local {
         }
     }
 
-    /// Lets the driver collect its events once every [`POLL_INTERVAL`] steps, so a busy
-    /// scheduler (one that never goes idle) still sees them.
-    #[inline]
-    fn poll_driver(&self) {
-        let n = self.since_poll.get() + 1;
-        if n < POLL_INTERVAL {
-            self.since_poll.set(n);
-        } else {
-            self.since_poll.set(0);
-            self.driver.poll();
-        }
-    }
-
     /// Waits in the driver for something to do: until `deadline` (the next timer), a
     /// wake-up from another thread, or, on a runtime worker, new work.
     ///
@@ -473,6 +456,7 @@ impl Local {
         if timeout == Some(std::time::Duration::ZERO) {
             return;
         }
+        self.stall.idle();
         match &self.worker {
             Some(w) => w.park_idle(&*self.driver, timeout, &|| self.shared.has_remote.load(Ordering::Relaxed)),
             None => {
@@ -583,9 +567,12 @@ impl Local {
         };
         self.current.set(Some(id));
         super::budget::refill();
-        self.stall.enter(id);
+        // A busy scheduler (one that never goes idle) lets its driver collect events once
+        // every POLL_INTERVAL switches.
+        if self.stall.enter(id).is_multiple_of(POLL_INTERVAL) {
+            self.driver.poll();
+        }
         let result = co.try_resume_discoverable(());
-        self.stall.leave();
         self.current.set(None);
         match result {
             Ok(CoroutineResult::Yield(signal)) => {

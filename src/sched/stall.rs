@@ -34,18 +34,22 @@ impl Probe {
         Probe { thread: std::thread::current().name().unwrap_or("<unnamed>").to_owned(), ..Probe::default() }
     }
 
-    /// The scheduler switches into green thread `id`.
+    /// The scheduler switches into green thread `id`; returns how many switches it has
+    /// made (the scheduler paces other work by it).
     #[inline]
-    pub(crate) fn enter(&self, id: usize) {
+    pub(crate) fn enter(&self, id: usize) -> u64 {
         // Only this scheduler's thread writes either word: a load and a store, no
         // read-modify-write. The watchdog's reads need no order with anything else.
-        self.switches.store(self.switches.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        let n = self.switches.load(Ordering::Relaxed) + 1;
+        self.switches.store(n, Ordering::Relaxed);
         self.running.store(id + 1, Ordering::Relaxed);
+        n
     }
 
-    /// The green thread gave control back.
+    /// The scheduler goes idle: no green thread runs. (Between two green threads it does
+    /// not say so: the next switch changes the count, which is all the watchdog needs.)
     #[inline]
-    pub(crate) fn leave(&self) {
+    pub(crate) fn idle(&self) {
         self.running.store(0, Ordering::Relaxed);
     }
 }
