@@ -173,7 +173,7 @@ extern "C" fn seven() -> u64 {
 fn entering_with_other_control_words_writes_nothing_outside_the_contexts_and_stack() {
     // A stack exactly as large as the initial frame, on the heap, with canary words below.
     // An even number of words in all, so that the top is 16-byte aligned.
-    const PAD: usize = if CHAIN_WORDS % 2 == 0 { 32 } else { 31 };
+    const PAD: usize = if CHAIN_WORDS.is_multiple_of(2) { 32 } else { 31 };
     const CANARY: u64 = 0xC0FF_EE00_DEAD_BEEF;
     let mut words = vec![CANARY; PAD + CHAIN_WORDS].into_boxed_slice();
     assert!((words.as_ptr() as usize + words.len() * 8).is_multiple_of(16), "the allocator aligns to 16");
