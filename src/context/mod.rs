@@ -25,7 +25,12 @@
 //! was never learnt is announced as one to a stack of unknown bounds, on which ASan finds
 //! fewer errors.
 
+#[cfg(bobbin_asan)]
+mod asan_hooks;
+mod handle;
 mod val;
+
+pub use handle::ContextHandle;
 
 #[cfg(bobbin_asan)]
 use crate::stack::asan;
@@ -36,7 +41,6 @@ pub use val::{UntypedRetVal, Val};
 use core::arch::x86_64::__m128;
 use core::ffi::c_void;
 use core::fmt;
-use core::ops::{Deref, DerefMut};
 
 use nix::libc;
 
@@ -516,125 +520,5 @@ impl fmt::Debug for Context {
     }
 }
 
-/// A [`Context`] in its own heap allocation, so it never moves.
-///
-/// # Examples
-/// ```
-/// use bobbin::context::{Context, ContextHandle, Val};
-///
-/// extern "C" fn entrypoint(x: u64, y: f32) -> f32 {
-///     x as f32 + y
-/// }
-/// let mut stack = vec![0u64; 1024].into_boxed_slice();
-/// let mut parent = ContextHandle::new();
-/// let child = ContextHandle::create_and_init(&mut *stack, entrypoint as *const () as usize, &[Val::U64(120), Val::F32(0.25)]);
-/// assert!(child.is_ok());
-/// let mut child = child.unwrap();
-/// // SAFETY: `entrypoint` needs far less than the 8 KiB of `stack`, which outlives the
-/// // child; the child returns to `parent` through the backstop.
-/// unsafe { Context::swap(&mut parent, &mut child) };
-/// assert_eq!(child.get_untyped_retval().as_f32(), 120.25);
-///
-/// // Spilled arguments (a ninth float), on a guard-paged stack.
-/// #[allow(clippy::too_many_arguments)]
-/// extern "C" fn mix(a: i32, x0: f64, x1: f64, x2: f64, x3: f64, x4: f64, x5: f64, x6: f64, x7: f64, x8: f64) -> f64 {
-///     a as f64 * (x0 + x1 + x2 + x3 + x4 + x5 + x6 + x7) + x8
-/// }
-/// let mut stack = bobbin::stack::Stack::new(16 * 1024).unwrap();
-/// let mut args = vec![Val::I32(-3)];
-/// args.extend([Val::F64(0.5); 8]);
-/// args.push(Val::F64(7.0));
-/// let mut child = ContextHandle::create_and_init(stack.words_mut(), mix as *const () as usize, &args).unwrap();
-/// // SAFETY: as above.
-/// unsafe { Context::swap(&mut parent, &mut child) };
-/// assert_eq!(child.get_untyped_retval().as_f64(), -5.0);
-/// ```
-pub struct ContextHandle {
-    ctx: Box<Context>,
-}
-
-impl ContextHandle {
-    /// A zeroed context on the heap.
-    pub fn new() -> ContextHandle {
-        ContextHandle { ctx: Box::new(Context::new()) }
-    }
-
-    /// A heap context prepared by [`Context::init`].
-    ///
-    /// # Errors
-    /// As [`Context::init`].
-    pub fn create_and_init(stack: &mut [u64], fptr: usize, args: &[Val]) -> Result<ContextHandle, Error> {
-        let mut handle = ContextHandle::new();
-        Context::init(stack, &mut handle, fptr, args)?;
-        Ok(handle)
-    }
-}
-
-impl Default for ContextHandle {
-    fn default() -> Self {
-        ContextHandle::new()
-    }
-}
-
-impl Deref for ContextHandle {
-    type Target = Context;
-    fn deref(&self) -> &Context {
-        &self.ctx
-    }
-}
-
-impl DerefMut for ContextHandle {
-    fn deref_mut(&mut self) -> &mut Context {
-        &mut self.ctx
-    }
-}
-
-impl fmt::Debug for ContextHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ContextHandle").field(&*self.ctx).finish()
-    }
-}
-
 #[cfg(test)]
 mod tests;
-
-/// Under AddressSanitizer, called by `bobbin_asan_context_start`: a fresh context has
-/// arrived for the first time.
-///
-/// # Safety
-/// `ctx` is the context being entered; its parent is null or the context that swapped
-/// into it, both alive.
-#[cfg(bobbin_asan)]
-#[no_mangle]
-unsafe extern "C" fn bobbin_asan_context_started(ctx: *mut Context) {
-    // SAFETY: upheld by the caller (the assembly passes the rbp of a fresh context, which
-    // is its Context).
-    unsafe {
-        let parent = (*ctx).parent_ctx;
-        asan::context_started(if parent.is_null() { core::ptr::null_mut() } else { &mut (*parent).asan });
-    }
-}
-
-/// Under AddressSanitizer, called by the backstop before it switches to the parent of a
-/// context whose function returned.
-///
-/// # Safety
-/// `ctx` is that context, and its parent null or alive.
-#[cfg(bobbin_asan)]
-#[no_mangle]
-unsafe extern "C" fn bobbin_asan_context_finished(ctx: *const Context) {
-    // SAFETY: upheld by the caller (the backstop passes its rbp, the Context).
-    unsafe {
-        let parent = (*ctx).parent_ctx;
-        let to = if parent.is_null() { asan::ContextStack::default() } else { (*parent).asan };
-        asan::context_finished(&to);
-    }
-}
-
-/// Under AddressSanitizer, called by the backstop when its finished context is entered
-/// again.
-#[cfg(bobbin_asan)]
-#[no_mangle]
-extern "C" fn bobbin_asan_context_entered_again() {
-    asan::context_entered_again();
-}

@@ -1,0 +1,249 @@
+//! `StackPool` and the per-thread pools (with a one-stack spare in front of them) that let
+//! creating a coroutine cost no system call in the steady state.
+
+use super::*;
+
+/// A source of stacks of one size that recycles them.
+///
+/// New stacks are carved from slabs of up to 256 (one kernel mapping per slab); returned
+/// stacks are kept (up to [`StackPool::max_cached`]) and handed out again without a system
+/// call. A kept stack retains the pages its last user touched until [`StackPool::trim`].
+///
+/// # Examples
+/// ```
+/// use bobbin::stack::StackPool;
+/// let mut pool = StackPool::new(64 * 1024).unwrap();
+/// let a = pool.get().unwrap();
+/// let top = a.top();
+/// pool.put(a);
+/// assert_eq!(pool.get().unwrap().top(), top); // the same stack, recycled
+/// ```
+pub struct StackPool {
+    size: usize,
+    mode: GuardMode,
+    free: Vec<Stack>,
+    max_cached: usize,
+    slab: Option<Arc<Slab>>,
+    slab_next: usize,
+    slab_count: usize,
+    /// Stacks returned beyond `max_cached`, released together.
+    releasing: Vec<Stack>,
+}
+
+impl StackPool {
+    /// A pool of stacks of at least `size` usable bytes (rounded up to whole pages).
+    ///
+    /// # Errors
+    /// [`Error::InvalidStackSize`] for zero or more than [`MAX_STACK_SIZE`].
+    pub fn new(size: usize) -> Result<StackPool, Error> {
+        Self::with_guard_mode(size, GuardMode::Auto)
+    }
+
+    /// A pool whose stacks are guarded as `mode` says. With [`GuardMode::Mprotect`] every
+    /// stack is a mapping of its own.
+    ///
+    /// # Errors
+    /// As [`StackPool::new`].
+    pub fn with_guard_mode(size: usize, mode: GuardMode) -> Result<StackPool, Error> {
+        let size = checked_stack_size(size)?;
+        let stride = size + guard_size();
+        let slab_count = (SLAB_TARGET_BYTES / stride).clamp(1, SLAB_MAX_STACKS);
+        Ok(StackPool {
+            size,
+            mode,
+            free: Vec::new(),
+            max_cached: DEFAULT_MAX_CACHED,
+            slab: None,
+            slab_next: 0,
+            slab_count,
+            releasing: Vec::new(),
+        })
+    }
+
+    /// Usable size of this pool's stacks.
+    pub fn stack_size(&self) -> usize {
+        self.size
+    }
+
+    /// How many returned stacks the pool keeps before it releases further ones.
+    pub fn max_cached(&self) -> usize {
+        self.max_cached
+    }
+
+    /// Sets [`StackPool::max_cached`].
+    pub fn set_max_cached(&mut self, n: usize) {
+        self.max_cached = n;
+    }
+
+    /// Stacks currently kept for reuse.
+    pub fn cached(&self) -> usize {
+        self.free.len()
+    }
+
+    /// A stack: a recycled one if any, else a fresh one.
+    ///
+    /// # Errors
+    /// [`Error::StackAllocation`] when the kernel refuses a new mapping or guard.
+    pub fn get(&mut self) -> Result<Stack, Error> {
+        if let Some(s) = self.free.pop() {
+            return Ok(s);
+        }
+        if self.mode == GuardMode::Mprotect || !guard_install_supported() {
+            return Stack::with_guard_mode(self.size, GuardMode::Mprotect);
+        }
+        let slab = match &self.slab {
+            Some(slab) if self.slab_next < self.slab_count => slab,
+            _ => {
+                self.slab_next = 0;
+                self.slab.insert(Arc::new(Slab::new(self.size, self.slab_count, GuardMode::Auto)?))
+            }
+        };
+        let stack = Stack::carve(slab, self.slab_next, self.size);
+        self.slab_next += 1;
+        Ok(stack)
+    }
+
+    /// Returns a stack for reuse. A stack of another size is simply dropped.
+    pub fn put(&mut self, stack: Stack) {
+        if stack.size != self.size {
+            return;
+        }
+        stack.set_tag(0);
+        if self.free.len() < self.max_cached {
+            self.free.push(stack);
+            return;
+        }
+        self.releasing.push(stack);
+        if self.releasing.len() >= 256 {
+            self.flush_releasing();
+        }
+    }
+
+    fn flush_releasing(&mut self) {
+        let ranges: Vec<_> = self.releasing.iter().map(|s| s.range_below(0)).collect();
+        let _ = madvise_many(&ranges, libc::MADV_DONTNEED);
+        for mut stack in self.releasing.drain(..) {
+            stack.pages_released = true;
+            drop(stack);
+        }
+    }
+
+    /// Gives memory back: keeps at most `keep` stacks, releases the rest, and releases the
+    /// pages of the kept ones below their top 8 KiB. Uses batched system calls.
+    pub fn trim(&mut self, keep: usize) {
+        // The oldest returns go; the most recently used (hottest) stay.
+        let excess = self.free.len().saturating_sub(keep);
+        self.releasing.extend(self.free.drain(..excess));
+        self.flush_releasing();
+        let ranges: Vec<_> = self.free.iter().map(|s| s.range_below(TRIM_KEEP_BYTES)).collect();
+        let _ = madvise_many(&ranges, libc::MADV_DONTNEED);
+    }
+}
+
+impl Drop for StackPool {
+    fn drop(&mut self) {
+        self.flush_releasing();
+    }
+}
+
+impl fmt::Debug for StackPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StackPool")
+            .field("stack_size", &self.size)
+            .field("mode", &self.mode)
+            .field("cached", &self.free.len())
+            .field("max_cached", &self.max_cached)
+            .finish()
+    }
+}
+
+thread_local! {
+    /// This thread's pools, one per stack size; a program uses few sizes, so a short list
+    /// searched linearly beats hashing.
+    static POOLS: std::cell::RefCell<Vec<StackPool>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's pool for stacks of `size` bytes (rounded up to pages),
+/// creating it on first use.
+///
+/// # Errors
+/// As [`StackPool::new`]; also fails if called from inside `f` for the same thread.
+pub fn with_thread_pool<R>(size: usize, f: impl FnOnce(&mut StackPool) -> R) -> Result<R, Error> {
+    with_pool_of_rounded_size(checked_stack_size(size)?, f)
+}
+
+/// [`with_thread_pool`] for a size already checked and rounded to pages.
+fn with_pool_of_rounded_size<R>(size: usize, f: impl FnOnce(&mut StackPool) -> R) -> Result<R, Error> {
+    POOLS
+        .try_with(|pools| {
+            let mut pools = pools.try_borrow_mut().ok()?;
+            let index = match pools.iter().position(|p| p.size == size) {
+                Some(i) => i,
+                None => {
+                    pools.push(StackPool::new(size).unwrap_or_else(|_| unreachable!("size already checked")));
+                    pools.len() - 1
+                }
+            };
+            Some(f(&mut pools[index]))
+        })
+        .ok()
+        .flatten()
+        .ok_or_else(|| Error::InvalidStackSize { size, reason: "the thread's stack pool is not available here" })
+}
+
+thread_local! {
+    /// The stack the coroutine layer gave back last on this thread, kept in front of the
+    /// pools: a program that creates and finishes coroutines one after another (a
+    /// generator per call, say) reuses it without looking its pool up.
+    ///
+    /// A spare keeps the tag of the coroutine that used it: nothing runs on it, so the
+    /// fault handler can never find it, and the next coroutine tags it before it runs.
+    /// Anything else that takes it (its pool, or dropping it) clears the tag.
+    static SPARE: Cell<Option<Stack>> = const { Cell::new(None) };
+}
+
+/// Takes a stack of `size` bytes (rounded up to pages) for a coroutine: this thread's
+/// spare if it has that size, otherwise one from this thread's pool.
+///
+/// The spare of the size asked for is taken inline; everything else is out of line.
+#[inline]
+pub(crate) fn pooled_stack(size: usize) -> Result<Stack, Error> {
+    match SPARE.try_with(Cell::take) {
+        Ok(Some(spare)) if spare.size == size => Ok(spare),
+        Ok(spare) => pooled_stack_slow(size, spare),
+        Err(_) => pooled_stack_slow(size, None),
+    }
+}
+
+/// [`pooled_stack`] when the spare is missing or its size is not literally the one asked
+/// for (which may still round to it).
+#[cold]
+#[inline(never)]
+fn pooled_stack_slow(size: usize, spare: Option<Stack>) -> Result<Stack, Error> {
+    if let Some(spare) = spare {
+        if checked_stack_size(size).is_ok_and(|rounded| rounded == spare.size) {
+            return Ok(spare);
+        }
+        return_to_pool(spare);
+    }
+    with_thread_pool(size, |p| p.get())?
+}
+
+/// Hands back the stack of a coroutine that finished: it becomes this thread's spare, and
+/// the spare it replaces goes back to its pool (or is dropped if the pool is unavailable,
+/// as during thread exit).
+#[inline]
+pub(crate) fn recycle_stack(stack: Stack) {
+    // If the spare is gone (thread exit), the closure, and the stack in it, is dropped.
+    if let Ok(Some(previous)) = SPARE.try_with(|spare| spare.replace(Some(stack))) {
+        return_to_pool(previous);
+    }
+}
+
+/// Puts a stack back into this thread's pool for its size.
+#[cold]
+#[inline(never)]
+fn return_to_pool(stack: Stack) {
+    // If the pool is unavailable, the closure, and the stack in it, is dropped.
+    let _ = with_pool_of_rounded_size(stack.size, |p| p.put(stack));
+}
