@@ -122,7 +122,7 @@ mod error;
 mod generator;
 mod park;
 pub mod runtime;
-mod sched;
+pub mod sched;
 pub mod stack;
 pub mod sync;
 mod trap;

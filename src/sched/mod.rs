@@ -14,6 +14,14 @@
 //! green threads behind many that never park still start within a number of switches
 //! proportional to how many there are.
 //!
+//! Nothing preempts a green thread, but bobbin's own operations cannot be spun on forever:
+//! every switch into a green thread gives it a budget of 128 operations, each channel
+//! operation or join that does not park spends one, and the one that finds it spent yields
+//! first. A green thread that computes for long without calling bobbin still holds its
+//! scheduler; [`watch_stalls`](crate::watch_stalls) (or `BOBBIN_STALL_WARN_MS`) names it.
+//! How the parts fit (the driver an idle scheduler sleeps in, the parking protocol, the
+//! work source a runtime worker supplies) is in the repository's `ARCHITECTURE.md`.
+//!
 //! Blocking calls work outside a scheduler too: [`JoinHandle::join`], channel receives and
 //! [`sleep`] then block the OS thread, so library code can use them anywhere.
 //!
