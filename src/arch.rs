@@ -328,3 +328,23 @@ pub(crate) fn valgrind_stack_deregister(id: usize) {
         valgrind_request(0, VG_STACK_DEREGISTER, id, 0);
     }
 }
+
+/// Reads the word at `addr` with a plain load that no sanitizer instruments: for the fault
+/// handler, which scans stack memory that instrumented frames may have left poisoned.
+///
+/// # Safety
+/// `addr` must be readable and 8-byte aligned.
+#[inline]
+pub(crate) unsafe fn read_word(addr: usize) -> usize {
+    let value: usize;
+    // SAFETY: upheld by the caller; the load touches nothing else.
+    unsafe {
+        core::arch::asm!(
+            "mov {v}, qword ptr [{a}]",
+            a = in(reg) addr,
+            v = out(reg) value,
+            options(nostack, readonly, preserves_flags)
+        );
+    }
+    value
+}

@@ -200,19 +200,24 @@ unsafe fn resumed_sigmask(uctx: *const libc::ucontext_t, sp: usize, top: usize) 
     // The frame holds a ucontext after the restorer's word; it must fit below the top.
     let frame = 8 + std::mem::size_of::<libc::ucontext_t>();
     while at + frame <= top {
+        // Reads of the stack go through arch::read_word: under AddressSanitizer the scan
+        // crosses redzones that instrumented frames poisoned.
         // SAFETY: `at` lies in the live part of the stack and is word-aligned.
-        if unsafe { *(at as *const usize) } == restorer {
+        if unsafe { arch::read_word(at) } == restorer {
             let saved = (at + 8) as *const libc::ucontext_t;
-            // SAFETY: the ucontext lies below `top`, inside the stack (checked above).
-            let saved_sp = unsafe { (*saved).uc_mcontext.gregs[libc::REG_RSP as usize] } as usize;
+            // SAFETY: the ucontext lies below `top`, inside the stack (checked above), and
+            // its fields are word-aligned like the frame.
+            let saved_sp = unsafe {
+                arch::read_word(std::ptr::addr_of!((*saved).uc_mcontext.gregs[libc::REG_RSP as usize]) as usize)
+            };
             if saved_sp > at && saved_sp <= top {
                 // The kernel's mask is the first 64 bits of the C library's larger set;
                 // the rest of the copy is whatever follows it in the frame.
                 // SAFETY: as above; sigemptyset initialises the whole set.
                 unsafe {
                     libc::sigemptyset(&mut mask);
-                    let kernel_mask = std::ptr::addr_of!((*saved).uc_sigmask) as *const u64;
-                    *(std::ptr::addr_of_mut!(mask) as *mut u64) = *kernel_mask;
+                    let kernel_mask = arch::read_word(std::ptr::addr_of!((*saved).uc_sigmask) as usize);
+                    *(std::ptr::addr_of_mut!(mask) as *mut u64) = kernel_mask as u64;
                 }
                 // Keep looking: an outer handler's frame lies further up.
             }
