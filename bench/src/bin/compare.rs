@@ -1,4 +1,4 @@
-//! Measures bobbin against every peer on every workload of DESIGN.md section 8, in one
+//! Measures bobbin against every peer on every workload listed in `WORKLOADS`, in one
 //! process run, and writes `bench-results/summary.md` plus one SVG chart per workload.
 //!
 //! ```text
