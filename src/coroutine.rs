@@ -32,6 +32,30 @@ use crate::stack::{self, DEFAULT_STACK_SIZE};
 use crate::Error;
 
 /// What a [`Coroutine::resume`] produced: a suspended value or the final return value.
+///
+/// # Examples
+/// ```
+/// use bobbin::{Coroutine, CoroutineResult};
+///
+/// let mut countdown = Coroutine::new(|y, mut n: u32| {
+///     while n > 0 {
+///         y.suspend(n);
+///         n -= 1;
+///     }
+///     "liftoff"
+/// });
+/// let mut seen = Vec::new();
+/// loop {
+///     match countdown.resume(3) {
+///         CoroutineResult::Yield(n) => seen.push(n),
+///         CoroutineResult::Return(word) => {
+///             assert_eq!(word, "liftoff");
+///             break;
+///         }
+///     }
+/// }
+/// assert_eq!(seen, [3, 2, 1]); // only the first resume's input starts the count
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CoroutineResult<Y, R> {
     /// The coroutine suspended, handing out this value.
@@ -42,6 +66,14 @@ pub enum CoroutineResult<Y, R> {
 
 impl<Y, R> CoroutineResult<Y, R> {
     /// The yielded value, if the coroutine suspended.
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::CoroutineResult;
+    ///
+    /// assert_eq!(CoroutineResult::<u8, &str>::Yield(1).as_yield(), Some(1));
+    /// assert_eq!(CoroutineResult::<u8, &str>::Return("end").as_yield(), None);
+    /// ```
     pub fn as_yield(self) -> Option<Y> {
         match self {
             CoroutineResult::Yield(y) => Some(y),
@@ -50,6 +82,12 @@ impl<Y, R> CoroutineResult<Y, R> {
     }
 
     /// The returned value, if the coroutine finished.
+    ///
+    /// # Examples
+    /// ```
+    /// let mut square = bobbin::Coroutine::<u64, (), u64>::new(|_, x| x * x);
+    /// assert_eq!(square.resume(12).as_return(), Some(144));
+    /// ```
     pub fn as_return(self) -> Option<R> {
         match self {
             CoroutineResult::Yield(_) => None,
@@ -76,6 +114,24 @@ impl<Y, R> CoroutineResult<Y, R> {
 /// one of this thread's thread-locals, and resuming it on another thread would make it
 /// touch the wrong thread's data.
 ///
+/// # Examples
+/// A tokenizer written as straight-line code that hands out one token per resume:
+/// ```
+/// use bobbin::{Coroutine, CoroutineResult};
+///
+/// let mut tokens = Coroutine::new(|y, text: &'static str| {
+///     for word in text.split_whitespace() {
+///         y.suspend(word);
+///     }
+///     text.split_whitespace().count()
+/// });
+/// assert_eq!(tokens.resume("stackful green threads"), CoroutineResult::Yield("stackful"));
+/// assert_eq!(tokens.resume(""), CoroutineResult::Yield("green"));
+/// assert_eq!(tokens.resume(""), CoroutineResult::Yield("threads"));
+/// assert_eq!(tokens.resume(""), CoroutineResult::Return(3));
+/// ```
+///
+/// It cannot be sent to another thread:
 /// ```compile_fail
 /// fn assert_send<T: Send>(_: T) {}
 /// assert_send(bobbin::Coroutine::<(), (), ()>::new(|_, ()| ()));
@@ -90,6 +146,19 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     ///
     /// # Panics
     /// If no stack can be allocated (see [`Builder::spawn`] for the fallible form).
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::{Coroutine, CoroutineResult};
+    ///
+    /// let mut echo = Coroutine::new(|y, first: String| {
+    ///     let second = y.suspend(first.len());
+    ///     format!("{first} {second}")
+    /// });
+    /// assert!(!echo.started()); // nothing runs until the first resume
+    /// assert_eq!(echo.resume("hello".into()), CoroutineResult::Yield(5));
+    /// assert_eq!(echo.resume("world".into()), CoroutineResult::Return("hello world".into()));
+    /// ```
     pub fn new<F>(f: F) -> Self
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
@@ -105,6 +174,25 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// # Panics
     /// With the coroutine's own payload if it panicked; with a message if it is already
     /// finished, is running (resumed from inside itself), or overflowed its stack now.
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::{Coroutine, CoroutineResult};
+    ///
+    /// let mut acc = Coroutine::new(|y, mut x: i32| {
+    ///     let mut sum = 0;
+    ///     for _ in 0..2 {
+    ///         sum += x;
+    ///         x = y.suspend(sum);
+    ///     }
+    ///     sum + x
+    /// });
+    /// assert_eq!(acc.resume(1), CoroutineResult::Yield(1));
+    /// assert_eq!(acc.resume(2), CoroutineResult::Yield(3));
+    /// assert_eq!(acc.resume(3), CoroutineResult::Return(6));
+    /// // Resuming a finished coroutine panics; `try_resume` reports it instead.
+    /// assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| acc.resume(0))).is_err());
+    /// ```
     #[inline(always)]
     pub fn resume(&mut self, input: I) -> CoroutineResult<Y, R> {
         match self.resume_unless_finished(input) {
@@ -133,6 +221,22 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// [`Error::Panicked`] with the payload if the coroutine panicked;
     /// [`Error::StackOverflow`] if it overflowed its stack; [`Error::Finished`] if it was
     /// already done; [`Error::ResumedFromInside`] if it is running.
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::{Coroutine, CoroutineResult, Error};
+    ///
+    /// let mut fails = Coroutine::<(), (), ()>::new(|_, ()| panic!("bad input"));
+    /// match fails.try_resume(()) {
+    ///     Err(Error::Panicked(payload)) => assert_eq!(payload.downcast_ref::<&str>(), Some(&"bad input")),
+    ///     other => panic!("expected the panic, got {other:?}"),
+    /// }
+    /// assert!(fails.done());
+    /// assert!(matches!(fails.try_resume(()), Err(Error::Finished)));
+    ///
+    /// let mut fine = Coroutine::<(), (), u8>::new(|_, ()| 1);
+    /// assert!(matches!(fine.try_resume(()), Ok(CoroutineResult::Return(1))));
+    /// ```
     #[inline(always)]
     pub fn try_resume(&mut self, input: I) -> Result<CoroutineResult<Y, R>, Error> {
         as_result(self.raw.resume(input))
@@ -145,16 +249,44 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     }
 
     /// Whether the coroutine has been resumed at least once.
+    ///
+    /// # Examples
+    /// ```
+    /// let mut co = bobbin::Coroutine::new(|y, ()| y.suspend(()));
+    /// assert!(!co.started());
+    /// co.resume(());
+    /// assert!(co.started() && !co.done());
+    /// ```
     pub fn started(&self) -> bool {
         self.raw.started()
     }
 
     /// Whether the coroutine has returned, panicked or overflowed its stack.
+    ///
+    /// # Examples
+    /// ```
+    /// let mut co = bobbin::Coroutine::new(|y, ()| y.suspend(()));
+    /// co.resume(()); // suspends
+    /// assert!(!co.done());
+    /// co.resume(()); // returns
+    /// assert!(co.done());
+    /// ```
     pub fn done(&self) -> bool {
         self.raw.done()
     }
 
     /// Usable size of the coroutine's stack, in bytes.
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::coroutine::Builder;
+    /// use bobbin::stack::DEFAULT_STACK_SIZE;
+    ///
+    /// assert_eq!(bobbin::Coroutine::<(), (), ()>::new(|_, ()| ()).stack_size(), DEFAULT_STACK_SIZE);
+    /// let small = Builder::new().stack_size(20_000).spawn(|_, ()| ()).unwrap();
+    /// let small: bobbin::Coroutine<(), (), ()> = small;
+    /// assert_eq!(small.stack_size(), 20_000usize.next_multiple_of(bobbin::stack::page_size()));
+    /// ```
     pub fn stack_size(&self) -> usize {
         self.raw.stack_size()
     }
@@ -196,6 +328,7 @@ impl<I, Y, R> fmt::Debug for Coroutine<I, Y, R> {
 
 /// Configures and creates a [`Coroutine`].
 ///
+/// # Examples
 /// ```
 /// use bobbin::coroutine::Builder;
 /// use bobbin::CoroutineResult;
@@ -212,12 +345,30 @@ pub struct Builder {
 }
 
 impl Builder {
-    /// A builder with the default stack size.
+    /// A builder with the default stack size ([`DEFAULT_STACK_SIZE`]) and shared
+    /// floating-point control words.
+    ///
+    /// # Examples
+    /// ```
+    /// let co: bobbin::Coroutine<(), (), ()> = bobbin::coroutine::Builder::new().spawn(|_, ()| ()).unwrap();
+    /// assert_eq!(co.stack_size(), bobbin::stack::DEFAULT_STACK_SIZE);
+    /// ```
     pub fn new() -> Builder {
         Builder { stack_size: DEFAULT_STACK_SIZE, preserve_fp: false }
     }
 
     /// Usable stack size in bytes, rounded up to whole pages.
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::coroutine::Builder;
+    /// use bobbin::{Coroutine, Error};
+    ///
+    /// let co: Coroutine<(), (), ()> = Builder::new().stack_size(1 << 20).spawn(|_, ()| ()).unwrap();
+    /// assert_eq!(co.stack_size(), 1 << 20);
+    /// let zero = Builder::new().stack_size(0).spawn(|_, ()| ());
+    /// assert!(matches!(zero.map(|_: Coroutine<(), (), ()>| ()), Err(Error::InvalidStackSize { size: 0, .. })));
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = bytes;
         self
@@ -239,12 +390,37 @@ impl Builder {
     /// suspend while it is in force. The sticky status flags (`MXCSR` bits 0-5) are shared
     /// either way.
     ///
+    /// # Examples
+    /// A coroutine that sets round-toward-zero for foreign code and suspends while it is
+    /// in force; the resumer keeps rounding to nearest:
     /// ```
     /// use bobbin::coroutine::Builder;
     /// use bobbin::{Coroutine, CoroutineResult};
+    /// use std::arch::asm;
     ///
-    /// let mut c: Coroutine<(), (), ()> = Builder::new().preserve_fp_control(true).spawn(|y, ()| y.suspend(())).unwrap();
-    /// assert_eq!(c.resume(()), CoroutineResult::Yield(()));
+    /// fn mxcsr() -> u32 {
+    ///     let mut v = 0u32;
+    ///     // SAFETY: stmxcsr only stores MXCSR into `v`.
+    ///     unsafe { asm!("stmxcsr [{}]", in(reg) &mut v, options(nostack)) };
+    ///     v
+    /// }
+    /// const ROUNDING: u32 = 0b11 << 13;
+    /// let mut c: Coroutine<(), u32, ()> = Builder::new()
+    ///     .preserve_fp_control(true)
+    ///     .spawn(|y, ()| {
+    ///         let toward_zero = mxcsr() | ROUNDING;
+    ///         // SAFETY: (for the example) no Rust floating-point code runs while the mode
+    ///         // is changed; it is restored before the coroutine returns.
+    ///         unsafe { asm!("ldmxcsr [{}]", in(reg) &toward_zero, options(nostack)) };
+    ///         y.suspend(mxcsr() & ROUNDING);
+    ///         let nearest = mxcsr() & !ROUNDING;
+    ///         // SAFETY: as above.
+    ///         unsafe { asm!("ldmxcsr [{}]", in(reg) &nearest, options(nostack)) };
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(c.resume(()), CoroutineResult::Yield(ROUNDING)); // inside: toward zero
+    /// assert_eq!(mxcsr() & ROUNDING, 0); // the resumer's mode is its own
+    /// assert_eq!(c.resume(()), CoroutineResult::Return(()));
     /// ```
     pub fn preserve_fp_control(mut self, preserve: bool) -> Builder {
         self.preserve_fp = preserve;
@@ -256,6 +432,17 @@ impl Builder {
     /// # Errors
     /// [`Error::InvalidStackSize`] for a zero or absurd size; [`Error::StackAllocation`]
     /// if the kernel refuses memory.
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::coroutine::Builder;
+    /// use bobbin::{Coroutine, CoroutineResult, Error};
+    ///
+    /// let mut co: Coroutine<u32, (), u32> = Builder::new().spawn(|_, x| x + 1).unwrap();
+    /// assert_eq!(co.resume(41), CoroutineResult::Return(42));
+    /// let too_big = Builder::new().stack_size(usize::MAX).spawn(|_, x: u32| x);
+    /// assert!(matches!(too_big.map(|_: Coroutine<u32, (), u32>| ()), Err(Error::InvalidStackSize { .. })));
+    /// ```
     pub fn spawn<I, Y, R, F>(self, f: F) -> Result<Coroutine<I, Y, R>, Error>
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,

@@ -7,6 +7,22 @@ use std::io;
 ///
 /// Each variant says what happened and, where the cause lies outside the program (the
 /// kernel refusing a mapping), what to look at.
+///
+/// # Examples
+/// ```
+/// use bobbin::coroutine::Builder;
+/// use bobbin::{Coroutine, Error};
+///
+/// #[allow(unconditional_recursion)] // until the guard page stops it
+/// fn deep(n: u64) -> u64 {
+///     let frame = std::hint::black_box([n; 128]);
+///     deep(n + 1) + frame[0]
+/// }
+/// let mut co: Coroutine<(), (), u64> = Builder::new().stack_size(64 * 1024).spawn(|_, ()| deep(0)).unwrap();
+/// let err = co.try_resume(()).unwrap_err();
+/// assert!(matches!(err, Error::StackOverflow { stack_size: 65536 }));
+/// assert_eq!(err.to_string(), "coroutine overflowed its stack of 65536 bytes");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

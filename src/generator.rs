@@ -40,6 +40,21 @@ impl<T> Generator<T> {
     ///
     /// # Panics
     /// If no stack can be allocated (see [`Generator::with_builder`]).
+    ///
+    /// # Examples
+    /// An endless generator is fine: it runs only as far as it is pulled.
+    /// ```
+    /// use bobbin::Generator;
+    ///
+    /// let fib = Generator::new(|y| {
+    ///     let (mut a, mut b) = (0u64, 1u64);
+    ///     loop {
+    ///         y.suspend(a);
+    ///         (a, b) = (b, a + b);
+    ///     }
+    /// });
+    /// assert_eq!(fib.take(10).collect::<Vec<_>>(), [0, 1, 1, 2, 3, 5, 8, 13, 21, 34]);
+    /// ```
     pub fn new<F>(f: F) -> Generator<T>
     where
         F: FnOnce(&Yielder<(), T>) + 'static,
@@ -51,6 +66,23 @@ impl<T> Generator<T> {
     ///
     /// # Errors
     /// As [`Builder::spawn`].
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::coroutine::Builder;
+    /// use bobbin::Generator;
+    ///
+    /// // A deep recursion on a 4 MiB stack.
+    /// fn count_down(n: u32, y: &bobbin::Yielder<(), u32>) {
+    ///     if n > 0 {
+    ///         y.suspend(n);
+    ///         count_down(n - 1, y);
+    ///     }
+    /// }
+    /// let g = Generator::with_builder(Builder::new().stack_size(4 << 20), |y| count_down(20_000, y)).unwrap();
+    /// assert_eq!(g.count(), 20_000);
+    /// assert!(Generator::<u32>::with_builder(Builder::new().stack_size(0), |_| ()).is_err());
+    /// ```
     pub fn with_builder<F>(builder: Builder, f: F) -> Result<Generator<T>, Error>
     where
         F: FnOnce(&Yielder<(), T>) + 'static,
@@ -59,6 +91,15 @@ impl<T> Generator<T> {
     }
 
     /// Whether the closure has returned (the iterator is exhausted).
+    ///
+    /// # Examples
+    /// ```
+    /// let mut g = bobbin::Generator::new(|y| y.suspend(1));
+    /// assert_eq!(g.next(), Some(1));
+    /// assert!(!g.done()); // suspended in its last `suspend`
+    /// assert_eq!(g.next(), None);
+    /// assert!(g.done());
+    /// ```
     pub fn done(&self) -> bool {
         self.co.done()
     }

@@ -2,7 +2,8 @@
 //! it wrote: `summary.md` with a table per workload whose rows all have a value, and per
 //! workload an SVG chart that parses as XML, has one bar per row of that table (bars are
 //! the `rect`s filled with one of the bar colours, bobbin's colour for bobbin's rows) and
-//! names every library.
+//! names every library. A quick run without `--out` must leave the committed
+//! `bench-results/` alone.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -90,4 +91,21 @@ fn quick_run_writes_a_table_and_a_chart_per_workload() {
         }
     }
     std::fs::remove_dir_all(&out).expect("remove the output directory");
+}
+
+#[test]
+fn quick_run_without_out_writes_to_the_target_directory_not_over_the_committed_results() {
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench-results/summary.md");
+    let before = std::fs::read(&committed).expect("the committed bench-results/summary.md");
+    let exe = Path::new(env!("CARGO_BIN_EXE_compare"));
+    // The binary is <target>/<profile>/compare.
+    let scratch = exe.parent().and_then(Path::parent).expect("a target directory").join("compare-quick");
+    let _ = std::fs::remove_file(scratch.join("summary.md"));
+    let status = Command::new(exe).args(["--quick", "--only", "switch"]).status().expect("run compare");
+    assert!(status.success(), "compare --quick --only switch failed: {status}");
+
+    let after = std::fs::read(&committed).expect("the committed bench-results/summary.md");
+    assert!(after == before, "compare --quick rewrote the committed {}", committed.display());
+    let summary = std::fs::read_to_string(scratch.join("summary.md")).expect("summary.md in target/compare-quick");
+    assert!(summary.contains("Quick run") && summary.contains("## switch: "), "not the quick run's report");
 }

@@ -45,6 +45,12 @@ pub struct ContextHandle {
 
 impl ContextHandle {
     /// A zeroed context on the heap.
+    ///
+    /// # Examples
+    /// ```
+    /// let handle = bobbin::context::ContextHandle::new();
+    /// assert!(handle.parent().is_null()); // a `Context` through `Deref`
+    /// ```
     pub fn new() -> ContextHandle {
         ContextHandle { ctx: Box::new(Context::new()) }
     }
@@ -53,6 +59,26 @@ impl ContextHandle {
     ///
     /// # Errors
     /// As [`Context::init`].
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::context::{Context, ContextHandle, Val};
+    /// use bobbin::Error;
+    ///
+    /// extern "C" fn is_even(x: u64) -> bool {
+    ///     x % 2 == 0
+    /// }
+    /// let f = is_even as *const () as usize;
+    /// let mut stack = vec![0u64; 1024];
+    /// let mut parent = ContextHandle::new();
+    /// let mut child = ContextHandle::create_and_init(&mut stack, f, &[Val::U64(10)]).unwrap();
+    /// // SAFETY: `stack` outlives the child, which returns to `parent` through the backstop.
+    /// unsafe { Context::swap(&mut parent, &mut child) };
+    /// assert!(child.get_untyped_retval().as_bool());
+    ///
+    /// let mut tiny = [0u64; 4];
+    /// assert!(matches!(ContextHandle::create_and_init(&mut tiny, f, &[]), Err(Error::StackTooSmall { .. })));
+    /// ```
     pub fn create_and_init(stack: &mut [u64], fptr: usize, args: &[Val]) -> Result<ContextHandle, Error> {
         let mut handle = ContextHandle::new();
         Context::init(stack, &mut handle, fptr, args)?;

@@ -24,6 +24,11 @@
 //! when a context it started arrives for the first time. A switch to a context whose stack
 //! was never learnt is announced as one to a stack of unknown bounds, on which ASan finds
 //! fewer errors.
+//!
+//! This file is longer than the project's 600 lines because most of it is the
+//! documentation of one type: `Context` and its methods, each with a running example.
+//! `ContextHandle` (handle.rs), argument placement (val.rs) and the AddressSanitizer hooks
+//! (asan_hooks.rs) are beside it.
 
 #[cfg(bobbin_asan)]
 mod asan_hooks;
@@ -68,6 +73,24 @@ struct GpRegs {
 /// A `Context` must not move once initialised: the assembly, the initial stack frame and
 /// other contexts refer to it by address. Keep it in a [`ContextHandle`] (a heap
 /// allocation) or in another structure that never moves.
+///
+/// # Examples
+/// Two contexts in boxes: the caller's, saved by the switch, and one that runs a function.
+/// ```
+/// use bobbin::context::{Context, Val};
+///
+/// extern "C" fn triple(x: u32) -> u32 {
+///     x * 3
+/// }
+/// let mut stack = vec![0u64; 1024];
+/// let mut parent = Box::new(Context::new());
+/// let mut child = Box::new(Context::new());
+/// Context::init(&mut stack, &mut child, triple as *const () as usize, &[Val::U32(14)]).unwrap();
+/// // SAFETY: `triple` needs far less than the 8 KiB of `stack`, which outlives the child;
+/// // neither box moves while the child runs, and it returns to `parent` through the backstop.
+/// unsafe { Context::swap(&mut parent, &mut child) };
+/// assert_eq!(child.get_untyped_retval().as_u32(), 42);
+/// ```
 #[repr(C, align(64))]
 pub struct Context {
     gpr: GpRegs,
@@ -146,6 +169,13 @@ const ASAN_ENTRY_WORDS: usize = 1;
 impl Context {
     /// A context with every field zero: a place for [`Context::swap`] to save into, not
     /// yet something to switch to.
+    ///
+    /// # Examples
+    /// ```
+    /// let ctx = bobbin::context::Context::new();
+    /// assert!(ctx.parent().is_null());
+    /// assert_eq!(ctx.get_retval_gp(0), 0);
+    /// ```
     pub fn new() -> Context {
         // SAFETY: every field is an integer, a float vector, a raw pointer, an Option of
         // a function pointer or a sigset_t, for all of which all-zero bits are valid
@@ -392,6 +422,44 @@ impl Context {
     /// [`bobbin::stack::Stack`](crate::stack::Stack)) silently overwrites whatever memory
     /// lies there; that is the caller's risk, which `init` does not check. A `Stack` turns
     /// the same overrun into a fault on its guard page.
+    ///
+    /// # Examples
+    /// A child that hands out three values, switching back to whoever swapped into it
+    /// after each:
+    /// ```
+    /// use bobbin::context::{Context, ContextHandle, Val};
+    /// use std::cell::Cell;
+    /// use std::ffi::c_void;
+    ///
+    /// extern "C" fn produce(me: *mut c_void, out: *const c_void) -> u64 {
+    ///     let (me, out) = (me.cast::<Context>(), out.cast::<Cell<u64>>());
+    ///     for i in 1..=3 {
+    ///         // SAFETY: `out` and both contexts outlive the child; the parent waits in
+    ///         // its `swap` until the child switches back.
+    ///         unsafe {
+    ///             (*out).set(i * 10);
+    ///             Context::swap(&mut *me, &mut *(*me).parent().cast_mut());
+    ///         }
+    ///     }
+    ///     99
+    /// }
+    /// let out = Cell::new(0u64);
+    /// let mut stack = vec![0u64; 2048];
+    /// let mut parent = ContextHandle::new();
+    /// let mut child = ContextHandle::new();
+    /// let me: *mut Context = &mut *child;
+    /// let args = [Val::CPtr(me.cast()), Val::CPtr((&out as *const Cell<u64>).cast())];
+    /// Context::init(&mut stack, &mut child, produce as *const () as usize, &args).unwrap();
+    /// let mut seen = Vec::new();
+    /// for _ in 0..4 {
+    ///     // SAFETY: `stack` outlives the child, which needs far less than its 16 KiB; the
+    ///     // fourth switch lets it return to `parent` through the backstop.
+    ///     unsafe { Context::swap(&mut parent, &mut *me) };
+    ///     seen.push(out.get());
+    /// }
+    /// assert_eq!(seen, [10, 20, 30, 30]);
+    /// assert_eq!(child.get_retval_gp(0), 99);
+    /// ```
     #[inline]
     pub unsafe fn swap(from: &mut Context, to: &mut Context) {
         #[cfg(bobbin_asan)]
@@ -407,6 +475,27 @@ impl Context {
     /// # Safety
     /// As for the `to` of [`Context::swap`], the risk of running off an unguarded stack
     /// included. Nothing on the current stack is dropped.
+    ///
+    /// # Examples
+    /// A child that leaves for its parent for good instead of returning:
+    /// ```
+    /// use bobbin::context::{Context, ContextHandle, Val};
+    /// use std::ffi::c_void;
+    ///
+    /// extern "C" fn leave(me: *const c_void) -> u64 {
+    ///     // SAFETY: the parent that swapped in is alive, waiting in its `swap`.
+    ///     unsafe { Context::set(&*(*me.cast::<Context>()).parent()) }
+    /// }
+    /// let mut stack = vec![0u64; 1024];
+    /// let mut parent = ContextHandle::new();
+    /// let mut child = ContextHandle::new();
+    /// let me: *const Context = &*child;
+    /// Context::init(&mut stack, &mut child, leave as *const () as usize, &[Val::CPtr(me.cast())]).unwrap();
+    /// // SAFETY: `stack` outlives the child, which needs far less than its 8 KiB.
+    /// unsafe { Context::swap(&mut parent, &mut child) };
+    /// // Back in the parent, although `leave` never returned: no return value was stored.
+    /// assert_eq!(child.get_retval_gp(0), 0);
+    /// ```
     pub unsafe fn set(to: &Context) -> ! {
         #[cfg(bobbin_asan)]
         asan::context_set(&to.asan);
@@ -425,6 +514,52 @@ impl Context {
     /// guard-paged [`Stack`](crate::stack::Stack)); in addition the signal must be one that
     /// may be left without returning from the handler (a synchronous fault is; a signal that
     /// interrupted code holding a lock is not).
+    ///
+    /// # Examples
+    /// A child raises a signal; the handler leaves it for the parent, and the parent's mask
+    /// (here: nothing blocked) is in force again, where a plain [`Context::set`] would leave
+    /// the handler's (the signal blocked):
+    /// ```
+    /// use bobbin::context::{Context, ContextHandle};
+    /// use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+    ///
+    /// static ESCAPE: AtomicPtr<Context> = AtomicPtr::new(std::ptr::null_mut());
+    /// static AFTER_RAISE: AtomicBool = AtomicBool::new(false);
+    ///
+    /// extern "C" fn on_signal(_: libc::c_int) {
+    ///     // SAFETY: ESCAPE is the parent, waiting in its `swap`; the child raised the
+    ///     // signal itself, holding no lock.
+    ///     let _ = unsafe { Context::set_from_signal(&*ESCAPE.load(Ordering::SeqCst)) };
+    /// }
+    /// extern "C" fn child_fn() -> u64 {
+    ///     // SAFETY: raise only signals this thread.
+    ///     unsafe { libc::raise(libc::SIGUSR1) };
+    ///     AFTER_RAISE.store(true, Ordering::SeqCst); // never reached
+    ///     1
+    /// }
+    /// fn usr1_blocked() -> bool {
+    ///     // SAFETY: reads this thread's mask into a local set.
+    ///     unsafe {
+    ///         let mut set: libc::sigset_t = std::mem::zeroed();
+    ///         libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), &mut set);
+    ///         libc::sigismember(&set, libc::SIGUSR1) == 1
+    ///     }
+    /// }
+    /// // SAFETY: an all-zero sigaction is valid; the handler is set before it is installed.
+    /// unsafe {
+    ///     let mut action: libc::sigaction = std::mem::zeroed();
+    ///     action.sa_sigaction = on_signal as usize;
+    ///     assert_eq!(libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()), 0);
+    /// }
+    /// let mut stack = bobbin::stack::Stack::new(64 * 1024).unwrap();
+    /// let mut parent = ContextHandle::new();
+    /// let mut child = ContextHandle::create_and_init(stack.words_mut(), child_fn as *const () as usize, &[]).unwrap();
+    /// ESCAPE.store(&mut *parent, Ordering::SeqCst);
+    /// // SAFETY: the child and the handler run on `stack`, which outlives them.
+    /// unsafe { Context::swap(&mut parent, &mut child) };
+    /// assert!(!AFTER_RAISE.load(Ordering::SeqCst));
+    /// assert!(!usr1_blocked());
+    /// ```
     pub unsafe fn set_from_signal(to: &Context) -> Result<(), Error> {
         // SAFETY: `to.sigset` is a valid sigset_t; a null old-set pointer is allowed.
         let rc = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &to.sigset, core::ptr::null_mut()) };
@@ -436,6 +571,23 @@ impl Context {
     }
 
     /// Zeroes the stored return values.
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::context::{Context, ContextHandle, Val};
+    ///
+    /// extern "C" fn seven() -> u64 {
+    ///     7
+    /// }
+    /// let mut stack = vec![0u64; 1024];
+    /// let mut parent = ContextHandle::new();
+    /// let mut child = ContextHandle::create_and_init(&mut stack, seven as *const () as usize, &[]).unwrap();
+    /// // SAFETY: `stack` outlives the child, which returns to `parent` through the backstop.
+    /// unsafe { Context::swap(&mut parent, &mut child) };
+    /// assert_eq!(child.get_retval_gp(0), 7);
+    /// child.clear_retvals();
+    /// assert_eq!(child.get_retval_gp(0), 0);
+    /// ```
     pub fn clear_retvals(&mut self) {
         self.retvals_gp = [0; 2];
         self.retval_fp = m128_from_bits(0);
@@ -445,27 +597,119 @@ impl Context {
     ///
     /// # Panics
     /// If `idx` is not 0 or 1.
+    ///
+    /// # Examples
+    /// A two-word structure comes back in rax and rdx:
+    /// ```
+    /// use bobbin::context::{Context, ContextHandle, Val};
+    ///
+    /// #[repr(C)]
+    /// struct Span {
+    ///     start: u64,
+    ///     len: u64,
+    /// }
+    /// extern "C" fn span(start: u64, end: u64) -> Span {
+    ///     Span { start, len: end - start }
+    /// }
+    /// let mut stack = vec![0u64; 1024];
+    /// let mut parent = ContextHandle::new();
+    /// let args = [Val::U64(100), Val::U64(164)];
+    /// let mut child = ContextHandle::create_and_init(&mut stack, span as *const () as usize, &args).unwrap();
+    /// // SAFETY: `stack` outlives the child, which returns to `parent` through the backstop.
+    /// unsafe { Context::swap(&mut parent, &mut child) };
+    /// assert_eq!((child.get_retval_gp(0), child.get_retval_gp(1)), (100, 64));
+    /// ```
     pub fn get_retval_gp(&self, idx: usize) -> u64 {
         assert!(idx < 2, "get_retval_gp: index {idx} out of range (0 is rax, 1 is rdx)");
         self.retvals_gp[idx]
     }
 
     /// xmm0 of the finished entry function.
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::context::{Context, ContextHandle, Val};
+    /// use std::arch::x86_64::_mm_cvtss_f32;
+    ///
+    /// extern "C" fn half(x: f32) -> f32 {
+    ///     x / 2.0
+    /// }
+    /// let mut stack = vec![0u64; 1024];
+    /// let mut parent = ContextHandle::new();
+    /// let mut child = ContextHandle::create_and_init(&mut stack, half as *const () as usize, &[Val::F32(3.0)]).unwrap();
+    /// // SAFETY: `stack` outlives the child, which returns to `parent` through the backstop.
+    /// unsafe { Context::swap(&mut parent, &mut child) };
+    /// // SAFETY: SSE is part of the x86-64 baseline.
+    /// assert_eq!(unsafe { _mm_cvtss_f32(child.get_retval_fp()) }, 1.5);
+    /// ```
     pub fn get_retval_fp(&self) -> __m128 {
         self.retval_fp
     }
 
     /// rax and xmm0 of the finished entry function, to be read as its return type.
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::context::{Context, ContextHandle, Val};
+    ///
+    /// extern "C" fn sign(x: i32) -> i32 {
+    ///     x.signum()
+    /// }
+    /// let mut stack = vec![0u64; 1024];
+    /// let mut parent = ContextHandle::new();
+    /// let mut child = ContextHandle::create_and_init(&mut stack, sign as *const () as usize, &[Val::I32(-12)]).unwrap();
+    /// // SAFETY: `stack` outlives the child, which returns to `parent` through the backstop.
+    /// unsafe { Context::swap(&mut parent, &mut child) };
+    /// assert_eq!(child.get_untyped_retval().as_i32(), -1);
+    /// ```
     pub fn get_untyped_retval(&self) -> UntypedRetVal {
         UntypedRetVal::new(self.retvals_gp[0], self.retval_fp)
     }
 
     /// The context that last swapped into this one (null if none has).
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::context::{Context, ContextHandle};
+    ///
+    /// extern "C" fn nothing() {}
+    /// let mut stack = vec![0u64; 1024];
+    /// let mut parent = ContextHandle::new();
+    /// let mut child = ContextHandle::create_and_init(&mut stack, nothing as *const () as usize, &[]).unwrap();
+    /// assert!(child.parent().is_null());
+    /// // SAFETY: `stack` outlives the child, which returns to `parent` through the backstop.
+    /// unsafe { Context::swap(&mut parent, &mut child) };
+    /// assert!(std::ptr::eq(child.parent(), &*parent));
+    /// ```
     pub fn parent(&self) -> *const Context {
         self.parent_ctx
     }
 
     /// Sets the values rdi and rsi receive when this context is next entered.
+    ///
+    /// They are seen by code that reads rdi and rsi where the context continues: assembly
+    /// that a signal handler or a scheduler switches into, as bobbin's overflow handler
+    /// does to tell a coroutine's resumer what happened. A fresh context's arguments come
+    /// from its initial frame instead, and Rust code that continues after a
+    /// [`Context::swap`] cannot see them.
+    ///
+    /// # Examples
+    /// The entry function of a fresh context gets the arguments given to `init`:
+    /// ```
+    /// use bobbin::context::{Context, ContextHandle, Val};
+    ///
+    /// extern "C" fn sub(a: u64, b: u64) -> u64 {
+    ///     a - b
+    /// }
+    /// let mut stack = vec![0u64; 1024];
+    /// let mut parent = ContextHandle::new();
+    /// let args = [Val::U64(50), Val::U64(8)];
+    /// let mut child = ContextHandle::create_and_init(&mut stack, sub as *const () as usize, &args).unwrap();
+    /// child.set_entry_registers(1, 1);
+    /// // SAFETY: `stack` outlives the child, which returns to `parent` through the backstop.
+    /// unsafe { Context::swap(&mut parent, &mut child) };
+    /// assert_eq!(child.get_retval_gp(0), 42);
+    /// ```
     pub fn set_entry_registers(&mut self, rdi: u64, rsi: u64) {
         self.gpr.rdi = rdi;
         self.gpr.rsi = rsi;

@@ -57,12 +57,37 @@ use worker::{RtJob, RtShared, WorkerPart};
 /// A multi-threaded green-thread runtime. See the [module docs](self).
 ///
 /// `Send` and `Sync`: any thread may spawn onto it through a shared reference.
+///
+/// # Examples
+/// Several OS threads spawning onto one runtime through a shared reference:
+/// ```
+/// use bobbin::Runtime;
+///
+/// let rt = Runtime::builder().workers(2).build().unwrap();
+/// let total: u64 = std::thread::scope(|s| {
+///     let callers: Vec<_> = (0..4u64)
+///         .map(|i| {
+///             let rt = &rt;
+///             s.spawn(move || rt.spawn(move || i * 100).join().unwrap())
+///         })
+///         .collect();
+///     callers.into_iter().map(|c| c.join().unwrap()).sum()
+/// });
+/// assert_eq!(total, 600);
+/// ```
 pub struct Runtime {
     shared: Arc<RtShared>,
     workers: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// Configures and starts a [`Runtime`].
+///
+/// # Examples
+/// ```
+/// let rt = bobbin::Runtime::builder().workers(3).stack_size(64 * 1024).build().unwrap();
+/// assert_eq!(rt.workers(), 3);
+/// assert_eq!(rt.block_on(|| "on a worker"), "on a worker");
+/// ```
 #[derive(Clone, Debug)]
 pub struct Builder {
     workers: Option<usize>,
@@ -73,6 +98,13 @@ pub struct Builder {
 impl Runtime {
     /// A builder with defaults: one worker per available CPU, 128 KiB green-thread stacks,
     /// no migration of started green threads.
+    ///
+    /// # Examples
+    /// ```
+    /// let rt = bobbin::Runtime::builder().build().unwrap();
+    /// let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    /// assert_eq!(rt.workers(), cpus);
+    /// ```
     pub fn builder() -> Builder {
         Builder { workers: None, stack_size: DEFAULT_STACK_SIZE, migration: None }
     }
@@ -81,11 +113,23 @@ impl Runtime {
     ///
     /// # Errors
     /// As [`Builder::build`].
+    ///
+    /// # Examples
+    /// ```
+    /// let rt = bobbin::Runtime::new().unwrap();
+    /// assert_eq!(rt.block_on(|| 2 + 2), 4);
+    /// ```
     pub fn new() -> Result<Runtime, Error> {
         Runtime::builder().build()
     }
 
     /// Number of worker threads.
+    ///
+    /// # Examples
+    /// ```
+    /// let rt = bobbin::Runtime::builder().workers(2).build().unwrap();
+    /// assert_eq!(rt.workers(), 2);
+    /// ```
     pub fn workers(&self) -> usize {
         self.workers.len()
     }
@@ -93,6 +137,14 @@ impl Runtime {
     /// Spawns a green thread on the runtime. From one of this runtime's workers it goes on
     /// that worker's deque (where idle workers steal it); from anywhere else, on the
     /// runtime's injector.
+    ///
+    /// # Examples
+    /// ```
+    /// let rt = bobbin::Runtime::builder().workers(2).build().unwrap();
+    /// let handles: Vec<_> = (0..10u32).map(|i| rt.spawn(move || i * i)).collect();
+    /// let squares: Vec<u32> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    /// assert_eq!(squares, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+    /// ```
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -108,6 +160,19 @@ impl Runtime {
     /// # Panics
     /// With `f`'s panic payload if `f` panics; if called from one of this runtime's own
     /// workers (the worker would wait for itself: use [`spawn`] and join instead).
+    ///
+    /// # Examples
+    /// ```
+    /// let rt = bobbin::Runtime::builder().workers(2).build().unwrap();
+    /// let (thread, child) = rt.block_on(|| {
+    ///     // On a worker: its green threads can fan out with `runtime::spawn`.
+    ///     let thread = std::thread::current().name().map(str::to_owned);
+    ///     let child = bobbin::runtime::spawn(|| 1);
+    ///     (thread, child.join().unwrap())
+    /// });
+    /// assert!(thread.unwrap().starts_with("bobbin-worker-"));
+    /// assert_eq!(child, 1);
+    /// ```
     pub fn block_on<F, T>(&self, f: F) -> T
     where
         F: FnOnce() -> T + Send + 'static,
@@ -131,6 +196,33 @@ impl Runtime {
 ///
 /// # Panics
 /// If the caller is not running on a worker of a [`Runtime`].
+///
+/// # Examples
+/// Parallel merge sort, one green thread per half down to a cutoff:
+/// ```
+/// fn sort(mut v: Vec<u32>) -> Vec<u32> {
+///     if v.len() <= 64 {
+///         v.sort_unstable();
+///         return v;
+///     }
+///     let right = v.split_off(v.len() / 2);
+///     let right = bobbin::runtime::spawn(move || sort(right));
+///     let left = sort(v);
+///     let right = right.join().unwrap();
+///     let mut out = Vec::with_capacity(left.len() + right.len());
+///     let (mut l, mut r) = (left.into_iter().peekable(), right.into_iter().peekable());
+///     while let (Some(a), Some(b)) = (l.peek(), r.peek()) {
+///         out.push(if a <= b { l.next().unwrap() } else { r.next().unwrap() });
+///     }
+///     out.extend(l.chain(r));
+///     out
+/// }
+/// let rt = bobbin::Runtime::builder().workers(2).build().unwrap();
+/// let input: Vec<u32> = (0..10_000u32).map(|i| i.wrapping_mul(2_654_435_761) % 1000).collect();
+/// let mut expected = input.clone();
+/// expected.sort_unstable();
+/// assert_eq!(rt.block_on(move || sort(input)), expected);
+/// ```
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -182,12 +274,31 @@ impl fmt::Debug for Runtime {
 
 impl Builder {
     /// Number of worker threads (at least one).
+    ///
+    /// # Examples
+    /// ```
+    /// let rt = bobbin::Runtime::builder().workers(1).build().unwrap();
+    /// assert_eq!(rt.workers(), 1);
+    /// assert!(matches!(bobbin::Runtime::builder().workers(0).build(), Err(bobbin::Error::NoWorkers)));
+    /// ```
     pub fn workers(mut self, n: usize) -> Builder {
         self.workers = Some(n);
         self
     }
 
     /// Usable stack size of each green thread in bytes, rounded up to whole pages.
+    ///
+    /// # Examples
+    /// A deep recursion needs a bigger stack than the default 128 KiB:
+    /// ```
+    /// fn depth(n: u32) -> u32 {
+    ///     let frame = std::hint::black_box([n; 256]); // 1 KiB per call
+    ///     if n == 0 { 0 } else { depth(n - 1) + 1 + frame[0] - n }
+    /// }
+    /// let rt = bobbin::Runtime::builder().workers(1).stack_size(4 << 20).build().unwrap();
+    /// assert_eq!(rt.block_on(|| depth(1000)), 1000);
+    /// assert!(bobbin::Runtime::builder().stack_size(0).build().is_err());
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = bytes;
         self
@@ -206,6 +317,24 @@ impl Builder {
     /// libraries that keep per-thread state) from such green threads at all. Breaking this
     /// rule is undefined behaviour: one OS thread's thread-locals could be used from
     /// another.
+    ///
+    /// # Examples
+    /// ```
+    /// // SAFETY: the green threads below touch no thread-local state.
+    /// let rt = unsafe { bobbin::Runtime::builder().workers(2).allow_migration() }.build().unwrap();
+    /// let sum = rt.block_on(|| {
+    ///     let parts: Vec<_> = (0..8u64)
+    ///         .map(|i| {
+    ///             bobbin::runtime::spawn(move || {
+    ///                 bobbin::yield_now(); // may continue on the other worker
+    ///                 i
+    ///             })
+    ///         })
+    ///         .collect();
+    ///     parts.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+    /// });
+    /// assert_eq!(sum, 28);
+    /// ```
     pub unsafe fn allow_migration(mut self) -> Builder {
         self.migration = Some(MigrationPermit::granted());
         self
@@ -217,6 +346,15 @@ impl Builder {
     /// [`Error::NoWorkers`] for zero workers; [`Error::InvalidStackSize`] for a zero or
     /// absurd stack size; [`Error::ThreadSpawn`] if the OS refuses a thread (the workers
     /// already started are stopped first).
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::{Error, Runtime};
+    ///
+    /// let rt = Runtime::builder().workers(2).build().unwrap();
+    /// assert_eq!(rt.block_on(|| 40 + 2), 42);
+    /// assert!(matches!(Runtime::builder().workers(0).build(), Err(Error::NoWorkers)));
+    /// ```
     pub fn build(self) -> Result<Runtime, Error> {
         let n = match self.workers {
             Some(n) => n,

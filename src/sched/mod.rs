@@ -66,6 +66,37 @@ use crate::park::{Lock, LockGuard};
 /// If `f` panics, with its payload (the green threads still alive are unwound first); if
 /// called inside another `run` on the same thread; with a deadlock report if every green
 /// thread is parked and nothing can wake them.
+///
+/// # Examples
+/// `run` returns only when the green threads spawned meanwhile have finished too, joined
+/// or not:
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::sync::Arc;
+///
+/// let finished = Arc::new(AtomicU32::new(0));
+/// let counter = Arc::clone(&finished);
+/// let value = bobbin::run(move || {
+///     for _ in 0..10 {
+///         let counter = Arc::clone(&counter);
+///         drop(bobbin::spawn(move || {
+///             bobbin::yield_now();
+///             counter.fetch_add(1, Ordering::Relaxed);
+///         }));
+///     }
+///     "main done"
+/// });
+/// assert_eq!(value, "main done");
+/// assert_eq!(finished.load(Ordering::Relaxed), 10);
+/// ```
+///
+/// A deadlock is reported instead of hanging:
+/// ```should_panic
+/// bobbin::run(|| {
+///     let (_tx, rx) = bobbin::sync::channel::<()>();
+///     rx.recv().unwrap(); // nobody else can ever send
+/// });
+/// ```
 pub fn run<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + 'static,
@@ -92,6 +123,24 @@ where
 ///
 /// # Panics
 /// Outside [`run`].
+///
+/// # Examples
+/// ```
+/// let order = bobbin::run(|| {
+///     let (tx, rx) = bobbin::sync::channel();
+///     let tx2 = tx.clone();
+///     let child = bobbin::spawn(move || {
+///         tx2.send("child").unwrap();
+///         6 * 7
+///     });
+///     // The child has not run yet: the spawner keeps going until it parks.
+///     tx.send("spawner").unwrap();
+///     assert_eq!(child.join().unwrap(), 42);
+///     drop(tx);
+///     rx.iter().collect::<Vec<_>>()
+/// });
+/// assert_eq!(order, ["spawner", "child"]);
+/// ```
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + 'static,
@@ -157,6 +206,32 @@ where
 /// # Panics
 /// If called on the stack of a coroutine or generator that a green thread is running (only
 /// the green thread's own stack can yield).
+///
+/// # Examples
+/// Two green threads that yield after each step take turns:
+/// ```
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+///
+/// let log = bobbin::run(|| {
+///     let log = Rc::new(RefCell::new(Vec::new()));
+///     let handles: Vec<_> = ["a", "b"]
+///         .into_iter()
+///         .map(|name| {
+///             let log = Rc::clone(&log);
+///             bobbin::spawn(move || {
+///                 for step in 0..3 {
+///                     log.borrow_mut().push(format!("{name}{step}"));
+///                     bobbin::yield_now();
+///                 }
+///             })
+///         })
+///         .collect();
+///     handles.into_iter().for_each(|h| h.join().unwrap());
+///     Rc::try_unwrap(log).unwrap().into_inner()
+/// });
+/// assert_eq!(log, ["a0", "b0", "a1", "b1", "a2", "b2"]);
+/// ```
 pub fn yield_now() {
     scheduler::yield_now();
 }
@@ -167,6 +242,27 @@ pub fn yield_now() {
 /// # Panics
 /// If called on the stack of a coroutine or generator that a green thread is running:
 /// only the green thread's own stack can park.
+///
+/// # Examples
+/// Sleeping parks only the green thread: the others of its scheduler go on, and sleepers
+/// wake in the order of their deadlines.
+/// ```
+/// use std::time::Duration;
+///
+/// let woke = bobbin::run(|| {
+///     let (tx, rx) = bobbin::sync::channel();
+///     for ms in [30u64, 1, 10] {
+///         let tx = tx.clone();
+///         bobbin::spawn(move || {
+///             bobbin::sleep(Duration::from_millis(ms));
+///             tx.send(ms).unwrap();
+///         });
+///     }
+///     drop(tx);
+///     rx.iter().collect::<Vec<_>>()
+/// });
+/// assert_eq!(woke, [1, 10, 30]);
+/// ```
 pub fn sleep(d: Duration) {
     if !scheduler::on_green_thread() {
         std::thread::sleep(d);
@@ -230,6 +326,16 @@ impl<T> JoinState<T> {
 ///
 /// Works from any green thread of any scheduler and from plain OS threads (there it blocks
 /// the thread). Dropping it detaches the green thread.
+///
+/// # Examples
+/// A handle is `Send` when the value is: here a plain OS thread joins a green thread of a
+/// runtime.
+/// ```
+/// let rt = bobbin::Runtime::builder().workers(1).build().unwrap();
+/// let handle = rt.spawn(|| (1..=10u32).product::<u32>());
+/// let waiter = std::thread::spawn(move || handle.join().unwrap());
+/// assert_eq!(waiter.join().unwrap(), 3_628_800);
+/// ```
 pub struct JoinHandle<T> {
     state: Arc<JoinState<T>>,
 }
@@ -241,6 +347,17 @@ impl<T> JoinHandle<T> {
     /// # Panics
     /// If called on the stack of a coroutine or generator that a green thread is running:
     /// only the green thread's own stack can park.
+    ///
+    /// # Examples
+    /// ```
+    /// let (ok, failed) = bobbin::run(|| {
+    ///     let ok = bobbin::spawn(|| "value");
+    ///     let failed = bobbin::spawn(|| -> &str { panic!("no value") });
+    ///     (ok.join(), failed.join())
+    /// });
+    /// assert_eq!(ok.unwrap(), "value");
+    /// assert_eq!(failed.unwrap_err().message(), Some("no value"));
+    /// ```
     pub fn join(self) -> Result<T, JoinError> {
         budget::spend();
         loop {
@@ -259,6 +376,21 @@ impl<T> JoinHandle<T> {
     ///
     /// Spends one unit of the cooperative budget, so a loop that polls it still lets the
     /// green thread it waits for run.
+    ///
+    /// # Examples
+    /// A loop that polls without yielding still lets the green thread it waits for finish:
+    /// ```
+    /// let polls = bobbin::run(|| {
+    ///     let h = bobbin::spawn(|| ());
+    ///     let mut polls = 1u64;
+    ///     while !h.is_finished() {
+    ///         polls += 1;
+    ///     }
+    ///     h.join().unwrap();
+    ///     polls
+    /// });
+    /// assert!(polls > 1); // not finished at the first poll: it had not run yet
+    /// ```
     pub fn is_finished(&self) -> bool {
         budget::spend();
         self.state.lock().result.is_some()
@@ -278,6 +410,7 @@ impl<T> fmt::Debug for JoinHandle<T> {
 /// message says which; [`is_panic`](JoinError::is_panic) tells a panic of the green thread's
 /// own code from the rest.
 ///
+/// # Examples
 /// ```
 /// let err = bobbin::run(|| bobbin::spawn(|| panic!("boom")).join().unwrap_err());
 /// assert!(err.is_panic());
@@ -314,22 +447,56 @@ impl JoinError {
 
     /// Whether the green thread's own code panicked (rather than overflowing its stack or
     /// being stopped before it finished).
+    ///
+    /// # Examples
+    /// ```
+    /// let err = bobbin::run(|| bobbin::spawn(|| panic!("boom")).join().unwrap_err());
+    /// assert!(err.is_panic());
+    /// assert!(!err.is_stack_overflow());
+    /// ```
     pub fn is_panic(&self) -> bool {
         self.kind == JoinErrorKind::Panicked
     }
 
     /// Whether the green thread overflowed its stack.
+    ///
+    /// # Examples
+    /// ```
+    /// #[allow(unconditional_recursion)] // until the guard page stops it
+    /// fn deep(n: u64) -> u64 {
+    ///     let frame = std::hint::black_box([n; 128]);
+    ///     deep(n + 1) + frame[0]
+    /// }
+    /// let err = bobbin::run(|| bobbin::spawn(|| deep(0)).join().unwrap_err());
+    /// assert!(err.is_stack_overflow());
+    /// assert!(!err.is_panic());
+    /// ```
     pub fn is_stack_overflow(&self) -> bool {
         self.kind == JoinErrorKind::StackOverflow
     }
 
     /// The panic payload, as `std::thread::JoinHandle::join` would return it (for a green
     /// thread that did not panic, a `String` saying what happened).
+    ///
+    /// # Examples
+    /// Any payload comes back as it was, to be downcast or passed on with
+    /// [`std::panic::resume_unwind`]:
+    /// ```
+    /// let err = bobbin::run(|| bobbin::spawn(|| std::panic::panic_any(404u16)).join().unwrap_err());
+    /// assert_eq!(err.message(), None); // not a string
+    /// assert_eq!(err.into_panic().downcast_ref::<u16>(), Some(&404));
+    /// ```
     pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
         self.payload
     }
 
     /// The panic message, if the payload is a string.
+    ///
+    /// # Examples
+    /// ```
+    /// let err = bobbin::run(|| bobbin::spawn(|| panic!("code {}", 7)).join().unwrap_err());
+    /// assert_eq!(err.message(), Some("code 7"));
+    /// ```
     pub fn message(&self) -> Option<&str> {
         let m = crate::error::panic_message(self.payload.as_ref());
         (m != "<non-string panic payload>").then_some(m)

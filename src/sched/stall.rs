@@ -54,7 +54,17 @@ impl Probe {
     }
 }
 
-/// A green thread that has run longer than the threshold without giving control back.
+/// A green thread that has run longer than the threshold without giving control back, as
+/// [`watch_stalls`] reports it. Its `Display` is the report `BOBBIN_STALL_WARN_MS` prints.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+///
+/// let stall = bobbin::Stall { thread: "main".into(), task: 3, running_for: Duration::from_millis(250) };
+/// let report = stall.to_string();
+/// assert!(report.starts_with("bobbin: green thread 3 on thread 'main' has run for 250ms"));
+/// ```
 #[derive(Clone, Debug)]
 pub struct Stall {
     /// The name of the OS thread whose scheduler it stalls.
@@ -91,23 +101,31 @@ static PROBES: Mutex<Vec<Weak<Probe>>> = Mutex::new(Vec::new());
 /// per such stretch). Returns false, and changes nothing, if a watchdog was already
 /// started (by an earlier call, or by `BOBBIN_STALL_WARN_MS`).
 ///
+/// # Examples
 /// ```
 /// use std::sync::atomic::{AtomicBool, Ordering};
-/// use std::sync::Arc;
+/// use std::sync::{Arc, Mutex};
 /// use std::time::Duration;
 ///
 /// let seen = Arc::new(AtomicBool::new(false));
-/// let flag = Arc::clone(&seen);
-/// bobbin::watch_stalls(Duration::from_millis(20), move |stall| {
-///     eprintln!("{stall}");
+/// let reports = Arc::new(Mutex::new(Vec::new()));
+/// let (flag, log) = (Arc::clone(&seen), Arc::clone(&reports));
+/// let started = bobbin::watch_stalls(Duration::from_millis(20), move |stall| {
+///     log.lock().unwrap().push(stall.clone());
 ///     flag.store(true, Ordering::SeqCst);
 /// });
+/// assert!(started);
+/// // A second watchdog is refused.
+/// assert!(!bobbin::watch_stalls(Duration::from_secs(1), |_| {}));
 /// bobbin::run(move || {
 ///     // A green thread that computes without yielding until it has been reported.
 ///     while !seen.load(Ordering::SeqCst) {
 ///         std::hint::spin_loop();
 ///     }
 /// });
+/// let reports = reports.lock().unwrap();
+/// assert_eq!(reports.len(), 1); // once per stretch
+/// assert!(reports[0].running_for >= Duration::from_millis(20));
 /// ```
 pub fn watch_stalls(threshold: Duration, report: impl Fn(&Stall) + Send + Sync + 'static) -> bool {
     start(Watch { threshold, report: Box::new(report) })

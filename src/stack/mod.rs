@@ -34,15 +34,38 @@ use crate::Error;
 /// Small enough that 1,000,000 parked coroutines fit in memory with page tables counted
 /// (stacks 132 KiB apart share page-table pages sixteen to a page), large enough for
 /// ordinary Rust code, formatting and panics with backtraces.
+///
+/// # Examples
+/// ```
+/// use bobbin::stack::DEFAULT_STACK_SIZE;
+///
+/// let co = bobbin::Coroutine::<(), (), ()>::new(|_, ()| ());
+/// assert_eq!(co.stack_size(), DEFAULT_STACK_SIZE);
+/// ```
 pub const DEFAULT_STACK_SIZE: usize = 128 * 1024;
 
 /// Largest stack size accepted: 1 GiB.
+///
+/// # Examples
+/// ```
+/// use bobbin::stack::{StackPool, MAX_STACK_SIZE};
+///
+/// assert!(StackPool::new(MAX_STACK_SIZE).is_ok()); // maps nothing until asked for a stack
+/// assert!(matches!(StackPool::new(MAX_STACK_SIZE + 1), Err(bobbin::Error::InvalidStackSize { .. })));
+/// ```
 pub const MAX_STACK_SIZE: usize = 1 << 30;
 
 /// Size of the guard region below each stack.
 const GUARD_SIZE_PAGES: usize = 1;
 
 /// Stacks kept by default in a [`StackPool`] before further returns are released.
+///
+/// # Examples
+/// ```
+/// use bobbin::stack::{StackPool, DEFAULT_MAX_CACHED};
+///
+/// assert_eq!(StackPool::new(64 * 1024).unwrap().max_cached(), DEFAULT_MAX_CACHED);
+/// ```
 pub const DEFAULT_MAX_CACHED: usize = 1 << 16;
 
 /// Bytes at the top of a cached stack that [`StackPool::trim`] leaves committed.
@@ -64,6 +87,19 @@ const GUARD_HINT: &str = "the kernel refused to protect the guard region; the pr
      reached vm.max_map_count (see /proc/sys/vm/max_map_count)";
 
 /// How a stack's guard region is made to fault.
+///
+/// # Examples
+/// Either way the guard region lies directly below the usable bytes:
+/// ```
+/// use bobbin::stack::{GuardMode, Stack};
+///
+/// for mode in [GuardMode::Auto, GuardMode::Mprotect] {
+///     let stack = Stack::with_guard_mode(64 * 1024, mode).unwrap();
+///     let guard = stack.guard_range();
+///     assert_eq!(guard.end, stack.bottom() as usize);
+///     assert!(!guard.is_empty());
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GuardMode {
@@ -76,6 +112,14 @@ pub enum GuardMode {
 }
 
 /// The system page size.
+///
+/// # Examples
+/// ```
+/// use bobbin::stack::{page_size, Stack};
+///
+/// assert!(page_size().is_power_of_two());
+/// assert_eq!(Stack::new(1).unwrap().size(), page_size()); // sizes round up to pages
+/// ```
 pub fn page_size() -> usize {
     static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *PAGE.get_or_init(|| {
@@ -275,6 +319,15 @@ impl Stack {
     /// # Errors
     /// [`Error::InvalidStackSize`] for zero or more than [`MAX_STACK_SIZE`];
     /// [`Error::StackAllocation`] when the kernel refuses.
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::stack::Stack;
+    ///
+    /// let stack = Stack::new(32 * 1024).unwrap();
+    /// assert_eq!(stack.size(), 32 * 1024);
+    /// assert!(matches!(Stack::new(0), Err(bobbin::Error::InvalidStackSize { size: 0, .. })));
+    /// ```
     pub fn new(size: usize) -> Result<Stack, Error> {
         Self::with_guard_mode(size, GuardMode::Auto)
     }
@@ -283,6 +336,15 @@ impl Stack {
     ///
     /// # Errors
     /// As [`Stack::new`].
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::stack::{page_size, GuardMode, Stack};
+    ///
+    /// let stack = Stack::with_guard_mode(16 * 1024, GuardMode::Mprotect).unwrap();
+    /// assert_eq!(stack.size(), 16 * 1024);
+    /// assert_eq!(stack.guard_range().len() % page_size(), 0);
+    /// ```
     pub fn with_guard_mode(size: usize, mode: GuardMode) -> Result<Stack, Error> {
         let size = checked_stack_size(size)?;
         let mode = if mode == GuardMode::Auto && guard_install_supported() { mode } else { GuardMode::Mprotect };
@@ -315,6 +377,15 @@ impl Stack {
 
     /// One past the highest usable byte: where the stack starts (it grows down). Aligned
     /// to a page.
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::stack::{page_size, Stack};
+    ///
+    /// let stack = Stack::new(10_000).unwrap();
+    /// assert_eq!(stack.top() as usize % page_size(), 0);
+    /// assert_eq!(stack.top() as usize - stack.size(), stack.bottom() as usize);
+    /// ```
     pub fn top(&self) -> *mut u8 {
         // SAFETY: bottom + size is the end of the usable range, inside or one past the
         // mapping.
@@ -322,11 +393,27 @@ impl Stack {
     }
 
     /// The lowest usable byte.
+    ///
+    /// # Examples
+    /// ```
+    /// let mut stack = bobbin::stack::Stack::new(8192).unwrap();
+    /// stack.words_mut()[0] = 0xfeed;
+    /// // SAFETY: `bottom` is the first of the stack's usable bytes, word-aligned, and nothing
+    /// // else uses the stack.
+    /// assert_eq!(unsafe { *stack.bottom().cast::<u64>() }, 0xfeed);
+    /// ```
     pub fn bottom(&self) -> *mut u8 {
         self.bottom.as_ptr()
     }
 
-    /// Usable bytes.
+    /// Usable bytes: the size asked for, rounded up to whole pages.
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::stack::{page_size, Stack};
+    ///
+    /// assert_eq!(Stack::new(page_size() + 1).unwrap().size(), 2 * page_size());
+    /// ```
     pub fn size(&self) -> usize {
         self.size
     }
@@ -334,6 +421,23 @@ impl Stack {
     /// The usable memory as words, lowest first: what [`Context::init`] takes.
     ///
     /// [`Context::init`]: crate::context::Context::init
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::context::{Context, ContextHandle, Val};
+    /// use bobbin::stack::Stack;
+    ///
+    /// extern "C" fn double(x: u64) -> u64 {
+    ///     x * 2
+    /// }
+    /// let mut stack = Stack::new(16 * 1024).unwrap();
+    /// assert_eq!(stack.words_mut().len() * 8, stack.size());
+    /// let mut parent = ContextHandle::new();
+    /// let mut child = ContextHandle::create_and_init(stack.words_mut(), double as *const () as usize, &[Val::U64(21)]).unwrap();
+    /// // SAFETY: `stack` outlives the child, which returns to `parent` through the backstop.
+    /// unsafe { Context::swap(&mut parent, &mut child) };
+    /// assert_eq!(child.get_retval_gp(0), 42);
+    /// ```
     pub fn words_mut(&mut self) -> &mut [u64] {
         // SAFETY: the usable range is mapped read-write, page-aligned (so word-aligned),
         // owned by this Stack alone, and lives as long as the borrow of self.
@@ -341,6 +445,14 @@ impl Stack {
     }
 
     /// Addresses of the guard region directly below the stack.
+    ///
+    /// # Examples
+    /// ```
+    /// let stack = bobbin::stack::Stack::new(64 * 1024).unwrap();
+    /// let guard = stack.guard_range();
+    /// assert_eq!(guard.end, stack.bottom() as usize); // an overrun lands in it first
+    /// assert!(guard.len() >= bobbin::stack::page_size());
+    /// ```
     pub fn guard_range(&self) -> Range<usize> {
         let b = self.bottom.as_ptr() as usize;
         b - guard_size()..b

@@ -35,6 +35,15 @@ impl StackPool {
     ///
     /// # Errors
     /// [`Error::InvalidStackSize`] for zero or more than [`MAX_STACK_SIZE`].
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::stack::StackPool;
+    ///
+    /// let pool = StackPool::new(100_000).unwrap();
+    /// assert_eq!(pool.stack_size(), 100_000usize.next_multiple_of(bobbin::stack::page_size()));
+    /// assert!(StackPool::new(0).is_err());
+    /// ```
     pub fn new(size: usize) -> Result<StackPool, Error> {
         Self::with_guard_mode(size, GuardMode::Auto)
     }
@@ -44,6 +53,17 @@ impl StackPool {
     ///
     /// # Errors
     /// As [`StackPool::new`].
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::stack::{GuardMode, StackPool};
+    ///
+    /// let mut pool = StackPool::with_guard_mode(64 * 1024, GuardMode::Mprotect).unwrap();
+    /// let (a, b) = (pool.get().unwrap(), pool.get().unwrap());
+    /// // Separate mappings, each with its guard below.
+    /// assert_ne!(a.top(), b.top());
+    /// assert_eq!(a.guard_range().end, a.bottom() as usize);
+    /// ```
     pub fn with_guard_mode(size: usize, mode: GuardMode) -> Result<StackPool, Error> {
         let size = checked_stack_size(size)?;
         let stride = size + guard_size();
@@ -61,21 +81,53 @@ impl StackPool {
     }
 
     /// Usable size of this pool's stacks.
+    ///
+    /// # Examples
+    /// ```
+    /// let mut pool = bobbin::stack::StackPool::new(64 * 1024).unwrap();
+    /// assert_eq!(pool.stack_size(), 64 * 1024);
+    /// assert_eq!(pool.get().unwrap().size(), pool.stack_size());
+    /// ```
     pub fn stack_size(&self) -> usize {
         self.size
     }
 
     /// How many returned stacks the pool keeps before it releases further ones.
+    ///
+    /// # Examples
+    /// ```
+    /// let mut pool = bobbin::stack::StackPool::new(64 * 1024).unwrap();
+    /// pool.set_max_cached(1);
+    /// assert_eq!(pool.max_cached(), 1);
+    /// ```
     pub fn max_cached(&self) -> usize {
         self.max_cached
     }
 
     /// Sets [`StackPool::max_cached`].
+    ///
+    /// # Examples
+    /// ```
+    /// let mut pool = bobbin::stack::StackPool::new(64 * 1024).unwrap();
+    /// pool.set_max_cached(2);
+    /// let stacks: Vec<_> = (0..5).map(|_| pool.get().unwrap()).collect();
+    /// stacks.into_iter().for_each(|s| pool.put(s));
+    /// assert_eq!(pool.cached(), 2); // the other three were released
+    /// ```
     pub fn set_max_cached(&mut self, n: usize) {
         self.max_cached = n;
     }
 
     /// Stacks currently kept for reuse.
+    ///
+    /// # Examples
+    /// ```
+    /// let mut pool = bobbin::stack::StackPool::new(64 * 1024).unwrap();
+    /// assert_eq!(pool.cached(), 0);
+    /// let stack = pool.get().unwrap();
+    /// pool.put(stack);
+    /// assert_eq!(pool.cached(), 1);
+    /// ```
     pub fn cached(&self) -> usize {
         self.free.len()
     }
@@ -84,6 +136,15 @@ impl StackPool {
     ///
     /// # Errors
     /// [`Error::StackAllocation`] when the kernel refuses a new mapping or guard.
+    ///
+    /// # Examples
+    /// ```
+    /// let mut pool = bobbin::stack::StackPool::new(64 * 1024).unwrap();
+    /// let first = pool.get().unwrap();
+    /// let top = first.top();
+    /// pool.put(first);
+    /// assert_eq!(pool.get().unwrap().top(), top); // recycled, not mapped again
+    /// ```
     pub fn get(&mut self) -> Result<Stack, Error> {
         if let Some(s) = self.free.pop() {
             return Ok(s);
@@ -104,6 +165,16 @@ impl StackPool {
     }
 
     /// Returns a stack for reuse. A stack of another size is simply dropped.
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::stack::{Stack, StackPool};
+    ///
+    /// let mut pool = StackPool::new(64 * 1024).unwrap();
+    /// pool.put(Stack::new(64 * 1024).unwrap());
+    /// pool.put(Stack::new(32 * 1024).unwrap()); // another size: dropped
+    /// assert_eq!(pool.cached(), 1);
+    /// ```
     pub fn put(&mut self, stack: Stack) {
         if stack.size != self.size {
             return;
@@ -130,6 +201,19 @@ impl StackPool {
 
     /// Gives memory back: keeps at most `keep` stacks, releases the rest, and releases the
     /// pages of the kept ones below their top 8 KiB. Uses batched system calls.
+    ///
+    /// # Examples
+    /// ```
+    /// let mut pool = bobbin::stack::StackPool::new(64 * 1024).unwrap();
+    /// let mut stacks: Vec<_> = (0..4).map(|_| pool.get().unwrap()).collect();
+    /// // The lowest page of the stack returned last, which the pool keeps longest.
+    /// stacks[3].words_mut()[0] = 1;
+    /// stacks.into_iter().for_each(|s| pool.put(s));
+    /// pool.trim(1);
+    /// assert_eq!(pool.cached(), 1);
+    /// let mut kept = pool.get().unwrap();
+    /// assert_eq!(kept.words_mut()[0], 0); // its page was given back: it reads as zero again
+    /// ```
     pub fn trim(&mut self, keep: usize) {
         // The oldest returns go; the most recently used (hottest) stay.
         let excess = self.free.len().saturating_sub(keep);
@@ -168,6 +252,24 @@ thread_local! {
 ///
 /// # Errors
 /// As [`StackPool::new`]; also fails if called from inside `f` for the same thread.
+///
+/// # Examples
+/// ```
+/// use bobbin::stack::with_thread_pool;
+///
+/// let size = 48 * 1024;
+/// let top = with_thread_pool(size, |pool| {
+///     let stack = pool.get().unwrap();
+///     let top = stack.top();
+///     pool.put(stack);
+///     top
+/// })
+/// .unwrap();
+/// // The same pool on the next call, and so the same stack.
+/// assert_eq!(with_thread_pool(size, |pool| pool.get().unwrap().top()).unwrap(), top);
+/// // Not from inside itself.
+/// assert!(with_thread_pool(size, |_| with_thread_pool(size, |_| ()).is_err()).unwrap());
+/// ```
 pub fn with_thread_pool<R>(size: usize, f: impl FnOnce(&mut StackPool) -> R) -> Result<R, Error> {
     with_pool_of_rounded_size(checked_stack_size(size)?, f)
 }

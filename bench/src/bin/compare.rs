@@ -1,9 +1,9 @@
-//! Measures bobbin against every peer on every workload of DESIGN.md section 8, in one
+//! Measures bobbin against every peer on every workload listed in `WORKLOADS`, in one
 //! process run, and writes `bench-results/summary.md` plus one SVG chart per workload.
 //!
 //! ```text
 //! cargo run --release -p bobbin-bench --bin compare                 # full run, a few minutes
-//! cargo run --release -p bobbin-bench --bin compare -- --quick      # smoke test, seconds
+//! cargo run --release -p bobbin-bench --bin compare -- --quick      # smoke test, seconds, into target/compare-quick
 //! cargo run --release -p bobbin-bench --bin compare -- --out DIR --only switch,pingpong
 //! ```
 //!
@@ -27,13 +27,15 @@ const WORKLOADS: &[&str] =
 const USAGE: &str = "usage: compare [--quick] [--out DIR] [--only WORKLOAD[,WORKLOAD...]]
 
   --quick   one sample per library with tiny sizes (checks that everything runs)
-  --out     where summary.md and the charts go (default: bench-results/ at the workspace root)
+  --out     where summary.md and the charts go (default: bench-results/ at the workspace
+            root; with --quick, compare-quick/ in the target directory, so that a smoke
+            test never overwrites the committed results)
   --only    run only these workloads: switch, context-swap, create, generator, spawn,
             spawn-30k, pingpong, scale, memory, capacity";
 
 struct Args {
     quick: bool,
-    out: PathBuf,
+    out: Option<PathBuf>,
     only: Vec<String>,
 }
 
@@ -43,16 +45,12 @@ fn fail(msg: &str) -> ! {
 }
 
 fn parse_args() -> Args {
-    let mut args = Args {
-        quick: false,
-        out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../bench-results")),
-        only: WORKLOADS.iter().map(|s| s.to_string()).collect(),
-    };
+    let mut args = Args { quick: false, out: None, only: WORKLOADS.iter().map(|s| s.to_string()).collect() };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => args.quick = true,
-            "--out" => args.out = PathBuf::from(it.next().unwrap_or_else(|| fail("--out needs a directory"))),
+            "--out" => args.out = Some(PathBuf::from(it.next().unwrap_or_else(|| fail("--out needs a directory")))),
             "--only" => {
                 let list = it.next().unwrap_or_else(|| fail("--only needs a list of workloads"));
                 args.only = list.split(',').map(|s| s.trim().to_string()).collect();
@@ -75,6 +73,18 @@ fn parse_args() -> Args {
     args
 }
 
+/// Where the report goes without `--out`. A full run replaces the committed
+/// `bench-results/`; a quick run's figures measure nothing, so it goes to `compare-quick/`
+/// in the target directory the binary was built in (`target/compare-quick` by default).
+fn default_out(quick: bool) -> PathBuf {
+    if !quick {
+        return PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../bench-results"));
+    }
+    // The binary is <target>/<profile>/compare.
+    let target = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()));
+    target.unwrap_or_else(std::env::temp_dir).join("compare-quick")
+}
+
 /// Adds the speed-up from 1 to 2 workers of each runtime to the scale result.
 fn note_speedups(w: &mut WorkloadResult) {
     let mut parts = Vec::new();
@@ -94,6 +104,7 @@ fn note_speedups(w: &mut WorkloadResult) {
 
 fn main() {
     let args = parse_args();
+    let out = args.out.clone().unwrap_or_else(|| default_out(args.quick));
     let sizes = if args.quick { Sizes::quick() } else { Sizes::full() };
     // may reads its configuration once, when first used.
     bobbin_bench::workloads::may_init();
@@ -127,10 +138,10 @@ fn main() {
     }
     let took = t0.elapsed();
 
-    if let Err(e) = std::fs::create_dir_all(&args.out) {
-        fail(&format!("cannot create {}: {e}", args.out.display()));
+    if let Err(e) = std::fs::create_dir_all(&out) {
+        fail(&format!("cannot create {}: {e}", out.display()));
     }
-    let summary_path = args.out.join("summary.md");
+    let summary_path = out.join("summary.md");
     let text = report::summary(&results, &sizes, started, took);
     if let Err(e) = std::fs::write(&summary_path, text) {
         fail(&format!("cannot write {}: {e}", summary_path.display()));
@@ -143,7 +154,7 @@ fn main() {
             "capacity" => 1,
             _ => sizes.rounds,
         };
-        if let Err(e) = chart::draw(w, rounds, &args.out.join(format!("{}.svg", w.key))) {
+        if let Err(e) = chart::draw(w, rounds, &out.join(format!("{}.svg", w.key))) {
             eprintln!("compare: chart not drawn: {e}");
             ok = false;
         }

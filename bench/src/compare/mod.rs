@@ -1,6 +1,6 @@
 //! The parts of the `compare` binary: one command that measures bobbin against every peer
-//! on every workload of DESIGN.md section 8 and writes `summary.md` plus one SVG chart per
-//! workload.
+//! on every workload (listed in `src/bin/compare.rs`) and writes `summary.md` plus one SVG
+//! chart per workload.
 //!
 //! How a timed workload is measured ([`run_timed`]): every library of the workload is
 //! first *calibrated* (its batch of iterations is grown until one batch takes about

@@ -1,4 +1,4 @@
-//! The timed workloads of DESIGN.md section 8, for bobbin and each peer. Every function
+//! The timed workloads of `compare`, for bobbin and each peer. Every function
 //! here returns a [`Timed`] workload whose entries keep what they need (a coroutine, a
 //! runtime) between batches; [`super::run_timed`] measures it.
 //!

@@ -3,10 +3,33 @@
 use std::fmt;
 
 /// The message could not be sent: every receiver is gone. Holds the message.
+///
+/// # Examples
+/// ```
+/// let (tx, rx) = bobbin::sync::channel();
+/// drop(rx);
+/// let err = tx.send(vec![1, 2]).unwrap_err();
+/// assert_eq!(err.to_string(), "sending on a channel whose receivers are all gone");
+/// assert_eq!(err.0, [1, 2]); // the message, handed back
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct SendError<T>(pub T);
 
 /// Why [`Sender::try_send`](super::Sender::try_send) did not send. Holds the message.
+///
+/// # Examples
+/// ```
+/// use bobbin::sync::TrySendError;
+///
+/// let (tx, rx) = bobbin::sync::bounded(1);
+/// tx.send('a').unwrap();
+/// match tx.try_send('b') {
+///     Err(TrySendError::Full(msg)) => assert_eq!(msg, 'b'),
+///     other => panic!("expected a full channel, got {other:?}"),
+/// }
+/// drop(rx);
+/// assert_eq!(tx.try_send('c'), Err(TrySendError::Disconnected('c')));
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum TrySendError<T> {
     /// The bounded channel is full.
@@ -16,10 +39,30 @@ pub enum TrySendError<T> {
 }
 
 /// The channel is empty and every sender is gone.
+///
+/// # Examples
+/// ```
+/// use bobbin::sync::RecvError;
+///
+/// let (tx, rx) = bobbin::sync::channel::<u8>();
+/// drop(tx);
+/// assert_eq!(rx.recv(), Err(RecvError));
+/// assert_eq!(RecvError.to_string(), "receiving on an empty channel whose senders are all gone");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecvError;
 
 /// Why [`Receiver::try_recv`](super::Receiver::try_recv) returned nothing.
+///
+/// # Examples
+/// ```
+/// use bobbin::sync::TryRecvError;
+///
+/// let (tx, rx) = bobbin::sync::channel::<u8>();
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+/// drop(tx);
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TryRecvError {
     /// Nothing is queued now.
@@ -29,6 +72,17 @@ pub enum TryRecvError {
 }
 
 /// Why [`Receiver::recv_timeout`](super::Receiver::recv_timeout) returned nothing.
+///
+/// # Examples
+/// ```
+/// use bobbin::sync::RecvTimeoutError;
+/// use std::time::Duration;
+///
+/// let (tx, rx) = bobbin::sync::channel::<u8>();
+/// assert_eq!(rx.recv_timeout(Duration::from_millis(1)), Err(RecvTimeoutError::Timeout));
+/// drop(tx);
+/// assert_eq!(rx.recv_timeout(Duration::from_secs(60)), Err(RecvTimeoutError::Disconnected));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecvTimeoutError {
     /// The time ran out first.

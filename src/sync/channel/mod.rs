@@ -17,7 +17,17 @@ use queue::{Chan, Side, State, LARGE};
 use crate::park::LockGuard;
 use crate::sched::{budget, park};
 
-/// Makes an unbounded channel.
+/// Makes an unbounded channel: `send` never waits, `recv` parks while it is empty.
+///
+/// # Examples
+/// ```
+/// let (tx, rx) = bobbin::sync::channel();
+/// for i in 0..1000 {
+///     tx.send(i).unwrap(); // no receiver is running: an unbounded channel never waits
+/// }
+/// drop(tx);
+/// assert_eq!(rx.iter().sum::<i32>(), 499_500);
+/// ```
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
     make(None)
 }
@@ -26,6 +36,26 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
 ///
 /// # Panics
 /// If `cap` is zero: rendezvous channels are not supported.
+///
+/// # Examples
+/// A producer that runs ahead of its consumer by at most two messages:
+/// ```
+/// use bobbin::sync::{bounded, TrySendError};
+///
+/// let (tx, rx) = bounded(2);
+/// tx.send(1).unwrap();
+/// tx.send(2).unwrap();
+/// assert_eq!(tx.try_send(3), Err(TrySendError::Full(3)));
+///
+/// let got = bobbin::run(move || {
+///     // Parks while the channel is full, until the receiver below makes room.
+///     let producer = bobbin::spawn(move || tx.send(3).unwrap());
+///     let got: Vec<i32> = rx.iter().collect();
+///     producer.join().unwrap();
+///     got
+/// });
+/// assert_eq!(got, [1, 2, 3]);
+/// ```
 pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
     assert!(cap > 0, "bobbin::sync::bounded(0): rendezvous channels are not supported; use a capacity of 1 or more");
     make(Some(cap))
@@ -37,12 +67,51 @@ fn make<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
 }
 
 /// The sending end of a channel. Clone it for more senders.
+///
+/// The channel is disconnected for the receivers once every sender is dropped.
+///
+/// # Examples
+/// ```
+/// let total = bobbin::run(|| {
+///     let (tx, rx) = bobbin::sync::channel();
+///     for worker in 0..3u64 {
+///         let tx = tx.clone();
+///         bobbin::spawn(move || tx.send(worker * 10).unwrap());
+///     }
+///     drop(tx); // else `iter` below would wait for this sender forever
+///     rx.iter().sum::<u64>()
+/// });
+/// assert_eq!(total, 30);
+/// ```
 pub struct Sender<T> {
     chan: Arc<Chan<T>>,
 }
 
 /// The receiving end of a channel. Clone it for more receivers; each message goes to
 /// exactly one of them.
+///
+/// # Examples
+/// Two receivers sharing the work of one queue:
+/// ```
+/// let counts = bobbin::run(|| {
+///     let (tx, rx) = bobbin::sync::bounded(4);
+///     let consumers: Vec<_> = (0..2)
+///         .map(|_| {
+///             let rx = rx.clone();
+///             bobbin::spawn(move || rx.iter().count())
+///         })
+///         .collect();
+///     drop(rx);
+///     for i in 0..100 {
+///         tx.send(i).unwrap();
+///     }
+///     drop(tx);
+///     consumers.into_iter().map(|c| c.join().unwrap()).collect::<Vec<_>>()
+/// });
+/// // Every message went to exactly one of the two.
+/// assert_eq!(counts.len(), 2);
+/// assert_eq!(counts.iter().sum::<usize>(), 100);
+/// ```
 pub struct Receiver<T> {
     chan: Arc<Chan<T>>,
 }
@@ -60,6 +129,18 @@ impl<T> Sender<T> {
     /// # Panics
     /// If called on the stack of a coroutine or generator that a green thread is running
     /// and the channel is full: only the green thread's own stack can park.
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::sync::{channel, SendError};
+    ///
+    /// let (tx, rx) = channel();
+    /// assert_eq!(tx.send("first"), Ok(()));
+    /// assert_eq!(rx.recv(), Ok("first"));
+    /// drop(rx);
+    /// // With no receiver left, the message comes back.
+    /// assert_eq!(tx.send("second"), Err(SendError("second")));
+    /// ```
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
         let mut st = self.chan.lock();
         let mut parked = false;
@@ -92,6 +173,17 @@ impl<T> Sender<T> {
     /// # Errors
     /// [`TrySendError::Full`] if the bounded channel is full, [`TrySendError::Disconnected`]
     /// if every receiver is gone; both hold the message.
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::sync::{bounded, TrySendError};
+    ///
+    /// let (tx, rx) = bounded(1);
+    /// assert_eq!(tx.try_send(1), Ok(()));
+    /// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
+    /// drop(rx);
+    /// assert_eq!(tx.try_send(3), Err(TrySendError::Disconnected(3)));
+    /// ```
     pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
         budget::spend();
         let st = self.chan.lock();
@@ -119,6 +211,19 @@ impl<T> Receiver<T> {
     /// # Panics
     /// If called on the stack of a coroutine or generator that a green thread is running
     /// and the channel is empty: only the green thread's own stack can park.
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::sync::{channel, RecvError};
+    ///
+    /// let got = bobbin::run(|| {
+    ///     let (tx, rx) = channel();
+    ///     bobbin::spawn(move || tx.send(7).unwrap());
+    ///     // Parks until the green thread above has sent; then the sender is gone.
+    ///     [rx.recv(), rx.recv()]
+    /// });
+    /// assert_eq!(got, [Ok(7), Err(RecvError)]);
+    /// ```
     pub fn recv(&self) -> Result<T, RecvError> {
         let st = self.chan.lock();
         if size_of::<T>() > LARGE {
@@ -175,6 +280,18 @@ impl<T> Receiver<T> {
     ///
     /// # Errors
     /// [`TryRecvError::Empty`] or, once every sender is gone, [`TryRecvError::Disconnected`].
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::sync::{channel, TryRecvError};
+    ///
+    /// let (tx, rx) = channel();
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    /// tx.send(1).unwrap();
+    /// drop(tx);
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         budget::spend();
         match self.chan.pop(self.chan.lock()) {
@@ -192,6 +309,22 @@ impl<T> Receiver<T> {
     /// # Panics
     /// If called on the stack of a coroutine or generator that a green thread is running
     /// and the channel is empty: only the green thread's own stack can park.
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::sync::{channel, RecvTimeoutError};
+    /// use std::time::Duration;
+    ///
+    /// let got = bobbin::run(|| {
+    ///     let (tx, rx) = channel();
+    ///     let first = rx.recv_timeout(Duration::from_millis(5)); // nothing was sent
+    ///     bobbin::spawn(move || tx.send('x').unwrap());
+    ///     let second = rx.recv_timeout(Duration::from_secs(60)); // parks until the send
+    ///     let third = rx.recv_timeout(Duration::from_secs(60)); // the sender is gone
+    ///     [first, second, third]
+    /// });
+    /// assert_eq!(got, [Err(RecvTimeoutError::Timeout), Ok('x'), Err(RecvTimeoutError::Disconnected)]);
+    /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         budget::spend();
         let deadline = Instant::now() + timeout;
@@ -216,11 +349,32 @@ impl<T> Receiver<T> {
     }
 
     /// An iterator that receives until every sender is gone.
+    ///
+    /// # Examples
+    /// ```
+    /// let squares = bobbin::run(|| {
+    ///     let (tx, rx) = bobbin::sync::channel();
+    ///     bobbin::spawn(move || (1..=4).for_each(|i| tx.send(i * i).unwrap()));
+    ///     rx.iter().collect::<Vec<u32>>()
+    /// });
+    /// assert_eq!(squares, [1, 4, 9, 16]);
+    /// ```
     pub fn iter(&self) -> Iter<'_, T> {
         Iter { rx: self }
     }
 
     /// An iterator over the messages queued now, without waiting.
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, rx) = bobbin::sync::channel();
+    /// tx.send(1).unwrap();
+    /// tx.send(2).unwrap();
+    /// // Ends at the empty queue although `tx` could still send.
+    /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2]);
+    /// tx.send(3).unwrap();
+    /// assert_eq!(rx.try_iter().next(), Some(3));
+    /// ```
     pub fn try_iter(&self) -> TryIter<'_, T> {
         TryIter { rx: self }
     }
@@ -267,7 +421,20 @@ impl<T> Drop for Receiver<T> {
     }
 }
 
-/// Blocking iterator of [`Receiver::iter`].
+/// Blocking iterator of [`Receiver::iter`]: ends once the channel is empty and every
+/// sender is gone.
+///
+/// # Examples
+/// ```
+/// let (tx, rx) = bobbin::sync::channel();
+/// std::thread::spawn(move || (0..5).for_each(|i| tx.send(i).unwrap()));
+/// // `&Receiver` is `IntoIterator` too, through this iterator.
+/// let mut got = Vec::new();
+/// for i in &rx {
+///     got.push(i);
+/// }
+/// assert_eq!(got, [0, 1, 2, 3, 4]);
+/// ```
 pub struct Iter<'a, T> {
     rx: &'a Receiver<T>,
 }
@@ -279,7 +446,17 @@ impl<T> Iterator for Iter<'_, T> {
     }
 }
 
-/// Non-blocking iterator of [`Receiver::try_iter`].
+/// Non-blocking iterator of [`Receiver::try_iter`]: ends at the first empty queue.
+///
+/// # Examples
+/// ```
+/// let (tx, rx) = bobbin::sync::channel();
+/// tx.send("a").unwrap();
+/// let mut queued = rx.try_iter();
+/// assert_eq!(queued.next(), Some("a"));
+/// assert_eq!(queued.next(), None);
+/// drop(tx);
+/// ```
 pub struct TryIter<'a, T> {
     rx: &'a Receiver<T>,
 }
@@ -315,7 +492,18 @@ impl<T> RefUnwindSafe for Sender<T> {}
 impl<T> UnwindSafe for Receiver<T> {}
 impl<T> RefUnwindSafe for Receiver<T> {}
 
-/// Owning blocking iterator of a [`Receiver`].
+/// Owning blocking iterator of a [`Receiver`], made by `for msg in receiver`.
+///
+/// # Examples
+/// ```
+/// let (tx, rx) = bobbin::sync::bounded(1);
+/// let consumer = std::thread::spawn(move || rx.into_iter().map(|s: String| s.len()).sum::<usize>());
+/// for word in ["green", "thread"] {
+///     tx.send(word.to_string()).unwrap();
+/// }
+/// drop(tx);
+/// assert_eq!(consumer.join().unwrap(), 11);
+/// ```
 pub struct IntoIter<T> {
     rx: Receiver<T>,
 }
