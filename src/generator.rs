@@ -79,8 +79,8 @@ impl<T> Generator<T> {
     ///         count_down(n - 1, y);
     ///     }
     /// }
-    /// let g = Generator::with_builder(Builder::new().stack_size(4 << 20), |y| count_down(20_000, y)).unwrap();
-    /// assert_eq!(g.count(), 20_000);
+    /// let g = Generator::with_builder(Builder::new().stack_size(4 << 20), |y| count_down(5_000, y)).unwrap();
+    /// assert_eq!(g.count(), 5_000);
     /// assert!(Generator::<u32>::with_builder(Builder::new().stack_size(0), |_| ()).is_err());
     /// ```
     pub fn with_builder<F>(builder: Builder, f: F) -> Result<Generator<T>, Error>
