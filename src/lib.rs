@@ -132,7 +132,7 @@ pub use error::Error;
 pub use generator::Generator;
 pub use runtime::Runtime;
 pub use sched::stall::{watch_stalls, Stall};
-pub use sched::{run, sleep, spawn, yield_now, JoinError, JoinHandle};
+pub use sched::{run, sleep, spawn, spawn_blocking, yield_now, JoinError, JoinHandle};
 
 /// The README's examples, compiled and run as doc-tests so they stay true.
 #[cfg(doctest)]

@@ -797,3 +797,58 @@ fn a_green_thread_that_does_not_yield_is_reported_as_a_stall() {
     });
     common::assert_child_passed(name, out);
 }
+
+#[test]
+fn blocking_work_parks_only_its_green_thread() {
+    let name = "blocking_work_parks_only_its_green_thread";
+    let out = common::in_child_within(name, Duration::from_secs(120), || {
+        // Eight blocking calls that each wait for a message only a green thread of the same
+        // scheduler sends: if any of them held the scheduler's thread, nothing would send.
+        let total = run(|| {
+            let mut blocking = Vec::new();
+            let mut senders = Vec::new();
+            for i in 0..8u64 {
+                let (tx, rx) = std::sync::mpsc::channel::<u64>();
+                blocking.push(bobbin::spawn_blocking(move || rx.recv().unwrap() * 10));
+                senders.push(spawn(move || {
+                    yield_now();
+                    tx.send(i).unwrap();
+                }));
+            }
+            senders.into_iter().for_each(|s| s.join().unwrap());
+            blocking.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+        });
+        assert_eq!(total, (0..8).sum::<u64>() * 10);
+        // The same from a runtime's only worker.
+        let rt = bobbin::Runtime::builder().workers(1).build().unwrap();
+        let got = rt.block_on(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<u32>();
+            let blocking = bobbin::spawn_blocking(move || rx.recv().unwrap() + 1);
+            bobbin::runtime::spawn(move || tx.send(6).unwrap()).join().unwrap();
+            blocking.join().unwrap()
+        });
+        assert_eq!(got, 7);
+    });
+    common::assert_child_passed(name, out);
+}
+
+#[test]
+fn blocking_work_reports_panics_and_runs_outside_a_scheduler() {
+    let err = bobbin::spawn_blocking(|| -> u32 { panic!("blocking failure") }).join().unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(err.message(), Some("blocking failure"));
+    // More work than the pool has threads: everything still runs, each exactly once.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..bobbin::sched::MAX_THREADS * 2)
+        .map(|i| {
+            let hits = Arc::clone(&hits);
+            bobbin::spawn_blocking(move || {
+                hits.fetch_add(1, Ordering::SeqCst);
+                i
+            })
+        })
+        .collect();
+    let sum: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(sum, (0..bobbin::sched::MAX_THREADS * 2).sum::<usize>());
+    assert_eq!(hits.load(Ordering::SeqCst), bobbin::sched::MAX_THREADS * 2);
+}

@@ -36,6 +36,7 @@
 //! assert_eq!(total, 385);
 //! ```
 
+mod blocking;
 pub(crate) mod budget;
 pub(crate) mod driver;
 pub(crate) mod park;
@@ -56,6 +57,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use scheduler::Unparker;
+
+pub use blocking::{spawn_blocking, IDLE_TIMEOUT, MAX_THREADS};
 
 use crate::park::{Lock, LockGuard};
 
