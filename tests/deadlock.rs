@@ -29,30 +29,89 @@ fn waits_on_itself() {
     });
 }
 
-fn main() {
-    if std::env::var(CHILD_VAR).is_ok() {
-        waits_on_itself();
-        println!("the deadlocked program finished?");
-        return;
-    }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .env(CHILD_VAR, "1")
+/// Waits on a channel whose only sender a plain thread leaks and then exits with: while
+/// that thread lives the scheduler cannot rule out a wake-up, once it is gone it can.
+fn waits_on_a_thread_that_goes_away() {
+    run(|| {
+        let (tx, rx) = channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            std::mem::forget(tx);
+            ready_tx.send(()).unwrap();
+            // Still alive when the scheduler first finds nothing to run.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        });
+        ready_rx.recv().unwrap();
+        rx.recv().unwrap();
+    });
+}
+
+/// Runs `scenario` in a child process and checks that it panicked with a deadlock report
+/// containing every string of `expect`; a child that runs for ten minutes is killed and
+/// reported as hung.
+fn check(name: &str, scenario: &str, expect: &[&str]) -> bool {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(CHILD_VAR, scenario)
         .env("RUST_BACKTRACE", "0")
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run the deadlocking child");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("wait for the child").is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(600) {
+            child.kill().ok();
+            println!("test {name} ... FAILED (hung: still running after ten minutes)");
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("the child's output");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let ok = !out.status.success()
-        && stderr.contains("deadlock")
-        && stderr.contains("all 3 green threads are parked")
-        && stderr.contains("2 receiving from an empty channel")
-        && stderr.contains("1 joining another green thread");
+    let ok = !out.status.success() && expect.iter().all(|e| stderr.contains(e));
     if ok {
-        println!("test a_program_waiting_on_itself_is_reported ... ok");
-        println!("1 passed, 0 failed");
+        println!("test {name} ... ok");
     } else {
-        println!("test a_program_waiting_on_itself_is_reported ... FAILED");
+        println!("test {name} ... FAILED");
         println!("status: {:?}\nstderr:\n{stderr}", out.status);
-        println!("0 passed, 1 failed");
+    }
+    ok
+}
+
+fn main() {
+    match std::env::var(CHILD_VAR).as_deref() {
+        Ok("itself") => {
+            waits_on_itself();
+            println!("the deadlocked program finished?");
+            return;
+        }
+        Ok("thread") => {
+            waits_on_a_thread_that_goes_away();
+            println!("the deadlocked program finished?");
+            return;
+        }
+        _ => {}
+    }
+    let results = [
+        check(
+            "a_program_waiting_on_itself_is_reported",
+            "itself",
+            &[
+                "deadlock",
+                "all 3 green threads are parked",
+                "2 receiving from an empty channel",
+                "1 joining another green thread",
+            ],
+        ),
+        check(
+            "a_deadlock_is_reported_once_the_last_thread_that_could_end_it_exits",
+            "thread",
+            &["deadlock", "all 1 green threads are parked", "1 receiving from an empty channel"],
+        ),
+    ];
+    let passed = results.iter().filter(|&&ok| ok).count();
+    println!("{passed} passed, {} failed", results.len() - passed);
+    if passed != results.len() {
         std::process::exit(1);
     }
 }

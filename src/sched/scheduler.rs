@@ -147,6 +147,10 @@ pub(crate) struct Local {
     fault: Cell<bool>,
 }
 
+/// How long an idle scheduler of `run` sleeps before it checks again whether it can still
+/// be woken.
+const DEADLOCK_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Switches of a busy scheduler between two polls of its driver.
 const POLL_INTERVAL: u64 = 64;
 
@@ -463,7 +467,11 @@ impl Local {
                 if timeout.is_none() && !self.can_be_woken_from_outside() {
                     panic!("{}", self.deadlock_report());
                 }
-                self.driver.park(timeout);
+                // What could wake the scheduler from outside may go away without a word (a
+                // thread that exits with an unparker's channel leaked, or one that is still
+                // listed for a moment after it was joined): look again now and then rather
+                // than sleep for good on a verdict that no longer holds.
+                self.driver.park(Some(timeout.map_or(DEADLOCK_RECHECK, |t| t.min(DEADLOCK_RECHECK))));
             }
         }
     }
