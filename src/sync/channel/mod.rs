@@ -350,6 +350,10 @@ impl<T> Receiver<T> {
 
     /// An iterator that receives until every sender is gone.
     ///
+    /// # Panics
+    /// Its `next`, as [`recv`](Receiver::recv) does: on the stack of a coroutine or
+    /// generator that a green thread is running, when it would have to park.
+    ///
     /// # Examples
     /// ```
     /// let squares = bobbin::run(|| {
