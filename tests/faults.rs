@@ -416,25 +416,18 @@ fn an_overflow_inside_a_signal_handler_leaves_that_signal_unblocked() {
             assert_eq!(libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()), 0);
         }
         assert!(!blocked(libc::SIGUSR1) && !blocked(libc::SIGUSR2));
-        let mut co: Coroutine<(), (), ()> = Builder::new()
-            .stack_size(32 * 1024)
-            // SAFETY: raising a signal whose handler is installed above.
-            .spawn(|_, ()| unsafe {
-                libc::raise(libc::SIGUSR1);
-            })
-            .unwrap();
-        assert!(matches!(co.try_resume(()), Err(Error::StackOverflow { .. })));
-        assert!(!blocked(libc::SIGUSR1), "the handler's signal is unblocked again");
-        assert!(!blocked(libc::SIGUSR2), "so is what the handler's sa_mask added");
-        // And the next such overflow is recovered the same way.
-        let mut again: Coroutine<(), (), ()> = Builder::new()
-            .stack_size(32 * 1024)
-            // SAFETY: as above.
-            .spawn(|_, ()| unsafe {
-                libc::raise(libc::SIGUSR1);
-            })
-            .unwrap();
-        assert!(matches!(again.try_resume(()), Err(Error::StackOverflow { .. })));
-        assert!(!blocked(libc::SIGUSR1));
+        // Twice: the second overflow is recovered the same way as the first.
+        for _ in 0..2 {
+            let mut co: Coroutine<(), (), ()> = Builder::new()
+                .stack_size(32 * 1024)
+                // SAFETY: raising a signal whose handler is installed above.
+                .spawn(|_, ()| unsafe {
+                    libc::raise(libc::SIGUSR1);
+                })
+                .unwrap();
+            assert!(matches!(co.try_resume(()), Err(Error::StackOverflow { .. })));
+            assert!(!blocked(libc::SIGUSR1), "the handler's signal is unblocked again");
+            assert!(!blocked(libc::SIGUSR2), "so is what the handler's sa_mask added");
+        }
     });
 }

@@ -400,28 +400,13 @@ impl<T> Clone for Receiver<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        let last = {
-            let mut st = self.chan.lock();
-            st.senders -= 1;
-            st.senders == 0
-        };
-        if last {
-            // Receivers waiting on an empty channel must learn it is now disconnected.
-            self.chan.wake_all(Side::Receivers);
-        }
+        self.chan.release(Side::Senders);
     }
 }
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        let last = {
-            let mut st = self.chan.lock();
-            st.receivers -= 1;
-            st.receivers == 0
-        };
-        if last {
-            self.chan.wake_all(Side::Senders);
-        }
+        self.chan.release(Side::Receivers);
     }
 }
 

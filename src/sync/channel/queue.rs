@@ -147,6 +147,27 @@ impl<T> Chan<T> {
         Ok(msg)
     }
 
+    /// One end of `side` is dropped. When it was the last, every waiter of the other side
+    /// must learn that the channel is disconnected: receivers that it will stay empty,
+    /// senders that nobody will take what they send.
+    pub(super) fn release(&self, side: Side) {
+        let last = {
+            let mut st = self.lock();
+            let count = match side {
+                Side::Senders => &mut st.senders,
+                Side::Receivers => &mut st.receivers,
+            };
+            *count -= 1;
+            *count == 0
+        };
+        if last {
+            self.wake_all(match side {
+                Side::Senders => Side::Receivers,
+                Side::Receivers => Side::Senders,
+            });
+        }
+    }
+
     /// Wakes every waiter of `side` (the other side has disconnected).
     pub(super) fn wake_all(&self, side: Side) {
         let all: Vec<Unparker> = self.lock().waiters(side).drain(..).collect();
