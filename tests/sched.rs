@@ -645,14 +645,17 @@ fn stack_needed(f: fn()) -> usize {
               ASan's own code is not a recoverable guard hit"
 )]
 fn a_large_message_needs_less_stack_than_through_std_mpsc() {
-    for (ours, std) in [
-        (pass_a_big_message_unbounded as fn(), pass_a_big_message_unbounded_std as fn()),
-        (pass_a_big_message_bounded, pass_a_big_message_bounded_std),
-    ] {
-        let (ours, std) = (stack_needed(ours), stack_needed(std));
-        eprintln!("XX {ours} {std}");
-        assert!(ours < std, "bobbin's channel needs {ours} bytes of stack for a 32 KiB message, std's {std}");
-    }
+    // In a child process: under valgrind, what the overflows abandon would count as leaks.
+    common::in_child_ok("a_large_message_needs_less_stack_than_through_std_mpsc", || {
+        for (ours, std) in [
+            (pass_a_big_message_unbounded as fn(), pass_a_big_message_unbounded_std as fn()),
+            (pass_a_big_message_bounded, pass_a_big_message_bounded_std),
+        ] {
+            let (ours, std) = (stack_needed(ours), stack_needed(std));
+            eprintln!("XX {ours} {std}");
+            assert!(ours < std, "bobbin's channel needs {ours} bytes of stack for a 32 KiB message, std's {std}");
+        }
+    });
 }
 
 #[test]
@@ -663,9 +666,12 @@ fn a_large_message_needs_less_stack_than_through_std_mpsc() {
               frame sizes, and an overflow inside ASan's own code is not a recoverable guard hit)"
 )]
 fn a_large_message_passes_on_a_default_green_thread_stack() {
-    run(|| {
-        spawn(pass_a_big_message_unbounded).join().expect("no overflow on the default stack");
-        spawn(pass_a_big_message_bounded).join().expect("no overflow on the default stack");
+    // In a child process: under valgrind, what the overflows abandon would count as leaks.
+    common::in_child_ok("a_large_message_passes_on_a_default_green_thread_stack", || {
+        run(|| {
+            spawn(pass_a_big_message_unbounded).join().expect("no overflow on the default stack");
+            spawn(pass_a_big_message_bounded).join().expect("no overflow on the default stack");
+        });
     });
 }
 
@@ -742,17 +748,20 @@ impl Drop for PanicsOnDrop {
 #[test]
 #[cfg_attr(bobbin_asan, ignore = "leaks a message on purpose, which LeakSanitizer reports")]
 fn a_panicking_message_destructor_reports_the_first_panic_and_leaks_the_rest() {
-    // Dropping a channel that holds two such messages drops the first, whose panic comes
-    // out of the drop; the second is leaked rather than dropped during that unwinding
-    // (which would abort the process).
-    let drops = Rc::new(Cell::new(0));
-    let (tx, rx) = bounded::<PanicsOnDrop>(2);
-    tx.try_send(PanicsOnDrop(drops.clone())).map_err(|_| ()).unwrap();
-    tx.try_send(PanicsOnDrop(drops.clone())).map_err(|_| ()).unwrap();
-    drop(tx);
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(rx)));
-    assert_eq!(r.unwrap_err().downcast_ref::<&str>(), Some(&"message destructor"));
-    assert_eq!(drops.get(), 1);
+    // In a child process: the leak is deliberate, and valgrind would report it.
+    common::in_child_ok("a_panicking_message_destructor_reports_the_first_panic_and_leaks_the_rest", || {
+        // Dropping a channel that holds two such messages drops the first, whose panic comes
+        // out of the drop; the second is leaked rather than dropped during that unwinding
+        // (which would abort the process).
+        let drops = Rc::new(Cell::new(0));
+        let (tx, rx) = bounded::<PanicsOnDrop>(2);
+        tx.try_send(PanicsOnDrop(drops.clone())).map_err(|_| ()).unwrap();
+        tx.try_send(PanicsOnDrop(drops.clone())).map_err(|_| ()).unwrap();
+        drop(tx);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(rx)));
+        assert_eq!(r.unwrap_err().downcast_ref::<&str>(), Some(&"message destructor"));
+        assert_eq!(drops.get(), 1);
+    });
 }
 
 #[test]
