@@ -470,6 +470,31 @@ where
 /// A `Yielder` lives on its coroutine's stack and is only ever lent to the coroutine's
 /// closure (`&Yielder`), for no longer than the closure runs; it is neither `Send` nor
 /// `Sync`, so it cannot leave the coroutine or its thread.
+///
+/// # Examples
+/// A helper that suspends from deep inside the coroutine's calls takes the `Yielder` by
+/// reference:
+/// ```
+/// use bobbin::{Coroutine, CoroutineResult, Yielder};
+///
+/// fn emit_twice(y: &Yielder<(), &'static str>, what: &'static str) {
+///     y.suspend(what);
+///     y.suspend(what);
+/// }
+/// let mut co = Coroutine::new(|y, ()| {
+///     emit_twice(y, "tick");
+///     "done"
+/// });
+/// assert_eq!(co.resume(()), CoroutineResult::Yield("tick"));
+/// assert_eq!(co.resume(()), CoroutineResult::Yield("tick"));
+/// assert_eq!(co.resume(()), CoroutineResult::Return("done"));
+/// ```
+///
+/// It cannot be sent to another thread:
+/// ```compile_fail
+/// fn assert_send<T: Send>(_: &T) {}
+/// let _co = bobbin::Coroutine::<(), (), ()>::new(|y, ()| assert_send(y));
+/// ```
 pub struct Yielder<I, Y> {
     /// The coroutine's stack base.
     base: usize,
@@ -488,6 +513,19 @@ impl<I, Y> Yielder<I, Y> {
     /// caught that unwinding), it does not suspend: the unwinding resumes from here. Called
     /// from a destructor that this unwinding runs, it aborts the process: there is nobody
     /// left to resume the coroutine, and a destructor cannot be unwound from.
+    ///
+    /// # Examples
+    /// Values go both ways: what `suspend` hands out comes out of `resume`, and the next
+    /// `resume`'s input is what `suspend` returns.
+    /// ```
+    /// use bobbin::{Coroutine, CoroutineResult};
+    ///
+    /// let mut doubler = Coroutine::new(|y, mut x: u32| loop {
+    ///     x = y.suspend(x * 2);
+    /// });
+    /// assert_eq!(doubler.resume(1), CoroutineResult::<u32, ()>::Yield(2));
+    /// assert_eq!(doubler.resume(21), CoroutineResult::Yield(42));
+    /// ```
     #[inline(always)]
     pub fn suspend(&self, val: Y) -> I {
         // The resumer moves the value out of this frame while we are suspended (or, if it

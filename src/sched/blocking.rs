@@ -12,10 +12,23 @@ use std::time::Duration;
 
 use super::{send_task, JoinError, JoinHandle, SendAbort, SendBody};
 
-/// Most threads the pool runs at once.
+/// Most threads the pool runs at once; more work waits for a free thread.
+///
+/// # Examples
+/// Twice as many blocking calls as threads all run, each once:
+/// ```
+/// let handles: Vec<_> = (0..2 * bobbin::sched::MAX_THREADS).map(|i| bobbin::spawn_blocking(move || i)).collect();
+/// let sum: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+/// assert_eq!(sum, (0..2 * bobbin::sched::MAX_THREADS).sum());
+/// ```
 pub const MAX_THREADS: usize = 64;
 
 /// How long a pool thread waits for work before it exits.
+///
+/// # Examples
+/// ```
+/// assert!(bobbin::sched::IDLE_TIMEOUT >= std::time::Duration::from_secs(1));
+/// ```
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Pool {
