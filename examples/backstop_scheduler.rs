@@ -251,10 +251,10 @@ pub fn run() -> Result<Vec<Outcome>, Error> {
         let task = &mut tasks[index];
         task.turns += 1;
         RUNNING.with(|r| r.set(Running { child: &mut *task.ctx, scheduler: &mut *scheduler }));
-        // SAFETY: the child was initialised on its own stack, which lives in `tasks` until
-        // the end of this function, and comes back here by yielding (the swap in
-        // `yield_now`) or through the backstop (this swap made `scheduler` its parent). The
-        // children use a few hundred bytes of their 32 KiB.
+        // The child was initialised on its own stack, which lives in `tasks` until the end
+        // of this function, and uses a few hundred bytes of its 32 KiB.
+        // SAFETY: as just said; it comes back here by yielding (the swap in `yield_now`) or
+        // through the backstop (this swap made `scheduler` its parent).
         unsafe { Context::swap(&mut scheduler, &mut task.ctx) };
         RUNNING.with(|r| r.set(Running { child: std::ptr::null_mut(), scheduler: std::ptr::null_mut() }));
         let finished = FINISHED.with(|f| f.borrow().last() == Some(&index));

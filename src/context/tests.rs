@@ -1,4 +1,5 @@
 //! Unit tests of the context layer that need crate internals.
+use super::init::CHAIN_WORDS;
 use super::*;
 
 #[test]

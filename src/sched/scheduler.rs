@@ -1,12 +1,13 @@
 //! The per-thread scheduler: its task table, run queue and timers, one step of it, and the
 //! thread-local through which the green threads it runs reach it.
 //!
-//! Kept whole (about 740 lines): every function here reads or writes the task table and
-//! the ready queue, whose invariants (a task is in the table while alive; in the ready
-//! queue at most once; its header's park word is DONE once it leaves) are easiest to
-//! check in one place. What needs only a narrow part of it lives beside it: the start
-//! policy (`policy.rs`), the timer heap (`timer.rs`), running and stopping a scheduler
-//! (`run.rs`), its driver (`driver.rs`) and its work source (`work.rs`).
+//! Kept in one file (about 650 lines): every function here reads or writes the task table
+//! and the ready queue, whose invariants (a task is in the table while alive; in the ready
+//! queue at most once; its header's park word is DONE once it leaves) are easiest to check
+//! in one place. What needs only a narrow part of it lives beside it: the part other
+//! threads reach (`scheduler/shared.rs`), the deadlock check (`scheduler/deadlock.rs`),
+//! the start policy (`policy.rs`), the timer heap (`timer.rs`), running and stopping a
+//! scheduler (`run.rs`), its driver (`driver.rs`) and its work source (`work.rs`).
 //!
 //! The one thread-local "current scheduler" pointer of the crate is [`CURRENT`], below:
 //! `spawn`, `yield_now`, parking and same-thread wake-ups find the scheduler through it.
@@ -18,17 +19,22 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::driver::{Driver, ThreadDriver};
 use super::policy::{Start, StartPolicy};
 use super::timer::Timers;
+
+mod deadlock;
+mod shared;
+
 use super::work::{Job, WorkSource};
 use super::{AbortHook, JoinError};
 use crate::coroutine::{self, Builder, Coroutine, CoroutineResult, Suspender, Yielder};
-use crate::park::{self, Home, Lock, ParkWord, Waker};
+use crate::park::ParkWord;
+pub(crate) use shared::{Shared, TaskHeader, Unparker};
 
 /// What a green thread tells the scheduler when it gives control back.
 #[derive(Clone, Copy, Debug)]
@@ -37,37 +43,6 @@ pub(crate) enum Signal {
     Yield,
     /// I registered an unparker; wait for it.
     Park(&'static str),
-}
-
-/// The part of a scheduler that other threads reach: where their wake-ups go.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    /// Woken tasks; `None` once the scheduler has stopped (later wake-ups are dropped).
-    pub(super) remote: Lock<Option<Vec<Arc<TaskHeader>>>>,
-    /// Whether `remote` may be non-empty; lets the loop skip the lock.
-    pub(super) has_remote: AtomicBool,
-    /// Wakes the scheduler's driver.
-    waker: Waker,
-}
-
-impl Shared {
-    fn new(waker: Waker) -> Shared {
-        Shared { remote: Lock::new(Some(Vec::new())), has_remote: AtomicBool::new(false), waker }
-    }
-
-    fn push_remote(&self, task: Arc<TaskHeader>) {
-        match self.remote.lock().as_mut() {
-            Some(queue) => queue.push(task),
-            None => return,
-        }
-        // Release pairs with the Acquire swap in the loop: the loop that sees the flag
-        // sees the pushed task. If the flag was already up, whoever raised it unparks the
-        // thread (or has), and the loop has not yet taken that task: it takes this one with
-        // it.
-        if !self.has_remote.swap(true, Ordering::AcqRel) {
-            self.waker.wake();
-        }
-    }
 }
 
 /// A green thread's coroutine.
@@ -265,29 +240,6 @@ fn not_on_green_thread_stack() -> ! {
         "bobbin: a green thread can only yield or block from its own stack, not from inside a \
          coroutine or generator it is running"
     );
-}
-
-/// The header of a green thread of these schedulers.
-pub(crate) type TaskHeader = park::TaskHeader<Shared>;
-
-/// The unparker of a green thread of these schedulers, or of an OS thread.
-pub(crate) type Unparker = park::Unparker<Shared>;
-
-impl Home for Shared {
-    /// Queues a task that an unparker just made ready: at once if its scheduler runs on
-    /// the calling thread, otherwise through that scheduler's remote queue.
-    fn make_ready(task: Arc<TaskHeader>) {
-        let mut task = Some(task);
-        with_local(|local| {
-            if let Some(task) = task.take_if(|t| Arc::ptr_eq(&local.shared, &t.home)) {
-                local.requeue_woken(task);
-            }
-        });
-        if let Some(task) = task {
-            let shared = Arc::clone(&task.home);
-            shared.push_remote(task);
-        }
-    }
 }
 
 /// Registers a timer that fires `unparker` at `at`. Must be called from a green thread.
@@ -655,37 +607,6 @@ impl Local {
         abort
     }
 
-    fn deadlock_report(&self) -> String {
-        let tasks = self.tasks.borrow();
-        let mut kinds: Vec<(&'static str, usize)> = Vec::new();
-        for slot in tasks.iter().flatten() {
-            if let Some(k) = slot.parked {
-                match kinds.iter_mut().find(|(kk, _)| *kk == k) {
-                    Some((_, n)) => *n += 1,
-                    None => kinds.push((k, 1)),
-                }
-            }
-        }
-        let parts: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
-        format!(
-            "bobbin: deadlock: all {} green threads are parked and nothing can wake them \
-             (no timers pending, no other thread can reach them): {}",
-            self.live.get(),
-            parts.join(", ")
-        )
-    }
-
-    /// Whether a parked task can still be woken by something outside this scheduler: some
-    /// other OS thread exists and an unparker of a parked task is alive.
-    fn can_be_woken_from_outside(&self) -> bool {
-        let tasks = self.tasks.borrow();
-        // A header referenced only by its slot (and its spare reference) has no unparker
-        // anywhere.
-        let any_unparker =
-            tasks.iter().flatten().any(|s| Arc::strong_count(&s.header) > 1 + usize::from(s.spare_ref.is_some()));
-        (any_unparker && other_threads_exist()) || self.driver.has_sources()
-    }
-
     /// Whether any green thread is left in the task table.
     pub(super) fn has_tasks(&self) -> bool {
         self.tasks.borrow().iter().any(Option::is_some)
@@ -715,14 +636,6 @@ impl Local {
                 );
             }
         }
-    }
-}
-
-/// Whether the process has an OS thread besides the calling one.
-fn other_threads_exist() -> bool {
-    match std::fs::read_dir("/proc/self/task") {
-        Ok(dir) => dir.count() > 1,
-        Err(_) => true,
     }
 }
 

@@ -120,10 +120,10 @@ fn free_fake_stack(dead: *mut c_void) {
     let mut own = ptr::null_mut();
     let mut bottom: *const c_void = ptr::null();
     let mut size = 0;
-    // SAFETY: four ASan calls on this stack with valid locals, in the order ASan expects
-    // (start, finish, start, finish); no instrumented code runs between them. `dead` is a
-    // fake stack no code uses any more; the second start frees it, and the last finish
-    // reinstates this side's fake stack and bounds.
+    // Four ASan calls on this stack, in the order ASan expects (start, finish, start,
+    // finish), with no instrumented code between them. `dead` is a fake stack no code uses
+    // any more; the second start frees it, and the last finish reinstates this side's.
+    // SAFETY: as just said; every pointer passed is a valid local or null.
     unsafe {
         __sanitizer_start_switch_fiber(&mut own, ptr::null(), 0);
         __sanitizer_finish_switch_fiber(dead, &mut bottom, &mut size);
@@ -200,10 +200,10 @@ impl Suspend {
 #[inline(always)]
 pub(crate) fn leave_for_good() {
     let to = RESUMER.get();
-    // SAFETY: the first call clears the shadow of this stack from just below the current
-    // frame to its top, which only this coroutine uses and which nothing reads after the
-    // switch but the result; the second asks ASan to free the current fake stack (a null
-    // save slot). The caller switches right after, using no fake frame.
+    // The first call clears the shadow of this stack from just below the current frame to
+    // its top, which only this coroutine uses and nothing reads after the switch but the
+    // result; the second asks ASan to free the current fake stack (a null save slot).
+    // SAFETY: as just said; the caller switches right after, using no fake frame.
     unsafe {
         __asan_handle_no_return();
         __sanitizer_start_switch_fiber(ptr::null_mut(), to.bottom as *const c_void, to.size);
@@ -228,7 +228,7 @@ pub(crate) fn unpoison(bounds: Bounds) {
 
 /// Tells LeakSanitizer that what the frames on `stack` own is leaked on purpose: a
 /// coroutine that overflowed is abandoned with its values, which are leaked, not dropped
-/// (DESIGN.md, section 3), and would otherwise be reported at exit. Every heap object a
+/// (see `Error::StackOverflow`), and would otherwise be reported at exit. Every heap object a
 /// word of the stack points into is marked, and with it everything reachable from it. A
 /// stale word that happens to point at a live object hides that object from the leak
 /// check; that is the price of not knowing where the abandoned frames' values lie.

@@ -1,0 +1,47 @@
+//! The deadlock check of an idle scheduler of `run`: whether anything could still wake a
+//! green thread, and the report that names what each one waits for when nothing can.
+
+use std::sync::Arc;
+
+use super::Local;
+
+impl Local {
+    pub(super) fn deadlock_report(&self) -> String {
+        let tasks = self.tasks.borrow();
+        let mut kinds: Vec<(&'static str, usize)> = Vec::new();
+        for slot in tasks.iter().flatten() {
+            if let Some(k) = slot.parked {
+                match kinds.iter_mut().find(|(kk, _)| *kk == k) {
+                    Some((_, n)) => *n += 1,
+                    None => kinds.push((k, 1)),
+                }
+            }
+        }
+        let parts: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        format!(
+            "bobbin: deadlock: all {} green threads are parked and nothing can wake them \
+             (no timers pending, no other thread can reach them): {}",
+            self.live.get(),
+            parts.join(", ")
+        )
+    }
+
+    /// Whether a parked task can still be woken by something outside this scheduler: some
+    /// other OS thread exists and an unparker of a parked task is alive.
+    pub(super) fn can_be_woken_from_outside(&self) -> bool {
+        let tasks = self.tasks.borrow();
+        // A header referenced only by its slot (and its spare reference) has no unparker
+        // anywhere.
+        let any_unparker =
+            tasks.iter().flatten().any(|s| Arc::strong_count(&s.header) > 1 + usize::from(s.spare_ref.is_some()));
+        (any_unparker && other_threads_exist()) || self.driver.has_sources()
+    }
+}
+
+/// Whether the process has an OS thread besides the calling one.
+fn other_threads_exist() -> bool {
+    match std::fs::read_dir("/proc/self/task") {
+        Ok(dir) => dir.count() > 1,
+        Err(_) => true,
+    }
+}
