@@ -645,30 +645,16 @@ fn stack_needed(f: fn()) -> usize {
               unoptimised one keeps more copies of a large value; ASan's instrumentation changes \
               frame sizes, and an overflow inside ASan's own code is not a recoverable guard hit)"
 )]
-fn a_large_message_needs_less_stack_than_through_std_mpsc() {
+fn a_large_message_needs_less_stack_than_std_and_fits_a_default_green_thread() {
     // In a child process: under valgrind, what the overflows abandon would count as leaks.
-    common::in_child_ok("a_large_message_needs_less_stack_than_through_std_mpsc", || {
+    common::in_child_ok("a_large_message_needs_less_stack_than_std_and_fits_a_default_green_thread", || {
         for (ours, std) in [
             (pass_a_big_message_unbounded as fn(), pass_a_big_message_unbounded_std as fn()),
             (pass_a_big_message_bounded, pass_a_big_message_bounded_std),
         ] {
             let (ours, std) = (stack_needed(ours), stack_needed(std));
-            eprintln!("XX {ours} {std}");
             assert!(ours < std, "bobbin's channel needs {ours} bytes of stack for a 32 KiB message, std's {std}");
         }
-    });
-}
-
-#[test]
-#[cfg_attr(
-    any(debug_assertions, bobbin_asan),
-    ignore = "measures stack use, which needs an optimised build without AddressSanitizer (an \
-              unoptimised one keeps more copies of a large value; ASan's instrumentation changes \
-              frame sizes, and an overflow inside ASan's own code is not a recoverable guard hit)"
-)]
-fn a_large_message_passes_on_a_default_green_thread_stack() {
-    // In a child process: under valgrind, what the overflows abandon would count as leaks.
-    common::in_child_ok("a_large_message_passes_on_a_default_green_thread_stack", || {
         run(|| {
             spawn(pass_a_big_message_unbounded).join().expect("no overflow on the default stack");
             spawn(pass_a_big_message_bounded).join().expect("no overflow on the default stack");

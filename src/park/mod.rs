@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub(crate) use lock::{Lock, LockGuard};
-pub(crate) use wake::{Wake, Waker};
+pub(crate) use wake::Waker;
 
 // Park states, in the low two bits of a parker's word; the epoch is in the rest.
 /// Running (or about to park).
@@ -235,7 +235,7 @@ impl<H: Home> Unparker<H> {
 
 thread_local! {
     static THREAD_PARKER: Arc<ThreadParker> =
-        Arc::new(ThreadParker { word: ParkWord::default(), waker: Waker::current_thread() });
+        Arc::new(ThreadParker { word: ParkWord::default(), waker: Waker::thread(std::thread::current()) });
 }
 
 /// Blocks the calling OS thread, outside any scheduler, until the unparker handed to

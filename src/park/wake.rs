@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::thread::Thread;
 
 /// What wakes one sleeping OS thread: `std::thread::Thread::unpark` for a thread parked in
-/// the standard library, a poller's waker for one that waits in its poller.
+/// the standard library (the only kind so far; an I/O poller's waker will be the next).
 pub(crate) trait Wake: Send + Sync {
     /// Wakes the thread if it sleeps, or makes its next sleep return at once.
     fn wake(&self);
@@ -22,13 +22,9 @@ impl Wake for Thread {
 pub(crate) struct Waker(Arc<dyn Wake>);
 
 impl Waker {
-    pub(crate) fn new(wake: Arc<dyn Wake>) -> Waker {
-        Waker(wake)
-    }
-
-    /// Wakes the calling OS thread's `std::thread::park`.
-    pub(crate) fn current_thread() -> Waker {
-        Waker(Arc::new(std::thread::current()))
+    /// Wakes `thread`'s `std::thread::park`.
+    pub(crate) fn thread(thread: Thread) -> Waker {
+        Waker(Arc::new(thread))
     }
 
     pub(crate) fn wake(&self) {

@@ -59,7 +59,7 @@ pub(crate) struct RtShared {
     injector: Injector<RtJob>,
     stealers: Vec<WorkerStealers>,
     /// Sleeping workers and their threads.
-    idle: Lock<Vec<(usize, Waker)>>,
+    idle: Lock<Vec<usize>>,
     /// Each started worker's waker, by index: what a shutdown wakes.
     wakers: Lock<Vec<Option<Waker>>>,
     idle_count: AtomicUsize,
@@ -123,7 +123,16 @@ impl RtShared {
             self.idle_count.store(idle.len(), Ordering::Relaxed);
             w
         };
-        if let Some((_, waker)) = woken {
+        if let Some(index) = woken {
+            self.wake_worker(index);
+        }
+    }
+
+    /// Wakes worker `index`'s driver (a worker sleeps only after its scheduler started
+    /// and registered its waker).
+    fn wake_worker(&self, index: usize) {
+        let waker = self.wakers.lock()[index].clone();
+        if let Some(waker) = waker {
             waker.wake();
         }
     }
@@ -217,8 +226,6 @@ pub(crate) struct WorkerPart {
     pub(crate) rt: Arc<RtShared>,
     rng: Cell<u64>,
     ticks: Cell<u32>,
-    /// This worker's waker, once its scheduler has started.
-    waker: std::cell::OnceCell<Waker>,
 }
 
 impl WorkerPart {
@@ -226,7 +233,7 @@ impl WorkerPart {
         // Any odd seed works for xorshift; spread them so workers pick different victims.
         let seed = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(index as u64 + 1) | 1;
         let WorkerDeques { starts, migrants } = deques;
-        WorkerPart { index, starts, migrants, rt, rng: Cell::new(seed), ticks: Cell::new(0), waker: Default::default() }
+        WorkerPart { index, starts, migrants, rt, rng: Cell::new(seed), ticks: Cell::new(0) }
     }
 
     /// Queues a green thread spawned on this worker.
@@ -338,8 +345,7 @@ impl WorkerPart {
     fn sleep_idle(&self, driver: &dyn Driver, timeout: Option<std::time::Duration>, has_remote: &dyn Fn() -> bool) {
         {
             let mut idle = self.rt.idle.lock();
-            let waker = self.waker.get().cloned().unwrap_or_else(|| driver.waker());
-            idle.push((self.index, waker));
+            idle.push(self.index);
             self.rt.idle_count.store(idle.len(), Ordering::Relaxed);
         }
         fence(Ordering::SeqCst);
@@ -347,7 +353,7 @@ impl WorkerPart {
             driver.park(timeout);
         }
         let mut idle = self.rt.idle.lock();
-        idle.retain(|(i, _)| *i != self.index);
+        idle.retain(|&i| i != self.index);
         self.rt.idle_count.store(idle.len(), Ordering::Relaxed);
     }
 }
@@ -371,8 +377,7 @@ impl WorkSource for WorkerPart {
     }
 
     fn started(&self, waker: Waker) {
-        self.rt.wakers.lock()[self.index] = Some(waker.clone());
-        let _ = self.waker.set(waker);
+        self.rt.wakers.lock()[self.index] = Some(waker);
         fence(Ordering::SeqCst);
     }
 

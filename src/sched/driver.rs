@@ -12,7 +12,7 @@
 use std::thread::Thread;
 use std::time::Duration;
 
-use crate::park::{Wake, Waker};
+use crate::park::Waker;
 
 /// How a scheduler sleeps and what it polls. See the [module docs](self).
 pub(crate) trait Driver {
@@ -47,7 +47,7 @@ impl ThreadDriver {
 
 impl Driver for ThreadDriver {
     fn waker(&self) -> Waker {
-        Waker::new(std::sync::Arc::new(self.thread.clone()) as std::sync::Arc<dyn Wake>)
+        Waker::thread(self.thread.clone())
     }
 
     fn park(&self, timeout: Option<Duration>) {

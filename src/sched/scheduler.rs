@@ -219,8 +219,7 @@ pub(crate) fn suspend_parked(suspender: ParkSuspender, reason: &'static str) {
 /// Puts the current green thread at the back of the run queue. Outside a green thread,
 /// yields the OS thread.
 pub(crate) fn yield_now() {
-    // Only a green thread's own coroutine accepts a Signal; anything else is not one.
-    if coroutine::suspend_current::<(), Signal>(Signal::Yield).is_err() {
+    if !yield_if_on_green_thread() {
         if on_green_thread() {
             not_on_green_thread_stack();
         }
@@ -229,7 +228,7 @@ pub(crate) fn yield_now() {
 }
 
 /// Yields if the caller runs on a green thread's own stack; false (and does nothing)
-/// otherwise.
+/// otherwise. (Only a green thread's own coroutine accepts a Signal.)
 pub(crate) fn yield_if_on_green_thread() -> bool {
     coroutine::suspend_current::<(), Signal>(Signal::Yield).is_ok()
 }
