@@ -120,6 +120,8 @@ pub mod coroutine;
 mod engine;
 mod error;
 mod generator;
+pub mod io;
+pub mod net;
 mod park;
 pub mod runtime;
 pub mod sched;

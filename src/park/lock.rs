@@ -24,6 +24,12 @@ pub(crate) struct Lock<T>(SpinMutex<T>);
 /// Holds a [`Lock`] until dropped.
 pub(crate) type LockGuard<'a, T> = SpinMutexGuard<'a, T>;
 
+impl<T: Default> Default for Lock<T> {
+    fn default() -> Lock<T> {
+        Lock::new(T::default())
+    }
+}
+
 impl<T> Lock<T> {
     pub(crate) const fn new(value: T) -> Lock<T> {
         Lock(SpinMutex::new(value))

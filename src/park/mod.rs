@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub(crate) use lock::{Lock, LockGuard};
-pub(crate) use wake::Waker;
+pub(crate) use wake::{Wake, Waker};
 
 // Park states, in the low two bits of a parker's word; the epoch is in the rest.
 /// Running (or about to park).

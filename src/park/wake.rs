@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::thread::Thread;
 
 /// What wakes one sleeping OS thread: `std::thread::Thread::unpark` for a thread parked in
-/// the standard library (the only kind so far; an I/O poller's waker will be the next).
+/// the standard library, or a write to the eventfd of a scheduler's I/O poller.
 pub(crate) trait Wake: Send + Sync {
     /// Wakes the thread if it sleeps, or makes its next sleep return at once.
     fn wake(&self);
@@ -25,6 +25,11 @@ impl Waker {
     /// Wakes `thread`'s `std::thread::park`.
     pub(crate) fn thread(thread: Thread) -> Waker {
         Waker(Arc::new(thread))
+    }
+
+    /// Wakes through `wake`.
+    pub(crate) fn new(wake: Arc<dyn Wake>) -> Waker {
+        Waker(wake)
     }
 
     pub(crate) fn wake(&self) {

@@ -4,14 +4,16 @@
 //! A driver owns the scheduler's sleep: [`Driver::park`] blocks the OS thread until the
 //! driver's [`Waker`] is used or the timeout passes, and [`Driver::poll`] collects events
 //! without blocking. Timers stay in the scheduler, which passes the next deadline as the
-//! timeout. The first driver, [`ThreadDriver`], sleeps in `std::thread::park` and has no
-//! events of its own; an I/O reactor is another driver, waiting in its poller (with its
-//! waker as the wake-up handle) and turning readiness into unparks, plugged in without a
-//! change to the scheduler.
+//! timeout. [`ThreadDriver`] sleeps in `std::thread::park` and has no events of its own;
+//! every scheduler normally runs on the I/O reactor ([`super::reactor`]) instead, which
+//! waits in its poller (with its eventfd as the wake-up handle) and turns readiness into
+//! unparks. `ThreadDriver` remains for a scheduler whose poller could not be created (out
+//! of descriptors), where I/O then reports that error.
 
 use std::thread::Thread;
 use std::time::Duration;
 
+use super::reactor::Reactor;
 use crate::park::Waker;
 
 /// How a scheduler sleeps and what it polls. See the [module docs](self).
@@ -30,6 +32,11 @@ pub(crate) trait Driver {
     /// Whether something registered with the driver (an I/O source, say) could still wake
     /// a scheduler whose green threads are all parked: the deadlock check asks.
     fn has_sources(&self) -> bool;
+
+    /// The I/O reactor, if this driver is one: where descriptors are registered.
+    fn reactor(&self) -> Option<&Reactor> {
+        None
+    }
 }
 
 /// The driver of a scheduler without I/O: sleeps in `std::thread::park`.

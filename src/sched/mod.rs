@@ -41,6 +41,7 @@ pub(crate) mod budget;
 pub(crate) mod driver;
 pub(crate) mod park;
 mod policy;
+pub(crate) mod reactor;
 mod run;
 pub(crate) use run::run_worker;
 pub(crate) mod scheduler;

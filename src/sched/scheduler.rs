@@ -25,6 +25,7 @@ use std::time::Instant;
 
 use super::driver::{Driver, ThreadDriver};
 use super::policy::{Start, StartPolicy};
+use super::reactor::Reactor;
 use super::timer::Timers;
 
 mod deadlock;
@@ -117,6 +118,8 @@ pub(crate) struct Local {
     pub(super) stall: Arc<super::stall::Probe>,
     /// How the scheduler sleeps when idle, and what it polls between green threads.
     pub(super) driver: Box<dyn Driver>,
+    /// Why the driver is not an I/O reactor, if it is not.
+    reactor_error: Option<std::io::Error>,
     /// Tests set it to make the next step fail as a scheduler bug would.
     #[cfg(test)]
     fault: Cell<bool>,
@@ -241,6 +244,26 @@ fn not_on_green_thread_stack() -> ! {
     );
 }
 
+/// Runs `f` with the I/O reactor of the scheduler whose green thread runs on this thread.
+/// `None` if no green thread runs here (the caller blocks the OS thread instead); an error
+/// if that scheduler has no reactor because its poller could not be created.
+pub(crate) fn with_current_reactor<R>(f: impl FnOnce(&Reactor) -> R) -> Option<std::io::Result<R>> {
+    with_local(|local| {
+        local.current.get()?;
+        Some(match local.driver.reactor() {
+            Some(reactor) => Ok(f(reactor)),
+            None => Err(std::io::Error::new(
+                local.reactor_error.as_ref().map_or(std::io::ErrorKind::Other, std::io::Error::kind),
+                format!(
+                    "bobbin: this scheduler has no I/O poller (creating it failed: {})",
+                    local.reactor_error.as_ref().map_or_else(|| "unknown".to_owned(), ToString::to_string)
+                ),
+            )),
+        })
+    })
+    .flatten()
+}
+
 /// Registers a timer that fires `unparker` at `at`. Must be called from a green thread.
 pub(crate) fn add_timer(at: Instant, unparker: Unparker) {
     with_local(|local| {
@@ -264,8 +287,14 @@ impl Local {
             Some((source, migration)) => (Some(source), migration),
             None => (None, false),
         };
-        let driver: Box<dyn Driver> = Box::new(ThreadDriver::new());
+        // Without a poller (no descriptors left, say) the scheduler still runs green
+        // threads; their I/O reports why it cannot wait.
+        let (driver, reactor_error): (Box<dyn Driver>, _) = match Reactor::new() {
+            Ok(reactor) => (Box::new(reactor), None),
+            Err(e) => (Box::new(ThreadDriver::new()), Some(e)),
+        };
         Local {
+            reactor_error,
             shared: Arc::new(Shared::new(driver.waker())),
             driver,
             ready: RefCell::new(VecDeque::new()),

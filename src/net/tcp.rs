@@ -1,0 +1,554 @@
+//! TCP: [`TcpListener`] and [`TcpStream`].
+
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::{self, Shutdown, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{each_addr, op, resolve, Options};
+use crate::io::{Async, OnTimeout};
+use crate::sched::reactor::Direction;
+use crate::sched::scheduler::on_green_thread;
+
+/// A TCP socket server, like [`std::net::TcpListener`], whose `accept` parks the green
+/// thread.
+///
+/// # Examples
+/// ```
+/// use bobbin::net::{TcpListener, TcpStream};
+///
+/// bobbin::run(|| {
+///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+///     let addr = listener.local_addr().unwrap();
+///     let client = bobbin::spawn(move || TcpStream::connect(addr).unwrap().local_addr().unwrap());
+///     let (_stream, peer) = listener.accept().unwrap();
+///     assert_eq!(peer, client.join().unwrap());
+/// });
+/// ```
+pub struct TcpListener {
+    io: Async<net::TcpListener>,
+    options: Arc<Options>,
+}
+
+/// A TCP connection, like [`std::net::TcpStream`], whose reads, writes and connect park
+/// the green thread. `Read` and `Write` are implemented for `&TcpStream` too, so one green
+/// thread can read while another writes.
+///
+/// # Examples
+/// ```
+/// use std::io::{Read, Write};
+/// use bobbin::net::{TcpListener, TcpStream};
+///
+/// bobbin::run(|| {
+///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+///     let addr = listener.local_addr().unwrap();
+///     bobbin::spawn(move || {
+///         let (mut s, _) = listener.accept().unwrap();
+///         s.write_all(b"hi").unwrap();
+///     });
+///     let mut s = TcpStream::connect(addr).unwrap();
+///     let mut got = String::new();
+///     s.read_to_string(&mut got).unwrap();
+///     assert_eq!(got, "hi");
+/// });
+/// ```
+pub struct TcpStream {
+    io: Async<net::TcpStream>,
+    options: Arc<Options>,
+}
+
+/// The connections of a [`TcpListener`], as [`TcpListener::incoming`] returns them.
+/// Never ends.
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl TcpListener {
+    /// Binds to the first of `addr`'s addresses that works.
+    ///
+    /// # Errors
+    /// As [`std::net::TcpListener::bind`].
+    ///
+    /// # Examples
+    /// ```
+    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// assert_ne!(l.local_addr().unwrap().port(), 0);
+    /// ```
+    pub fn bind<A: ToSocketAddrs + Send>(addr: A) -> io::Result<TcpListener> {
+        let listener = each_addr(resolve(addr)?, net::TcpListener::bind)?;
+        TcpListener::from_std_checked(listener)
+    }
+
+    fn from_std_checked(listener: net::TcpListener) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        Ok(TcpListener { io: Async::new_nonblocking(listener), options: Arc::default() })
+    }
+
+    /// Waits for a connection (parking the green thread) and returns it with the peer's
+    /// address.
+    ///
+    /// # Errors
+    /// As [`std::net::TcpListener::accept`]: out of descriptors (`EMFILE`), say. The
+    /// listener keeps working: once descriptors are free, the pending connections are
+    /// accepted.
+    ///
+    /// # Examples
+    /// See [`TcpListener`].
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (stream, addr) = op(&self.io, &self.options, false, net::TcpListener::accept)?;
+        Ok((TcpStream::from_accepted(stream)?, addr))
+    }
+
+    /// An iterator over the connections as they come in: [`TcpListener::accept`] in a loop,
+    /// without the addresses.
+    ///
+    /// # Examples
+    /// See the [module docs](crate::net).
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The address the listener is bound to.
+    ///
+    /// # Errors
+    /// As [`std::net::TcpListener::local_addr`].
+    ///
+    /// # Examples
+    /// See [`TcpListener::bind`].
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// A second handle to the same socket (a duplicated descriptor).
+    ///
+    /// # Errors
+    /// As [`std::net::TcpListener::try_clone`].
+    ///
+    /// # Examples
+    /// ```
+    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// assert_eq!(l.try_clone().unwrap().local_addr().unwrap(), l.local_addr().unwrap());
+    /// ```
+    pub fn try_clone(&self) -> io::Result<TcpListener> {
+        let io = Async::new_nonblocking(self.io.get_ref().try_clone()?);
+        Ok(TcpListener { io, options: Arc::clone(&self.options) })
+    }
+
+    /// In non-blocking mode, `accept` returns `WouldBlock` instead of waiting.
+    ///
+    /// # Errors
+    /// None: the mode is the listener's own (its descriptor is always non-blocking).
+    ///
+    /// # Examples
+    /// ```
+    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// l.set_nonblocking(true).unwrap();
+    /// assert_eq!(l.accept().unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    /// ```
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.options.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    /// Sets `IP_TTL`.
+    ///
+    /// # Errors
+    /// As [`std::net::TcpListener::set_ttl`].
+    ///
+    /// # Examples
+    /// ```
+    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// l.set_ttl(100).unwrap();
+    /// assert_eq!(l.ttl().unwrap(), 100);
+    /// ```
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.io.get_ref().set_ttl(ttl)
+    }
+
+    /// `IP_TTL`.
+    ///
+    /// # Errors
+    /// As [`std::net::TcpListener::ttl`].
+    ///
+    /// # Examples
+    /// See [`TcpListener::set_ttl`].
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.io.get_ref().ttl()
+    }
+
+    /// Takes the pending error of the socket (`SO_ERROR`), if any.
+    ///
+    /// # Errors
+    /// As [`std::net::TcpListener::take_error`].
+    ///
+    /// # Examples
+    /// ```
+    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// assert!(l.take_error().unwrap().is_none());
+    /// ```
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+impl TcpStream {
+    /// Connects to the first of `addr`'s addresses that accepts, parking the green thread
+    /// while the connection is made (and while a host name is looked up).
+    ///
+    /// # Errors
+    /// As [`std::net::TcpStream::connect`]: `ConnectionRefused` when nothing listens, say.
+    ///
+    /// # Examples
+    /// ```
+    /// bobbin::run(|| {
+    ///     // A port nothing listens on: bind one, then close it.
+    ///     let addr = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    ///     let e = bobbin::net::TcpStream::connect(addr).unwrap_err();
+    ///     assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    /// });
+    /// ```
+    pub fn connect<A: ToSocketAddrs + Send>(addr: A) -> io::Result<TcpStream> {
+        each_addr(resolve(addr)?, |a| TcpStream::connect_one(a, None))
+    }
+
+    /// Connects to `addr`, giving up after `timeout`.
+    ///
+    /// # Errors
+    /// `ErrorKind::TimedOut` if the connection was not made in time; `InvalidInput` for
+    /// a zero timeout; otherwise as [`TcpStream::connect`].
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// bobbin::run(|| {
+    ///     let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let s = bobbin::net::TcpStream::connect_timeout(&l.local_addr().unwrap(), Duration::from_secs(5));
+    ///     assert!(s.is_ok());
+    /// });
+    /// ```
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        let deadline = crate::io::deadline(timeout)?;
+        TcpStream::connect_one(*addr, Some((timeout, deadline)))
+    }
+
+    fn connect_one(addr: SocketAddr, timeout: Option<(Duration, std::time::Instant)>) -> io::Result<TcpStream> {
+        if !on_green_thread() {
+            let stream = match timeout {
+                None => net::TcpStream::connect(addr)?,
+                Some((t, _)) => net::TcpStream::connect_timeout(&addr, t)?,
+            };
+            return TcpStream::from_accepted(stream);
+        }
+        // A non-blocking connect: in progress until the socket turns writable, then its
+        // pending error (if any) says how it went.
+        let stream: net::TcpStream = mio::net::TcpStream::connect(addr)?.into();
+        let io = Async::new_nonblocking(stream);
+        io.io_loop(Direction::Write, timeout.map(|(_, at)| at), OnTimeout::TimedOut, |s| {
+            if let Some(e) = s.take_error()? {
+                return Err(e);
+            }
+            match s.peer_addr() {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => Err(io::ErrorKind::WouldBlock.into()),
+                Err(e) => Err(e),
+            }
+        })?;
+        Ok(TcpStream { io, options: Arc::default() })
+    }
+
+    fn from_accepted(stream: net::TcpStream) -> io::Result<TcpStream> {
+        stream.set_nonblocking(true)?;
+        Ok(TcpStream { io: Async::new_nonblocking(stream), options: Arc::default() })
+    }
+
+    /// The address of the other end.
+    ///
+    /// # Errors
+    /// As [`std::net::TcpStream::peer_addr`].
+    ///
+    /// # Examples
+    /// See [`TcpListener`].
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().peer_addr()
+    }
+
+    /// The address of this end.
+    ///
+    /// # Errors
+    /// As [`std::net::TcpStream::local_addr`].
+    ///
+    /// # Examples
+    /// See [`TcpListener`].
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// Shuts down the read half, the write half or both. After `Shutdown::Write` the
+    /// other end reads to the end of the stream; green threads waiting to read from this
+    /// socket after `Shutdown::Read` see the end of the stream.
+    ///
+    /// # Errors
+    /// As [`std::net::TcpStream::shutdown`].
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::Read;
+    /// bobbin::run(|| {
+    ///     let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let c = bobbin::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    ///     let (mut s, _) = l.accept().unwrap();
+    ///     c.shutdown(bobbin::net::Shutdown::Write).unwrap();
+    ///     assert_eq!(s.read(&mut [0; 8]).unwrap(), 0);
+    /// });
+    /// ```
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.io.get_ref().shutdown(how)
+    }
+
+    /// A second handle to the same connection (a duplicated descriptor). Timeouts and
+    /// the non-blocking mode are shared, as they are socket options in std.
+    ///
+    /// # Errors
+    /// As [`std::net::TcpStream::try_clone`].
+    ///
+    /// # Examples
+    /// ```
+    /// bobbin::run(|| {
+    ///     let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let c = bobbin::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    ///     assert_eq!(c.try_clone().unwrap().peer_addr().unwrap(), c.peer_addr().unwrap());
+    /// });
+    /// ```
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        let io = Async::new_nonblocking(self.io.get_ref().try_clone()?);
+        Ok(TcpStream { io, options: Arc::clone(&self.options) })
+    }
+
+    /// Makes reads give up with `ErrorKind::WouldBlock` after `timeout` (`None`: wait
+    /// without limit).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero duration, as std.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::Read;
+    /// use std::time::Duration;
+    /// bobbin::run(|| {
+    ///     let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let mut c = bobbin::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    ///     c.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+    ///     assert_eq!(c.read_timeout().unwrap(), Some(Duration::from_millis(1)));
+    ///     assert_eq!(c.read(&mut [0; 1]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    /// });
+    /// ```
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.options.set_read_timeout(timeout)
+    }
+
+    /// Makes writes give up with `ErrorKind::WouldBlock` after `timeout` (`None`: wait
+    /// without limit).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero duration, as std.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let c = bobbin::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// c.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    /// assert_eq!(c.write_timeout().unwrap(), Some(Duration::from_secs(1)));
+    /// ```
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.options.set_write_timeout(timeout)
+    }
+
+    /// The read timeout.
+    ///
+    /// # Errors
+    /// None; a `Result` as in std.
+    ///
+    /// # Examples
+    /// See [`TcpStream::set_read_timeout`].
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.options.read_timeout())
+    }
+
+    /// The write timeout.
+    ///
+    /// # Errors
+    /// None; a `Result` as in std.
+    ///
+    /// # Examples
+    /// See [`TcpStream::set_write_timeout`].
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.options.write_timeout())
+    }
+
+    /// Reads without removing what it read from the socket's queue; waits like a read.
+    ///
+    /// # Errors
+    /// As [`std::net::TcpStream::peek`].
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::Write;
+    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let mut c = bobbin::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let (s, _) = l.accept().unwrap();
+    /// c.write_all(b"abc").unwrap();
+    /// let mut buf = [0; 3];
+    /// assert_eq!(s.peek(&mut buf).unwrap(), 3);
+    /// ```
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        op(&self.io, &self.options, false, |s| s.peek(buf))
+    }
+
+    /// Sets `TCP_NODELAY`.
+    ///
+    /// # Errors
+    /// As [`std::net::TcpStream::set_nodelay`].
+    ///
+    /// # Examples
+    /// ```
+    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let c = bobbin::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// c.set_nodelay(true).unwrap();
+    /// assert!(c.nodelay().unwrap());
+    /// ```
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.io.get_ref().set_nodelay(nodelay)
+    }
+
+    /// `TCP_NODELAY`.
+    ///
+    /// # Errors
+    /// As [`std::net::TcpStream::nodelay`].
+    ///
+    /// # Examples
+    /// See [`TcpStream::set_nodelay`].
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.io.get_ref().nodelay()
+    }
+
+    /// Sets `IP_TTL`.
+    ///
+    /// # Errors
+    /// As [`std::net::TcpStream::set_ttl`].
+    ///
+    /// # Examples
+    /// ```
+    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let c = bobbin::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// c.set_ttl(64).unwrap();
+    /// assert_eq!(c.ttl().unwrap(), 64);
+    /// ```
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.io.get_ref().set_ttl(ttl)
+    }
+
+    /// `IP_TTL`.
+    ///
+    /// # Errors
+    /// As [`std::net::TcpStream::ttl`].
+    ///
+    /// # Examples
+    /// See [`TcpStream::set_ttl`].
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.io.get_ref().ttl()
+    }
+
+    /// In non-blocking mode, reads and writes that would wait return `WouldBlock`.
+    ///
+    /// # Errors
+    /// None: the mode is the stream's own (its descriptor is always non-blocking).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::Read;
+    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let mut c = bobbin::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// c.set_nonblocking(true).unwrap();
+    /// assert_eq!(c.read(&mut [0; 1]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    /// ```
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.options.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    /// Takes the pending error of the socket (`SO_ERROR`), if any.
+    ///
+    /// # Errors
+    /// As [`std::net::TcpStream::take_error`].
+    ///
+    /// # Examples
+    /// ```
+    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let c = bobbin::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// assert!(c.take_error().unwrap().is_none());
+    /// ```
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        op(&self.io, &self.options, false, |mut s| s.read(buf))
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        op(&self.io, &self.options, false, |mut s| s.read_vectored(bufs))
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        op(&self.io, &self.options, true, |mut s| s.write(buf))
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        op(&self.io, &self.options, true, |mut s| s.write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (&*self).read_vectored(bufs)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fd_conversions!(TcpListener, net::TcpListener);
+fd_conversions!(TcpStream, net::TcpStream);

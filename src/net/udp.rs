@@ -1,0 +1,328 @@
+//! UDP: [`UdpSocket`].
+
+use std::io;
+use std::net::{self, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{each_addr, op, resolve, Options};
+use crate::io::Async;
+
+/// A UDP socket, like [`std::net::UdpSocket`], whose receives (and sends, when the
+/// socket's buffer is full) park the green thread.
+///
+/// # Examples
+/// ```
+/// use bobbin::net::UdpSocket;
+///
+/// bobbin::run(|| {
+///     let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+///     let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+///     let a_addr = a.local_addr().unwrap();
+///     let receiver = bobbin::spawn(move || {
+///         let mut buf = [0; 16];
+///         let (n, from) = a.recv_from(&mut buf).unwrap();
+///         (buf[..n].to_vec(), from)
+///     });
+///     b.send_to(b"datagram", a_addr).unwrap();
+///     let (data, from) = receiver.join().unwrap();
+///     assert_eq!((data.as_slice(), from), (&b"datagram"[..], b.local_addr().unwrap()));
+/// });
+/// ```
+pub struct UdpSocket {
+    io: Async<net::UdpSocket>,
+    options: Arc<Options>,
+}
+
+impl UdpSocket {
+    /// Binds to the first of `addr`'s addresses that works.
+    ///
+    /// # Errors
+    /// As [`std::net::UdpSocket::bind`].
+    ///
+    /// # Examples
+    /// See [`UdpSocket`].
+    pub fn bind<A: ToSocketAddrs + Send>(addr: A) -> io::Result<UdpSocket> {
+        let socket = each_addr(resolve(addr)?, net::UdpSocket::bind)?;
+        socket.set_nonblocking(true)?;
+        Ok(UdpSocket { io: Async::new_nonblocking(socket), options: Arc::default() })
+    }
+
+    /// Receives one datagram and its sender's address, waiting for one.
+    ///
+    /// # Errors
+    /// As [`std::net::UdpSocket::recv_from`]; `WouldBlock` after the read timeout.
+    ///
+    /// # Examples
+    /// See [`UdpSocket`].
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        op(&self.io, &self.options, false, |s| s.recv_from(buf))
+    }
+
+    /// Like [`UdpSocket::recv_from`], leaving the datagram in the queue.
+    ///
+    /// # Errors
+    /// As [`std::net::UdpSocket::peek_from`].
+    ///
+    /// # Examples
+    /// ```
+    /// let a = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// a.send_to(b"x", a.local_addr().unwrap()).unwrap();
+    /// let mut buf = [0; 1];
+    /// assert_eq!(a.peek_from(&mut buf).unwrap().0, 1);
+    /// assert_eq!(a.recv_from(&mut buf).unwrap().0, 1);
+    /// ```
+    pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        op(&self.io, &self.options, false, |s| s.peek_from(buf))
+    }
+
+    /// Sends `buf` to the first address of `addr`.
+    ///
+    /// # Errors
+    /// As [`std::net::UdpSocket::send_to`].
+    ///
+    /// # Examples
+    /// See [`UdpSocket`].
+    pub fn send_to<A: ToSocketAddrs + Send>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
+        let to = resolve(addr)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to"))?;
+        op(&self.io, &self.options, true, |s| s.send_to(buf, to))
+    }
+
+    /// Sets the only address this socket sends to and receives from.
+    ///
+    /// # Errors
+    /// As [`std::net::UdpSocket::connect`].
+    ///
+    /// # Examples
+    /// ```
+    /// let a = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let b = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// a.connect(b.local_addr().unwrap()).unwrap();
+    /// b.connect(a.local_addr().unwrap()).unwrap();
+    /// a.send(b"hi").unwrap();
+    /// let mut buf = [0; 2];
+    /// assert_eq!(b.recv(&mut buf).unwrap(), 2);
+    /// assert_eq!(a.peer_addr().unwrap(), b.local_addr().unwrap());
+    /// ```
+    pub fn connect<A: ToSocketAddrs + Send>(&self, addr: A) -> io::Result<()> {
+        each_addr(resolve(addr)?, |a| self.io.get_ref().connect(a))
+    }
+
+    /// Sends `buf` to the connected address.
+    ///
+    /// # Errors
+    /// As [`std::net::UdpSocket::send`].
+    ///
+    /// # Examples
+    /// See [`UdpSocket::connect`].
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        op(&self.io, &self.options, true, |s| s.send(buf))
+    }
+
+    /// Receives one datagram from the connected address, waiting for one.
+    ///
+    /// # Errors
+    /// As [`std::net::UdpSocket::recv`]; `WouldBlock` after the read timeout.
+    ///
+    /// # Examples
+    /// See [`UdpSocket::connect`].
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        op(&self.io, &self.options, false, |s| s.recv(buf))
+    }
+
+    /// Like [`UdpSocket::recv`], leaving the datagram in the queue.
+    ///
+    /// # Errors
+    /// As [`std::net::UdpSocket::peek`].
+    ///
+    /// # Examples
+    /// ```
+    /// let a = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// a.connect(a.local_addr().unwrap()).unwrap();
+    /// a.send(b"x").unwrap();
+    /// assert_eq!(a.peek(&mut [0; 1]).unwrap(), 1);
+    /// ```
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        op(&self.io, &self.options, false, |s| s.peek(buf))
+    }
+
+    /// The address this socket is bound to.
+    ///
+    /// # Errors
+    /// As [`std::net::UdpSocket::local_addr`].
+    ///
+    /// # Examples
+    /// See [`UdpSocket`].
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// The connected address.
+    ///
+    /// # Errors
+    /// As [`std::net::UdpSocket::peer_addr`]: `NotConnected` before `connect`.
+    ///
+    /// # Examples
+    /// See [`UdpSocket::connect`].
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().peer_addr()
+    }
+
+    /// A second handle to the same socket (a duplicated descriptor); timeouts and mode
+    /// are shared.
+    ///
+    /// # Errors
+    /// As [`std::net::UdpSocket::try_clone`].
+    ///
+    /// # Examples
+    /// ```
+    /// let a = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert_eq!(a.try_clone().unwrap().local_addr().unwrap(), a.local_addr().unwrap());
+    /// ```
+    pub fn try_clone(&self) -> io::Result<UdpSocket> {
+        let io = Async::new_nonblocking(self.io.get_ref().try_clone()?);
+        Ok(UdpSocket { io, options: Arc::clone(&self.options) })
+    }
+
+    /// Makes receives give up with `ErrorKind::WouldBlock` after `timeout`.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero duration, as std.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// let a = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// a.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+    /// assert_eq!(a.read_timeout().unwrap(), Some(Duration::from_millis(1)));
+    /// assert_eq!(a.recv_from(&mut [0; 1]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    /// ```
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.options.set_read_timeout(timeout)
+    }
+
+    /// Makes sends give up with `ErrorKind::WouldBlock` after `timeout`.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero duration, as std.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// let a = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// a.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    /// assert_eq!(a.write_timeout().unwrap(), Some(Duration::from_secs(1)));
+    /// ```
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.options.set_write_timeout(timeout)
+    }
+
+    /// The read timeout.
+    ///
+    /// # Errors
+    /// None; a `Result` as in std.
+    ///
+    /// # Examples
+    /// See [`UdpSocket::set_read_timeout`].
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.options.read_timeout())
+    }
+
+    /// The write timeout.
+    ///
+    /// # Errors
+    /// None; a `Result` as in std.
+    ///
+    /// # Examples
+    /// See [`UdpSocket::set_write_timeout`].
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.options.write_timeout())
+    }
+
+    /// In non-blocking mode, operations that would wait return `WouldBlock`.
+    ///
+    /// # Errors
+    /// None: the mode is the socket's own.
+    ///
+    /// # Examples
+    /// ```
+    /// let a = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// a.set_nonblocking(true).unwrap();
+    /// assert_eq!(a.recv(&mut [0; 1]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    /// ```
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.options.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    /// Sets `SO_BROADCAST`.
+    ///
+    /// # Errors
+    /// As [`std::net::UdpSocket::set_broadcast`].
+    ///
+    /// # Examples
+    /// ```
+    /// let a = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// a.set_broadcast(true).unwrap();
+    /// assert!(a.broadcast().unwrap());
+    /// ```
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        self.io.get_ref().set_broadcast(on)
+    }
+
+    /// `SO_BROADCAST`.
+    ///
+    /// # Errors
+    /// As [`std::net::UdpSocket::broadcast`].
+    ///
+    /// # Examples
+    /// See [`UdpSocket::set_broadcast`].
+    pub fn broadcast(&self) -> io::Result<bool> {
+        self.io.get_ref().broadcast()
+    }
+
+    /// Sets `IP_TTL`.
+    ///
+    /// # Errors
+    /// As [`std::net::UdpSocket::set_ttl`].
+    ///
+    /// # Examples
+    /// ```
+    /// let a = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// a.set_ttl(7).unwrap();
+    /// assert_eq!(a.ttl().unwrap(), 7);
+    /// ```
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.io.get_ref().set_ttl(ttl)
+    }
+
+    /// `IP_TTL`.
+    ///
+    /// # Errors
+    /// As [`std::net::UdpSocket::ttl`].
+    ///
+    /// # Examples
+    /// See [`UdpSocket::set_ttl`].
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.io.get_ref().ttl()
+    }
+
+    /// Takes the pending error of the socket (`SO_ERROR`), if any.
+    ///
+    /// # Errors
+    /// As [`std::net::UdpSocket::take_error`].
+    ///
+    /// # Examples
+    /// ```
+    /// let a = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert!(a.take_error().unwrap().is_none());
+    /// ```
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+}
+
+fd_conversions!(UdpSocket, net::UdpSocket);
