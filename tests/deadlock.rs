@@ -46,10 +46,31 @@ fn waits_on_a_thread_that_goes_away() {
     });
 }
 
+/// Waits, again and again, on a channel whose sender is a plain thread that sends and
+/// exits at once: no deadlock, however the exit and the scheduler's look at the threads
+/// interleave (the wake-up is queued before the thread is gone).
+fn woken_by_threads_that_exit() -> usize {
+    run(|| {
+        let mut got = 0;
+        for i in 0..2_000 {
+            let (tx, rx) = channel::<usize>();
+            std::thread::spawn(move || tx.send(i).unwrap());
+            got += usize::from(rx.recv().unwrap() == i);
+        }
+        got
+    })
+}
+
 /// Runs `scenario` in a child process and checks that it panicked with a deadlock report
 /// containing every string of `expect`; a child that runs for ten minutes is killed and
 /// reported as hung.
 fn check(name: &str, scenario: &str, expect: &[&str]) -> bool {
+    check_child(name, scenario, false, expect)
+}
+
+/// Runs `scenario` in a child process: it must fail with every string of `expect` in its
+/// error output, or with `succeed`, exit cleanly with them in its output.
+fn check_child(name: &str, scenario: &str, succeed: bool, expect: &[&str]) -> bool {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .env(CHILD_VAR, scenario)
         .env("RUST_BACKTRACE", "0")
@@ -68,12 +89,17 @@ fn check(name: &str, scenario: &str, expect: &[&str]) -> bool {
     }
     let out = child.wait_with_output().expect("the child's output");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let ok = !out.status.success() && expect.iter().all(|e| stderr.contains(e));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let ok = if succeed {
+        out.status.success() && expect.iter().all(|e| stdout.contains(e))
+    } else {
+        !out.status.success() && expect.iter().all(|e| stderr.contains(e))
+    };
     if ok {
         println!("test {name} ... ok");
     } else {
         println!("test {name} ... FAILED");
-        println!("status: {:?}\nstderr:\n{stderr}", out.status);
+        println!("status: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
     }
     ok
 }
@@ -88,6 +114,10 @@ fn main() {
         Ok("thread") => {
             waits_on_a_thread_that_goes_away();
             println!("the deadlocked program finished?");
+            return;
+        }
+        Ok("exiting") => {
+            println!("woken {} times", woken_by_threads_that_exit());
             return;
         }
         _ => {}
@@ -107,6 +137,12 @@ fn main() {
             "a_deadlock_is_reported_once_the_last_thread_that_could_end_it_exits",
             "thread",
             &["deadlock", "all 1 green threads are parked", "1 receiving from an empty channel"],
+        ),
+        check_child(
+            "no_deadlock_is_reported_when_the_waking_thread_exits_at_once",
+            "exiting",
+            true,
+            &["woken 2000 times"],
         ),
     ];
     let passed = results.iter().filter(|&&ok| ok).count();

@@ -106,6 +106,15 @@ fn token(index: usize, generation: u32) -> Token {
     Token(index | (generation as usize) << 32)
 }
 
+impl Slab {
+    /// The source a token names, unless it is stale: the registration was dropped (its
+    /// slot then has a newer generation, or no source) after the event was queued.
+    fn find(&self, Token(t): Token) -> Option<&Arc<Source>> {
+        let (index, generation) = (t & 0xffff_ffff, (t >> 32) as u32);
+        self.slots.get(index).filter(|s| s.generation == generation)?.source.as_ref()
+    }
+}
+
 /// The part of a reactor that registrations hold, from any thread.
 #[derive(Debug)]
 struct Shared {
@@ -198,30 +207,21 @@ impl Reactor {
         {
             let slab = self.shared.slab();
             for event in events.iter() {
-                let Token(t) = event.token();
                 if event.token() == WAKER {
                     continue;
                 }
-                let (index, generation) = (t & 0xffff_ffff, (t >> 32) as u32);
-                // A stale token (the registration was dropped, its slot maybe reused)
-                // finds another generation or no source.
-                let Some(source) = slab.slots.get(index).filter(|s| s.generation == generation) else { continue };
-                let Some(source) = &source.source else { continue };
+                let Some(source) = slab.find(event.token()) else { continue };
                 let mut bits = 0;
-                if event.is_readable() {
-                    bits |= READABLE;
-                }
-                if event.is_writable() {
-                    bits |= WRITABLE;
-                }
-                if event.is_read_closed() {
-                    bits |= READ_CLOSED;
-                }
-                if event.is_write_closed() {
-                    bits |= WRITE_CLOSED;
-                }
-                if event.is_error() {
-                    bits |= ERROR;
+                for (yes, bit) in [
+                    (event.is_readable(), READABLE),
+                    (event.is_writable(), WRITABLE),
+                    (event.is_read_closed(), READ_CLOSED),
+                    (event.is_write_closed(), WRITE_CLOSED),
+                    (event.is_error(), ERROR),
+                ] {
+                    if yes {
+                        bits |= bit;
+                    }
                 }
                 ready.push((Arc::clone(source), bits));
             }
@@ -369,8 +369,9 @@ impl Registration {
     }
 }
 
-impl Drop for Registration {
-    fn drop(&mut self) {
+impl Registration {
+    /// Marks the registration gone and wakes its waiters, who find it so.
+    fn close(&self) {
         let woken = {
             let mut waiters = self.source.waiters.lock();
             waiters.closed = true;
@@ -381,6 +382,12 @@ impl Drop for Registration {
         for unparker in woken {
             unparker.unpark();
         }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.close();
         // Explicitly, not by closing: a duplicate of the descriptor (`try_clone`) would
         // keep the epoll entry alive and reporting. Fails only if the descriptor was
         // closed already, and then the kernel has dropped the entry itself.
@@ -395,3 +402,6 @@ impl Drop for Registration {
         self.reactor.live.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -26,22 +26,33 @@ impl Local {
         )
     }
 
-    /// Whether a parked task can still be woken by something outside this scheduler: some
-    /// other OS thread exists and an unparker of a parked task is alive.
+    /// Whether a parked task can still be woken by something outside this scheduler: a
+    /// wake-up from another thread is queued, or some other OS thread exists and an
+    /// unparker of a parked task is alive, or a descriptor is registered with the driver.
     pub(super) fn can_be_woken_from_outside(&self) -> bool {
         let tasks = self.tasks.borrow();
         // A header referenced only by its slot (and its spare reference) has no unparker
         // anywhere.
         let any_unparker =
             tasks.iter().flatten().any(|s| Arc::strong_count(&s.header) > 1 + usize::from(s.spare_ref.is_some()));
-        (any_unparker && other_threads_exist()) || self.driver.has_sources()
+        (any_unparker && other_threads_exist())
+            || self.driver.has_sources()
+            // Last: a thread that used its unparker and exited before the look at the
+            // threads above queued its wake-up before it exited, so it is seen here.
+            || self.shared.has_remote.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
 /// Whether the process has an OS thread besides the calling one.
+///
+/// From the kernel's count of the process's threads (`Threads:` in `/proc/self/status`),
+/// not by listing `/proc/self/task`: a listing made while another thread exits can skip a
+/// thread that is alive.
 fn other_threads_exist() -> bool {
-    match std::fs::read_dir("/proc/self/task") {
-        Ok(dir) => dir.count() > 1,
-        Err(_) => true,
-    }
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else { return true };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .is_none_or(|n| n > 1)
 }
