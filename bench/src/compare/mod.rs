@@ -15,6 +15,7 @@
 //! (see [`memory`]).
 
 pub mod chart;
+pub mod child;
 pub mod machine;
 pub mod memory;
 pub mod report;
