@@ -349,6 +349,7 @@ pub fn bytes_per_parked(sizes: &Sizes) -> WorkloadResult {
         lower_is_better: true,
         rows,
         notes: Vec::new(),
+        chart_ratios: false,
     }
 }
 
@@ -440,5 +441,6 @@ pub fn capacity(sizes: &Sizes) -> WorkloadResult {
         lower_is_better: false,
         rows,
         notes: Vec::new(),
+        chart_ratios: false,
     }
 }
