@@ -91,7 +91,7 @@ impl Sizes {
             echo_configs: vec![(100, 64), (100, 4096), (1000, 64), (1000, 4096)],
             echo_warmup: Duration::from_millis(500),
             echo_measure: Duration::from_secs(2),
-            echo_rounds: 2,
+            echo_rounds: 3,
             echo_idle: 10_000,
         }
     }
