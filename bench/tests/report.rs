@@ -2,8 +2,10 @@
 //! it wrote: `summary.md` with a table per workload whose rows all have a value, and per
 //! workload an SVG chart that parses as XML, has one bar per row of that table (bars are
 //! the `rect`s filled with one of the bar colours, bobbin's colour for bobbin's rows) and
-//! names every library. A quick run without `--out` must leave the committed
-//! `bench-results/` alone.
+//! names every library. The echo results also carry every peer's ratio to its bobbin row in
+//! the table and on the chart, and every server's row counts checked round trips. A quick
+//! run without `--out` must leave the committed `bench-results/` alone, and a run of some
+//! workloads is named after them, not `summary.md`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +24,11 @@ const WORKLOADS: &[(&str, usize)] = &[
     ("scale", 4),
     ("memory", 7),
     ("capacity", 7),
+    // Quick: one configuration (10 connections, 64 B) x 9 servers.
+    ("echo-rps", 9),
+    ("echo-cpu", 9),
+    ("echo-latency", 9),
+    ("echo-idle", 9),
 ];
 
 /// The cells of the table that follows the heading `## {key}: ...`, header and separator
@@ -89,6 +96,22 @@ fn quick_run_writes_a_table_and_a_chart_per_workload() {
             assert_eq!(row[0].starts_with("bobbin"), fill == BAR_FILLS[0], "{key}.svg: colour of {}", row[0]);
             assert!(texts.iter().any(|t| *t == row[0]), "{key}.svg: no label {:?}", row[0]);
         }
+
+        if key.starts_with("echo") {
+            let groups = rows.iter().filter(|r| r[3] == "1 (reference)").count();
+            assert_eq!(groups, 2, "{key}: a bobbin reference for 1 and for 2 workers");
+            for row in rows.iter().filter(|r| r[3] != "1 (reference)") {
+                assert!(row[3].parse::<f64>().is_ok_and(|r| r > 0.0), "{key}: no ratio to bobbin in {row:?}");
+                let label = format!("({})", row[3]);
+                assert!(texts.iter().any(|t| t.ends_with(&label)), "{key}.svg: no ratio {label} for {}", row[0]);
+            }
+        }
+        if key == "echo-rps" {
+            for row in &rows {
+                let checked = row[4].strip_suffix(" round trips checked").map(|n| n.replace(',', ""));
+                assert!(checked.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n > 0), "{row:?}");
+            }
+        }
     }
     std::fs::remove_dir_all(&out).expect("remove the output directory");
 }
@@ -100,12 +123,13 @@ fn quick_run_without_out_writes_to_the_target_directory_not_over_the_committed_r
     let exe = Path::new(env!("CARGO_BIN_EXE_compare"));
     // The binary is <target>/<profile>/compare.
     let scratch = exe.parent().and_then(Path::parent).expect("a target directory").join("compare-quick");
-    let _ = std::fs::remove_file(scratch.join("summary.md"));
+    let _ = std::fs::remove_file(scratch.join("switch.md"));
     let status = Command::new(exe).args(["--quick", "--only", "switch"]).status().expect("run compare");
     assert!(status.success(), "compare --quick --only switch failed: {status}");
 
     let after = std::fs::read(&committed).expect("the committed bench-results/summary.md");
     assert!(after == before, "compare --quick rewrote the committed {}", committed.display());
-    let summary = std::fs::read_to_string(scratch.join("summary.md")).expect("summary.md in target/compare-quick");
-    assert!(summary.contains("Quick run") && summary.contains("## switch: "), "not the quick run's report");
+    let report = std::fs::read_to_string(scratch.join("switch.md")).expect("switch.md in target/compare-quick");
+    assert!(report.contains("Quick run") && report.contains("## switch: "), "not the quick run's report");
+    assert!(report.contains("-- --quick --only switch`"), "the report names the command that wrote it");
 }

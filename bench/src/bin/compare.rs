@@ -1,37 +1,54 @@
 //! Measures bobbin against every peer on every workload listed in `WORKLOADS`, in one
-//! process run, and writes `bench-results/summary.md` plus one SVG chart per workload.
+//! run, and writes `bench-results/summary.md` plus one SVG chart per workload (per result:
+//! echo writes four). A run of some workloads only (`--only`) names its report after them
+//! (`echo.md`, `switch+create.md`), so that it never replaces the full run's summary.
 //!
 //! ```text
 //! cargo run --release -p bobbin-bench --bin compare                 # full run, a few minutes
 //! cargo run --release -p bobbin-bench --bin compare -- --quick      # smoke test, seconds, into target/compare-quick
 //! cargo run --release -p bobbin-bench --bin compare -- --out DIR --only switch,pingpong
+//! cargo run --release -p bobbin-bench --bin compare -- --only echo  # bench-results/echo.md, ~5 min
 //! ```
 //!
 //! Workloads, in the order run: switch, context-swap, create, generator, spawn, spawn-30k,
-//! pingpong, scale, memory, capacity. How each is measured is in `bobbin_bench::compare` and its
-//! modules, and in the report itself. Progress goes to stderr.
+//! pingpong, scale, memory, capacity, echo. How each is measured is in `bobbin_bench::compare`
+//! and its modules, and in the report itself. Progress goes to stderr.
 //!
 //! `--park LIBRARY N` is internal: the child process of the memory and capacity
-//! workloads (see `bobbin_bench::compare::memory`).
+//! workloads (see `bobbin_bench::compare::memory`); so are `--echo-server`, `--echo-load`
+//! and `--echo-idle`, the child processes of the echo workload (see
+//! `bobbin_bench::compare::echo`).
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
-use bobbin_bench::compare::{chart, memory, report, run_timed, workloads, Sizes, WorkloadResult};
+use bobbin_bench::compare::{chart, echo, memory, report, run_timed, workloads, Sizes, WorkloadResult};
 
 /// Every workload, in the order they run.
-const WORKLOADS: &[&str] =
-    &["switch", "context-swap", "create", "generator", "spawn", "spawn-30k", "pingpong", "scale", "memory", "capacity"];
+const WORKLOADS: &[&str] = &[
+    "switch",
+    "context-swap",
+    "create",
+    "generator",
+    "spawn",
+    "spawn-30k",
+    "pingpong",
+    "scale",
+    "memory",
+    "capacity",
+    "echo",
+];
 
 const USAGE: &str = "usage: compare [--quick] [--out DIR] [--only WORKLOAD[,WORKLOAD...]]
 
   --quick   one sample per library with tiny sizes (checks that everything runs)
-  --out     where summary.md and the charts go (default: bench-results/ at the workspace
+  --out     where the report and the charts go (default: bench-results/ at the workspace
             root; with --quick, compare-quick/ in the target directory, so that a smoke
             test never overwrites the committed results)
   --only    run only these workloads: switch, context-swap, create, generator, spawn,
-            spawn-30k, pingpong, scale, memory, capacity";
+            spawn-30k, pingpong, scale, memory, capacity, echo; the report is then named
+            after them (--only echo writes echo.md) instead of summary.md";
 
 struct Args {
     quick: bool,
@@ -62,6 +79,10 @@ fn parse_args() -> Args {
                 let lib = it.next().unwrap_or_else(|| fail("--park needs LIBRARY N"));
                 let n = it.next().and_then(|n| n.parse().ok()).unwrap_or_else(|| fail("--park needs LIBRARY N"));
                 memory::child_main(&lib, n);
+            }
+            "--echo-server" | "--echo-load" | "--echo-idle" => {
+                let rest: Vec<String> = it.collect();
+                echo::child_main(&a, &rest);
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -112,10 +133,8 @@ fn main() {
     let started = SystemTime::now();
     let t0 = Instant::now();
     let mut results = Vec::new();
-    for &key in WORKLOADS {
-        if !args.only.iter().any(|w| w == key) {
-            continue;
-        }
+    let run: Vec<&str> = WORKLOADS.iter().copied().filter(|key| args.only.iter().any(|w| w == key)).collect();
+    for &key in &run {
         eprintln!("== {key}");
         let result = match key {
             "switch" => run_timed(workloads::switch(&sizes), &sizes),
@@ -132,6 +151,10 @@ fn main() {
             }
             "memory" => memory::bytes_per_parked(&sizes),
             "capacity" => memory::capacity(&sizes),
+            "echo" => {
+                results.extend(echo::run(&sizes));
+                continue;
+            }
             _ => unreachable!("every workload is listed"),
         };
         results.push(result);
@@ -141,8 +164,17 @@ fn main() {
     if let Err(e) = std::fs::create_dir_all(&out) {
         fail(&format!("cannot create {}: {e}", out.display()));
     }
-    let summary_path = out.join("summary.md");
-    let text = report::summary(&results, &sizes, started, took);
+    // A run of some workloads only is named after them, never `summary.md`.
+    let every = run.len() == WORKLOADS.len();
+    let summary_path = out.join(if every { "summary.md".to_string() } else { format!("{}.md", run.join("+")) });
+    let mut shown = Vec::new();
+    if args.quick {
+        shown.push("--quick".to_string());
+    }
+    if !every {
+        shown.push(format!("--only {}", run.join(",")));
+    }
+    let text = report::summary(&results, &sizes, &shown.join(" "), started, took);
     if let Err(e) = std::fs::write(&summary_path, text) {
         fail(&format!("cannot write {}: {e}", summary_path.display()));
     }
@@ -152,6 +184,7 @@ fn main() {
             "spawn" | "spawn-30k" | "scale" => sizes.rounds_heavy,
             "memory" => sizes.rounds_memory,
             "capacity" => 1,
+            k if k.starts_with("echo") => sizes.echo_rounds,
             _ => sizes.rounds,
         };
         if let Err(e) = chart::draw(w, rounds, &out.join(format!("{}.svg", w.key))) {

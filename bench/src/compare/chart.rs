@@ -4,7 +4,8 @@
 //! under a bar), bobbin's in [`BOBBIN_COLOUR`], peers' in [`PEER_COLOUR`], a floor that is
 //! no library (the plain iterator) in [`FLOOR_COLOUR`]. The bar is the median; a black line
 //! across its end spans the smallest to the largest sample; the median is written after
-//! the bar. The value axis is logarithmic when the values span more than 1.5 orders of
+//! the bar (for workloads with [`WorkloadResult::chart_ratios`], a peer's ratio to its
+//! bobbin row follows in brackets). The value axis is logarithmic when the values span more than 1.5 orders of
 //! magnitude. These three colours are used for bars only, so a bar is any `rect` whose fill
 //! is one of them ([`BAR_FILLS`]); `tests/report.rs` counts them.
 
@@ -29,8 +30,11 @@ pub const BAR_FILLS: [&str; 3] = ["#D9480F", "#1C6EC6", "#8A939B"];
 const WIDTH: u32 = 960;
 /// Vertical space per bar in pixels.
 const ROW_HEIGHT: u32 = 46;
-/// Room for the library names left of the bars.
+/// Room for the library names left of the bars; longer names get more (and the chart
+/// grows by as much, so that the bars keep their room).
 const LABEL_AREA: u32 = 270;
+/// Width allowed per character of a library name, in pixels (14-pixel sans-serif).
+const LABEL_CHAR: u32 = 7;
 
 /// Values spanning more than this factor get a logarithmic axis (1.5 orders of magnitude).
 const LOG_SPAN: f64 = 31.6;
@@ -77,7 +81,8 @@ pub fn draw(w: &WorkloadResult, rounds: usize, path: &Path) -> Result<(), String
     }
     let better = if w.lower_is_better { "lower is better" } else { "higher is better" };
     let spread = if rounds > 1 { format!("; line: min-max of {rounds} samples") } else { String::new() };
-    let x_desc = format!("{} (median, {better}{spread})", w.unit);
+    let ratios = if w.chart_ratios { "; in brackets: ratio to bobbin, > 1: bobbin better" } else { "" };
+    let x_desc = format!("{} (median, {better}{spread}{ratios})", w.unit);
     let height = 110 + ROW_HEIGHT * w.rows.len() as u32 + 50;
     let log = hi / lo > LOG_SPAN;
     let x_desc = if log { format!("{x_desc}, log scale") } else { x_desc };
@@ -119,16 +124,18 @@ where
     X: plotters::coord::ranged1d::Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>,
 {
     let n = w.rows.len();
+    let longest = w.rows.iter().map(|r| r.library.chars().count() as u32).max().unwrap_or(0);
+    let label_area = LABEL_AREA.max(longest * LABEL_CHAR + 24);
     // Category k of the y axis shows row n-1-k, so that the first row is at the top.
     // (plotters' integer ranges include their end: 0..n-1 has n categories.)
     let cat = |row: usize| n - 1 - row;
-    let root = SVGBackend::new(path, (WIDTH, height)).into_drawing_area();
+    let root = SVGBackend::new(path, (WIDTH + label_area - LABEL_AREA, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(&w.title, ("sans-serif", 17))
         .margin(14)
         .x_label_area_size(50)
-        .y_label_area_size(LABEL_AREA)
+        .y_label_area_size(label_area)
         .build_cartesian_2d(x, (0..n - 1).into_segmented())?;
 
     let name_of = |v: &SegmentValue<usize>| match v {
@@ -165,7 +172,12 @@ where
                 BLACK.stroke_width(2),
             )))?;
         }
-        let label = format!("{} {}", fmt_num(b.median), w.unit);
+        let mut label = format!("{} {}", fmt_num(b.median), w.unit);
+        if w.chart_ratios && row.baseline != b.row {
+            if let Some(r) = w.ratio(b.row) {
+                label.push_str(&format!(" ({r:.2})"));
+            }
+        }
         chart.draw_series(std::iter::once(
             EmptyElement::at((b.max.max(b.median), SegmentValue::CenterOf(k)))
                 + Text::new(label, (8, -7), value_font.clone()),
@@ -175,7 +187,7 @@ where
         if row.median().is_none() {
             chart.draw_series(std::iter::once(
                 EmptyElement::at((x0, SegmentValue::CenterOf(cat(i))))
-                    + Text::new("failed (see summary.md)", (8, -7), value_font.clone()),
+                    + Text::new("failed (see the report)", (8, -7), value_font.clone()),
             ))?;
         }
     }

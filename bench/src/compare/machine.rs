@@ -17,6 +17,9 @@ pub const CRATES: &[&str] = &[
     "async-executor",
     "futures",
     "futures-lite",
+    "async-io",
+    "async-net",
+    "mio",
     "plotters",
 ];
 

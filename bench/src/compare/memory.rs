@@ -25,12 +25,10 @@
 //! The handles the parent keeps (a `Vec` of join handles or coroutines) are counted too.
 
 use std::cell::Cell;
-use std::io::Read;
-use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_executor::LocalExecutor;
 use futures::executor::LocalPool;
@@ -256,26 +254,7 @@ fn park_generator(n: usize) {
 /// them, exits. A panic anywhere (also on a may worker) ends the process at once with its
 /// message on stderr, instead of unwinding through thousands of suspended coroutines.
 pub fn child_main(library: &str, n: usize) -> ! {
-    std::panic::set_hook(Box::new(|info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
-        // A dependency's path is shortened to `crate-version/src/...`.
-        let at = info
-            .location()
-            .map(|l| {
-                let file = l.file();
-                let short =
-                    file.find("/registry/src/").and_then(|i| file[i + 14..].split_once('/')).map_or(file, |p| p.1);
-                format!(" (at {short}:{})", l.line())
-            })
-            .unwrap_or_default();
-        eprintln!("panic: {}{at}", msg.replace('\n', " "));
-        std::process::exit(3);
-    }));
+    super::child::exit_on_panic();
     match library {
         "bobbin" => park_bobbin(n),
         "tokio" => park_tokio(n),
@@ -309,53 +288,7 @@ pub struct Parked {
 /// arguments to [`child_main`]. Ok: the growth of VmRSS and VmPTE and the mappings count
 /// before and while the tasks were parked; Err: how the child ended instead.
 pub fn park_child(library: &str, n: usize, timeout: Duration) -> Result<Parked, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    let mut child = Command::new(exe)
-        .args(["--park", library, &n.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("spawn child: {e}"))?;
-    // Drain both pipes on threads, so that a chatty child cannot block on a full pipe.
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = r.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().expect("piped stdout")));
-    let err = drain(Box::new(child.stderr.take().expect("piped stderr")));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| format!("wait: {e}"))? {
-            break Some(status);
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = out.join().unwrap_or_default();
-    let err = err.join().unwrap_or_default();
-    let why = err.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("").to_string();
-    let why: String = if why.chars().count() > 200 { why.chars().take(200).collect::<String>() + "..." } else { why };
-    let status = match status {
-        None => return Err(format!("hung: killed after {} s", timeout.as_secs())),
-        Some(s) => s,
-    };
-    if !status.success() {
-        use std::os::unix::process::ExitStatusExt;
-        let how = match (status.code(), status.signal()) {
-            (_, Some(sig)) => format!("killed by signal {sig}{}", signal_name(sig)),
-            (Some(code), _) => format!("exit code {code}"),
-            _ => "failed".to_string(),
-        };
-        return Err(if why.is_empty() { how } else { format!("{how}: {why}") });
-    }
+    let out = super::child::run(&["--park", library, &n.to_string()], timeout)?;
     let line = out.lines().find_map(|l| l.strip_prefix("PARKED ")).ok_or("no PARKED line in the child's output")?;
     let v: Vec<i64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
     if v.len() != 6 {
@@ -367,16 +300,6 @@ pub fn park_child(library: &str, n: usize, timeout: Duration) -> Result<Parked, 
         maps_before: v[4],
         maps_after: v[5],
     })
-}
-
-fn signal_name(sig: i32) -> &'static str {
-    match sig {
-        6 => " (SIGABRT)",
-        7 => " (SIGBUS)",
-        9 => " (SIGKILL)",
-        11 => " (SIGSEGV)",
-        _ => "",
-    }
 }
 
 /// `memory`: resident bytes (VmRSS + VmPTE growth) per parked green thread, with
@@ -426,6 +349,7 @@ pub fn bytes_per_parked(sizes: &Sizes) -> WorkloadResult {
         lower_is_better: true,
         rows,
         notes: Vec::new(),
+        chart_ratios: false,
     }
 }
 
@@ -517,5 +441,6 @@ pub fn capacity(sizes: &Sizes) -> WorkloadResult {
         lower_is_better: false,
         rows,
         notes: Vec::new(),
+        chart_ratios: false,
     }
 }

@@ -12,9 +12,12 @@
 //! and range.
 //!
 //! Memory and the largest number of parked green threads are measured in child processes
-//! (see [`memory`]).
+//! (see [`memory`]), and so is every server of the echo workload and its load generator
+//! (see [`echo`]).
 
 pub mod chart;
+pub mod child;
+pub mod echo;
 pub mod machine;
 pub mod memory;
 pub mod report;
@@ -55,6 +58,17 @@ pub struct Sizes {
     pub capacity_bisect: bool,
     /// A child process still running after this long is killed and reported as hung.
     pub child_timeout: Duration,
+    /// Echo configurations: (connections, message bytes).
+    pub echo_configs: Vec<(usize, usize)>,
+    /// Echo: time every server runs under load before the measured window.
+    pub echo_warmup: Duration,
+    /// Echo: the measured window.
+    pub echo_measure: Duration,
+    /// Echo: rounds (measurements per server and configuration, and idle measurements per
+    /// server).
+    pub echo_rounds: usize,
+    /// Echo: connections held open for resident bytes per idle connection.
+    pub echo_idle: usize,
 }
 
 impl Sizes {
@@ -74,6 +88,11 @@ impl Sizes {
             capacity_ladder: vec![10_000, 20_000, 40_000, 60_000, 100_000, 200_000, 500_000, memory::CAPACITY_CAP],
             capacity_bisect: true,
             child_timeout: Duration::from_secs(120),
+            echo_configs: vec![(100, 64), (100, 4096), (1000, 64), (1000, 4096)],
+            echo_warmup: Duration::from_millis(500),
+            echo_measure: Duration::from_secs(2),
+            echo_rounds: 3,
+            echo_idle: 10_000,
         }
     }
 
@@ -94,6 +113,11 @@ impl Sizes {
             capacity_ladder: vec![500, 1000],
             capacity_bisect: false,
             child_timeout: Duration::from_secs(60),
+            echo_configs: vec![(10, 64)],
+            echo_warmup: Duration::from_millis(100),
+            echo_measure: Duration::from_millis(300),
+            echo_rounds: 1,
+            echo_idle: 1000,
         }
     }
 }
@@ -115,6 +139,9 @@ pub struct WorkloadResult {
     pub rows: Vec<Row>,
     /// Remarks appended under the table (Markdown).
     pub notes: Vec<String>,
+    /// Whether the chart writes each peer's ratio to bobbin after its value (for workloads
+    /// whose chart holds several groups, each with its own bobbin row).
+    pub chart_ratios: bool,
 }
 
 /// One library's result within a workload.
@@ -305,6 +332,7 @@ pub fn run_timed(mut w: Timed<'_>, sizes: &Sizes) -> WorkloadResult {
         lower_is_better: true,
         rows,
         notes: Vec::new(),
+        chart_ratios: false,
     }
 }
 
@@ -373,6 +401,7 @@ mod tests {
             lower_is_better: true,
             rows: vec![a, b],
             notes: vec![],
+            chart_ratios: false,
         };
         assert_eq!(w.ratio(1), Some(3.0));
         w.lower_is_better = false;

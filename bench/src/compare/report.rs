@@ -12,7 +12,9 @@ pub const COMMAND: &str = "cargo run --release -p bobbin-bench --bin compare";
 
 /// The header of a workload's ratio column, saying which way is better for bobbin.
 pub fn ratio_header(w: &WorkloadResult) -> &'static str {
-    if !w.lower_is_better {
+    if !w.lower_is_better && w.unit == "req/s" {
+        "bobbin / peer (> 1: bobbin serves more)"
+    } else if !w.lower_is_better {
         "bobbin / peer (> 1: bobbin holds more)"
     } else if w.unit == "bytes" {
         "peer / bobbin (> 1: bobbin smaller)"
@@ -79,19 +81,20 @@ fn overview(out: &mut String, results: &[WorkloadResult]) {
     }
     out.push_str(
         "\nRatio: the peer's median over bobbin's for times and bytes, bobbin's over the peer's for \
-         capacity; above 1 bobbin does better, below 1 the peer does.\n",
+         capacity and requests per second; above 1 bobbin does better, below 1 the peer does.\n",
     );
 }
 
-/// Writes the whole report.
-pub fn summary(results: &[WorkloadResult], sizes: &Sizes, started: SystemTime, took: Duration) -> String {
+/// Writes the whole report. `args` are the arguments of the run that the report names
+/// (`--quick`, `--only ...`), as they follow `--` on the command line.
+pub fn summary(results: &[WorkloadResult], sizes: &Sizes, args: &str, started: SystemTime, took: Duration) -> String {
     let mut out = String::new();
     out.push_str("# bobbin against its peers\n\n");
     let _ = writeln!(
         out,
         "Written by `{COMMAND}{}` on {} (the run took {:.1} min). Reproduce with the same command; \
          `-- --quick` runs every workload once with tiny sizes (a smoke test).\n",
-        if sizes.quick { " -- --quick" } else { "" },
+        if args.is_empty() { String::new() } else { format!(" -- {args}") },
         utc(started),
         took.as_secs_f64() / 60.0
     );
@@ -112,21 +115,31 @@ pub fn summary(results: &[WorkloadResult], sizes: &Sizes, started: SystemTime, t
     );
 
     out.push_str("## Method\n\n");
-    let _ = writeln!(
-        out,
-        "All libraries run in one process, interleaved: for each timed workload every library is first \
-         calibrated (its batch of iterations grown until one batch takes about {} ms, or to one iteration \
-         if that takes longer; this also warms it up), then {} rounds are run (spawn, spawn-30k and scale: \
-         {}), and in each round every library runs one timed batch, in turn, so that drift in the machine's \
-         speed lands on every library alike. Median and min-max are over those per-round values. Memory and \
-         capacity run in child processes (one per library and count; memory runs {} per library, \
-         interleaved). On a shared VM expect run-to-run differences of 10-25% in absolute values; compare \
-         ratios within a run.\n",
-        sizes.sample_target.as_millis(),
-        sizes.rounds,
-        sizes.rounds_heavy,
-        sizes.rounds_memory
-    );
+    // A report of the echo workload alone has none of the in-process workloads.
+    if results.iter().all(|w| w.key.starts_with("echo")) {
+        out.push_str(
+            "Every echo server and its load generator run in child processes of their own; the echo-rps \
+             section says how. On a shared VM expect run-to-run differences of 10-25% in absolute values; \
+             compare ratios within a run.\n\n",
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "All libraries of a timed workload run in one process, interleaved: every library is first \
+             calibrated (its batch of iterations grown until one batch takes about {} ms, or to one iteration \
+             if that takes longer; this also warms it up), then {} rounds are run (spawn, spawn-30k and scale: \
+             {}), and in each round every library runs one timed batch, in turn, so that drift in the machine's \
+             speed lands on every library alike. Median and min-max are over those per-round values. Memory and \
+             capacity run in child processes (one per library and count; memory runs {} per library, \
+             interleaved), and so does every echo server and its load generator (see the echo sections). On a \
+             shared VM expect run-to-run differences of 10-25% in absolute values; compare \
+             ratios within a run.\n",
+            sizes.sample_target.as_millis(),
+            sizes.rounds,
+            sizes.rounds_heavy,
+            sizes.rounds_memory
+        );
+    }
 
     out.push_str("## Overview\n\n");
     overview(&mut out, results);
