@@ -329,42 +329,81 @@ impl<T: AsFd> Async<T> {
 
     /// The loop behind every operation: try, and on "would block" wait for readiness in
     /// `direction` until `deadline`, then try again.
+    ///
+    /// An attempt that succeeds looks up nothing but the first registration (an atomic
+    /// load): which scheduler runs here only matters once the descriptor is not ready.
     pub(crate) fn io_loop<R>(
         &self,
         direction: Direction,
         deadline: Option<Instant>,
         on_timeout: OnTimeout,
-        mut op: impl FnMut(&T) -> io::Result<R>,
+        op: impl FnMut(&T) -> io::Result<R>,
     ) -> io::Result<R> {
-        let reactor = match with_current_reactor(|r| r.id()) {
-            None => return self.blocking_loop(direction, deadline, on_timeout, op),
-            Some(reactor) => reactor,
-        };
+        self.io_loop_draining(direction, deadline, on_timeout, op, |_| false)
+    }
+
+    /// [`Async::io_loop`] for an operation that can tell from its result that it left the
+    /// descriptor not ready (`drained`): a stream read that filled less than its buffer
+    /// emptied the receive queue, a write that took less than it was given filled the send
+    /// queue. The readiness is then forgotten at once, so the next operation waits for the
+    /// poller's next report instead of first making a system call that would block.
+    pub(crate) fn io_loop_draining<R>(
+        &self,
+        direction: Direction,
+        deadline: Option<Instant>,
+        on_timeout: OnTimeout,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
+    ) -> io::Result<R> {
+        // The registration whose readiness the next attempt is measured against.
+        let mut reg: Option<Found<'_>> = self.regs.first.get().map(|r| Found::Borrowed(r));
         loop {
-            let reg = self.regs.find(reactor.as_ref().map_or(0, |id| *id));
             let before = reg.as_ref().map(|r| r.snapshot());
+            if let (Some(r), Some(b)) = (&reg, before) {
+                // Known not ready on this scheduler's poller: wait before trying.
+                if !b.is_ready(direction) && matches!(with_current_reactor(|c| r.is_of(c.id())), Some(Ok(true))) {
+                    wait_on(r, direction, deadline, on_timeout)?;
+                    continue;
+                }
+            }
             match op(&self.io) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                result => {
-                    budget::spend();
-                    return result;
-                }
-            }
-            let reg = match (reg, before) {
-                (Some(reg), Some(before)) => {
-                    reg.clear(direction, before);
-                    reg
-                }
-                _ => {
-                    // No poller on this scheduler: say why, rather than block it.
-                    if let Err(e) = &reactor {
-                        return Err(io::Error::new(e.kind(), e.to_string()));
+                Ok(r) => {
+                    if let (Some(reg), Some(before)) = (&reg, before) {
+                        if drained(&r) {
+                            reg.clear(direction, before);
+                        }
                     }
-                    self.regs.add(self.io.as_fd().as_raw_fd())?
+                    budget::spend();
+                    return Ok(r);
                 }
+                Err(e) => return Err(e),
+            }
+            let reactor = match with_current_reactor(|r| r.id()) {
+                // Outside a scheduler: block the OS thread.
+                None => {
+                    poll_fd(self.io.as_fd(), direction, deadline, on_timeout)?;
+                    continue;
+                }
+                Some(Err(e)) => return Err(e),
+                Some(Ok(id)) => id,
             };
-            wait_on(&reg, direction, deadline, on_timeout)?;
+            match (&reg, before) {
+                (Some(r), Some(before)) if r.is_of(reactor) => r.clear(direction, before),
+                _ => match self.regs.find(reactor) {
+                    // Registered here before (the descriptor was used on another scheduler
+                    // since): try again against this registration's readiness.
+                    Some(found) => {
+                        reg = Some(found);
+                        continue;
+                    }
+                    // A new registration starts not ready, and the poller reports at once
+                    // what the descriptor is ready for: wait on it.
+                    None => reg = Some(self.regs.add(self.io.as_fd().as_raw_fd())?),
+                },
+            }
+            wait_on(reg.as_ref().expect("set above"), direction, deadline, on_timeout)?;
         }
     }
 
@@ -378,25 +417,6 @@ impl<T: AsFd> Async<T> {
                     None => self.regs.add(self.io.as_fd().as_raw_fd())?,
                 };
                 wait_on(&reg, direction, deadline, on_timeout)
-            }
-        }
-    }
-
-    /// [`Async::io_loop`] outside a scheduler: the waits block the OS thread in `poll(2)`.
-    fn blocking_loop<R>(
-        &self,
-        direction: Direction,
-        deadline: Option<Instant>,
-        on_timeout: OnTimeout,
-        mut op: impl FnMut(&T) -> io::Result<R>,
-    ) -> io::Result<R> {
-        loop {
-            match op(&self.io) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    poll_fd(self.io.as_fd(), direction, deadline, on_timeout)?
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                result => return result,
             }
         }
     }

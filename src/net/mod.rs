@@ -217,14 +217,42 @@ pub(crate) fn op<T: std::os::fd::AsFd, R>(
     io: &crate::io::Async<T>,
     options: &Options,
     write: bool,
+    f: impl FnMut(&T) -> io::Result<R>,
+) -> io::Result<R> {
+    op_draining(io, options, write, f, |_| false)
+}
+
+/// The bytes that buffers of these lengths hold together.
+pub(crate) fn total(lens: impl Iterator<Item = usize>) -> usize {
+    lens.fold(0, usize::saturating_add)
+}
+
+/// [`op`] for a read or write of a stream socket that asked for `len` bytes: fewer (but
+/// some) means the socket's queue was drained (or filled), and the next attempt can wait
+/// for the poller without a system call first.
+pub(crate) fn stream_op<T: std::os::fd::AsFd>(
+    io: &crate::io::Async<T>,
+    options: &Options,
+    write: bool,
+    len: usize,
+    f: impl FnMut(&T) -> io::Result<usize>,
+) -> io::Result<usize> {
+    op_draining(io, options, write, f, |&n| n > 0 && n < len)
+}
+
+fn op_draining<T: std::os::fd::AsFd, R>(
+    io: &crate::io::Async<T>,
+    options: &Options,
+    write: bool,
     mut f: impl FnMut(&T) -> io::Result<R>,
+    drained: impl Fn(&R) -> bool,
 ) -> io::Result<R> {
     use crate::sched::reactor::Direction;
     match options.wait_limit(write) {
         Err(()) => f(io.get_ref()),
         Ok(deadline) => {
             let direction = if write { Direction::Write } else { Direction::Read };
-            io.io_loop(direction, deadline, crate::io::OnTimeout::WouldBlock, f)
+            io.io_loop_draining(direction, deadline, crate::io::OnTimeout::WouldBlock, f, drained)
         }
     }
 }

@@ -32,7 +32,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{op, Options};
+use super::{op, stream_op, total, Options};
 use crate::io::Async;
 use crate::sched::scheduler::on_green_thread;
 
@@ -398,21 +398,21 @@ impl UnixStream {
 
 impl Read for &UnixStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        op(&self.io, &self.options, false, |mut s| s.read(buf))
+        stream_op(&self.io, &self.options, false, buf.len(), |mut s| s.read(buf))
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        op(&self.io, &self.options, false, |mut s| s.read_vectored(bufs))
+        stream_op(&self.io, &self.options, false, total(bufs.iter().map(|b| b.len())), |mut s| s.read_vectored(bufs))
     }
 }
 
 impl Write for &UnixStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        op(&self.io, &self.options, true, |mut s| s.write(buf))
+        stream_op(&self.io, &self.options, true, buf.len(), |mut s| s.write(buf))
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        op(&self.io, &self.options, true, |mut s| s.write_vectored(bufs))
+        stream_op(&self.io, &self.options, true, total(bufs.iter().map(|b| b.len())), |mut s| s.write_vectored(bufs))
     }
 
     fn flush(&mut self) -> io::Result<()> {

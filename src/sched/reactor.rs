@@ -203,33 +203,28 @@ impl Reactor {
         if events.is_empty() {
             return;
         }
-        let mut ready: Vec<(Arc<Source>, u64)> = Vec::with_capacity(events.iter().count());
-        {
-            let slab = self.shared.slab();
-            for event in events.iter() {
-                if event.token() == WAKER {
-                    continue;
-                }
-                let Some(source) = slab.find(event.token()) else { continue };
-                let mut bits = 0;
-                for (yes, bit) in [
-                    (event.is_readable(), READABLE),
-                    (event.is_writable(), WRITABLE),
-                    (event.is_read_closed(), READ_CLOSED),
-                    (event.is_write_closed(), WRITE_CLOSED),
-                    (event.is_error(), ERROR),
-                ] {
-                    if yes {
-                        bits |= bit;
-                    }
-                }
-                ready.push((Arc::clone(source), bits));
+        // Readiness is recorded and waiters unparked with the slab locked: an unpark only
+        // queues a green thread (on this scheduler, or through another's remote queue),
+        // and nothing it does takes the slab, so events need no copy and no reference
+        // count of their own.
+        let slab = self.shared.slab();
+        for event in events.iter() {
+            if event.token() == WAKER {
+                continue;
             }
-        }
-        drop(events);
-        // Unparking runs without the slab or the poller borrowed: a woken green thread
-        // may be queued on this very scheduler.
-        for (source, bits) in ready {
+            let Some(source) = slab.find(event.token()) else { continue };
+            let mut bits = 0;
+            for (yes, bit) in [
+                (event.is_readable(), READABLE),
+                (event.is_writable(), WRITABLE),
+                (event.is_read_closed(), READ_CLOSED),
+                (event.is_write_closed(), WRITE_CLOSED),
+                (event.is_error(), ERROR),
+            ] {
+                if yes {
+                    bits |= bit;
+                }
+            }
             source.report(bits);
         }
     }
@@ -262,28 +257,27 @@ impl Driver for Reactor {
 impl Source {
     /// Records a readiness event and wakes the waiters it concerns.
     fn report(&self, bits: u64) {
-        let woken = {
-            let mut waiters = self.waiters.lock();
-            // Under the waiters' lock: a waiter checks readiness under it before it stays.
-            let mut cur = self.readiness.load(Ordering::Acquire);
-            loop {
-                let next = ((cur & !BITS) + TICK_ONE) | (cur & BITS) | bits;
-                match self.readiness.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => break,
-                    Err(actual) => cur = actual,
-                }
+        let mut waiters = self.waiters.lock();
+        // Under the waiters' lock: a waiter checks readiness under it before it stays.
+        let mut cur = self.readiness.load(Ordering::Acquire);
+        loop {
+            let next = ((cur & !BITS) + TICK_ONE) | (cur & BITS) | bits;
+            match self.readiness.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(actual) => cur = actual,
             }
-            let mut woken = Vec::new();
-            if bits & Direction::Read.mask() != 0 {
-                woken.append(&mut waiters.read);
+        }
+        // Unparked under the lock, one by one: the lists keep their buffers, and an
+        // unpark takes no lock a waiter could hold while it waits for this one.
+        if bits & Direction::Read.mask() != 0 {
+            while let Some(unparker) = waiters.read.pop() {
+                unparker.unpark();
             }
-            if bits & Direction::Write.mask() != 0 {
-                woken.append(&mut waiters.write);
+        }
+        if bits & Direction::Write.mask() != 0 {
+            while let Some(unparker) = waiters.write.pop() {
+                unparker.unpark();
             }
-            woken
-        };
-        for unparker in woken {
-            unparker.unpark();
         }
     }
 }
@@ -301,6 +295,13 @@ pub(crate) struct Registration {
 /// What an operation read of a registration's readiness before it tried.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Snapshot(u64);
+
+impl Snapshot {
+    /// Whether the readiness seen lets an operation in `direction` try.
+    pub(crate) fn is_ready(self, direction: Direction) -> bool {
+        self.0 & direction.mask() != 0
+    }
+}
 
 /// Why [`Registration::wait`] returned without readiness.
 #[derive(Debug, PartialEq, Eq)]
@@ -322,10 +323,12 @@ impl Registration {
         Snapshot(self.source.readiness.load(Ordering::Acquire))
     }
 
-    /// After an attempt in `direction` found the descriptor not ready: forgets the
-    /// readiness that attempt saw, unless a new event came in since `before`.
+    /// After an attempt in `direction` found the descriptor not ready (or drained it):
+    /// forgets the readiness that attempt saw, unless a new event came in since `before`.
     pub(crate) fn clear(&self, direction: Direction, before: Snapshot) {
-        let mask = direction.mask();
+        // A closed half stays reported: the end of the stream (or a broken pipe) is there
+        // for every later attempt, and no new event would say so again.
+        let mask = direction.mask() & !(READ_CLOSED | WRITE_CLOSED);
         let cur = before.0;
         // Only if nothing was reported since: the tick would differ.
         let _ = self.source.readiness.compare_exchange(cur, cur & !mask, Ordering::AcqRel, Ordering::Acquire);
@@ -335,12 +338,15 @@ impl Registration {
     /// until the descriptor is reported ready in `direction` (at once if it is already),
     /// or `deadline` passes.
     pub(crate) fn wait(&self, direction: Direction, deadline: Option<Instant>) -> Result<(), WaitError> {
+        let ready = |s: &Source| s.readiness.load(Ordering::Acquire) & direction.mask() != 0;
+        let mut woken = false;
         loop {
-            let ready = |s: &Source| s.readiness.load(Ordering::Acquire) & direction.mask() != 0;
             if ready(&self.source) {
                 return Ok(());
             }
-            if self.source.waiters.lock().closed {
+            // Before the first park the registration cannot be closed (its owner lends it
+            // to the caller), and the registering closure checks again under the lock.
+            if woken && self.source.waiters.lock().closed {
                 return Err(WaitError::Closed);
             }
             if deadline.is_some_and(|at| Instant::now() >= at) {
@@ -358,13 +364,16 @@ impl Registration {
                     Direction::Write => &mut waiters.write,
                 };
                 // Waits that ended by their deadline left stale unparkers behind.
-                list.retain(Unparker::is_live);
+                if !list.is_empty() {
+                    list.retain(Unparker::is_live);
+                }
                 list.push(unparker);
             };
             match deadline {
                 Some(at) => super::park::park_until(direction.reason(), at, register),
                 None => super::park::park(direction.reason(), register),
             }
+            woken = true;
         }
     }
 }

@@ -61,3 +61,14 @@ fn a_waiter_learns_that_its_registration_was_closed() {
         assert_eq!(outcome.take(), Some(Err(WaitError::Closed)));
     });
 }
+
+#[test]
+fn a_closed_half_stays_reported_after_a_read_drained_the_data() {
+    let reactor = Reactor::new().unwrap();
+    let (r, _w) = std::io::pipe().unwrap();
+    let reg = reactor.register(r.as_raw_fd()).unwrap();
+    // The data and the end of the stream in one event; a short read then drains the data.
+    reg.source.report(READABLE | READ_CLOSED);
+    reg.clear(Direction::Read, reg.snapshot());
+    assert!(reg.snapshot().is_ready(Direction::Read), "the next read must try, and see the end");
+}
