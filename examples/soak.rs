@@ -11,8 +11,12 @@
 //! - every tracked value is dropped exactly once (values on the stacks of coroutines and
 //!   green threads that were dropped half-way or unwound at runtime shutdown included);
 //! - every panic and every stack overflow is reported where it should be;
+//! - every byte sent over a loopback connection comes back once, in order (exact byte
+//!   counts and checksums), and green threads left parked on sockets at shutdown are
+//!   unwound with their sockets closed;
 //!
-//! and at the end: resident memory and the number of kernel mappings stay flat (compared
+//! and at the end: resident memory, the number of kernel mappings and the number of open
+//! descriptors stay flat (compared
 //! between the end of the warm-up and the end of the run). Prints a line of counters every
 //! few seconds; exits with status 1 on the first broken invariant.
 
@@ -23,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bobbin::coroutine::Builder;
+use bobbin::net::{Shutdown, TcpListener, TcpStream};
 use bobbin::sync::{bounded, channel};
 use bobbin::{Coroutine, CoroutineResult, Error, Generator, Runtime};
 
@@ -44,6 +49,11 @@ struct Counters {
     overflows_seen: AtomicU64,
     sleeps: AtomicU64,
     unwound_at_shutdown: AtomicU64,
+    connections: AtomicU64,
+    bytes_sent: AtomicU64,
+    bytes_echoed: AtomicU64,
+    sum_sent: AtomicU64,
+    sum_echoed: AtomicU64,
 }
 
 impl Counters {
@@ -192,6 +202,68 @@ fn channel_job(c: &Arc<Counters>, rng: &mut Rng) {
     Counters::add(&c.green_threads, producers + consumers);
 }
 
+/// An echo server and clients over loopback: every byte sent comes back, counted and
+/// summed on both sides.
+fn socket_job(c: &Arc<Counters>, rng: &mut Rng) {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| fail(format!("bind: {e}")));
+    let addr = listener.local_addr().unwrap();
+    let conns = 1 + rng.below(6);
+    let server = bobbin::runtime::spawn(move || {
+        let echoers: Vec<_> = (0..conns)
+            .map(|_| {
+                let (mut s, _) = listener.accept().unwrap_or_else(|e| fail(format!("accept: {e}")));
+                bobbin::runtime::spawn(move || {
+                    let mut buf = [0u8; 2048];
+                    loop {
+                        match s.read(&mut buf) {
+                            Ok(0) => return,
+                            Ok(n) => s.write_all(&buf[..n]).unwrap_or_else(|e| fail(format!("echo write: {e}"))),
+                            Err(e) => fail(format!("echo read: {e}")),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for e in echoers {
+            e.join().unwrap_or_else(|e| fail(format!("an echoer failed: {e}")));
+        }
+    });
+    let clients: Vec<_> = (0..conns)
+        .map(|_| {
+            let (c, len, seed) = (Arc::clone(c), rng.below(300_000) as usize, rng.next());
+            bobbin::runtime::spawn(move || {
+                let s = Arc::new(TcpStream::connect(addr).unwrap_or_else(|e| fail(format!("connect: {e}"))));
+                let data: Vec<u8> = (0..len).map(|i| (seed >> (i % 57)) as u8 ^ i as u8).collect();
+                let reader = {
+                    let s = Arc::clone(&s);
+                    bobbin::runtime::spawn(move || {
+                        let mut back = Vec::new();
+                        (&*s).read_to_end(&mut back).unwrap_or_else(|e| fail(format!("read the echo: {e}")));
+                        back
+                    })
+                };
+                (&*s).write_all(&data).unwrap_or_else(|e| fail(format!("send: {e}")));
+                s.shutdown(Shutdown::Write).unwrap_or_else(|e| fail(format!("half-close: {e}")));
+                let back = reader.join().unwrap_or_else(|e| fail(format!("a reader failed: {e}")));
+                let sum = |b: &[u8]| {
+                    b.iter().enumerate().fold(0u64, |h, (i, &x)| h.wrapping_add((i as u64 + 1) * u64::from(x)))
+                };
+                Counters::add(&c.connections, 1);
+                Counters::add(&c.bytes_sent, len as u64);
+                Counters::add(&c.bytes_echoed, back.len() as u64);
+                Counters::add(&c.sum_sent, sum(&data));
+                Counters::add(&c.sum_echoed, sum(&back));
+            })
+        })
+        .collect();
+    for h in clients {
+        h.join().unwrap_or_else(|e| fail(format!("a client failed: {e}")));
+    }
+    server.join().unwrap_or_else(|e| fail(format!("the server failed: {e}")));
+    Counters::add(&c.green_threads, 2 + 3 * conns);
+}
+
 /// One green thread's worth of random work.
 fn task(c: Arc<Counters>, mut rng: Rng) {
     let _t = Tracked::new(&c);
@@ -213,6 +285,7 @@ fn task(c: Arc<Counters>, mut rng: Rng) {
                 }
             }
             75..=77 => overflow_job(&c),
+            78..=83 => socket_job(&c, &mut rng),
             _ => bobbin::yield_now(),
         }
     }
@@ -229,21 +302,30 @@ fn round(c: &Arc<Counters>, rng: &mut Rng, workers: usize) {
         let (c2, r2) = (Arc::clone(c), Rng(rng.next() | 1));
         hs.push(rt.spawn(move || task(c2, r2)));
     }
-    // Green threads that will still be parked (on a channel nobody sends to) at shutdown.
+    // Green threads that will still be parked at shutdown: on a channel nobody sends to,
+    // or reading a connection nobody accepts (its socket must be closed by the unwinding).
     let (_keep, never) = channel::<()>();
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| fail(format!("bind: {e}")));
+    let silent_addr = silent.local_addr().unwrap();
     let stuck = rng.below(20);
     let mut stuck_hs = Vec::new();
-    for _ in 0..stuck {
+    for i in 0..stuck {
         let (c2, never) = (Arc::clone(c), never.clone());
         stuck_hs.push(rt.spawn(move || {
             let _t = Tracked::new(&c2);
-            let _ = never.recv();
+            if i % 2 == 0 {
+                let _ = never.recv();
+            } else {
+                let mut s = TcpStream::connect(silent_addr).unwrap_or_else(|e| fail(format!("connect: {e}")));
+                let _ = std::io::Read::read(&mut s, &mut [0; 1]);
+            }
         }));
     }
     for h in hs {
         h.join().unwrap_or_else(|e| fail(format!("a task failed: {e}")));
     }
     drop(rt);
+    drop(silent);
     for h in stuck_hs {
         match h.join() {
             Err(e) if e.message().is_some_and(|m| m.contains("shut down")) => Counters::add(&c.unwound_at_shutdown, 1),
@@ -262,6 +344,11 @@ fn check(c: &Counters) {
     if s != r || ss != rs {
         fail(format!("sent {s} (sum {ss}) but received {r} (sum {rs})"));
     }
+    let (bs, be) = (Counters::get(&c.bytes_sent), Counters::get(&c.bytes_echoed));
+    let (ss, se) = (Counters::get(&c.sum_sent), Counters::get(&c.sum_echoed));
+    if bs != be || ss != se {
+        fail(format!("sent {bs} bytes (checksum {ss}) over loopback but {be} came back (checksum {se})"));
+    }
     let (pe, ps) = (Counters::get(&c.panics_expected), Counters::get(&c.panics_seen));
     let (oe, os) = (Counters::get(&c.overflows_expected), Counters::get(&c.overflows_seen));
     if pe != ps || oe != os {
@@ -273,6 +360,11 @@ fn check(c: &Counters) {
 fn footprint() -> (u64, usize) {
     let (bytes, maps) = common::footprint();
     (bytes / 1024, maps)
+}
+
+/// Open descriptors of the process.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
 fn arg(args: &[String], name: &str) -> Option<u64> {
@@ -301,6 +393,7 @@ fn main() {
     let start = Instant::now();
     let warm_up = Duration::from_secs(seconds).mul_f64(0.25);
     let mut baseline: Option<(u64, usize)> = None;
+    let mut fds_baseline: Option<usize> = None;
     let mut last_print = Instant::now();
     let mut rounds = 0u64;
     let mut peak = (0u64, 0usize);
@@ -312,12 +405,14 @@ fn main() {
         peak = (peak.0.max(now.0), peak.1.max(now.1));
         if baseline.is_none() && start.elapsed() >= warm_up {
             baseline = Some(now);
+            fds_baseline = Some(open_fds());
         }
         if last_print.elapsed() >= Duration::from_secs(5) {
             last_print = Instant::now();
             println!(
                 "soak: {:>4.0}s rounds {rounds} green threads {} coroutines {} generator items {} messages {} \
-                 sleeps {} panics {} overflows {} unwound {} tracked {} | rss+pte {} KiB, mappings {}",
+                 sleeps {} panics {} overflows {} unwound {} tracked {} connections {} bytes echoed {} | rss+pte {} KiB, \
+                 mappings {}, descriptors {}",
                 start.elapsed().as_secs_f64(),
                 Counters::get(&c.green_threads),
                 Counters::get(&c.coroutines),
@@ -328,8 +423,11 @@ fn main() {
                 Counters::get(&c.overflows_seen),
                 Counters::get(&c.unwound_at_shutdown),
                 Counters::get(&c.tracked_dropped),
+                Counters::get(&c.connections),
+                Counters::get(&c.bytes_echoed),
                 now.0,
-                now.1
+                now.1,
+                open_fds()
             );
         }
     }
@@ -337,7 +435,8 @@ fn main() {
     let base = baseline.unwrap_or(end);
     println!(
         "soak: done: {rounds} rounds, {} green threads, {} coroutines, {} generator items, {} messages, {} panics, \
-         {} overflows, {} unwound at shutdown, {} tracked values made and dropped",
+         {} overflows, {} unwound at shutdown, {} tracked values made and dropped, {} connections echoed \
+         {} bytes",
         Counters::get(&c.green_threads),
         Counters::get(&c.coroutines),
         Counters::get(&c.generator_items),
@@ -345,7 +444,9 @@ fn main() {
         Counters::get(&c.panics_seen),
         Counters::get(&c.overflows_seen),
         Counters::get(&c.unwound_at_shutdown),
-        Counters::get(&c.tracked_dropped)
+        Counters::get(&c.tracked_dropped),
+        Counters::get(&c.connections),
+        Counters::get(&c.bytes_echoed)
     );
     println!(
         "soak: footprint after warm-up {} KiB / {} mappings, at the end {} KiB / {} mappings, peak {} KiB / {} mappings",
@@ -358,6 +459,14 @@ fn main() {
     }
     if end.1 > base.1 + 64 {
         fail(format!("kernel mappings grew from {} to {}", base.1, end.1));
+    }
+    // Between rounds no runtime is alive, so every descriptor one opened is closed.
+    let (fds_base, fds_end) = (fds_baseline.unwrap_or_else(open_fds), open_fds());
+    if fds_end != fds_base {
+        fail(format!("open descriptors went from {fds_base} after warm-up to {fds_end} at the end"));
+    }
+    if Counters::get(&c.connections) == 0 {
+        fail("no loopback connection was made: the run was too short to cover I/O".into());
     }
     println!("soak: all invariants held");
 }

@@ -70,14 +70,17 @@ fn client(addr: SocketAddr) {
 }
 
 /// Serves `CONNECTIONS` connections on green threads spawned by `spawn`, counting how
-/// many are open at once; returns the peak.
+/// many are open at once; returns the peak. A connection whose stream has ended stays open
+/// until every connection has been accepted, so all of them are open together however
+/// fast the client is (under valgrind the server is the slow side).
 fn serve(listener: TcpListener, spawn: impl Fn(Box<dyn FnOnce() + Send>) -> Box<dyn FnOnce()>) -> usize {
     let open = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
+    let (all_accepted, gate) = bobbin::sync::channel::<()>();
     let mut joins = Vec::with_capacity(CONNECTIONS);
     for _ in 0..CONNECTIONS {
         let (mut s, _) = listener.accept().expect("accept");
-        let (open, peak) = (Arc::clone(&open), Arc::clone(&peak));
+        let (open, peak, gate) = (Arc::clone(&open), Arc::clone(&peak), gate.clone());
         joins.push(spawn(Box::new(move || {
             let now = open.fetch_add(1, Ordering::SeqCst) + 1;
             peak.fetch_max(now, Ordering::SeqCst);
@@ -93,8 +96,12 @@ fn serve(listener: TcpListener, spawn: impl Fn(Box<dyn FnOnce() + Send>) -> Box<
                 }
             }
             assert_eq!(total, BYTES);
+            gate.recv().expect("the accept loop lets every connection go");
             open.fetch_sub(1, Ordering::SeqCst);
         })));
+    }
+    for _ in 0..CONNECTIONS {
+        all_accepted.send(()).unwrap();
     }
     for j in joins {
         j();
