@@ -55,7 +55,7 @@ fn serve(listener: TcpListener, limit: Option<usize>, spawn: fn(Box<dyn FnOnce()
 }
 
 fn pattern(conn: usize, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i as u64 * 2_654_435_761 ^ conn as u64) as u8).collect()
+    (0..len).map(|i| ((i as u64 * 2_654_435_761) ^ conn as u64) as u8).collect()
 }
 
 /// Runs `connections` clients against `addr`, each streaming `bytes`; returns the bytes
