@@ -502,3 +502,36 @@ fn udp_and_unix_sockets_park_too() {
         assert!(back == data);
     });
 }
+
+#[test]
+fn a_green_thread_that_only_yields_does_not_starve_io() {
+    bobbin::run(|| {
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Never idle while this runs: the scheduler must still poll for readiness.
+        let spinner = {
+            let done = Arc::clone(&done);
+            bobbin::spawn(move || {
+                let mut turns = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    bobbin::yield_now();
+                    turns += 1;
+                }
+                turns
+            })
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = bobbin::spawn(move || echo(listener.accept().unwrap().0));
+        let mut c = TcpStream::connect(addr).unwrap();
+        for i in 0..200u32 {
+            c.write_all(&i.to_le_bytes()).unwrap();
+            let mut back = [0; 4];
+            c.read_exact(&mut back).unwrap();
+            assert_eq!(u32::from_le_bytes(back), i);
+        }
+        c.shutdown(Shutdown::Write).unwrap();
+        server.join().unwrap();
+        done.store(true, Ordering::Relaxed);
+        assert!(spinner.join().unwrap() > 0);
+    });
+}
