@@ -1,7 +1,7 @@
 //! The per-thread scheduler: its task table, run queue and timers, one step of it, and the
 //! thread-local through which the green threads it runs reach it.
 //!
-//! Kept in one file (about 650 lines): every function here reads or writes the task table
+//! Kept in one file (about 690 lines): every function here reads or writes the task table
 //! and the ready queue, whose invariants (a task is in the table while alive; in the ready
 //! queue at most once; its header's park word is DONE once it leaves) are easiest to check
 //! in one place. What needs only a narrow part of it lives beside it: the part other
