@@ -535,3 +535,26 @@ fn a_green_thread_that_only_yields_does_not_starve_io() {
         assert!(spinner.join().unwrap() > 0);
     });
 }
+
+#[test]
+fn non_blocking_mode_returns_would_block_instead_of_waiting() {
+    bobbin::run(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        assert_eq!(listener.accept().unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        let c = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        c.set_nonblocking(true).unwrap();
+        // Shared with a clone, as the descriptor's flag is in std.
+        let mut clone = c.try_clone().unwrap();
+        assert_eq!(clone.read(&mut [0; 1]).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        u.set_nonblocking(true).unwrap();
+        assert_eq!(u.recv_from(&mut [0; 1]).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        let (mut a, _b) = bobbin::net::unix::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        assert_eq!(a.read(&mut [0; 1]).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        // And back: the accept waits for the connection made meanwhile.
+        listener.set_nonblocking(false).unwrap();
+        assert!(listener.accept().is_ok());
+    });
+}

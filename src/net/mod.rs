@@ -100,6 +100,172 @@ macro_rules! fd_conversions {
     };
 }
 
+/// The methods every socket type has: a second handle, the non-blocking mode (kept beside
+/// the socket and shared by its clones, as std keeps it in the descriptor's flags), and
+/// the pending error. `$std` names the std type in the docs, `$make` is the doc examples'
+/// way to get a socket `s`.
+macro_rules! shared_methods {
+    ($ty:ident, $std:literal, $make:literal) => {
+        impl $ty {
+            #[doc = concat!("A second handle to the same socket (a duplicated descriptor), as [`", $std, "::try_clone`]. Timeouts and the non-blocking mode are shared.")]
+            ///
+            /// # Errors
+            /// As std's: out of descriptors, say.
+            ///
+            /// # Examples
+            #[doc = concat!("```\n", $make, "\nlet t = s.try_clone().unwrap();\nassert_eq!(format!(\"{:?}\", t.local_addr().unwrap()), format!(\"{:?}\", s.local_addr().unwrap()));\n```")]
+            pub fn try_clone(&self) -> ::std::io::Result<$ty> {
+                let io = $crate::io::Async::new_nonblocking(self.io.get_ref().try_clone()?);
+                Ok($ty { io, options: ::std::sync::Arc::clone(&self.options) })
+            }
+
+            /// In non-blocking mode, an operation that would wait returns
+            /// `ErrorKind::WouldBlock` instead.
+            ///
+            /// # Errors
+            /// None: the mode is the socket's own (its descriptor is always non-blocking).
+            ///
+            /// # Examples
+            #[doc = concat!("```\n", $make, "\ns.set_nonblocking(true).unwrap();\n```")]
+            pub fn set_nonblocking(&self, nonblocking: bool) -> ::std::io::Result<()> {
+                self.options.set_nonblocking(nonblocking);
+                Ok(())
+            }
+
+            /// Takes the pending error of the socket (`SO_ERROR`), if any.
+            ///
+            /// # Errors
+            #[doc = concat!("As [`", $std, "::take_error`].")]
+            ///
+            /// # Examples
+            #[doc = concat!("```\n", $make, "\nassert!(s.take_error().unwrap().is_none());\n```")]
+            pub fn take_error(&self) -> ::std::io::Result<Option<::std::io::Error>> {
+                self.io.get_ref().take_error()
+            }
+        }
+    };
+}
+
+/// [`shared_methods`] and the read and write timeouts (shared by clones, as std keeps
+/// them in socket options) of a socket type with a read and a write side.
+macro_rules! socket_methods {
+    ($ty:ident, $std:literal, $make:literal) => {
+        shared_methods!($ty, $std, $make);
+
+        impl $ty {
+            /// Makes reads (receives) give up with `ErrorKind::WouldBlock` after `timeout`,
+            /// as std reports a timeout on Unix; `None` waits without limit.
+            ///
+            /// # Errors
+            /// `InvalidInput` for a zero duration, as std.
+            ///
+            /// # Examples
+            #[doc = concat!("```\nuse std::time::Duration;\n", $make, "\ns.set_read_timeout(Some(Duration::from_millis(1))).unwrap();\nassert_eq!(s.read_timeout().unwrap(), Some(Duration::from_millis(1)));\nassert!(s.set_read_timeout(Some(Duration::ZERO)).is_err());\n```")]
+            pub fn set_read_timeout(&self, timeout: Option<::std::time::Duration>) -> ::std::io::Result<()> {
+                self.options.set_read_timeout(timeout)
+            }
+
+            /// Makes writes (sends) give up with `ErrorKind::WouldBlock` after `timeout`;
+            /// `None` waits without limit.
+            ///
+            /// # Errors
+            /// `InvalidInput` for a zero duration, as std.
+            ///
+            /// # Examples
+            #[doc = concat!("```\nuse std::time::Duration;\n", $make, "\ns.set_write_timeout(Some(Duration::from_secs(1))).unwrap();\nassert_eq!(s.write_timeout().unwrap(), Some(Duration::from_secs(1)));\n```")]
+            pub fn set_write_timeout(&self, timeout: Option<::std::time::Duration>) -> ::std::io::Result<()> {
+                self.options.set_write_timeout(timeout)
+            }
+
+            /// The read timeout.
+            ///
+            /// # Errors
+            /// None; a `Result` as in std.
+            ///
+            /// # Examples
+            #[doc = concat!("```\n", $make, "\nassert_eq!(s.read_timeout().unwrap(), None);\n```")]
+            pub fn read_timeout(&self) -> ::std::io::Result<Option<::std::time::Duration>> {
+                Ok(self.options.read_timeout())
+            }
+
+            /// The write timeout.
+            ///
+            /// # Errors
+            /// None; a `Result` as in std.
+            ///
+            /// # Examples
+            #[doc = concat!("```\n", $make, "\nassert_eq!(s.write_timeout().unwrap(), None);\n```")]
+            pub fn write_timeout(&self) -> ::std::io::Result<Option<::std::time::Duration>> {
+                Ok(self.options.write_timeout())
+            }
+        }
+    };
+}
+
+/// `Read` and `Write` for a stream socket type and for a shared reference to it: reads and
+/// writes that forget the readiness when they drain the socket's queue ([`stream_op`]).
+macro_rules! stream_io {
+    ($ty:ident) => {
+        impl ::std::io::Read for &$ty {
+            fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
+                $crate::net::stream_op(&self.io, &self.options, false, buf.len(), |mut s| {
+                    ::std::io::Read::read(&mut s, buf)
+                })
+            }
+
+            fn read_vectored(&mut self, bufs: &mut [::std::io::IoSliceMut<'_>]) -> ::std::io::Result<usize> {
+                let len = $crate::net::total(bufs.iter().map(|b| b.len()));
+                $crate::net::stream_op(&self.io, &self.options, false, len, |mut s| {
+                    ::std::io::Read::read_vectored(&mut s, bufs)
+                })
+            }
+        }
+
+        impl ::std::io::Write for &$ty {
+            fn write(&mut self, buf: &[u8]) -> ::std::io::Result<usize> {
+                $crate::net::stream_op(&self.io, &self.options, true, buf.len(), |mut s| {
+                    ::std::io::Write::write(&mut s, buf)
+                })
+            }
+
+            fn write_vectored(&mut self, bufs: &[::std::io::IoSlice<'_>]) -> ::std::io::Result<usize> {
+                let len = $crate::net::total(bufs.iter().map(|b| b.len()));
+                $crate::net::stream_op(&self.io, &self.options, true, len, |mut s| {
+                    ::std::io::Write::write_vectored(&mut s, bufs)
+                })
+            }
+
+            fn flush(&mut self) -> ::std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl ::std::io::Read for $ty {
+            fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
+                ::std::io::Read::read(&mut &*self, buf)
+            }
+
+            fn read_vectored(&mut self, bufs: &mut [::std::io::IoSliceMut<'_>]) -> ::std::io::Result<usize> {
+                ::std::io::Read::read_vectored(&mut &*self, bufs)
+            }
+        }
+
+        impl ::std::io::Write for $ty {
+            fn write(&mut self, buf: &[u8]) -> ::std::io::Result<usize> {
+                ::std::io::Write::write(&mut &*self, buf)
+            }
+
+            fn write_vectored(&mut self, bufs: &[::std::io::IoSlice<'_>]) -> ::std::io::Result<usize> {
+                ::std::io::Write::write_vectored(&mut &*self, bufs)
+            }
+
+            fn flush(&mut self) -> ::std::io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+
 mod tcp;
 mod udp;
 pub mod unix;

@@ -1,11 +1,11 @@
 //! TCP: [`TcpListener`] and [`TcpStream`].
 
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io;
 use std::net::{self, Shutdown, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{each_addr, op, resolve, stream_op, total, Options};
+use super::{each_addr, op, resolve, Options};
 use crate::io::{Async, OnTimeout};
 use crate::sched::reactor::Direction;
 use crate::sched::scheduler::on_green_thread;
@@ -120,37 +120,6 @@ impl TcpListener {
         self.io.get_ref().local_addr()
     }
 
-    /// A second handle to the same socket (a duplicated descriptor).
-    ///
-    /// # Errors
-    /// As [`std::net::TcpListener::try_clone`].
-    ///
-    /// # Examples
-    /// ```
-    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    /// assert_eq!(l.try_clone().unwrap().local_addr().unwrap(), l.local_addr().unwrap());
-    /// ```
-    pub fn try_clone(&self) -> io::Result<TcpListener> {
-        let io = Async::new_nonblocking(self.io.get_ref().try_clone()?);
-        Ok(TcpListener { io, options: Arc::clone(&self.options) })
-    }
-
-    /// In non-blocking mode, `accept` returns `WouldBlock` instead of waiting.
-    ///
-    /// # Errors
-    /// None: the mode is the listener's own (its descriptor is always non-blocking).
-    ///
-    /// # Examples
-    /// ```
-    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    /// l.set_nonblocking(true).unwrap();
-    /// assert_eq!(l.accept().unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
-    /// ```
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.options.set_nonblocking(nonblocking);
-        Ok(())
-    }
-
     /// Sets `IP_TTL`.
     ///
     /// # Errors
@@ -175,20 +144,6 @@ impl TcpListener {
     /// See [`TcpListener::set_ttl`].
     pub fn ttl(&self) -> io::Result<u32> {
         self.io.get_ref().ttl()
-    }
-
-    /// Takes the pending error of the socket (`SO_ERROR`), if any.
-    ///
-    /// # Errors
-    /// As [`std::net::TcpListener::take_error`].
-    ///
-    /// # Examples
-    /// ```
-    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    /// assert!(l.take_error().unwrap().is_none());
-    /// ```
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.io.get_ref().take_error()
     }
 }
 
@@ -314,87 +269,6 @@ impl TcpStream {
         self.io.get_ref().shutdown(how)
     }
 
-    /// A second handle to the same connection (a duplicated descriptor). Timeouts and
-    /// the non-blocking mode are shared, as they are socket options in std.
-    ///
-    /// # Errors
-    /// As [`std::net::TcpStream::try_clone`].
-    ///
-    /// # Examples
-    /// ```
-    /// bobbin::run(|| {
-    ///     let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    ///     let c = bobbin::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    ///     assert_eq!(c.try_clone().unwrap().peer_addr().unwrap(), c.peer_addr().unwrap());
-    /// });
-    /// ```
-    pub fn try_clone(&self) -> io::Result<TcpStream> {
-        let io = Async::new_nonblocking(self.io.get_ref().try_clone()?);
-        Ok(TcpStream { io, options: Arc::clone(&self.options) })
-    }
-
-    /// Makes reads give up with `ErrorKind::WouldBlock` after `timeout` (`None`: wait
-    /// without limit).
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration, as std.
-    ///
-    /// # Examples
-    /// ```
-    /// use std::io::Read;
-    /// use std::time::Duration;
-    /// bobbin::run(|| {
-    ///     let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    ///     let mut c = bobbin::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    ///     c.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
-    ///     assert_eq!(c.read_timeout().unwrap(), Some(Duration::from_millis(1)));
-    ///     assert_eq!(c.read(&mut [0; 1]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
-    /// });
-    /// ```
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.options.set_read_timeout(timeout)
-    }
-
-    /// Makes writes give up with `ErrorKind::WouldBlock` after `timeout` (`None`: wait
-    /// without limit).
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration, as std.
-    ///
-    /// # Examples
-    /// ```
-    /// use std::time::Duration;
-    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    /// let c = bobbin::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    /// c.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
-    /// assert_eq!(c.write_timeout().unwrap(), Some(Duration::from_secs(1)));
-    /// ```
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.options.set_write_timeout(timeout)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    /// None; a `Result` as in std.
-    ///
-    /// # Examples
-    /// See [`TcpStream::set_read_timeout`].
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.options.read_timeout())
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    /// None; a `Result` as in std.
-    ///
-    /// # Examples
-    /// See [`TcpStream::set_write_timeout`].
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.options.write_timeout())
-    }
-
     /// Reads without removing what it read from the socket's queue; waits like a read.
     ///
     /// # Errors
@@ -467,88 +341,14 @@ impl TcpStream {
     pub fn ttl(&self) -> io::Result<u32> {
         self.io.get_ref().ttl()
     }
-
-    /// In non-blocking mode, reads and writes that would wait return `WouldBlock`.
-    ///
-    /// # Errors
-    /// None: the mode is the stream's own (its descriptor is always non-blocking).
-    ///
-    /// # Examples
-    /// ```
-    /// use std::io::Read;
-    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    /// let mut c = bobbin::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    /// c.set_nonblocking(true).unwrap();
-    /// assert_eq!(c.read(&mut [0; 1]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
-    /// ```
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.options.set_nonblocking(nonblocking);
-        Ok(())
-    }
-
-    /// Takes the pending error of the socket (`SO_ERROR`), if any.
-    ///
-    /// # Errors
-    /// As [`std::net::TcpStream::take_error`].
-    ///
-    /// # Examples
-    /// ```
-    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    /// let c = bobbin::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    /// assert!(c.take_error().unwrap().is_none());
-    /// ```
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.io.get_ref().take_error()
-    }
 }
 
-impl Read for &TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        stream_op(&self.io, &self.options, false, buf.len(), |mut s| s.read(buf))
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        stream_op(&self.io, &self.options, false, total(bufs.iter().map(|b| b.len())), |mut s| s.read_vectored(bufs))
-    }
-}
-
-impl Write for &TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        stream_op(&self.io, &self.options, true, buf.len(), |mut s| s.write(buf))
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        stream_op(&self.io, &self.options, true, total(bufs.iter().map(|b| b.len())), |mut s| s.write_vectored(bufs))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Read for TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Write for TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
+shared_methods!(
+    TcpListener,
+    "std::net::TcpListener",
+    "let s = bobbin::net::TcpListener::bind(\"127.0.0.1:0\").unwrap();"
+);
 fd_conversions!(TcpListener, net::TcpListener);
+socket_methods!(TcpStream, "std::net::TcpStream", "let l = bobbin::net::TcpListener::bind(\"127.0.0.1:0\").unwrap();\nlet s = bobbin::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();");
+stream_io!(TcpStream);
 fd_conversions!(TcpStream, net::TcpStream);

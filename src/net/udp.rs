@@ -3,7 +3,6 @@
 use std::io;
 use std::net::{self, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::{each_addr, op, resolve, Options};
 use crate::io::Async;
@@ -171,93 +170,6 @@ impl UdpSocket {
         self.io.get_ref().peer_addr()
     }
 
-    /// A second handle to the same socket (a duplicated descriptor); timeouts and mode
-    /// are shared.
-    ///
-    /// # Errors
-    /// As [`std::net::UdpSocket::try_clone`].
-    ///
-    /// # Examples
-    /// ```
-    /// let a = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    /// assert_eq!(a.try_clone().unwrap().local_addr().unwrap(), a.local_addr().unwrap());
-    /// ```
-    pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        let io = Async::new_nonblocking(self.io.get_ref().try_clone()?);
-        Ok(UdpSocket { io, options: Arc::clone(&self.options) })
-    }
-
-    /// Makes receives give up with `ErrorKind::WouldBlock` after `timeout`.
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration, as std.
-    ///
-    /// # Examples
-    /// ```
-    /// use std::time::Duration;
-    /// let a = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    /// a.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
-    /// assert_eq!(a.read_timeout().unwrap(), Some(Duration::from_millis(1)));
-    /// assert_eq!(a.recv_from(&mut [0; 1]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
-    /// ```
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.options.set_read_timeout(timeout)
-    }
-
-    /// Makes sends give up with `ErrorKind::WouldBlock` after `timeout`.
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration, as std.
-    ///
-    /// # Examples
-    /// ```
-    /// use std::time::Duration;
-    /// let a = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    /// a.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
-    /// assert_eq!(a.write_timeout().unwrap(), Some(Duration::from_secs(1)));
-    /// ```
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.options.set_write_timeout(timeout)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    /// None; a `Result` as in std.
-    ///
-    /// # Examples
-    /// See [`UdpSocket::set_read_timeout`].
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.options.read_timeout())
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    /// None; a `Result` as in std.
-    ///
-    /// # Examples
-    /// See [`UdpSocket::set_write_timeout`].
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.options.write_timeout())
-    }
-
-    /// In non-blocking mode, operations that would wait return `WouldBlock`.
-    ///
-    /// # Errors
-    /// None: the mode is the socket's own.
-    ///
-    /// # Examples
-    /// ```
-    /// let a = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    /// a.set_nonblocking(true).unwrap();
-    /// assert_eq!(a.recv(&mut [0; 1]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
-    /// ```
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.options.set_nonblocking(nonblocking);
-        Ok(())
-    }
-
     /// Sets `SO_BROADCAST`.
     ///
     /// # Errors
@@ -309,20 +221,7 @@ impl UdpSocket {
     pub fn ttl(&self) -> io::Result<u32> {
         self.io.get_ref().ttl()
     }
-
-    /// Takes the pending error of the socket (`SO_ERROR`), if any.
-    ///
-    /// # Errors
-    /// As [`std::net::UdpSocket::take_error`].
-    ///
-    /// # Examples
-    /// ```
-    /// let a = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    /// assert!(a.take_error().unwrap().is_none());
-    /// ```
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.io.get_ref().take_error()
-    }
 }
 
+socket_methods!(UdpSocket, "std::net::UdpSocket", "let s = bobbin::net::UdpSocket::bind(\"127.0.0.1:0\").unwrap();");
 fd_conversions!(UdpSocket, net::UdpSocket);

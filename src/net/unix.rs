@@ -25,14 +25,14 @@
 //! std::fs::remove_dir_all(&dir).unwrap();
 //! ```
 
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io;
 use std::net::Shutdown;
 use std::os::unix::net::{self, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{op, stream_op, total, Options};
+use super::{op, Options};
 use crate::io::Async;
 use crate::sched::scheduler::on_green_thread;
 
@@ -123,66 +123,6 @@ impl UnixListener {
     /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().local_addr()
-    }
-
-    /// A second handle to the same socket (a duplicated descriptor).
-    ///
-    /// # Errors
-    /// As [`std::os::unix::net::UnixListener::try_clone`].
-    ///
-    /// # Examples
-    /// ```
-    /// # let dir = std::env::temp_dir().join(format!("bobbin-doc-tc-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
-    /// # let path = dir.join("sock");
-    /// # let _ = std::fs::remove_file(&path);
-    /// let l = bobbin::net::unix::UnixListener::bind(&path).unwrap();
-    /// assert!(l.try_clone().is_ok());
-    /// # std::fs::remove_dir_all(&dir).unwrap();
-    /// ```
-    pub fn try_clone(&self) -> io::Result<UnixListener> {
-        let io = Async::new_nonblocking(self.io.get_ref().try_clone()?);
-        Ok(UnixListener { io, options: Arc::clone(&self.options) })
-    }
-
-    /// In non-blocking mode, `accept` returns `WouldBlock` instead of waiting.
-    ///
-    /// # Errors
-    /// None: the mode is the listener's own.
-    ///
-    /// # Examples
-    /// ```
-    /// # let dir = std::env::temp_dir().join(format!("bobbin-doc-nb-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
-    /// # let path = dir.join("sock");
-    /// # let _ = std::fs::remove_file(&path);
-    /// let l = bobbin::net::unix::UnixListener::bind(&path).unwrap();
-    /// l.set_nonblocking(true).unwrap();
-    /// assert_eq!(l.accept().unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
-    /// # std::fs::remove_dir_all(&dir).unwrap();
-    /// ```
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.options.set_nonblocking(nonblocking);
-        Ok(())
-    }
-
-    /// Takes the pending error of the socket (`SO_ERROR`), if any.
-    ///
-    /// # Errors
-    /// As [`std::os::unix::net::UnixListener::take_error`].
-    ///
-    /// # Examples
-    /// ```
-    /// # let dir = std::env::temp_dir().join(format!("bobbin-doc-te-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
-    /// # let path = dir.join("sock");
-    /// # let _ = std::fs::remove_file(&path);
-    /// let l = bobbin::net::unix::UnixListener::bind(&path).unwrap();
-    /// assert!(l.take_error().unwrap().is_none());
-    /// # std::fs::remove_dir_all(&dir).unwrap();
-    /// ```
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.io.get_ref().take_error()
     }
 }
 
@@ -291,158 +231,14 @@ impl UnixStream {
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.io.get_ref().shutdown(how)
     }
-
-    /// A second handle to the same stream (a duplicated descriptor); timeouts and mode
-    /// are shared.
-    ///
-    /// # Errors
-    /// As [`std::os::unix::net::UnixStream::try_clone`].
-    ///
-    /// # Examples
-    /// ```
-    /// let (a, _b) = bobbin::net::unix::UnixStream::pair().unwrap();
-    /// assert!(a.try_clone().is_ok());
-    /// ```
-    pub fn try_clone(&self) -> io::Result<UnixStream> {
-        let io = Async::new_nonblocking(self.io.get_ref().try_clone()?);
-        Ok(UnixStream { io, options: Arc::clone(&self.options) })
-    }
-
-    /// Makes reads give up with `ErrorKind::WouldBlock` after `timeout`.
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration, as std.
-    ///
-    /// # Examples
-    /// ```
-    /// use std::io::Read;
-    /// use std::time::Duration;
-    /// let (mut a, _b) = bobbin::net::unix::UnixStream::pair().unwrap();
-    /// a.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
-    /// assert_eq!(a.read_timeout().unwrap(), Some(Duration::from_millis(1)));
-    /// assert_eq!(a.read(&mut [0; 1]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
-    /// ```
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.options.set_read_timeout(timeout)
-    }
-
-    /// Makes writes give up with `ErrorKind::WouldBlock` after `timeout`.
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration, as std.
-    ///
-    /// # Examples
-    /// ```
-    /// use std::time::Duration;
-    /// let (a, _b) = bobbin::net::unix::UnixStream::pair().unwrap();
-    /// a.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
-    /// assert_eq!(a.write_timeout().unwrap(), Some(Duration::from_secs(1)));
-    /// ```
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.options.set_write_timeout(timeout)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    /// None; a `Result` as in std.
-    ///
-    /// # Examples
-    /// See [`UnixStream::set_read_timeout`].
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.options.read_timeout())
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    /// None; a `Result` as in std.
-    ///
-    /// # Examples
-    /// See [`UnixStream::set_write_timeout`].
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.options.write_timeout())
-    }
-
-    /// In non-blocking mode, reads and writes that would wait return `WouldBlock`.
-    ///
-    /// # Errors
-    /// None: the mode is the stream's own.
-    ///
-    /// # Examples
-    /// ```
-    /// use std::io::Read;
-    /// let (mut a, _b) = bobbin::net::unix::UnixStream::pair().unwrap();
-    /// a.set_nonblocking(true).unwrap();
-    /// assert_eq!(a.read(&mut [0; 1]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
-    /// ```
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.options.set_nonblocking(nonblocking);
-        Ok(())
-    }
-
-    /// Takes the pending error of the socket (`SO_ERROR`), if any.
-    ///
-    /// # Errors
-    /// As [`std::os::unix::net::UnixStream::take_error`].
-    ///
-    /// # Examples
-    /// ```
-    /// let (a, _b) = bobbin::net::unix::UnixStream::pair().unwrap();
-    /// assert!(a.take_error().unwrap().is_none());
-    /// ```
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.io.get_ref().take_error()
-    }
 }
 
-impl Read for &UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        stream_op(&self.io, &self.options, false, buf.len(), |mut s| s.read(buf))
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        stream_op(&self.io, &self.options, false, total(bufs.iter().map(|b| b.len())), |mut s| s.read_vectored(bufs))
-    }
-}
-
-impl Write for &UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        stream_op(&self.io, &self.options, true, buf.len(), |mut s| s.write(buf))
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        stream_op(&self.io, &self.options, true, total(bufs.iter().map(|b| b.len())), |mut s| s.write_vectored(bufs))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Read for UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Write for UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
+shared_methods!(UnixListener, "std::os::unix::net::UnixListener", "# let dir = std::env::temp_dir().join(format!(\"bobbin-doc-{}-{}\", std::process::id(), line!()));\n# std::fs::create_dir_all(&dir).unwrap();\n# let _ = std::fs::remove_file(dir.join(\"sock\"));\nlet s = bobbin::net::unix::UnixListener::bind(dir.join(\"sock\")).unwrap();");
 fd_conversions!(UnixListener, net::UnixListener);
+socket_methods!(
+    UnixStream,
+    "std::os::unix::net::UnixStream",
+    "let (s, _peer) = bobbin::net::unix::UnixStream::pair().unwrap();"
+);
+stream_io!(UnixStream);
 fd_conversions!(UnixStream, net::UnixStream);
