@@ -35,6 +35,22 @@ impl<T> Lock<T> {
         Lock(SpinMutex::new(value))
     }
 
+    /// The value, out of the lock.
+    pub(crate) fn into_inner(self) -> T {
+        self.0.into_inner()
+    }
+
+    /// The value, through a unique borrow.
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        self.0.get_mut()
+    }
+
+    /// Takes the lock if it is free.
+    #[inline]
+    pub(crate) fn try_lock(&self) -> Option<LockGuard<'_, T>> {
+        self.0.try_lock()
+    }
+
     /// Takes the lock, waiting for it as the type describes.
     #[inline]
     pub(crate) fn lock(&self) -> LockGuard<'_, T> {

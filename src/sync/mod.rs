@@ -1,5 +1,7 @@
 //! Synchronisation that parks green threads instead of blocking their OS thread: channels
-//! (one file each per part under `channel/`), and next to them, locks.
+//! (one file each per part under `channel/`), and next to them, [`Mutex`] and [`Condvar`],
+//! shaped like their `std::sync` namesakes (poisoning included). All of them work between
+//! green threads of any scheduler or worker and plain OS threads.
 //!
 //! [`channel`] makes an unbounded channel and [`bounded`] one that holds at most `cap`
 //! messages; both are multi-producer, multi-consumer and FIFO, and both ends can be cloned
@@ -22,8 +24,13 @@
 //! ```
 
 mod channel;
+mod condvar;
+mod mutex;
 
 pub use channel::{
     bounded, channel, IntoIter, Iter, Receiver, RecvError, RecvTimeoutError, SendError, Sender, TryIter, TryRecvError,
     TrySendError,
 };
+pub use condvar::{Condvar, WaitTimeoutResult};
+pub use mutex::{Mutex, MutexGuard};
+pub use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};

@@ -1,0 +1,192 @@
+//! Mutex and Condvar: exclusion and wake-ups between green threads of `run`, of a
+//! runtime's workers and plain OS threads; poisoning as std; timeouts by ordering.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, TryLockError};
+use std::time::Duration;
+
+use bobbin::sync::{Condvar, Mutex};
+use bobbin::Runtime;
+
+#[test]
+fn a_mutex_excludes_across_green_threads_workers_and_os_threads() {
+    let counter = Arc::new(Mutex::new(0u64));
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let green: Vec<_> = (0..8)
+        .map(|_| {
+            let counter = Arc::clone(&counter);
+            rt.spawn(move || {
+                for _ in 0..500 {
+                    let mut n = counter.lock().unwrap();
+                    let seen = *n;
+                    bobbin::yield_now(); // holds the lock across a switch
+                    *n = seen + 1;
+                }
+            })
+        })
+        .collect();
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let counter = Arc::clone(&counter);
+            std::thread::spawn(move || {
+                for _ in 0..500 {
+                    let mut n = counter.lock().unwrap();
+                    let seen = *n;
+                    std::thread::yield_now();
+                    *n = seen + 1;
+                }
+            })
+        })
+        .collect();
+    green.into_iter().for_each(|h| h.join().unwrap());
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    assert_eq!(*counter.lock().unwrap(), 5_000);
+}
+
+#[test]
+fn waiting_for_a_mutex_parks_only_the_green_thread() {
+    bobbin::run(|| {
+        let m = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut held = m.lock().unwrap();
+        let waiter = {
+            let (m, log) = (Arc::clone(&m), Arc::clone(&log));
+            bobbin::spawn(move || {
+                m.lock().unwrap().push("waiter");
+                log.lock().unwrap().push("waiter got the lock");
+            })
+        };
+        let other = {
+            let log = Arc::clone(&log);
+            bobbin::spawn(move || log.lock().unwrap().push("another green thread ran"))
+        };
+        other.join().unwrap(); // runs while the waiter is parked on the mutex
+        held.push("holder");
+        drop(held);
+        waiter.join().unwrap();
+        assert_eq!(*log.lock().unwrap(), ["another green thread ran", "waiter got the lock"]);
+        assert_eq!(*m.lock().unwrap(), ["holder", "waiter"]);
+    });
+}
+
+#[test]
+fn a_panicking_holder_poisons_the_mutex_as_std() {
+    bobbin::run(|| {
+        let m = Arc::new(Mutex::new(1));
+        let m2 = Arc::clone(&m);
+        let h = bobbin::spawn(move || {
+            let _g = m2.lock().unwrap();
+            panic!("poisoning on purpose");
+        });
+        assert!(h.join().is_err());
+        assert!(m.is_poisoned());
+        let e = m.lock().unwrap_err();
+        assert_eq!(**e.get_ref(), 1);
+        drop(e);
+        assert!(matches!(m.try_lock(), Err(TryLockError::Poisoned(_))));
+        m.clear_poison();
+        assert_eq!(*m.lock().unwrap(), 1);
+        let g = m.lock().unwrap();
+        assert!(matches!(m.try_lock(), Err(TryLockError::WouldBlock)));
+        drop(g);
+    });
+}
+
+/// A queue with the number of producers that have finished, and its condition variable.
+type Shared = Arc<(Mutex<(VecDeque<usize>, usize)>, Condvar)>;
+
+#[test]
+fn a_condvar_queue_delivers_every_item_once_between_workers_and_threads() {
+    const PER_PRODUCER: usize = 2_000;
+    let state: Shared = Arc::new((Mutex::new((VecDeque::new(), 0usize)), Condvar::new()));
+    let consumed = Arc::new(AtomicUsize::new(0));
+    let sum = Arc::new(AtomicUsize::new(0));
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let consumers: Vec<_> = (0..3)
+        .map(|_| {
+            let (state, consumed, sum) = (Arc::clone(&state), Arc::clone(&consumed), Arc::clone(&sum));
+            rt.spawn(move || loop {
+                let (lock, cv) = &*state;
+                let mut g = cv.wait_while(lock.lock().unwrap(), |(q, done)| q.is_empty() && *done < 3).unwrap();
+                match g.0.pop_front() {
+                    Some(v) => {
+                        consumed.fetch_add(1, Ordering::SeqCst);
+                        sum.fetch_add(v, Ordering::SeqCst);
+                    }
+                    None => return, // every producer is done and the queue is empty
+                }
+            })
+        })
+        .collect();
+    let producer = |state: Shared| {
+        move || {
+            let (lock, cv) = &*state;
+            for i in 0..PER_PRODUCER {
+                lock.lock().unwrap().0.push_back(i);
+                cv.notify_one();
+            }
+            lock.lock().unwrap().1 += 1;
+            cv.notify_all();
+        }
+    };
+    let green = [rt.spawn(producer(Arc::clone(&state))), rt.spawn(producer(Arc::clone(&state)))];
+    let thread = std::thread::spawn(producer(Arc::clone(&state)));
+    green.into_iter().for_each(|h| h.join().unwrap());
+    thread.join().unwrap();
+    consumers.into_iter().for_each(|h| h.join().unwrap());
+    assert_eq!(consumed.load(Ordering::SeqCst), 3 * PER_PRODUCER);
+    assert_eq!(sum.load(Ordering::SeqCst), 3 * (0..PER_PRODUCER).sum::<usize>());
+}
+
+#[test]
+fn a_timed_wait_times_out_before_a_longer_one_and_a_notified_one_does_not() {
+    bobbin::run(|| {
+        let state = Arc::new((Mutex::new(0), Condvar::new()));
+        // A wait of 10 s that the test ends with a notification...
+        let long = {
+            let state = Arc::clone(&state);
+            bobbin::spawn(move || {
+                let (m, cv) = &*state;
+                let (g, r) = cv.wait_timeout_while(m.lock().unwrap(), Duration::from_secs(10), |n| *n == 0).unwrap();
+                (*g, r.timed_out())
+            })
+        };
+        // ...and one of 20 ms nobody notifies, which must end first.
+        let (m, cv) = &*state;
+        let (g, r) = cv.wait_timeout(m.lock().unwrap(), Duration::from_millis(20)).unwrap();
+        assert!(r.timed_out());
+        assert!(!long.is_finished(), "the 10 s wait ended before the 20 ms one");
+        drop(g);
+        *m.lock().unwrap() = 5;
+        cv.notify_all();
+        assert_eq!(long.join().unwrap(), (5, false));
+    });
+}
+
+#[test]
+fn notify_all_wakes_every_waiter() {
+    bobbin::run(|| {
+        let state = Arc::new((Mutex::new(false), Condvar::new()));
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let waiters: Vec<_> = (0..50)
+            .map(|_| {
+                let (state, waiting) = (Arc::clone(&state), Arc::clone(&waiting));
+                bobbin::spawn(move || {
+                    let (m, cv) = &*state;
+                    let mut g = m.lock().unwrap();
+                    waiting.fetch_add(1, Ordering::SeqCst);
+                    while !*g {
+                        g = cv.wait(g).unwrap();
+                    }
+                })
+            })
+            .collect();
+        while waiting.load(Ordering::SeqCst) < 50 {
+            bobbin::yield_now();
+        }
+        *state.0.lock().unwrap() = true;
+        state.1.notify_all();
+        waiters.into_iter().for_each(|h| h.join().unwrap());
+    });
+}
