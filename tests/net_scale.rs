@@ -71,19 +71,26 @@ fn client(addr: SocketAddr) {
 
 /// Serves `CONNECTIONS` connections on green threads spawned by `spawn`, counting how
 /// many are open at once; returns the peak. A connection whose stream has ended stays open
-/// until every connection has been accepted, so all of them are open together however
-/// fast the client is (under valgrind the server is the slow side).
+/// until the green threads of all of them have started, so all are open together however
+/// fast the client is and however late a runtime starts a green thread (under valgrind
+/// the server is the slow side): the server must hold every connection at once.
 fn serve(listener: TcpListener, spawn: impl Fn(Box<dyn FnOnce() + Send>) -> Box<dyn FnOnce()>) -> usize {
     let open = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
-    let (all_accepted, gate) = bobbin::sync::channel::<()>();
+    let (opener, gate) = bobbin::sync::channel::<()>();
     let mut joins = Vec::with_capacity(CONNECTIONS);
     for _ in 0..CONNECTIONS {
         let (mut s, _) = listener.accept().expect("accept");
-        let (open, peak, gate) = (Arc::clone(&open), Arc::clone(&peak), gate.clone());
+        let (open, peak, gate, opener) = (Arc::clone(&open), Arc::clone(&peak), gate.clone(), opener.clone());
         joins.push(spawn(Box::new(move || {
             let now = open.fetch_add(1, Ordering::SeqCst) + 1;
             peak.fetch_max(now, Ordering::SeqCst);
+            if now == CONNECTIONS {
+                // The last to start lets every connection go.
+                for _ in 0..CONNECTIONS {
+                    opener.send(()).unwrap();
+                }
+            }
             let mut buf = [0u8; 4096];
             let mut total = 0;
             loop {
@@ -96,13 +103,11 @@ fn serve(listener: TcpListener, spawn: impl Fn(Box<dyn FnOnce() + Send>) -> Box<
                 }
             }
             assert_eq!(total, BYTES);
-            gate.recv().expect("the accept loop lets every connection go");
+            gate.recv().expect("the last connection to start lets every connection go");
             open.fetch_sub(1, Ordering::SeqCst);
         })));
     }
-    for _ in 0..CONNECTIONS {
-        all_accepted.send(()).unwrap();
-    }
+    drop(opener);
     for j in joins {
         j();
     }
