@@ -190,3 +190,61 @@ fn notify_all_wakes_every_waiter() {
         waiters.into_iter().for_each(|h| h.join().unwrap());
     });
 }
+
+#[test]
+fn a_barrier_lets_no_one_through_before_all_arrive_round_after_round() {
+    use bobbin::sync::Barrier;
+    const N: usize = 8;
+    const ROUNDS: usize = 20;
+    let barrier = Arc::new(Barrier::new(N));
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let leaders = Arc::new(AtomicUsize::new(0));
+    let body = |barrier: Arc<Barrier>, arrived: Arc<AtomicUsize>, leaders: Arc<AtomicUsize>| {
+        move || {
+            for round in 0..ROUNDS {
+                arrived.fetch_add(1, Ordering::SeqCst);
+                if barrier.wait().is_leader() {
+                    leaders.fetch_add(1, Ordering::SeqCst);
+                }
+                // Everyone of this round has arrived before anyone leaves it.
+                assert!(arrived.load(Ordering::SeqCst) >= N * (round + 1));
+            }
+        }
+    };
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let green: Vec<_> =
+        (0..N - 2).map(|_| rt.spawn(body(Arc::clone(&barrier), Arc::clone(&arrived), Arc::clone(&leaders)))).collect();
+    let threads: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(body(Arc::clone(&barrier), Arc::clone(&arrived), Arc::clone(&leaders))))
+        .collect();
+    green.into_iter().for_each(|h| h.join().unwrap());
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    assert_eq!(leaders.load(Ordering::SeqCst), ROUNDS, "one leader per round");
+}
+
+#[test]
+fn a_semaphore_bounds_how_many_hold_a_permit_at_once() {
+    use bobbin::sync::Semaphore;
+    let sem = Arc::new(Semaphore::new(3));
+    let (now, most, done) =
+        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let handles: Vec<_> = (0..40)
+        .map(|_| {
+            let (sem, now, most, done) = (Arc::clone(&sem), Arc::clone(&now), Arc::clone(&most), Arc::clone(&done));
+            rt.spawn(move || {
+                for _ in 0..20 {
+                    let _permit = sem.acquire();
+                    most.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                    bobbin::yield_now();
+                    now.fetch_sub(1, Ordering::SeqCst);
+                }
+                done.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    assert_eq!(done.load(Ordering::SeqCst), 40);
+    assert!(most.load(Ordering::SeqCst) <= 3, "at most 3 at once, saw {}", most.load(Ordering::SeqCst));
+    assert_eq!(sem.available_permits(), 3);
+}

@@ -1,6 +1,7 @@
 //! Synchronisation that parks green threads instead of blocking their OS thread: channels
 //! (one file each per part under `channel/`), and next to them, [`Mutex`] and [`Condvar`],
-//! shaped like their `std::sync` namesakes (poisoning included). All of them work between
+//! shaped like their `std::sync` namesakes (poisoning included), [`Barrier`] and a
+//! counting [`Semaphore`]. All of them work between
 //! green threads of any scheduler or worker and plain OS threads.
 //!
 //! [`channel`] makes an unbounded channel and [`bounded`] one that holds at most `cap`
@@ -23,10 +24,12 @@
 //! assert_eq!(sum, 6);
 //! ```
 
+mod barrier;
 mod channel;
 mod condvar;
 mod mutex;
 
+pub use barrier::{Barrier, BarrierWaitResult, Semaphore, SemaphorePermit};
 pub use channel::{
     bounded, channel, IntoIter, Iter, Receiver, RecvError, RecvTimeoutError, SendError, Sender, TryIter, TryRecvError,
     TrySendError,
