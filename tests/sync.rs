@@ -248,3 +248,18 @@ fn a_semaphore_bounds_how_many_hold_a_permit_at_once() {
     assert!(most.load(Ordering::SeqCst) <= 3, "at most 3 at once, saw {}", most.load(Ordering::SeqCst));
     assert_eq!(sem.available_permits(), 3);
 }
+
+#[test]
+fn a_condvar_used_with_two_mutexes_panics_as_std() {
+    let (a, b, cv) = (Mutex::new(()), Mutex::new(()), Condvar::new());
+    let (_g, r) = cv.wait_timeout(a.lock().unwrap(), Duration::from_millis(1)).unwrap();
+    assert!(r.timed_out());
+    let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = cv.wait_timeout(b.lock().unwrap(), Duration::from_millis(1));
+    }))
+    .unwrap_err();
+    let msg = e.downcast_ref::<&str>().copied().map(str::to_owned).or_else(|| e.downcast_ref::<String>().cloned());
+    assert!(msg.unwrap_or_default().contains("two different mutexes"));
+    // The mutex it was given is not left locked (poisoned, as the panic dropped its guard).
+    assert!(!matches!(b.try_lock(), Err(TryLockError::WouldBlock)));
+}

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::LockResult;
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,9 @@ pub struct Condvar {
     /// notification can find and remove its own entry.
     waiters: Lock<VecDeque<(u64, Unparker)>>,
     next_wait: AtomicU64,
+    /// The address of the mutex the waits use (0 before the first): one condition
+    /// variable serves one mutex, as std requires.
+    mutex: AtomicUsize,
 }
 
 /// Whether a timed wait of a [`Condvar`] ended by its timeout, as std's type of that
@@ -66,13 +69,16 @@ impl Condvar {
     /// # Examples
     /// See [`Condvar`].
     pub const fn new() -> Condvar {
-        Condvar { waiters: Lock::new(VecDeque::new()), next_wait: AtomicU64::new(0) }
+        Condvar { waiters: Lock::new(VecDeque::new()), next_wait: AtomicU64::new(0), mutex: AtomicUsize::new(0) }
     }
 
     /// Releases `guard`'s mutex, parks until notified, and locks the mutex again.
     ///
     /// # Errors
     /// If the mutex is poisoned when it is locked again; the error holds the guard.
+    ///
+    /// # Panics
+    /// If the condition variable was waited on with another mutex before, as std's.
     ///
     /// # Examples
     /// ```
@@ -214,6 +220,14 @@ impl Condvar {
     /// (a notification after the release finds the waiter); returns whether a notification
     /// (rather than the deadline) ended the park.
     fn park_releasing<T>(&self, guard: MutexGuard<'_, T>, deadline: Option<Instant>) -> bool {
+        let mutex = guard.mutex() as *const _ as usize;
+        match self.mutex.compare_exchange(0, mutex, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => {}
+            Err(first) if first == mutex => {}
+            Err(_) => panic!(
+                "bobbin: a Condvar was waited on with two different mutexes (one condition variable serves one mutex)"
+            ),
+        }
         let wait = self.next_wait.fetch_add(1, Ordering::Relaxed);
         let mut guard = Some(guard);
         let register = |u: Unparker| {
