@@ -263,3 +263,105 @@ fn a_condvar_used_with_two_mutexes_panics_as_std() {
     // The mutex it was given is not left locked (poisoned, as the panic dropped its guard).
     assert!(!matches!(b.try_lock(), Err(TryLockError::WouldBlock)));
 }
+
+#[test]
+fn readers_share_a_rwlock_and_a_writer_excludes_them_across_workers_and_threads() {
+    use bobbin::sync::RwLock;
+    let lock = Arc::new(RwLock::new((0u64, 0u64)));
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let lock = Arc::clone(&lock);
+            rt.spawn(move || {
+                for _ in 0..300 {
+                    let mut g = lock.write().unwrap();
+                    g.0 += 1;
+                    bobbin::yield_now(); // a reader would see the two halves differ
+                    g.1 += 1;
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let lock = Arc::clone(&lock);
+            rt.spawn(move || {
+                for _ in 0..300 {
+                    let g = lock.read().unwrap();
+                    assert_eq!(g.0, g.1, "a reader saw a write half done");
+                    bobbin::yield_now();
+                }
+            })
+        })
+        .collect();
+    let thread = {
+        let lock = Arc::clone(&lock);
+        std::thread::spawn(move || {
+            for _ in 0..300 {
+                let mut g = lock.write().unwrap();
+                g.0 += 1;
+                std::thread::yield_now();
+                g.1 += 1;
+            }
+        })
+    };
+    writers.into_iter().chain(readers).for_each(|h| h.join().unwrap());
+    thread.join().unwrap();
+    assert_eq!(*lock.read().unwrap(), (1_500, 1_500));
+}
+
+#[test]
+fn two_readers_hold_a_rwlock_at_once_and_a_stream_of_readers_cannot_starve_a_writer() {
+    use bobbin::sync::RwLock;
+    bobbin::run(|| {
+        let lock = Arc::new(RwLock::new(false));
+        let first = lock.read().unwrap();
+        // A second reader gets in while the first holds the lock.
+        let second = {
+            let lock = Arc::clone(&lock);
+            bobbin::spawn(move || *lock.read().unwrap())
+        };
+        assert!(!second.join().unwrap());
+        drop(first);
+        // Readers that keep taking the lock until a writer has set the flag: with readers
+        // first, the writer would wait for ever.
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let lock = Arc::clone(&lock);
+                bobbin::spawn(move || {
+                    let mut turns = 0u64;
+                    loop {
+                        // Held across the yield: some reader always holds the lock.
+                        let g = lock.read().unwrap();
+                        bobbin::yield_now();
+                        turns += 1;
+                        if *g {
+                            return turns;
+                        }
+                    }
+                })
+            })
+            .collect();
+        bobbin::yield_now();
+        *lock.write().unwrap() = true;
+        assert!(readers.into_iter().all(|r| r.join().unwrap() > 0));
+    });
+}
+
+#[test]
+fn a_panicking_writer_poisons_the_rwlock_as_std() {
+    use bobbin::sync::RwLock;
+    bobbin::run(|| {
+        let lock = Arc::new(RwLock::new(7));
+        let l2 = Arc::clone(&lock);
+        assert!(bobbin::spawn(move || {
+            let _g = l2.write().unwrap();
+            panic!("poisoning on purpose");
+        })
+        .join()
+        .is_err());
+        assert!(lock.is_poisoned());
+        assert_eq!(*lock.read().unwrap_err().into_inner(), 7);
+        assert!(lock.write().is_err());
+    });
+}

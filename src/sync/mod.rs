@@ -1,5 +1,5 @@
 //! Synchronisation that parks green threads instead of blocking their OS thread: channels
-//! (one file each per part under `channel/`), and next to them, [`Mutex`] and [`Condvar`],
+//! (one file each per part under `channel/`), and next to them, [`Mutex`], [`RwLock`] and [`Condvar`],
 //! shaped like their `std::sync` namesakes (poisoning included), [`Barrier`] and a
 //! counting [`Semaphore`]. All of them work between
 //! green threads of any scheduler or worker and plain OS threads.
@@ -28,6 +28,7 @@ mod barrier;
 mod channel;
 mod condvar;
 mod mutex;
+mod rwlock;
 
 pub use barrier::{Barrier, BarrierWaitResult, Semaphore, SemaphorePermit};
 pub use channel::{
@@ -36,4 +37,5 @@ pub use channel::{
 };
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use mutex::{Mutex, MutexGuard};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
