@@ -372,8 +372,7 @@ impl Options {
             return Err(());
         }
         let timeout = Options::get(if write { &self.write } else { &self.read });
-        Ok(timeout
-            .map(|t| Instant::now().checked_add(t).unwrap_or_else(|| Instant::now() + Duration::from_secs(1 << 32))))
+        Ok(timeout.map(crate::io::deadline_after))
     }
 }
 

@@ -164,7 +164,7 @@ impl Semaphore {
         Some(SemaphorePermit { semaphore: self })
     }
 
-    /// Adds `n` permits, waking as many waiters.
+    /// Adds `n` permits, waking waiters to take them.
     ///
     /// # Examples
     /// ```
@@ -176,8 +176,11 @@ impl Semaphore {
         let mut permits = self.permits.lock().unwrap_or_else(|e| e.into_inner());
         *permits = permits.saturating_add(n);
         drop(permits);
-        for _ in 0..n.min(1 << 16) {
-            self.released.notify_one();
+        // Waiters re-check the count: one permit wakes one, more wake every waiter.
+        match n {
+            0 => {}
+            1 => self.released.notify_one(),
+            _ => self.released.notify_all(),
         }
     }
 
