@@ -365,3 +365,209 @@ fn a_panicking_writer_poisons_the_rwlock_as_std() {
         assert!(lock.write().is_err());
     });
 }
+
+#[test]
+fn a_once_lock_runs_one_initialiser_while_green_threads_and_threads_park() {
+    use bobbin::sync::OnceLock;
+    let cell = Arc::new(OnceLock::new());
+    let runs = Arc::new(AtomicUsize::new(0));
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let (go_tx, go_rx) = bobbin::sync::channel::<()>();
+    let (arrived_tx, arrived_rx) = bobbin::sync::channel::<()>();
+    // The initialiser parks until told to go, so every other caller arrives while it runs.
+    let first = {
+        let (cell, runs) = (Arc::clone(&cell), Arc::clone(&runs));
+        rt.spawn(move || {
+            *cell.get_or_init(|| {
+                runs.fetch_add(1, Ordering::SeqCst);
+                go_rx.recv().unwrap();
+                7u64
+            })
+        })
+    };
+    while runs.load(Ordering::SeqCst) == 0 {
+        std::thread::yield_now();
+    }
+    let mut green = Vec::new();
+    for _ in 0..6 {
+        let (cell, runs, arrived) = (Arc::clone(&cell), Arc::clone(&runs), arrived_tx.clone());
+        green.push(rt.spawn(move || {
+            arrived.send(()).unwrap();
+            *cell.get_or_init(|| {
+                runs.fetch_add(1, Ordering::SeqCst);
+                0
+            })
+        }));
+    }
+    let thread = {
+        let (cell, runs, arrived) = (Arc::clone(&cell), Arc::clone(&runs), arrived_tx.clone());
+        std::thread::spawn(move || {
+            arrived.send(()).unwrap();
+            *cell.get_or_init(|| {
+                runs.fetch_add(1, Ordering::SeqCst);
+                0
+            })
+        })
+    };
+    for _ in 0..7 {
+        arrived_rx.recv().unwrap();
+    }
+    assert_eq!(cell.get(), None);
+    go_tx.send(()).unwrap();
+    assert_eq!(first.join().unwrap(), 7);
+    for g in green {
+        assert_eq!(g.join().unwrap(), 7);
+    }
+    assert_eq!(thread.join().unwrap(), 7);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(cell.set(8), Err(8));
+}
+
+#[test]
+fn a_once_lock_whose_initialiser_parks_does_not_stop_its_scheduler() {
+    use bobbin::sync::OnceLock;
+    // One scheduler: the initialiser parks on a channel that only another green thread of
+    // the same scheduler sends to, after a second caller is waiting. Blocking the OS
+    // thread in either wait would deadlock.
+    let got = bobbin::run(|| {
+        let cell = Arc::new(OnceLock::new());
+        let (tx, rx) = bobbin::sync::channel::<&'static str>();
+        let init = {
+            let cell = Arc::clone(&cell);
+            bobbin::spawn(move || *cell.get_or_init(|| rx.recv().unwrap()))
+        };
+        let waiter = {
+            let cell = Arc::clone(&cell);
+            bobbin::spawn(move || *cell.get_or_init(|| "the waiter's"))
+        };
+        bobbin::yield_now(); // both are parked now
+        tx.send("the initialiser's").unwrap();
+        (init.join().unwrap(), waiter.join().unwrap())
+    });
+    assert_eq!(got, ("the initialiser's", "the initialiser's"));
+}
+
+#[test]
+fn a_panicking_initialiser_leaves_the_once_lock_empty_for_a_waiter() {
+    use bobbin::sync::OnceLock;
+    let got = bobbin::run(|| {
+        let cell = Arc::new(OnceLock::new());
+        let (tx, rx) = bobbin::sync::channel::<()>();
+        let failing = {
+            let cell = Arc::clone(&cell);
+            bobbin::spawn(move || {
+                cell.get_or_init(|| {
+                    rx.recv().unwrap();
+                    panic!("initialiser fails")
+                });
+            })
+        };
+        let waiter = {
+            let cell = Arc::clone(&cell);
+            bobbin::spawn(move || *cell.get_or_init(|| 2))
+        };
+        bobbin::yield_now(); // the waiter is parked behind the failing initialiser
+        tx.send(()).unwrap();
+        let failed = failing.join().unwrap_err();
+        (failed.message().map(str::to_owned), waiter.join().unwrap(), *cell.get().unwrap())
+    });
+    assert_eq!(got, (Some("initialiser fails".to_owned()), 2, 2));
+}
+
+#[test]
+fn a_once_lock_initialising_itself_on_an_os_thread_panics_instead_of_hanging() {
+    use bobbin::sync::OnceLock;
+    let cell: OnceLock<u32> = OnceLock::new();
+    let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cell.get_or_init(|| *cell.get_or_init(|| 1));
+    }))
+    .unwrap_err();
+    let msg = e.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(msg.contains("initialises its own cell"), "{msg}");
+    assert_eq!(cell.get(), None);
+    assert_eq!(*cell.get_or_init(|| 3), 3); // the cell still works
+}
+
+#[test]
+fn a_lazy_lock_is_computed_once_for_green_threads_and_threads() {
+    use bobbin::sync::LazyLock;
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    static TABLE: LazyLock<Vec<u64>> = LazyLock::new(|| {
+        RUNS.fetch_add(1, Ordering::SeqCst);
+        bobbin::yield_now(); // others arrive meanwhile
+        (0..100).map(|i| i * i).collect()
+    });
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let green: Vec<_> = (0..8).map(|_| rt.spawn(|| TABLE.iter().sum::<u64>())).collect();
+    let thread = std::thread::spawn(|| TABLE[99]);
+    let sum: u64 = (0..100).map(|i| i * i).sum();
+    for g in green {
+        assert_eq!(g.join().unwrap(), sum);
+    }
+    assert_eq!(thread.join().unwrap(), 99 * 99);
+    assert_eq!(RUNS.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_oneshot_delivers_once_reports_a_dropped_end_and_times_out_by_ordering() {
+    use bobbin::sync::oneshot::{self, RecvTimeoutError};
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    // Green thread to OS thread and back.
+    let (tx, rx) = oneshot::channel::<String>();
+    let (back_tx, back_rx) = oneshot::channel::<usize>();
+    let green = rt.spawn(move || {
+        let s = rx.recv().unwrap();
+        back_tx.send(s.len()).unwrap();
+    });
+    tx.send("hello".into()).unwrap();
+    assert_eq!(back_rx.recv(), Ok(5));
+    green.join().unwrap();
+
+    // A parked receiver is woken by the sender's drop.
+    let (tx, rx) = oneshot::channel::<u8>();
+    let (parked_tx, parked_rx) = bobbin::sync::channel::<()>();
+    let receiver = rt.spawn(move || {
+        parked_tx.send(()).unwrap();
+        rx.recv()
+    });
+    parked_rx.recv().unwrap();
+    drop(tx);
+    assert_eq!(receiver.join().unwrap(), Err(bobbin::sync::RecvError));
+
+    // A send to a dropped receiver gives the message back.
+    let (tx, rx) = oneshot::channel::<u8>();
+    drop(rx);
+    assert!(tx.is_closed());
+    assert_eq!(tx.send(9), Err(9));
+
+    // Timeouts by ordering: the sender sends only after the short wait timed out.
+    let got = bobbin::run(|| {
+        let (tx, mut rx) = oneshot::channel::<u8>();
+        let (timed_out_tx, timed_out_rx) = bobbin::sync::channel::<()>();
+        let sender = bobbin::spawn(move || {
+            timed_out_rx.recv().unwrap();
+            tx.send(1).unwrap();
+        });
+        let first = rx.recv_timeout(Duration::from_millis(1));
+        timed_out_tx.send(()).unwrap();
+        let second = rx.recv_timeout(Duration::from_secs(3600));
+        sender.join().unwrap();
+        (first, second, rx.try_recv())
+    });
+    assert_eq!(got, (Err(RecvTimeoutError::Timeout), Ok(1), Err(bobbin::sync::TryRecvError::Disconnected)));
+
+    // A message never received is dropped with the channel.
+    let drops = Arc::new(AtomicUsize::new(0));
+    #[derive(Debug)]
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let (tx, rx) = oneshot::channel();
+    tx.send(Counted(Arc::clone(&drops))).unwrap();
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    drop(rx);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}

@@ -150,14 +150,7 @@ pub(crate) fn deadline(timeout: Duration) -> io::Result<Instant> {
     if timeout.is_zero() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"));
     }
-    Ok(deadline_after(timeout))
-}
-
-/// The instant `timeout` from now; a timeout too long to add is as good as none, and a
-/// century stands for it.
-pub(crate) fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
+    Ok(crate::sched::deadline_after(timeout))
 }
 
 impl<T: AsFd> Async<T> {

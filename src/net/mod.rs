@@ -372,7 +372,7 @@ impl Options {
             return Err(());
         }
         let timeout = Options::get(if write { &self.write } else { &self.read });
-        Ok(timeout.map(crate::io::deadline_after))
+        Ok(timeout.map(crate::sched::deadline_after))
     }
 }
 

@@ -43,6 +43,7 @@ pub(crate) mod park;
 mod policy;
 pub(crate) mod reactor;
 mod run;
+pub(crate) use park::deadline_after;
 pub(crate) use run::run_worker;
 pub(crate) mod scheduler;
 pub(crate) mod stall;

@@ -32,6 +32,13 @@ pub(crate) fn park_until(reason: &'static str, deadline: Instant, register: impl
     park_inner(reason, Some(deadline), register);
 }
 
+/// The instant `timeout` from now; a timeout too long to add is as good as none, and a
+/// century stands for it.
+pub(crate) fn deadline_after(timeout: std::time::Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout).unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 86_400))
+}
+
 /// Aborts the process if dropped, which [`park_inner`] lets happen only by unwinding.
 struct AbortOnUnwind;
 

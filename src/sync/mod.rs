@@ -1,7 +1,8 @@
 //! Synchronisation that parks green threads instead of blocking their OS thread: channels
 //! (one file each per part under `channel/`), and next to them, [`Mutex`], [`RwLock`] and [`Condvar`],
-//! shaped like their `std::sync` namesakes (poisoning included), [`Barrier`] and a
-//! counting [`Semaphore`]. All of them work between
+//! shaped like their `std::sync` namesakes (poisoning included), [`Barrier`], a
+//! counting [`Semaphore`], [`OnceLock`] and [`LazyLock`] for a value set once, and
+//! [`oneshot`] channels for one message. All of them work between
 //! green threads of any scheduler or worker and plain OS threads.
 //!
 //! [`channel`] makes an unbounded channel and [`bounded`] one that holds at most `cap`
@@ -28,6 +29,8 @@ mod barrier;
 mod channel;
 mod condvar;
 mod mutex;
+mod once;
+pub mod oneshot;
 mod rwlock;
 
 pub use barrier::{Barrier, BarrierWaitResult, Semaphore, SemaphorePermit};
@@ -37,5 +40,6 @@ pub use channel::{
 };
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use mutex::{Mutex, MutexGuard};
+pub use once::{LazyLock, OnceLock};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
