@@ -22,6 +22,8 @@ const WORKLOADS: &[(&str, usize)] = &[
     ("spawn-30k", 5),
     ("pingpong", 5),
     ("scale", 4),
+    ("mutex", 5),
+    ("mutex-contended", 8),
     ("memory", 7),
     ("capacity", 7),
     // Quick: one configuration (10 connections, 64 B) x 9 servers.

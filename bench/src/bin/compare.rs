@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Workloads, in the order run: switch, context-swap, create, generator, spawn, spawn-30k,
-//! pingpong, scale, memory, capacity, echo. How each is measured is in `bobbin_bench::compare`
+//! pingpong, scale, mutex, mutex-contended, memory, capacity, echo. How each is measured is in `bobbin_bench::compare`
 //! and its modules, and in the report itself. Progress goes to stderr.
 //!
 //! `--park LIBRARY N` is internal: the child process of the memory and capacity
@@ -23,7 +23,7 @@
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
-use bobbin_bench::compare::{chart, echo, memory, report, run_timed, workloads, Sizes, WorkloadResult};
+use bobbin_bench::compare::{chart, echo, locks, memory, report, run_timed, workloads, Sizes, WorkloadResult};
 
 /// Every workload, in the order they run.
 const WORKLOADS: &[&str] = &[
@@ -35,6 +35,8 @@ const WORKLOADS: &[&str] = &[
     "spawn-30k",
     "pingpong",
     "scale",
+    "mutex",
+    "mutex-contended",
     "memory",
     "capacity",
     "echo",
@@ -47,7 +49,7 @@ const USAGE: &str = "usage: compare [--quick] [--out DIR] [--only WORKLOAD[,WORK
             root; with --quick, compare-quick/ in the target directory, so that a smoke
             test never overwrites the committed results)
   --only    run only these workloads: switch, context-swap, create, generator, spawn,
-            spawn-30k, pingpong, scale, memory, capacity, echo; the report is then named
+            spawn-30k, pingpong, scale, mutex, mutex-contended, memory, capacity, echo; the report is then named
             after them (--only echo writes echo.md) instead of summary.md";
 
 struct Args {
@@ -149,6 +151,8 @@ fn main() {
                 note_speedups(&mut w);
                 w
             }
+            "mutex" => run_timed(locks::mutex(&sizes), &sizes),
+            "mutex-contended" => run_timed(locks::mutex_contended(&sizes), &sizes),
             "memory" => memory::bytes_per_parked(&sizes),
             "capacity" => memory::capacity(&sizes),
             "echo" => {

@@ -18,6 +18,7 @@
 pub mod chart;
 pub mod child;
 pub mod echo;
+pub mod locks;
 pub mod machine;
 pub mod memory;
 pub mod report;
