@@ -140,7 +140,7 @@ pub fn mutex_contended(sizes: &Sizes) -> Timed<'static> {
             Entry::against("bobbin run", 0, move |k| {
                 let t = Instant::now();
                 for _ in 0..k {
-                    bobbin::run(move || contend_bobbin(n, |f| bobbin::spawn(f)));
+                    bobbin::run(move || contend_bobbin(n, bobbin::spawn));
                 }
                 t.elapsed()
             }),
@@ -205,7 +205,7 @@ fn on_bobbin_runtime(workers: usize, k: u64, n: u64) -> Duration {
     for _ in 0..k {
         let rt = bobbin_runtime(workers);
         let t = Instant::now();
-        rt.block_on(move || contend_bobbin(n, |f| bobbin::runtime::spawn(f)));
+        rt.block_on(move || contend_bobbin(n, bobbin::runtime::spawn));
         took += t.elapsed();
     }
     took
