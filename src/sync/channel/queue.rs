@@ -13,21 +13,13 @@ use super::waiter::Waiter;
 use crate::park::{Lock, LockGuard};
 use crate::sched::scheduler::{self, Unparker};
 
-/// One waiting operation in a wait list.
-pub(super) enum Entry<T> {
-    /// A plain blocking send or receive on a buffered channel: any wake-up will do, it
-    /// tries again.
-    Park(Unparker),
-    /// Operation `oper` of a [`Waiter`] (a select, or a rendezvous send or receive). A
-    /// rendezvous send that has its message in hand keeps it in `packet`, where the
-    /// receiver that claims the waiter takes it.
-    Select { waiter: Arc<Waiter>, oper: usize, packet: Option<Arc<Lock<Option<T>>>> },
-}
-
-impl<T> Entry<T> {
-    fn is_of(&self, waiter: &Arc<Waiter>) -> bool {
-        matches!(self, Entry::Select { waiter: w, .. } if Arc::ptr_eq(w, waiter))
-    }
+/// A waiting operation of a [`Waiter`] (a select, or a rendezvous send or receive) in a
+/// wait list. A rendezvous send that has its message in hand keeps it in `packet`, where
+/// the receiver that claims the waiter takes it.
+pub(super) struct Entry<T> {
+    pub(super) waiter: Arc<Waiter>,
+    pub(super) oper: usize,
+    pub(super) packet: Option<Arc<Lock<Option<T>>>>,
 }
 
 /// A watcher of `Select::ready`: woken when the operation may have become ready.
@@ -38,8 +30,13 @@ pub(super) struct State<T> {
     pub(super) cap: Option<usize>,
     pub(super) senders: usize,
     pub(super) receivers: usize,
-    pub(super) recv_waiters: VecDeque<Entry<T>>,
-    pub(super) send_waiters: VecDeque<Entry<T>>,
+    /// Plain blocking receives and sends of a buffered channel: any wake-up will do, they
+    /// try again.
+    pub(super) recv_waiters: VecDeque<Unparker>,
+    pub(super) send_waiters: VecDeque<Unparker>,
+    /// Waiters (selects; every wait of a rendezvous channel), claimed before they act.
+    pub(super) recv_selects: VecDeque<Entry<T>>,
+    pub(super) send_selects: VecDeque<Entry<T>>,
     pub(super) recv_watchers: Vec<Watcher>,
     pub(super) send_watchers: Vec<Watcher>,
     /// Queued messages that selects have claimed and will take: only the rest are free
@@ -128,10 +125,26 @@ impl<T> State<T> {
     }
 
     #[inline]
-    pub(super) fn waiters(&mut self, side: Side) -> &mut VecDeque<Entry<T>> {
+    pub(super) fn waiters(&mut self, side: Side) -> &mut VecDeque<Unparker> {
         match side {
             Side::Receivers => &mut self.recv_waiters,
             Side::Senders => &mut self.send_waiters,
+        }
+    }
+
+    #[inline]
+    pub(super) fn selects(&mut self, side: Side) -> &mut VecDeque<Entry<T>> {
+        match side {
+            Side::Receivers => &mut self.recv_selects,
+            Side::Senders => &mut self.send_selects,
+        }
+    }
+
+    #[inline]
+    fn watchers(&mut self, side: Side) -> &mut Vec<Watcher> {
+        match side {
+            Side::Receivers => &mut self.recv_watchers,
+            Side::Senders => &mut self.send_watchers,
         }
     }
 
@@ -139,10 +152,7 @@ impl<T> State<T> {
     /// operation ready happened).
     #[inline]
     pub(super) fn take_watchers(&mut self, side: Side) -> Option<Watchers> {
-        let list = match side {
-            Side::Receivers => &mut self.recv_watchers,
-            Side::Senders => &mut self.send_watchers,
-        };
+        let list = self.watchers(side);
         (!list.is_empty()).then(|| Watchers(std::mem::take(list)))
     }
 
@@ -159,8 +169,9 @@ impl<T> State<T> {
     }
 
     /// Takes the waiter of `side` to wake on a buffered channel, after a message (for
-    /// receivers) or room (for senders) became free: a plain waiter, or a select that this
-    /// call claims and reserves the message or room for.
+    /// receivers) or room (for senders) became free: a select, which this call claims and
+    /// reserves the message or room for, or else a plain waiter. (Selects come first: they
+    /// are few, and a plain waiter that finds its wake-up taken waits for the next.)
     ///
     /// Plain waiters: called on a scheduler's thread, the longest-waiting one whose green
     /// thread lives on that scheduler, if one is among the first few; otherwise the
@@ -170,8 +181,29 @@ impl<T> State<T> {
     /// runtime, a channel between a producer and consumers spread over two workers
     /// otherwise moves every message between the cores. Waiters further back are not
     /// looked at, so a wake-up costs the same however many wait.
-    #[inline]
+    #[inline(always)]
     pub(super) fn take_waiter(&mut self, side: Side) -> Option<Wake> {
+        if !self.selects(side).is_empty() {
+            if let Some(w) = self.claim_select(side) {
+                return Some(Wake::Claimed(w));
+            }
+        }
+        let list = self.waiters(side);
+        if list.len() > 1 {
+            if let Some(here) = scheduler::current_home() {
+                if let Some(i) = list.iter().take(LOCAL_SCAN).position(|w| w.home() == Some(here)) {
+                    return list.remove(i).map(Wake::Park);
+                }
+            }
+        }
+        list.pop_front().map(Wake::Park)
+    }
+
+    /// Buffered channels: claims the longest-waiting select of `side` that still waits,
+    /// reserving a free message or free room for it; entries of selects already claimed
+    /// elsewhere are dropped on the way.
+    #[inline(never)]
+    fn claim_select(&mut self, side: Side) -> Option<Arc<Waiter>> {
         loop {
             let free = match side {
                 Side::Receivers => self.free_msgs() > 0,
@@ -180,40 +212,22 @@ impl<T> State<T> {
             if !free {
                 return None;
             }
-            let list = self.waiters(side);
-            let i = if list.len() > 1 { local_waiter(list) } else { 0 };
-            match list.remove(i)? {
-                Entry::Park(u) => return Some(Wake::Park(u)),
-                Entry::Select { waiter, oper, .. } => {
-                    if waiter.try_claim(oper, true) {
-                        match side {
-                            Side::Receivers => self.reserved_msgs += 1,
-                            Side::Senders => self.reserved_room += usize::from(self.cap.is_some()),
-                        }
-                        return Some(Wake::Claimed(waiter));
-                    }
-                    // Selected elsewhere or timed out: it unregisters itself; look further.
+            let e = self.selects(side).pop_front()?;
+            if e.waiter.try_claim(e.oper, true) {
+                match side {
+                    Side::Receivers => self.reserved_msgs += 1,
+                    Side::Senders => self.reserved_room += usize::from(self.cap.is_some()),
                 }
+                return Some(e.waiter);
             }
         }
     }
 
     /// Removes every entry and watcher of `waiter` from `side`'s lists.
     pub(super) fn unregister(&mut self, side: Side, waiter: &Arc<Waiter>) {
-        self.waiters(side).retain(|e| !e.is_of(waiter));
-        let watchers = match side {
-            Side::Receivers => &mut self.recv_watchers,
-            Side::Senders => &mut self.send_watchers,
-        };
-        watchers.retain(|(w, _)| !Arc::ptr_eq(w, waiter));
+        self.selects(side).retain(|e| !Arc::ptr_eq(&e.waiter, waiter));
+        self.watchers(side).retain(|(w, _)| !Arc::ptr_eq(w, waiter));
     }
-}
-
-/// The index of the first of the first few plain waiters whose green thread lives on this
-/// scheduler, else 0.
-fn local_waiter<T>(list: &VecDeque<Entry<T>>) -> usize {
-    let Some(here) = scheduler::current_home() else { return 0 };
-    list.iter().take(LOCAL_SCAN).position(|e| matches!(e, Entry::Park(u) if u.home() == Some(here))).unwrap_or(0)
 }
 
 /// Messages larger than this many bytes are received through a path that keeps one copy
@@ -245,8 +259,11 @@ impl<T> Chan<T> {
     /// After a buffered channel gained a free message (`Receivers`) or free room
     /// (`Senders`) under the lock: unlocks it and wakes a waiter of that side, and its
     /// watchers.
-    #[inline]
+    #[inline(always)]
     pub(super) fn notify(&self, mut st: LockGuard<'_, State<T>>, side: Side) {
+        if st.waiters(side).is_empty() && st.selects(side).is_empty() && st.watchers(side).is_empty() {
+            return; // nobody to tell: the common case of a busy channel
+        }
         let waiting = st.take_waiter(side);
         let watchers = st.take_watchers(side);
         drop(st);
@@ -316,21 +333,18 @@ impl<T> Chan<T> {
     /// Wakes every waiter and watcher of `side` (the other side has disconnected). Selects
     /// are claimed without a reservation: their operation reports the disconnection.
     pub(super) fn wake_all(&self, side: Side) {
-        let (all, watchers) = {
+        let (plain, selects, watchers) = {
             let mut st = self.lock();
-            let all: Vec<Entry<T>> = st.waiters(side).drain(..).collect();
-            (all, st.take_watchers(side))
+            let plain: Vec<Unparker> = st.waiters(side).drain(..).collect();
+            let selects: Vec<Entry<T>> = st.selects(side).drain(..).collect();
+            (plain, selects, st.take_watchers(side))
         };
-        for e in all {
-            match e {
-                Entry::Park(u) => {
-                    u.unpark();
-                }
-                Entry::Select { waiter, oper, .. } => {
-                    if waiter.try_claim(oper, false) {
-                        waiter.wake();
-                    }
-                }
+        for u in plain {
+            u.unpark();
+        }
+        for e in selects {
+            if e.waiter.try_claim(e.oper, false) {
+                e.waiter.wake();
             }
         }
         if let Some(w) = watchers {
@@ -351,6 +365,8 @@ impl<T> Chan<T> {
                 receivers: 1,
                 recv_waiters: VecDeque::new(),
                 send_waiters: VecDeque::new(),
+                recv_selects: VecDeque::new(),
+                send_selects: VecDeque::new(),
                 recv_watchers: Vec::new(),
                 send_watchers: Vec::new(),
                 reserved_msgs: 0,

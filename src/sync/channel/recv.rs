@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::error::{RecvError, RecvTimeoutError, TryRecvError};
 use super::iter::{Iter, TryIter};
-use super::queue::{Entry, State, LARGE};
+use super::queue::{State, LARGE};
 use super::Receiver;
 use crate::park::LockGuard;
 use crate::sched::{budget, park};
@@ -89,7 +89,7 @@ impl<T> Receiver<T> {
                 return Err(RecvError);
             }
             park::park("receiving from an empty channel", move |u| {
-                st.recv_waiters.push_back(Entry::Park(u));
+                st.recv_waiters.push_back(u);
                 drop(st);
             });
             parked = true;
@@ -197,7 +197,7 @@ impl<T> Receiver<T> {
                 return Err(RecvTimeoutError::Timeout);
             }
             park::park_until("receiving from an empty channel", deadline, move |u| {
-                st.recv_waiters.push_back(Entry::Park(u));
+                st.recv_waiters.push_back(u);
                 drop(st);
             });
             st = self.chan.lock();

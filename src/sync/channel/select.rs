@@ -3,9 +3,9 @@
 //!
 //! A select first tries every operation, starting at a random one so that no operation
 //! is always preferred. If none is ready and it may wait, it makes one [`Waiter`] and puts
-//! an entry for each operation in that channel's wait list, then checks every operation
-//! again (one may have become ready while it registered: an event before an entry was
-//! listed finds no entry, so the check must see its effect), and parks once. Whatever
+//! an entry for each operation in that channel's wait list, looking at the operation again
+//! under the lock that lists it (an event before the entry was listed finds no entry, so
+//! that look must see its effect), and parks once. Whatever
 //! makes an operation ready claims the waiter with a compare-and-swap on its one
 //! "selected" word, reserves the message, the room or the rendezvous partner the operation
 //! needs, and wakes it; a second event finds the word taken and goes to another waiter,
@@ -31,12 +31,14 @@ trait Operand {
     /// partner. `Some(reserved)`; `Some(false)` if it is ready because the channel is
     /// disconnected. Without `may_wait` it claims only what completes at once.
     fn try_select(&self, may_wait: bool) -> Option<bool>;
-    /// Lists `waiter` for operation `oper` (as a watcher if the waiter is one).
-    fn register(&self, waiter: &Arc<Waiter>, oper: usize);
+    /// Lists `waiter` for operation `oper` (as a watcher if the waiter is one), and says
+    /// whether the operation could complete now, not counting `waiter`'s own entries:
+    /// looked at under the same lock, so an event after it finds the entry.
+    fn register(&self, waiter: &Arc<Waiter>, oper: usize) -> bool;
     /// Removes what [`register`](Operand::register) listed, if still there.
     fn unregister(&self, waiter: &Arc<Waiter>);
-    /// Whether the operation could complete now, not counting `me`'s own entries.
-    fn is_ready(&self, me: Option<&Arc<Waiter>>) -> bool;
+    /// Whether the operation could complete now.
+    fn is_ready(&self) -> bool;
     /// Gives back what a selected operation reserved and will not use.
     fn release(&self, reserved: bool);
 }
@@ -61,27 +63,28 @@ impl<T> Operand for Receiver<T> {
         (st.senders == 0).then_some(false)
     }
 
-    fn register(&self, waiter: &Arc<Waiter>, oper: usize) {
+    fn register(&self, waiter: &Arc<Waiter>, oper: usize) -> bool {
         let mut st = self.chan.lock();
+        let ready = st.recv_ready(Some(waiter));
         if waiter.watch {
             st.recv_watchers.push((Arc::clone(waiter), oper));
-            return;
+            return ready;
         }
-        st.recv_waiters.push_back(Entry::Select { waiter: Arc::clone(waiter), oper, packet: None });
+        st.recv_selects.push_back(Entry { waiter: Arc::clone(waiter), oper, packet: None });
         let watchers = if st.is_zero() { st.take_watchers(Side::Senders) } else { None };
         drop(st);
         if let Some(w) = watchers {
             w.wake();
         }
+        ready
     }
 
     fn unregister(&self, waiter: &Arc<Waiter>) {
         self.chan.lock().unregister(Side::Receivers, waiter);
     }
 
-    fn is_ready(&self, me: Option<&Arc<Waiter>>) -> bool {
-        let mut st = self.chan.lock();
-        st.senders == 0 || if st.is_zero() { st.has_partner(Side::Senders, me) } else { st.free_msgs() > 0 }
+    fn is_ready(&self) -> bool {
+        self.chan.lock().recv_ready(None)
     }
 
     fn release(&self, reserved: bool) {
@@ -120,27 +123,28 @@ impl<T> Operand for Sender<T> {
         Some(true)
     }
 
-    fn register(&self, waiter: &Arc<Waiter>, oper: usize) {
+    fn register(&self, waiter: &Arc<Waiter>, oper: usize) -> bool {
         let mut st = self.chan.lock();
+        let ready = st.send_ready(Some(waiter));
         if waiter.watch {
             st.send_watchers.push((Arc::clone(waiter), oper));
-            return;
+            return ready;
         }
-        st.send_waiters.push_back(Entry::Select { waiter: Arc::clone(waiter), oper, packet: None });
+        st.send_selects.push_back(Entry { waiter: Arc::clone(waiter), oper, packet: None });
         let watchers = if st.is_zero() { st.take_watchers(Side::Receivers) } else { None };
         drop(st);
         if let Some(w) = watchers {
             w.wake();
         }
+        ready
     }
 
     fn unregister(&self, waiter: &Arc<Waiter>) {
         self.chan.lock().unregister(Side::Senders, waiter);
     }
 
-    fn is_ready(&self, me: Option<&Arc<Waiter>>) -> bool {
-        let mut st = self.chan.lock();
-        st.receivers == 0 || if st.is_zero() { st.has_partner(Side::Receivers, me) } else { st.has_room() }
+    fn is_ready(&self) -> bool {
+        self.chan.lock().send_ready(None)
     }
 
     fn release(&self, reserved: bool) {
@@ -450,11 +454,8 @@ impl<'a> Select<'a> {
             for k in 0..n {
                 let i = (start + k) % n;
                 let op = self.opers[i].0;
-                let found = if watch {
-                    op.is_ready(None).then_some(false)
-                } else {
-                    op.try_select(!matches!(wait, Wait::Never))
-                };
+                let found =
+                    if watch { op.is_ready().then_some(false) } else { op.try_select(!matches!(wait, Wait::Never)) };
                 if let Some(reserved) = found {
                     budget::spend();
                     return Some(Selection { oper: i, reserved });
@@ -470,10 +471,13 @@ impl<'a> Select<'a> {
                 Wait::Forever => None,
             };
             let waiter = Waiter::new(watch);
+            let mut ready = false;
             for (i, (op, _)) in self.opers.iter().enumerate() {
-                op.register(&waiter, i);
+                // Each operation is looked at again under the lock that lists it: an event
+                // before that finds it ready here, one after it finds the entry.
+                ready |= op.register(&waiter, i);
             }
-            let picked = if self.opers.iter().any(|(op, _)| op.is_ready(Some(&waiter))) {
+            let picked = if ready {
                 // Ready while registering: withdraw and claim it in the next round, unless
                 // an operation has claimed this waiter already.
                 waiter.try_abort().err().map(Some)

@@ -54,7 +54,7 @@ impl<T> Sender<T> {
                 return Ok(());
             }
             park::park("sending to a full channel", move |u| {
-                st.send_waiters.push_back(super::queue::Entry::Park(u));
+                st.send_waiters.push_back(u);
                 drop(st);
             });
             parked = true;
@@ -167,7 +167,7 @@ impl<T> Sender<T> {
                 return Err(SendTimeoutError::Timeout(msg));
             }
             park::park_until("sending to a full channel", deadline, move |u| {
-                st.send_waiters.push_back(super::queue::Entry::Park(u));
+                st.send_waiters.push_back(u);
                 drop(st);
             });
             st = self.chan.lock();

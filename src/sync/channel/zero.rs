@@ -23,11 +23,9 @@ impl<T> State<T> {
     /// Claims the longest-waiting receiver, committing it to a message this caller will
     /// queue. Entries of waiters already claimed elsewhere are dropped on the way.
     pub(super) fn claim_receiver(&mut self) -> Option<Arc<Waiter>> {
-        while let Some(e) = self.recv_waiters.pop_front() {
-            if let Entry::Select { waiter, oper, .. } = e {
-                if waiter.try_claim(oper, true) {
-                    return Some(waiter);
-                }
+        while let Some(e) = self.recv_selects.pop_front() {
+            if e.waiter.try_claim(e.oper, true) {
+                return Some(e.waiter);
             }
         }
         None
@@ -38,30 +36,36 @@ impl<T> State<T> {
     /// only senders with a message in hand are claimed.
     pub(super) fn claim_sender(&mut self, may_wait: bool) -> Option<(Arc<Waiter>, Option<T>)> {
         let mut i = 0;
-        while i < self.send_waiters.len() {
-            let Entry::Select { waiter, oper, packet } = &self.send_waiters[i] else {
-                i += 1;
-                continue;
-            };
-            if waiter.is_waiting() && packet.is_none() && !may_wait {
+        while i < self.send_selects.len() {
+            let e = &self.send_selects[i];
+            if e.waiter.is_waiting() && e.packet.is_none() && !may_wait {
                 i += 1;
                 continue;
             }
-            let won = waiter.try_claim(*oper, true);
-            let Some(Entry::Select { waiter, packet, .. }) = self.send_waiters.remove(i) else { unreachable!() };
+            let won = e.waiter.try_claim(e.oper, true);
+            let e = self.send_selects.remove(i).expect("an entry just looked at");
             if won {
-                return Some((waiter, packet.and_then(|p| p.lock().take())));
+                return Some((e.waiter, e.packet.and_then(|p| p.lock().take())));
             }
         }
         None
     }
 
+    /// Whether a receive could complete now (or report the disconnection); on a
+    /// rendezvous, whether a sender other than `me` waits.
+    pub(super) fn recv_ready(&mut self, me: Option<&Arc<Waiter>>) -> bool {
+        self.senders == 0 || if self.is_zero() { self.has_partner(Side::Senders, me) } else { self.free_msgs() > 0 }
+    }
+
+    /// Whether a send could complete now (or report the disconnection); on a rendezvous,
+    /// whether a receiver other than `me` waits.
+    pub(super) fn send_ready(&mut self, me: Option<&Arc<Waiter>>) -> bool {
+        self.receivers == 0 || if self.is_zero() { self.has_partner(Side::Receivers, me) } else { self.has_room() }
+    }
+
     /// Whether a waiter other than `me` waits on `side` and could be claimed.
-    pub(super) fn has_partner(&mut self, side: Side, me: Option<&Arc<Waiter>>) -> bool {
-        self.waiters(side).iter().any(|e| match e {
-            Entry::Select { waiter, .. } => me.is_none_or(|me| !Arc::ptr_eq(me, waiter)) && waiter.is_waiting(),
-            Entry::Park(_) => false,
-        })
+    fn has_partner(&mut self, side: Side, me: Option<&Arc<Waiter>>) -> bool {
+        self.selects(side).iter().any(|e| me.is_none_or(|me| !Arc::ptr_eq(me, &e.waiter)) && e.waiter.is_waiting())
     }
 }
 
@@ -127,11 +131,7 @@ impl<T> Chan<T> {
         // finds this entry.
         let waiter = Waiter::new(false);
         let packet = Arc::new(Lock::new(Some(msg)));
-        st.send_waiters.push_back(Entry::Select {
-            waiter: Arc::clone(&waiter),
-            oper: 0,
-            packet: Some(Arc::clone(&packet)),
-        });
+        st.send_selects.push_back(Entry { waiter: Arc::clone(&waiter), oper: 0, packet: Some(Arc::clone(&packet)) });
         let watchers = st.take_watchers(Side::Receivers);
         drop(st);
         if let Some(w) = watchers {
@@ -188,7 +188,7 @@ impl<T> Chan<T> {
                 return Err(RecvTimeoutError::Timeout);
             }
             let waiter = Waiter::new(false);
-            st.recv_waiters.push_back(Entry::Select { waiter: Arc::clone(&waiter), oper: 0, packet: None });
+            st.recv_selects.push_back(Entry { waiter: Arc::clone(&waiter), oper: 0, packet: None });
             let watchers = st.take_watchers(Side::Senders);
             drop(st);
             if let Some(w) = watchers {
