@@ -239,8 +239,49 @@ impl<T> Sender<T> {
 /// assert_eq!(oper.recv(&word_rx), Ok("hello"));
 /// # let _ = (nums, num_tx);
 /// ```
+#[derive(Clone)]
 pub struct Select<'a> {
-    opers: Vec<(&'a dyn Operand, usize)>,
+    opers: Opers<'a>,
+}
+
+/// An operation of a select: its end, and the end's address (which names it when the
+/// operation is completed).
+type Oper<'a> = (&'a dyn Operand, usize);
+
+/// How many operations a select keeps without allocating.
+const INLINE: usize = 4;
+
+/// The operations of a select: the first few in place, so that a `select!` of a few arms
+/// allocates nothing for them.
+#[derive(Clone, Default)]
+struct Opers<'a> {
+    inline: [Option<Oper<'a>>; INLINE],
+    spill: Vec<Oper<'a>>,
+    len: usize,
+}
+
+impl<'a> Opers<'a> {
+    fn push(&mut self, op: Oper<'a>) -> usize {
+        if self.len < INLINE {
+            self.inline[self.len] = Some(op);
+        } else {
+            self.spill.push(op);
+        }
+        self.len += 1;
+        self.len - 1
+    }
+
+    fn get(&self, i: usize) -> Oper<'a> {
+        if i < INLINE {
+            self.inline[i].expect("an operation index out of range")
+        } else {
+            self.spill[i - INLINE]
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &'a dyn Operand> + '_ {
+        self.inline.iter().flatten().chain(&self.spill).map(|op| op.0)
+    }
 }
 
 impl<'a> Select<'a> {
@@ -253,7 +294,7 @@ impl<'a> Select<'a> {
     /// assert!(sel.try_select().is_err());
     /// ```
     pub fn new() -> Select<'a> {
-        Select { opers: Vec::new() }
+        Select { opers: Opers::default() }
     }
 
     /// Adds a receive from `r`; returns its index, which [`SelectedOperation::index`] and
@@ -270,8 +311,7 @@ impl<'a> Select<'a> {
     /// assert_eq!(oper.recv(&rx), Ok(3));
     /// ```
     pub fn add_recv<T>(&mut self, r: &'a Receiver<T>) -> usize {
-        self.opers.push((r, r as *const Receiver<T> as usize));
-        self.opers.len() - 1
+        self.opers.push((r, r as *const Receiver<T> as usize))
     }
 
     /// Adds a send to `s`; returns its index. The message is given when the operation is
@@ -288,8 +328,7 @@ impl<'a> Select<'a> {
     /// assert_eq!(rx.recv(), Ok("sent"));
     /// ```
     pub fn add_send<T>(&mut self, s: &'a Sender<T>) -> usize {
-        self.opers.push((s, s as *const Sender<T> as usize));
-        self.opers.len() - 1
+        self.opers.push((s, s as *const Sender<T> as usize))
     }
 
     /// Picks an operation that is ready now, without parking.
@@ -442,18 +481,18 @@ impl<'a> Select<'a> {
     }
 
     fn selected(&self, s: Selection) -> SelectedOperation<'a> {
-        let (oper, addr) = self.opers[s.oper];
+        let (oper, addr) = self.opers.get(s.oper);
         SelectedOperation { index: s.oper, reserved: s.reserved, oper, addr, done: false }
     }
 
     /// The select itself; `watch` only looks for readiness, reserving nothing.
     fn run(&self, wait: Wait, watch: bool) -> Option<Selection> {
-        let n = self.opers.len();
+        let n = self.opers.len;
         loop {
             let start = if n > 1 { random_below(n) } else { 0 };
             for k in 0..n {
                 let i = (start + k) % n;
-                let op = self.opers[i].0;
+                let op = self.opers.get(i).0;
                 let found =
                     if watch { op.is_ready().then_some(false) } else { op.try_select(!matches!(wait, Wait::Never)) };
                 if let Some(reserved) = found {
@@ -470,9 +509,9 @@ impl<'a> Select<'a> {
                 Wait::Until(at) => Some(at),
                 Wait::Forever => None,
             };
-            let waiter = Waiter::new(watch);
+            let waiter = if watch { Waiter::new(true) } else { Waiter::reuse() };
             let mut ready = false;
-            for (i, (op, _)) in self.opers.iter().enumerate() {
+            for (i, op) in self.opers.iter().enumerate() {
                 // Each operation is looked at again under the lock that lists it: an event
                 // before that finds it ready here, one after it finds the entry.
                 ready |= op.register(&waiter, i);
@@ -489,9 +528,10 @@ impl<'a> Select<'a> {
                 };
                 Some(waiter.park(reason, deadline))
             };
-            for (op, _) in &self.opers {
+            for op in self.opers.iter() {
                 op.unregister(&waiter);
             }
+            Waiter::keep(waiter);
             match picked {
                 Some(Some(s)) => return Some(s),
                 Some(None) => return None, // timed out
@@ -516,7 +556,7 @@ impl Default for Select<'_> {
 
 impl fmt::Debug for Select<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Select").field("operations", &self.opers.len()).finish()
+        f.debug_struct("Select").field("operations", &self.opers.len).finish()
     }
 }
 

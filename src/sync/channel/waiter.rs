@@ -9,6 +9,7 @@
 //! the waiter (a message, room, or a rendezvous partner): the selected operation then
 //! completes without waiting for anything else.
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -49,6 +50,28 @@ pub(super) struct Waiter {
 impl Waiter {
     pub(super) fn new(watch: bool) -> Arc<Waiter> {
         Arc::new(Waiter { selected: AtomicUsize::new(WAITING), unparker: Lock::new(None), watch })
+    }
+
+    /// A fresh waiter (not a watcher): the one this thread's last wait gave back, if any,
+    /// else a new one. Saves an allocation per parked select.
+    #[inline(never)]
+    pub(super) fn reuse() -> Arc<Waiter> {
+        SPARE.with(Cell::take).unwrap_or_else(|| Waiter::new(false))
+    }
+
+    /// Gives a waiter back for [`reuse`](Waiter::reuse) once its wait is over and every
+    /// entry of it is unlisted. Kept only if nobody else holds it any more (a claimant
+    /// may still be waking it), and reset then.
+    #[inline(never)]
+    pub(super) fn keep(mut waiter: Arc<Waiter>) {
+        if let Some(w) = Arc::get_mut(&mut waiter) {
+            if w.watch {
+                return;
+            }
+            *w.selected.get_mut() = WAITING;
+            *w.unparker.get_mut() = None;
+            SPARE.with(|spare| spare.set(Some(waiter)));
+        }
     }
 
     /// Claims the waiter for operation `oper`. True if this call won; the caller must then
@@ -121,6 +144,12 @@ impl Waiter {
             }
         }
     }
+}
+
+thread_local! {
+    /// A waiter a finished wait of this thread gave back. Read out of line, as every
+    /// thread-local a green thread touches.
+    static SPARE: Cell<Option<Arc<Waiter>>> = const { Cell::new(None) };
 }
 
 fn decode(word: usize) -> Option<Selection> {

@@ -129,7 +129,7 @@ impl<T> Chan<T> {
         }
         // Registered under the same lock that found no receiver: one that comes later
         // finds this entry.
-        let waiter = Waiter::new(false);
+        let waiter = Waiter::reuse();
         let packet = Arc::new(Lock::new(Some(msg)));
         st.send_selects.push_back(Entry { waiter: Arc::clone(&waiter), oper: 0, packet: Some(Arc::clone(&packet)) });
         let watchers = st.take_watchers(Side::Receivers);
@@ -138,14 +138,16 @@ impl<T> Chan<T> {
             w.wake();
         }
         let taken_back = || packet.lock().take().expect("a rendezvous message was neither taken nor left");
-        match waiter.park("sending on a rendezvous channel (waiting for a receiver)", deadline) {
+        let outcome = match waiter.park("sending on a rendezvous channel (waiting for a receiver)", deadline) {
             Some(s) if s.reserved => Ok(()),
             Some(_) => Err(SendTimeoutError::Disconnected(taken_back())),
             None => {
                 self.lock().unregister(Side::Senders, &waiter);
                 Err(SendTimeoutError::Timeout(taken_back()))
             }
-        }
+        };
+        Waiter::keep(waiter);
+        outcome
     }
 
     pub(super) fn try_send_zero(&self, msg: T) -> Result<(), TrySendError<T>> {
@@ -187,7 +189,7 @@ impl<T> Chan<T> {
                 budget::spend();
                 return Err(RecvTimeoutError::Timeout);
             }
-            let waiter = Waiter::new(false);
+            let waiter = Waiter::reuse();
             st.recv_selects.push_back(Entry { waiter: Arc::clone(&waiter), oper: 0, packet: None });
             let watchers = st.take_watchers(Side::Senders);
             drop(st);
@@ -195,16 +197,17 @@ impl<T> Chan<T> {
                 w.wake();
             }
             parked = true;
-            match waiter.park("receiving on a rendezvous channel (waiting for a sender)", deadline) {
-                Some(s) if s.reserved => {
-                    if let Some(msg) = self.take_handed() {
-                        return Ok(msg);
-                    }
-                }
-                // Disconnected: the next round reports it.
-                Some(_) => {}
-                None => self.lock().unregister(Side::Receivers, &waiter),
+            let picked = waiter.park("receiving on a rendezvous channel (waiting for a sender)", deadline);
+            if picked.is_none() {
+                self.lock().unregister(Side::Receivers, &waiter);
             }
+            Waiter::keep(waiter);
+            if picked.is_some_and(|s| s.reserved) {
+                if let Some(msg) = self.take_handed() {
+                    return Ok(msg);
+                }
+            }
+            // Otherwise disconnected or timed out: the next round reports it.
         }
     }
 
