@@ -450,26 +450,33 @@ fn a_select_timing_out_as_a_sender_claims_it_loses_nothing() {
     watchdog.stop();
 }
 
-/// Two threads meet through selects on a rendezvous channel over and over, arriving at
-/// nearly the same moment: one that registers while the other looks must still be found
-/// (each select looks again after registering), or both park for good.
+/// Two threads meet through selects on a rendezvous channel over and over, starting each
+/// select at the same moment (a barrier): often neither finds the other when it first
+/// looks, and both register. Each must look again under the lock that lists its entry and
+/// find the other's, or both park for good (the watchdog ends the test then).
 #[test]
 fn two_selects_meet_on_a_rendezvous_again_and_again() {
-    const N: u64 = 20_000;
+    const N: u64 = 5_000;
     let watchdog = Watchdog::start("two_selects_meet_on_a_rendezvous_again_and_again");
     let (tx, rx) = bounded::<u64>(0);
     let (_idle_tx, idle) = channel::<u64>();
     let idle2 = idle.clone();
-    let sender = std::thread::spawn(move || {
-        for i in 0..N {
-            select! {
-                send(tx, i) -> res => res.unwrap(),
-                recv(idle2) -> _ => unreachable!(),
+    let start = Arc::new(std::sync::Barrier::new(2));
+    let sender = {
+        let start = Arc::clone(&start);
+        std::thread::spawn(move || {
+            for i in 0..N {
+                start.wait();
+                select! {
+                    send(tx, i) -> res => res.unwrap(),
+                    recv(idle2) -> _ => unreachable!(),
+                }
             }
-        }
-    });
+        })
+    };
     let mut sum = 0;
     for _ in 0..N {
+        start.wait();
         select! {
             recv(rx) -> v => sum += v.unwrap(),
             recv(idle) -> _ => unreachable!(),
