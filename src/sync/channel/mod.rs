@@ -1,12 +1,13 @@
 //! Channels that park green threads instead of blocking their OS thread: the ends and
 //! what they share. Their operations are in `send.rs` and `recv.rs`, the iterators in
 //! `iter.rs`, the state behind them in `queue.rs` (the rendezvous flavour's part in
-//! `zero.rs`), waiting on several at once in `select.rs` and `macros.rs` over the
-//! waiter of `waiter.rs`, the errors in `error.rs`.
+//! `zero.rs`), waiting on several at once in `select.rs`, `operand.rs` and `macros.rs`
+//! over the waiter of `waiter.rs`, the errors in `error.rs`.
 
 mod error;
 mod iter;
 mod macros;
+mod operand;
 mod queue;
 mod recv;
 mod select;
