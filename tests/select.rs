@@ -156,6 +156,21 @@ fn default_runs_only_when_nothing_is_ready() {
     assert!(select! { recv(rx) -> _ => true, default => false });
     // Only a default arm: it runs.
     assert_eq!(select! { default => 5 }, 5);
+    // Ends given by reference, bodies that leave the enclosing loop.
+    let (tx, rx) = (&tx, &rx);
+    let mut rounds = 0;
+    loop {
+        tx.send(()).unwrap();
+        select! {
+            recv(rx) -> _ => {
+                rounds += 1;
+                if rounds == 3 {
+                    break;
+                }
+            }
+        }
+    }
+    assert_eq!(rounds, 3);
 }
 
 #[test]
