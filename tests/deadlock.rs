@@ -61,6 +61,27 @@ fn woken_by_threads_that_exit() -> usize {
     })
 }
 
+/// A green thread selects over two channels whose senders its joiner holds, another
+/// offers a message on a rendezvous channel nobody receives from: the report names both
+/// waits.
+fn a_select_and_a_rendezvous_wait_forever() {
+    run(|| {
+        let (tx_a, rx_a) = channel::<()>();
+        let (tx_b, rx_b) = bobbin::sync::bounded::<()>(0);
+        let (tx_c, rx_c) = bobbin::sync::bounded::<u8>(0);
+        let selector = spawn(move || {
+            bobbin::select! {
+                recv(rx_a) -> _ => {},
+                recv(rx_b) -> _ => {},
+            }
+        });
+        let sender = spawn(move || tx_c.send(1).unwrap());
+        selector.join().unwrap();
+        sender.join().unwrap();
+        drop((tx_a, tx_b, rx_c));
+    });
+}
+
 /// Runs `scenario` in a child process and checks that it panicked with a deadlock report
 /// containing every string of `expect`; a child that runs for ten minutes is killed and
 /// reported as hung.
@@ -116,6 +137,11 @@ fn main() {
             println!("the deadlocked program finished?");
             return;
         }
+        Ok("select") => {
+            a_select_and_a_rendezvous_wait_forever();
+            println!("the deadlocked program finished?");
+            return;
+        }
         Ok("exiting") => {
             println!("woken {} times", woken_by_threads_that_exit());
             return;
@@ -137,6 +163,16 @@ fn main() {
             "a_deadlock_is_reported_once_the_last_thread_that_could_end_it_exits",
             "thread",
             &["deadlock", "all 1 green threads are parked", "1 receiving from an empty channel"],
+        ),
+        check(
+            "a_select_and_a_rendezvous_send_are_named_in_the_report",
+            "select",
+            &[
+                "deadlock",
+                "all 3 green threads are parked",
+                "1 selecting over channel operations",
+                "1 sending on a rendezvous channel",
+            ],
         ),
         check_child(
             "no_deadlock_is_reported_when_the_waking_thread_exits_at_once",

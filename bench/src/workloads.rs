@@ -13,6 +13,10 @@
 //! - pingpong (`pingpong_*`): two tasks on one thread pass a counter back and forth through
 //!   two unbounded channels, `rounds` round trips; returns the counter, which must come back
 //!   as `rounds`.
+//! - select (`select_*`): a task sends a counter on one of two channels, alternately; its
+//!   partner waits on both with its library's select and sends the counter back, plus
+//!   one, through a third channel: `rounds` round trips, one select each; returns the
+//!   counter.
 //! - context swap (`SwapPair`, `FcontextPair`): a child that switches back to its parent
 //!   forever, driven by `round_trips(n)`; bobbin's `Context::swap` and Boost.Context's
 //!   `jump_fcontext` (the `context` crate's `resume`), shared by the `compare` binary and
@@ -485,4 +489,121 @@ impl Default for FcontextPair {
     fn default() -> Self {
         FcontextPair::new()
     }
+}
+
+/// bobbin: `bobbin::select!` over two unbounded channels, on green threads of one `run`.
+pub fn select_bobbin(rounds: u64) -> u64 {
+    bobbin::run(move || {
+        let (tx_a, rx_a) = bobbin::sync::channel::<u64>();
+        let (tx_b, rx_b) = bobbin::sync::channel::<u64>();
+        let (tx_r, rx_r) = bobbin::sync::channel::<u64>();
+        let h = bobbin::spawn(move || {
+            for _ in 0..rounds {
+                let v = bobbin::select! {
+                    recv(rx_a) -> v => v.unwrap(),
+                    recv(rx_b) -> v => v.unwrap(),
+                };
+                tx_r.send(v + 1).unwrap();
+            }
+        });
+        let mut v = 0;
+        for i in 0..rounds {
+            if i % 2 == 0 {
+                tx_a.send(v).unwrap()
+            } else {
+                tx_b.send(v).unwrap()
+            }
+            v = rx_r.recv().unwrap();
+        }
+        h.join().unwrap();
+        v
+    })
+}
+
+/// crossbeam-channel: its `select!` over two unbounded channels, between two OS threads.
+pub fn select_crossbeam(rounds: u64) -> u64 {
+    let (tx_a, rx_a) = crossbeam_channel::unbounded::<u64>();
+    let (tx_b, rx_b) = crossbeam_channel::unbounded::<u64>();
+    let (tx_r, rx_r) = crossbeam_channel::unbounded::<u64>();
+    let h = std::thread::spawn(move || {
+        for _ in 0..rounds {
+            let v = crossbeam_channel::select! {
+                recv(rx_a) -> v => v.unwrap(),
+                recv(rx_b) -> v => v.unwrap(),
+            };
+            tx_r.send(v + 1).unwrap();
+        }
+    });
+    let mut v = 0;
+    for i in 0..rounds {
+        if i % 2 == 0 {
+            tx_a.send(v).unwrap()
+        } else {
+            tx_b.send(v).unwrap()
+        }
+        v = rx_r.recv().unwrap();
+    }
+    h.join().unwrap();
+    v
+}
+
+/// tokio current_thread: `tokio::select!` over two `mpsc::unbounded_channel`s.
+pub fn select_tokio(rt: &tokio::runtime::Runtime, rounds: u64) -> u64 {
+    rt.block_on(async move {
+        let (tx_a, mut rx_a) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let (tx_b, mut rx_b) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let (tx_r, mut rx_r) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let h = tokio::spawn(async move {
+            for _ in 0..rounds {
+                let v = tokio::select! {
+                    Some(v) = rx_a.recv() => v,
+                    Some(v) = rx_b.recv() => v,
+                };
+                tx_r.send(v + 1).unwrap();
+            }
+        });
+        let mut v = 0;
+        for i in 0..rounds {
+            if i % 2 == 0 {
+                tx_a.send(v).unwrap()
+            } else {
+                tx_b.send(v).unwrap()
+            }
+            v = rx_r.recv().await.unwrap();
+        }
+        h.await.unwrap();
+        v
+    })
+}
+
+/// may (1 worker): `may::select!`, which runs each arm's receive in a coroutine of its
+/// own and cancels the ones that lose, over two `may::sync::mpsc` channels.
+pub fn select_may(rounds: u64) -> u64 {
+    may_run(move || {
+        let (tx_a, rx_a) = may::sync::mpsc::channel::<u64>();
+        let (tx_b, rx_b) = may::sync::mpsc::channel::<u64>();
+        let (tx_r, rx_r) = may::sync::mpsc::channel::<u64>();
+        // may::go!: see the module docs.
+        let h = may::go!(move || {
+            for _ in 0..rounds {
+                let got = std::sync::atomic::AtomicU64::new(0);
+                may::select!(
+                    v = rx_a.recv() => got.store(v.unwrap(), std::sync::atomic::Ordering::Relaxed),
+                    v = rx_b.recv() => got.store(v.unwrap(), std::sync::atomic::Ordering::Relaxed)
+                );
+                tx_r.send(got.into_inner() + 1).unwrap();
+            }
+        });
+        let mut v = 0;
+        for i in 0..rounds {
+            if i % 2 == 0 {
+                tx_a.send(v).unwrap()
+            } else {
+                tx_b.send(v).unwrap()
+            }
+            v = rx_r.recv().unwrap();
+        }
+        h.join().unwrap();
+        v
+    })
 }

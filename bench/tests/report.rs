@@ -21,6 +21,7 @@ const WORKLOADS: &[(&str, usize)] = &[
     ("spawn", 4),
     ("spawn-30k", 5),
     ("pingpong", 5),
+    ("select", 4),
     ("scale", 4),
     ("mutex", 5),
     ("mutex-contended", 8),

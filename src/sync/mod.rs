@@ -6,9 +6,12 @@
 //! green threads of any scheduler or worker and plain OS threads.
 //!
 //! [`channel`] makes an unbounded channel and [`bounded`] one that holds at most `cap`
-//! messages; both are multi-producer, multi-consumer and FIFO, and both ends can be cloned
-//! and sent to other threads. The names and error types follow `std::sync::mpsc` and
-//! crossbeam-channel. Outside a scheduler, waiting calls block the OS thread.
+//! messages (`bounded(0)` is a rendezvous: a send waits for a receiver to take its
+//! message); all are multi-producer, multi-consumer and FIFO, and both ends can be cloned
+//! and sent to other threads. [`Select`] and the [`select!`](crate::select!) macro wait on
+//! several channel operations at once and complete exactly one. The names and error types
+//! follow `std::sync::mpsc` and crossbeam-channel. Outside a scheduler, waiting calls block
+//! the OS thread.
 //!
 //! ```
 //! use bobbin::sync::channel;
@@ -35,8 +38,9 @@ mod rwlock;
 
 pub use barrier::{Barrier, BarrierWaitResult, Semaphore, SemaphorePermit};
 pub use channel::{
-    bounded, channel, IntoIter, Iter, Receiver, RecvError, RecvTimeoutError, SendError, Sender, TryIter, TryRecvError,
-    TrySendError,
+    bounded, channel, IntoIter, Iter, ReadyTimeoutError, Receiver, RecvError, RecvTimeoutError, Select,
+    SelectTimeoutError, SelectedOperation, SendError, SendTimeoutError, Sender, TryIter, TryReadyError, TryRecvError,
+    TrySelectError, TrySendError,
 };
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use mutex::{Mutex, MutexGuard};

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Workloads, in the order run: switch, context-swap, create, generator, spawn, spawn-30k,
-//! pingpong, scale, mutex, mutex-contended, memory, capacity, echo. How each is measured is in `bobbin_bench::compare`
+//! pingpong, select, scale, mutex, mutex-contended, memory, capacity, echo. How each is measured is in `bobbin_bench::compare`
 //! and its modules, and in the report itself. Progress goes to stderr.
 //!
 //! `--park LIBRARY N` is internal: the child process of the memory and capacity
@@ -34,6 +34,7 @@ const WORKLOADS: &[&str] = &[
     "spawn",
     "spawn-30k",
     "pingpong",
+    "select",
     "scale",
     "mutex",
     "mutex-contended",
@@ -49,7 +50,7 @@ const USAGE: &str = "usage: compare [--quick] [--out DIR] [--only WORKLOAD[,WORK
             root; with --quick, compare-quick/ in the target directory, so that a smoke
             test never overwrites the committed results)
   --only    run only these workloads: switch, context-swap, create, generator, spawn,
-            spawn-30k, pingpong, scale, mutex, mutex-contended, memory, capacity, echo; the report is then named
+            spawn-30k, pingpong, select, scale, mutex, mutex-contended, memory, capacity, echo; the report is then named
             after them (--only echo writes echo.md) instead of summary.md";
 
 struct Args {
@@ -146,6 +147,7 @@ fn main() {
             "spawn" => run_timed(workloads::spawn(&sizes, false), &sizes),
             "spawn-30k" => run_timed(workloads::spawn(&sizes, true), &sizes),
             "pingpong" => run_timed(workloads::pingpong(&sizes), &sizes),
+            "select" => run_timed(workloads::select(&sizes), &sizes),
             "scale" => {
                 let mut w = run_timed(workloads::scale(&sizes), &sizes);
                 note_speedups(&mut w);

@@ -20,6 +20,8 @@
 //!   (its set-up is part of bobbin's time), peers' runtimes are built once per workload.
 //! - `pingpong`: two green threads hand a counter back and forth through two unbounded
 //!   channels; per message (2 per round trip).
+//! - `select`: as pingpong, but the counter goes out on one of two channels, alternately,
+//!   and the partner waits on both with a select; per round trip (one select).
 //! - `scale`: the spawn workload on `bobbin::Runtime` and tokio's multi-thread runtime
 //!   with 1 and 2 workers. Runtimes are built before and dropped after every batch, outside
 //!   the time, so that no idle worker of another runtime is around.
@@ -39,9 +41,9 @@ use generator::Gn;
 use crate::workloads::{
     bobbin_runtime, clear_fp_status, generator_sum_bobbin, generator_sum_corosensei, generator_sum_generator_crate,
     may_init, pingpong_async_executor, pingpong_bobbin, pingpong_local_pool, pingpong_may, pingpong_tokio,
-    raise_inexact, rt_spawn_yield_bobbin, rt_spawn_yield_tokio, spawn_yield_async_executor, spawn_yield_bobbin,
-    spawn_yield_local_pool, spawn_yield_may, spawn_yield_tokio, tokio_current_thread, tokio_multi_thread, FcontextPair,
-    SwapPair,
+    raise_inexact, rt_spawn_yield_bobbin, rt_spawn_yield_tokio, select_bobbin, select_crossbeam, select_may,
+    select_tokio, spawn_yield_async_executor, spawn_yield_bobbin, spawn_yield_local_pool, spawn_yield_may,
+    spawn_yield_tokio, tokio_current_thread, tokio_multi_thread, FcontextPair, SwapPair,
 };
 
 use super::{Entry, Scale, Sizes, Timed};
@@ -350,6 +352,37 @@ pub fn pingpong(sizes: &Sizes) -> Timed<'static> {
             Entry::new("async-executor LocalExecutor", move |k| time_pingpong(k, |r| pingpong_async_executor(&ex, r))),
             Entry::new("futures LocalPool", move |k| time_pingpong(k, |r| pingpong_local_pool(&mut pool, r))),
             Entry::new("may (1 worker)", |k| time_pingpong(k, pingpong_may)),
+        ],
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// select
+
+/// `select`: ns per round trip through a select over two channels.
+pub fn select(sizes: &Sizes) -> Timed<'static> {
+    may_init();
+    let rt = tokio_current_thread();
+    Timed {
+        key: "select",
+        title: "Select over two channels: a counter sent on one of two channels, received by a select, per round trip"
+            .into(),
+        description: "A task sends a counter on one of two unbounded channels, alternately; its partner waits on \
+                      both with a select and sends the counter back, plus one, on a third; one iteration is a round \
+                      trip (one select, two messages), a batch one run with that many round trips (set-up \
+                      included). bobbin `select!` on two green threads of one `run`; tokio current_thread with \
+                      `tokio::select!` over `mpsc::unbounded_channel`; crossbeam-channel's `select!` between two \
+                      OS threads (each round trip wakes a thread twice); may (1 worker) with `may::select!`, which \
+                      spawns a coroutine per arm and cancels the losers."
+            .into(),
+        unit: "ns",
+        scale: NS,
+        rounds: sizes.rounds,
+        entries: vec![
+            Entry::new("bobbin", |k| time_pingpong(k, select_bobbin)),
+            Entry::new("tokio current_thread", move |k| time_pingpong(k, |r| select_tokio(&rt, r))),
+            Entry::new("crossbeam-channel (OS threads)", |k| time_pingpong(k, select_crossbeam)),
+            Entry::new("may (1 worker)", |k| time_pingpong(k, select_may)),
         ],
     }
 }

@@ -38,6 +38,127 @@ pub enum TrySendError<T> {
     Disconnected(T),
 }
 
+/// Why [`Sender::send_timeout`](super::Sender::send_timeout) or
+/// [`send_deadline`](super::Sender::send_deadline) did not send. Holds the message.
+///
+/// # Examples
+/// ```
+/// use bobbin::sync::{bounded, SendTimeoutError};
+/// use std::time::Duration;
+///
+/// let (tx, rx) = bounded(1);
+/// tx.send(1).unwrap();
+/// // Full, and nobody receives: the time runs out and the message comes back.
+/// assert_eq!(tx.send_timeout(2, Duration::from_millis(1)), Err(SendTimeoutError::Timeout(2)));
+/// drop(rx);
+/// let err = tx.send_timeout(3, Duration::from_secs(60)).unwrap_err();
+/// assert!(err.is_disconnected());
+/// assert_eq!(err.into_inner(), 3);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SendTimeoutError<T> {
+    /// The time ran out before the channel had room (or, for a rendezvous channel, before
+    /// a receiver came).
+    Timeout(T),
+    /// Every receiver is gone.
+    Disconnected(T),
+}
+
+impl<T> SendTimeoutError<T> {
+    /// The message that was not sent.
+    ///
+    /// # Examples
+    /// ```
+    /// let err = bobbin::sync::SendTimeoutError::Timeout("unsent");
+    /// assert_eq!(err.into_inner(), "unsent");
+    /// ```
+    pub fn into_inner(self) -> T {
+        match self {
+            SendTimeoutError::Timeout(msg) | SendTimeoutError::Disconnected(msg) => msg,
+        }
+    }
+
+    /// Whether the time ran out.
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(bobbin::sync::SendTimeoutError::Timeout(()).is_timeout());
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, SendTimeoutError::Timeout(_))
+    }
+
+    /// Whether every receiver is gone.
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(bobbin::sync::SendTimeoutError::Disconnected(()).is_disconnected());
+    /// ```
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, SendTimeoutError::Disconnected(_))
+    }
+}
+
+impl<T> From<SendError<T>> for SendTimeoutError<T> {
+    fn from(SendError(msg): SendError<T>) -> SendTimeoutError<T> {
+        SendTimeoutError::Disconnected(msg)
+    }
+}
+
+/// [`Select::try_select`](super::Select::try_select) found no operation ready.
+///
+/// # Examples
+/// ```
+/// let (_tx, rx) = bobbin::sync::channel::<u8>();
+/// let mut sel = bobbin::sync::Select::new();
+/// sel.add_recv(&rx);
+/// assert_eq!(sel.try_select().unwrap_err(), bobbin::sync::TrySelectError);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrySelectError;
+
+/// [`Select::select_timeout`](super::Select::select_timeout) (or `select_deadline`) ran out
+/// of time.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+///
+/// let (_tx, rx) = bobbin::sync::channel::<u8>();
+/// let mut sel = bobbin::sync::Select::new();
+/// sel.add_recv(&rx);
+/// let err = sel.select_timeout(Duration::from_millis(1)).unwrap_err();
+/// assert_eq!(err, bobbin::sync::SelectTimeoutError);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SelectTimeoutError;
+
+/// [`Select::try_ready`](super::Select::try_ready) found no operation ready.
+///
+/// # Examples
+/// ```
+/// let (_tx, rx) = bobbin::sync::channel::<u8>();
+/// let mut sel = bobbin::sync::Select::new();
+/// sel.add_recv(&rx);
+/// assert_eq!(sel.try_ready(), Err(bobbin::sync::TryReadyError));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TryReadyError;
+
+/// [`Select::ready_timeout`](super::Select::ready_timeout) ran out of time.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+///
+/// let (_tx, rx) = bobbin::sync::channel::<u8>();
+/// let mut sel = bobbin::sync::Select::new();
+/// sel.add_recv(&rx);
+/// assert_eq!(sel.ready_timeout(Duration::from_millis(1)), Err(bobbin::sync::ReadyTimeoutError));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadyTimeoutError;
+
 /// The channel is empty and every sender is gone.
 ///
 /// # Examples
@@ -147,3 +268,49 @@ impl fmt::Display for RecvTimeoutError {
     }
 }
 impl std::error::Error for RecvTimeoutError {}
+
+impl<T> fmt::Debug for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendTimeoutError::Timeout(_) => f.write_str("Timeout(..)"),
+            SendTimeoutError::Disconnected(_) => f.write_str("Disconnected(..)"),
+        }
+    }
+}
+impl<T> fmt::Display for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendTimeoutError::Timeout(_) => f.write_str("timed out waiting to send on a channel"),
+            SendTimeoutError::Disconnected(_) => f.write_str("sending on a channel whose receivers are all gone"),
+        }
+    }
+}
+impl<T> std::error::Error for SendTimeoutError<T> {}
+
+impl fmt::Display for TrySelectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("no channel operation was ready")
+    }
+}
+impl std::error::Error for TrySelectError {}
+
+impl fmt::Display for SelectTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("timed out waiting for a channel operation")
+    }
+}
+impl std::error::Error for SelectTimeoutError {}
+
+impl fmt::Display for TryReadyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("no channel operation was ready")
+    }
+}
+impl std::error::Error for TryReadyError {}
+
+impl fmt::Display for ReadyTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("timed out waiting for a channel operation to become ready")
+    }
+}
+impl std::error::Error for ReadyTimeoutError {}
