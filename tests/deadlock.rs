@@ -46,6 +46,28 @@ fn waits_on_a_thread_that_goes_away() {
     });
 }
 
+/// A scoped green thread that waits forever, borrowing from its scope: the deadlock report
+/// unwinds it before the green thread that waits in the scope, so its destructor still
+/// reads what it borrowed (printing the sum).
+fn scoped_thread_waits_forever() {
+    struct Canary<'a>(&'a [u32]);
+    impl Drop for Canary<'_> {
+        fn drop(&mut self) {
+            eprintln!("canary read {}", self.0.iter().sum::<u32>());
+        }
+    }
+    run(|| {
+        let data: Vec<u32> = (1..=100).collect();
+        let (_tx, rx) = channel::<()>();
+        bobbin::scope(|s| {
+            s.spawn(|| {
+                let _canary = Canary(&data);
+                rx.recv().unwrap();
+            });
+        });
+    });
+}
+
 /// Waits, again and again, on a channel whose sender is a plain thread that sends and
 /// exits at once: no deadlock, however the exit and the scheduler's look at the threads
 /// interleave (the wake-up is queued before the thread is gone).
@@ -116,6 +138,11 @@ fn main() {
             println!("the deadlocked program finished?");
             return;
         }
+        Ok("scope") => {
+            scoped_thread_waits_forever();
+            println!("the deadlocked program finished?");
+            return;
+        }
         Ok("exiting") => {
             println!("woken {} times", woken_by_threads_that_exit());
             return;
@@ -137,6 +164,11 @@ fn main() {
             "a_deadlock_is_reported_once_the_last_thread_that_could_end_it_exits",
             "thread",
             &["deadlock", "all 1 green threads are parked", "1 receiving from an empty channel"],
+        ),
+        check(
+            "a_scoped_thread_waiting_forever_is_unwound_before_its_scope",
+            "scope",
+            &["deadlock", "1 waiting for the green threads of a scope", "canary read 5050"],
         ),
         check_child(
             "no_deadlock_is_reported_when_the_waking_thread_exits_at_once",

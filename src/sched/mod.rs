@@ -45,6 +45,8 @@ pub(crate) mod reactor;
 mod run;
 pub(crate) use run::run_worker;
 pub(crate) mod scheduler;
+pub(crate) mod scope;
+pub use scope::{scope, Scope, ScopedJoinHandle};
 pub(crate) mod stall;
 mod timer;
 pub(crate) mod work;
