@@ -453,3 +453,69 @@ fn a_scoped_thread_that_overflows_is_reported_and_the_scope_goes_on() {
         assert_eq!(panic_message(outcome.unwrap_err().as_ref()), "a scoped green thread panicked");
     });
 }
+
+/// `run` ends while one of its green threads waits in a `Runtime::scope` whose scoped thread,
+/// on the runtime, is still running: the unwinding of that green thread blocks its OS thread
+/// until the scoped thread has finished, which then still reads what it borrowed.
+#[test]
+fn run_ending_while_a_runtime_scope_waits_blocks_until_its_threads_finish() {
+    in_child_ok("run_ending_while_a_runtime_scope_waits_blocks_until_its_threads_finish", || {
+        static MAIN_PANICKED: AtomicUsize = AtomicUsize::new(0);
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            MAIN_PANICKED.store(1, Ordering::SeqCst);
+            previous(info);
+        }));
+        let rt = Arc::new(Runtime::builder().workers(1).build().unwrap());
+        let (go_tx, go_rx) = channel::<()>();
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+        let runner = std::thread::Builder::new().name("scope-runner".into());
+        let runner = runner
+            .spawn(move || {
+                catch_unwind(AssertUnwindSafe(|| {
+                    bobbin::run(move || {
+                        let owner = bobbin::spawn(move || {
+                            let data: Vec<usize> = (1..=100).collect();
+                            rt.scope(|s| {
+                                s.spawn(|| {
+                                    let canary = Canary(&data);
+                                    started_tx.send(()).unwrap();
+                                    go_rx.recv().unwrap();
+                                    drop(canary);
+                                });
+                            });
+                        });
+                        drop(owner);
+                        bobbin::yield_now(); // the owner parks in its scope
+                        panic!("the main green thread fails");
+                    })
+                }))
+                .map_err(|p| panic_message(p.as_ref()))
+            })
+            .unwrap();
+        started_rx.recv().unwrap();
+        // The main green thread has panicked and `run` is unwinding the owner: once the
+        // runner's thread sleeps, it is blocked in that unwinding, waiting for the scoped
+        // thread, which has not finished (it waits for `go`).
+        let runner_task = loop {
+            let found = std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .flatten()
+                .find(|t| std::fs::read_to_string(t.path().join("comm")).unwrap_or_default().trim() == "scope-runner");
+            if let Some(task) = found {
+                break task.path();
+            }
+        };
+        while !runner.is_finished()
+            && (MAIN_PANICKED.load(Ordering::SeqCst) == 0 || common::thread_state(&runner_task) != Some('S'))
+        {
+            std::thread::yield_now();
+        }
+        assert!(!runner.is_finished(), "run returned while its scoped thread still borrowed from it");
+        assert_eq!(CANARY_READ.load(Ordering::SeqCst), 0, "the scoped thread is still running");
+        go_tx.send(()).unwrap();
+        let outcome = runner.join().unwrap();
+        assert_eq!(outcome.unwrap_err(), "the main green thread fails");
+        assert_eq!(CANARY_READ.load(Ordering::SeqCst), 5050);
+    });
+}

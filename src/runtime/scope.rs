@@ -168,3 +168,47 @@ impl fmt::Debug for Scope<'_, '_> {
         self.data.fmt(f)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::sched::scheduler;
+    use crate::Runtime;
+
+    /// Counts its drop, late: a drop that came after the scope returned would be missed.
+    struct Counted<'a>(&'a AtomicUsize);
+
+    impl Drop for Counted<'_> {
+        fn drop(&mut self) {
+            std::thread::yield_now();
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_failing_runtime_drops_unstarted_scoped_threads_before_the_scope_returns() {
+        let rt = Runtime::builder().workers(1).build().unwrap();
+        let dropped = AtomicUsize::new(0);
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            rt.scope(|s| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                s.spawn(move || {
+                    // The worker fails at its next step, with the jobs below queued.
+                    rx.recv().unwrap();
+                    scheduler::inject_fault();
+                    crate::yield_now();
+                });
+                for _ in 0..20 {
+                    let counted = Counted(&dropped);
+                    s.spawn(move || drop(counted));
+                }
+                tx.send(()).unwrap();
+            })
+        }));
+        let payload = outcome.expect_err("the scoped threads were stopped");
+        assert_eq!(crate::error::panic_message(payload.as_ref()), "a scoped green thread panicked");
+        assert_eq!(dropped.load(Ordering::SeqCst), 20);
+    }
+}

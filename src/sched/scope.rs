@@ -122,9 +122,10 @@ where
 }
 
 /// Whether the caller runs on a green thread's own stack (where a park suspends it), as
-/// opposed to outside any scheduler or in a coroutine or generator that a green thread runs.
+/// opposed to outside any scheduler, in a coroutine or generator that a green thread runs,
+/// or in a destructor that a stopping scheduler runs while it unwinds a green thread.
 pub(crate) fn can_park_here() -> bool {
-    crate::coroutine::current_suspender::<(), scheduler::Signal>().is_some()
+    scheduler::on_green_thread() && crate::coroutine::current_suspender::<(), scheduler::Signal>().is_some()
 }
 
 /// A scope of green threads on the caller's scheduler, made by [`scope`].
@@ -597,5 +598,39 @@ impl<T> fmt::Debug for ScopedJoinHandle<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let finished = !matches!(self.ending.state.lock().outcome, Outcome::Running);
         f.debug_struct("ScopedJoinHandle").field("finished", &finished).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use super::{scoped_parts, ScopeData};
+    use crate::sched::work::StartJob;
+
+    /// Records, when dropped, whether its scope still counted its green thread as running.
+    struct Probe {
+        scope: Arc<ScopeData>,
+        counted: Arc<AtomicBool>,
+    }
+
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            self.counted.store(self.scope.state.lock().running == 1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn an_unstarted_body_ends_only_once_its_closure_is_dropped_whatever_the_abort_order() {
+        // A start job dropped whole calls its abort hook before it drops the body.
+        let scope = ScopeData::new();
+        let counted = Arc::new(AtomicBool::new(false));
+        let probe = Probe { scope: Arc::clone(&scope), counted: Arc::clone(&counted) };
+        let (body, abort, handle) = scoped_parts(&scope, move || drop(probe));
+        drop(StartJob::new(Box::new(body), abort));
+        assert!(counted.load(Ordering::SeqCst), "the scope stopped counting before the closure was dropped");
+        assert_eq!(scope.state.lock().running, 0);
+        assert!(!handle.join().unwrap_err().is_panic());
     }
 }
