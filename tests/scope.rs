@@ -349,12 +349,28 @@ static CANARY_READ: AtomicUsize = AtomicUsize::new(0);
 
 /// Reads the borrowed vector when dropped: by the unwinding of a green thread that a
 /// stopping scheduler drops. If the scope's owner had been unwound first, this would read
-/// freed memory (valgrind and ASan see it; the sum would usually be wrong).
-struct Canary<'a>(&'a Vec<usize>);
+/// freed memory (valgrind and ASan see it; the sum would be wrong, see `Zeroed`).
+struct Canary<'a>(&'a Zeroed);
 
 impl Drop for Canary<'_> {
     fn drop(&mut self) {
-        CANARY_READ.store(self.0.iter().sum(), Ordering::SeqCst);
+        CANARY_READ.store(self.0 .0.iter().sum(), Ordering::SeqCst);
+    }
+}
+
+/// What a canary borrows: zeroed before it is freed, so a read that comes too late finds
+/// no sum, even where the freed memory is not reused.
+struct Zeroed(Vec<usize>);
+
+impl Zeroed {
+    fn up_to(n: usize) -> Zeroed {
+        Zeroed((1..=n).collect())
+    }
+}
+
+impl Drop for Zeroed {
+    fn drop(&mut self) {
+        self.0.iter_mut().for_each(|x| *x = 0);
     }
 }
 
@@ -368,7 +384,7 @@ fn a_scoped_thread_blocked_forever_when_run_ends_is_unwound_before_its_scope() {
         let outcome = catch_unwind(|| {
             bobbin::run(|| {
                 let owner = bobbin::spawn(|| {
-                    let data: Vec<usize> = (1..=100).collect();
+                    let data = Zeroed::up_to(100);
                     let (_tx, rx) = channel::<()>();
                     bobbin::scope(|s| {
                         s.spawn(|| {
@@ -396,7 +412,7 @@ fn a_runtime_dropped_while_a_scope_waits_on_a_worker_unwinds_the_scoped_threads_
         let rt = Runtime::builder().workers(2).build().unwrap();
         let (started_tx, started_rx) = std::sync::mpsc::channel();
         let owner = rt.spawn(move || {
-            let data: Vec<usize> = (1..=10).collect();
+            let data = Zeroed::up_to(10);
             let (_tx, rx) = channel::<()>();
             bobbin::scope(|s| {
                 s.spawn(|| {
@@ -475,7 +491,7 @@ fn run_ending_while_a_runtime_scope_waits_blocks_until_its_threads_finish() {
                 catch_unwind(AssertUnwindSafe(|| {
                     bobbin::run(move || {
                         let owner = bobbin::spawn(move || {
-                            let data: Vec<usize> = (1..=100).collect();
+                            let data = Zeroed::up_to(100);
                             rt.scope(|s| {
                                 s.spawn(|| {
                                     let canary = Canary(&data);
