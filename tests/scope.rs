@@ -325,11 +325,41 @@ fn runtime_scope_waits_for_a_forgotten_handle() {
 }
 
 #[test]
-fn scope_outside_a_scheduler_panics_before_running_the_closure() {
-    let ran = Cell::new(false);
-    let outcome = catch_unwind(AssertUnwindSafe(|| bobbin::scope(|_| ran.set(true))));
-    assert!(panic_message(outcome.unwrap_err().as_ref()).contains("outside a scheduler"));
-    assert!(!ran.get());
+fn scope_outside_a_scheduler_runs_one_for_it() {
+    let mut counts = vec![0u32; 8];
+    let label = String::from("plain thread");
+    let seen = RefCell::new(Vec::new());
+    let returned = bobbin::scope(|s| {
+        for (i, c) in counts.iter_mut().enumerate() {
+            let (label, seen) = (&label, &seen);
+            s.spawn(move || {
+                bobbin::yield_now();
+                *c = i as u32 + 1;
+                seen.borrow_mut().push(label.len());
+            });
+        }
+        "done"
+    });
+    assert_eq!(returned, "done");
+    assert_eq!(counts, [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(seen.into_inner(), [12; 8]);
+    // The scheduler is gone again: a second scope starts another, and a failure comes out.
+    let outcome = catch_unwind(|| bobbin::scope(|s| drop(s.spawn(|| panic!("scoped thread fails")))));
+    assert_eq!(panic_message(outcome.unwrap_err().as_ref()), "a scoped green thread panicked");
+}
+
+#[test]
+fn scope_in_a_coroutine_outside_a_scheduler_panics_before_running_the_closure() {
+    let mut co = bobbin::Coroutine::new(|y: &bobbin::Yielder<(), bool>, ()| {
+        let ran = Cell::new(false);
+        // Were a scheduler started here, a scoped closure could capture `y` and suspend
+        // this coroutine from another stack.
+        let outcome = catch_unwind(AssertUnwindSafe(|| bobbin::scope(|_| ran.set(true))));
+        y.suspend(outcome.is_err());
+        ran.get()
+    });
+    assert_eq!(co.resume(()), bobbin::CoroutineResult::Yield(true));
+    assert_eq!(co.resume(()), bobbin::CoroutineResult::Return(false));
 }
 
 #[test]

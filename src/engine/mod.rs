@@ -25,7 +25,7 @@ mod scoped;
 pub(crate) use discover::{current_suspender, suspend_current, Suspender};
 use discover::{Discover, CURRENT};
 pub(crate) use migration::{MigrationPermit, Movable};
-pub(crate) use scoped::{erase_local_body, erase_send_body, StackLoan};
+pub(crate) use scoped::{erase_local_body, erase_send_body, on_thread_stack, StackLoan};
 
 use crate::arch;
 use crate::stack::{self, Stack};

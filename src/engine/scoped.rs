@@ -5,8 +5,11 @@
 //! The scope code (`sched/scope.rs`, `runtime/scope.rs`) is safe Rust; the lifetime erasure
 //! is its one unsafe step, and its contract is stated here.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::sync::{Mutex, PoisonError};
+
+use nix::libc;
 
 /// The body of a scoped green thread for a scheduler on this thread.
 type LocalBody<'a> = Box<dyn FnOnce() + 'a>;
@@ -87,4 +90,24 @@ pub(super) fn abort_if_lent(stack: Range<usize>) {
         );
         std::process::abort();
     }
+}
+
+/// Whether the caller runs on its OS thread's own stack, not on a coroutine's: there, no
+/// coroutine's `Yielder` can be reachable (one is only lent to its own closure, on its own
+/// stack), so a scope may run its closure as a green thread of a scheduler of its own.
+pub(crate) fn on_thread_stack() -> bool {
+    let marker = 0u8;
+    let here = std::hint::black_box(&marker) as *const u8 as usize;
+    let mut attr = MaybeUninit::<libc::pthread_attr_t>::uninit();
+    // SAFETY: pthread_getattr_np initialises `attr` for the calling thread when it
+    // succeeds; on failure it is left alone and not used.
+    if unsafe { libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    let (mut low, mut size) = (std::ptr::null_mut(), 0usize);
+    // SAFETY: `attr` was initialised just above; the out-pointers are to live locals.
+    let found = unsafe { libc::pthread_attr_getstack(attr.as_ptr(), &mut low, &mut size) } == 0;
+    // SAFETY: `attr` was initialised by pthread_getattr_np and is destroyed once.
+    unsafe { libc::pthread_attr_destroy(attr.as_mut_ptr()) };
+    found && (low as usize..low as usize + size).contains(&here)
 }

@@ -40,9 +40,11 @@ use crate::park::Lock;
 /// [`std::mem::forget`]. While it waits, `scope` parks the calling green thread, so the
 /// scheduler runs the others meanwhile.
 ///
-/// `scope` is called on a green thread: of [`run`](crate::run), or of a
-/// [`Runtime`](crate::Runtime) worker (the scoped green threads then run on that worker,
-/// not on the others). For green threads of a runtime that may run on any worker, with
+/// Called on a green thread of [`run`](crate::run), the scoped green threads run on its
+/// scheduler; on a green thread of a [`Runtime`](crate::Runtime) worker, on that worker (not
+/// on the others). Called outside any scheduler, on a thread's own stack, `scope` runs a
+/// scheduler on the calling thread for the scope, as `run` does, with `f` as its first
+/// green thread, and returns when the scope is done. For green threads of a runtime that may run on any worker, with
 /// `Send` borrows, see [`Runtime::scope`](crate::Runtime::scope). On a runtime built with
 /// the `unsafe` [`allow_migration`](crate::runtime::Builder::allow_migration), the green
 /// thread calling `scope` may continue on another worker after it suspends while its scoped
@@ -54,11 +56,10 @@ use crate::park::Lock;
 ///   was stopped before it finished): after every one has finished, with "a scoped green
 ///   thread panicked". If `f` itself panicked, its panic is resumed instead, after the
 ///   same wait.
-/// - Outside a green thread: outside any scheduler (start one with [`run`](crate::run)),
-///   or on the stack of a coroutine or generator that a green thread runs (only the green
-///   thread's own stack can wait). A scheduler is not started here, because what the scoped
-///   closures may borrow includes such a coroutine's `Yielder`, which must only be used on
-///   that coroutine's own stack. The panic comes before `f` runs.
+/// - In a coroutine or generator: one that a green thread runs (only the green thread's own
+///   stack can wait), or one outside any scheduler (no scheduler is started for it there,
+///   since the scoped closures could borrow its `Yielder`, which must only be used on its
+///   own stack). The panic comes before `f` runs.
 ///
 /// # Aborts
 /// If the stack of the green thread running `scope` overflows while scoped green threads
@@ -109,7 +110,13 @@ where
     F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
 {
     if !scheduler::in_scheduler() {
-        panic!("bobbin::scope called outside a scheduler: call it on a green thread of bobbin::run or of a Runtime");
+        if !engine::on_thread_stack() {
+            panic!(
+                "bobbin::scope called in a coroutine or generator outside a scheduler: call it on a \
+                 green thread (of bobbin::run or of a Runtime) or on a thread's own stack"
+            );
+        }
+        return scope_on_its_own_scheduler(f);
     }
     if !can_park_here() {
         panic!(
@@ -119,6 +126,23 @@ where
     }
     let scope = Scope { data: ScopeData::new(), _scope: PhantomData, _env: PhantomData, _not_send: PhantomData };
     run_scope(&scope.data, || f(&scope), Teardown::Abort)
+}
+
+/// [`scope`] outside any scheduler: runs it as the main green thread of a scheduler on the
+/// calling thread, as [`run`](crate::run) does.
+fn scope_on_its_own_scheduler<'env, F, T>(f: F) -> T
+where
+    F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
+{
+    let mut value = None;
+    let main: Box<dyn FnOnce() + '_> = Box::new(|| value = Some(scope(f)));
+    // SAFETY: `run_scheduler` returns, or unwinds, only once every green thread of the
+    // scheduler it runs on this thread has finished or been unwound, and the ones that never
+    // started have been dropped: the main one and those the scope spawned. `value` and what
+    // `f` borrows outlive this call.
+    let main = unsafe { engine::erase_local_body(main) };
+    super::run::run_scheduler(main);
+    value.expect("the main green thread of a scope finished without a value")
 }
 
 /// Whether the caller runs on a green thread's own stack (where a park suspends it), as
