@@ -176,6 +176,13 @@ pub(crate) fn can_park_here() -> bool {
 ///     assert_eq!(total.get(), 6);
 /// });
 /// ```
+///
+/// It cannot be shared with another thread (whose scheduler would run the green threads it
+/// spawned, with borrows that need not be `Send`):
+/// ```compile_fail,E0277
+/// fn shared<T: Sync>(_: &T) {}
+/// bobbin::run(|| bobbin::scope(|s| shared(s)));
+/// ```
 pub struct Scope<'scope, 'env: 'scope> {
     data: Arc<ScopeData>,
     /// Invariant in both lifetimes, as std's: neither may be shortened or lengthened.
