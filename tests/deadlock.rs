@@ -46,6 +46,36 @@ fn waits_on_a_thread_that_goes_away() {
     });
 }
 
+/// A scoped green thread that waits forever, borrowing from its scope: the deadlock report
+/// unwinds it before the green thread that waits in the scope, so its destructor still
+/// reads what it borrowed (printing the sum).
+fn scoped_thread_waits_forever() {
+    struct Canary<'a>(&'a [u32]);
+    impl Drop for Canary<'_> {
+        fn drop(&mut self) {
+            eprintln!("canary read {}", self.0.iter().sum::<u32>());
+        }
+    }
+    /// Zeroed before it is freed, so a late read finds no sum of 5050 even if the memory
+    /// is not reused.
+    struct Zeroed(Vec<u32>);
+    impl Drop for Zeroed {
+        fn drop(&mut self) {
+            self.0.iter_mut().for_each(|x| *x = 0);
+        }
+    }
+    run(|| {
+        let data = Zeroed((1..=100).collect());
+        let (_tx, rx) = channel::<()>();
+        bobbin::scope(|s| {
+            s.spawn(|| {
+                let _canary = Canary(&data.0);
+                rx.recv().unwrap();
+            });
+        });
+    });
+}
+
 /// Waits, again and again, on a channel whose sender is a plain thread that sends and
 /// exits at once: no deadlock, however the exit and the scheduler's look at the threads
 /// interleave (the wake-up is queued before the thread is gone).
@@ -142,6 +172,11 @@ fn main() {
             println!("the deadlocked program finished?");
             return;
         }
+        Ok("scope") => {
+            scoped_thread_waits_forever();
+            println!("the deadlocked program finished?");
+            return;
+        }
         Ok("exiting") => {
             println!("woken {} times", woken_by_threads_that_exit());
             return;
@@ -173,6 +208,11 @@ fn main() {
                 "1 selecting over channel operations",
                 "1 sending on a rendezvous channel",
             ],
+        ),
+        check(
+            "a_scoped_thread_waiting_forever_is_unwound_before_its_scope",
+            "scope",
+            &["deadlock", "1 waiting for the green threads of a scope", "canary read 5050"],
         ),
         check_child(
             "no_deadlock_is_reported_when_the_waking_thread_exits_at_once",

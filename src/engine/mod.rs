@@ -20,10 +20,12 @@ use std::ptr;
 
 mod discover;
 mod migration;
+mod scoped;
 
 pub(crate) use discover::{current_suspender, suspend_current, Suspender};
 use discover::{Discover, CURRENT};
 pub(crate) use migration::{MigrationPermit, Movable};
+pub(crate) use scoped::{erase_local_body, erase_send_body, on_thread_stack, StackLoan};
 
 use crate::arch;
 use crate::stack::{self, Stack};
@@ -340,6 +342,9 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
         #[cfg(bobbin_asan)]
         if let Some(stack) = &self.stack {
             crate::stack::asan::leak_abandoned_frames(stack);
+        }
+        if let Some(stack) = &self.stack {
+            scoped::abort_if_lent(stack.bottom() as usize..stack.top() as usize);
         }
         drop(self.stack.take());
     }

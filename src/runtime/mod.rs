@@ -41,7 +41,10 @@
 //! assert_eq!(sum, (0..8000u64).sum());
 //! ```
 
+mod scope;
 pub(crate) mod worker;
+
+pub use scope::Scope;
 
 use std::fmt;
 use std::panic;

@@ -153,9 +153,12 @@ impl RtShared {
 
     /// A worker failed with an internal error: records `reason` for every joiner, and
     /// stops the runtime (waking every sleeping worker, so each unwinds what it holds).
+    /// The jobs left in the injector are dropped now: the runtime may not be dropped for a
+    /// long time (a `Runtime::scope` borrowing it waits for them).
     pub(crate) fn fail(&self, reason: String) {
         let _ = self.failure.set(reason);
         self.begin_shutdown();
+        self.drain_injector();
     }
 
     /// What the joiner of a green thread that a shutdown unwinds or drops is told.

@@ -46,6 +46,8 @@ mod run;
 pub(crate) use park::deadline_after;
 pub(crate) use run::run_worker;
 pub(crate) mod scheduler;
+pub(crate) mod scope;
+pub use scope::{scope, Scope, ScopedJoinHandle};
 pub(crate) mod stall;
 mod timer;
 pub(crate) mod work;

@@ -62,6 +62,8 @@ struct TaskSlot {
     /// Started from a `Send` job on a runtime that allows migration: may continue on
     /// another worker when it is ready.
     migratable: bool,
+    /// When it entered this table, for unwinding the youngest first.
+    entered: u64,
 }
 
 /// What one [`Local::step`] did.
@@ -92,6 +94,8 @@ pub(crate) struct Local {
     tasks: RefCell<Vec<Option<TaskSlot>>>,
     free_ids: RefCell<Vec<usize>>,
     pub(super) live: Cell<usize>,
+    /// Tasks entered in the table so far (their `entered` stamps).
+    entered: Cell<u64>,
     pub(super) timers: RefCell<Timers>,
     /// Task id of the green thread running now, if any.
     current: Cell<Option<usize>>,
@@ -301,6 +305,7 @@ impl Local {
             tasks: RefCell::new(Vec::new()),
             free_ids: RefCell::new(Vec::new()),
             live: Cell::new(0),
+            entered: Cell::new(0),
             timers: RefCell::new(Timers::default()),
             current: Cell::new(None),
             stack_size,
@@ -346,8 +351,10 @@ impl Local {
             }
             None => Arc::new(TaskHeader { id, park: ParkWord::default(), home: Arc::clone(&self.shared) }),
         };
+        let entered = self.entered.get();
+        self.entered.set(entered + 1);
         self.tasks.borrow_mut()[id] =
-            Some(TaskSlot { co: Some(co), header, spare_ref: None, parked: None, abort, migratable });
+            Some(TaskSlot { co: Some(co), header, spare_ref: None, parked: None, abort, migratable, entered });
         self.live.set(self.live.get() + 1);
         id
     }
@@ -649,10 +656,12 @@ impl Local {
             drop(p.body);
             p.abort.abort(JoinError::stopped(reason.to_owned()));
         }
-        // Dropping a suspended coroutine unwinds its stack.
-        let ids: Vec<usize> =
-            self.tasks.borrow().iter().enumerate().filter(|(_, t)| t.is_some()).map(|(id, _)| id).collect();
-        let slots: Vec<TaskSlot> = ids.into_iter().filter_map(|id| self.remove(id)).collect();
+        // Dropping a suspended coroutine unwinds its stack. The youngest go first: a scoped
+        // green thread borrows from the one that spawned it, which entered before it.
+        let mut ids: Vec<(u64, usize)> =
+            self.tasks.borrow().iter().enumerate().filter_map(|(id, t)| Some((t.as_ref()?.entered, id))).collect();
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        let slots: Vec<TaskSlot> = ids.into_iter().filter_map(|(_, id)| self.remove(id)).collect();
         // Destructors run here, and may spawn or wake green threads: the tables are not
         // borrowed meanwhile. One whose destructor panics must not keep the others from
         // being unwound (and their joiners from learning it).
