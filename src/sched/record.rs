@@ -1,0 +1,179 @@
+//! A green thread's record: who it is (its [`GreenThread`]: id and name), the stack size it
+//! asked for, and whether it was cancelled. It lives in the green thread's join state, so
+//! it costs no allocation of its own; the scheduler reaches it through the task's abort
+//! hook, the [`JoinHandle`](super::JoinHandle) through its state.
+//!
+//! Cancellation is a flag and a wake-up. [`JoinHandle::cancel`](super::JoinHandle::cancel)
+//! sets the flag and, if the green thread sits in a scheduler's task table, asks that
+//! scheduler to wake it if it is parked (on the scheduler's own thread, where the green
+//! thread is suspended, so its park word can only be PARKED or already woken). Every park
+//! and yield of a green thread starts at [`cancel_point`], which unwinds the green thread's
+//! stack if the flag is set, before anything is registered. A park that the cancel
+//! wake-up ended (its unparker won, so every other unparker of that park is stale and a
+//! waker that tries one passes its wake-up on) unwinds as it returns
+//! ([`cancel_wake_point`]). A park that something else ended returns normally even when the
+//! flag is set: that wake-up may carry something the caller must take (a lock handed on, a
+//! waiter's turn), and the next park point unwinds.
+//!
+//! Why the flag and the table slot share a lock: the canceller sets the flag and reads
+//! which scheduler holds the green thread in one critical section, and a scheduler that
+//! takes the green thread into its table (at its start, or when it migrates) records itself
+//! in another. Either the scheduler's section comes first, and the canceller finds it and
+//! asks it to wake the green thread, or the canceller's does, and the scheduler sees the
+//! flag, so the green thread, which runs on that scheduler's thread afterwards, does too.
+//! A request a scheduler handles while the green thread is ready (not parked) is dropped:
+//! it was queued after the flag was set and handled on the thread the green thread runs
+//! on next, so the green thread's next park point sees the flag.
+
+use std::num::NonZeroUsize;
+use std::panic;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Weak;
+
+use super::scheduler::{self, TaskHeader};
+use super::thread::GreenThread;
+use crate::park::Lock;
+
+/// The cancel flag's states.
+const NOT_CANCELLED: u8 = 0;
+/// Cancelled; the unwinding has not started.
+const CANCELLED: u8 = 1;
+/// Cancelled, and a park point has started the unwinding at least once.
+const UNWINDING: u8 = 2;
+/// Cancelled, and its scheduler ended the park the green thread was in because of it.
+const WOKEN: u8 = 3;
+
+/// The panic payload that unwinds a cancelled green thread. Private: nothing outside bobbin
+/// can name it, so a `catch_unwind` that catches it can only resume or drop it.
+pub(crate) struct Cancelled;
+
+/// What a green thread's scheduler, its handle and the green thread itself share beyond
+/// its result.
+pub(crate) struct TaskRecord {
+    thread: GreenThread,
+    stack_size: Option<NonZeroUsize>,
+    cancel: AtomicU8,
+    /// The header of the green thread while it sits in a scheduler's task table; the lock
+    /// also orders the cancel flag against the table (see the module docs).
+    slot: Lock<Option<Weak<TaskHeader>>>,
+}
+
+impl TaskRecord {
+    pub(crate) fn new(thread: GreenThread, stack_size: Option<NonZeroUsize>) -> TaskRecord {
+        TaskRecord { thread, stack_size, cancel: AtomicU8::new(NOT_CANCELLED), slot: Lock::new(None) }
+    }
+
+    pub(crate) fn thread(&self) -> &GreenThread {
+        &self.thread
+    }
+
+    /// The stack size the green thread asked for, if not its scheduler's.
+    pub(crate) fn stack_size(&self) -> Option<usize> {
+        self.stack_size.map(NonZeroUsize::get)
+    }
+
+    /// Whether the green thread was cancelled. Relaxed: see the module docs for what
+    /// orders it against the wake-up.
+    #[inline]
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed) != NOT_CANCELLED
+    }
+
+    /// Whether a park point started unwinding the green thread for its cancellation.
+    pub(crate) fn unwinding(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed) == UNWINDING
+    }
+
+    /// Notes that the green thread's scheduler ended its park for the cancellation (on the
+    /// scheduler's thread, before the green thread runs again).
+    pub(crate) fn woken_for_cancel(&self) {
+        self.cancel.store(WOKEN, Ordering::Relaxed);
+    }
+
+    /// Records that a scheduler took the green thread into its table under `header`.
+    /// Returns whether it was cancelled, read in the same critical section.
+    pub(crate) fn entered(&self, header: &std::sync::Arc<TaskHeader>) -> bool {
+        let mut slot = self.slot.lock();
+        *slot = Some(std::sync::Arc::downgrade(header));
+        self.is_cancelled()
+    }
+
+    /// Records that the green thread left its scheduler's table (finished, or on its way
+    /// to another worker). Drops the weak reference, so the header can be reused.
+    pub(crate) fn left(&self) {
+        *self.slot.lock() = None;
+    }
+
+    /// Cancels the green thread; if it sits in a scheduler's table, asks that scheduler to
+    /// wake it should it be parked.
+    pub(crate) fn cancel(&self) {
+        let header = {
+            let slot = self.slot.lock();
+            // Relaxed inside the lock: the lock orders it (module docs).
+            let _ = self.cancel.compare_exchange(NOT_CANCELLED, CANCELLED, Ordering::Relaxed, Ordering::Relaxed);
+            slot.as_ref().and_then(Weak::upgrade)
+        };
+        if let Some(header) = header {
+            scheduler::wake_for_cancel(header);
+        }
+    }
+
+    /// At a park point of the green thread this record belongs to: whether to unwind it
+    /// now (it was cancelled), noting that the unwinding started.
+    #[inline]
+    pub(crate) fn unwind_now(&self) -> bool {
+        if !self.is_cancelled() {
+            return false;
+        }
+        self.cancel.store(UNWINDING, Ordering::Relaxed);
+        true
+    }
+
+    /// As a park returns: whether the cancellation ended it (then nothing else did, and
+    /// the green thread unwinds at once), noting that the unwinding started.
+    #[inline]
+    fn unwind_after_park(&self) -> bool {
+        if self.cancel.load(Ordering::Relaxed) != WOKEN {
+            return false;
+        }
+        self.cancel.store(UNWINDING, Ordering::Relaxed);
+        true
+    }
+}
+
+impl std::fmt::Debug for TaskRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskRecord")
+            .field("thread", &self.thread)
+            .field("cancel", &self.cancel.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a park or yield of a cancelled green thread starts its unwinding: does nothing
+/// unless the caller is a green thread that was cancelled and is not unwinding already (a
+/// destructor that waits while its green thread unwinds waits as usual: a second panic
+/// there would abort the process).
+#[inline]
+pub(crate) fn cancel_point() {
+    if !std::thread::panicking() && scheduler::with_current_record(TaskRecord::unwind_now) == Some(true) {
+        cancelled_here();
+    }
+}
+
+/// Where a park of a green thread ends: unwinds it if the park ended because it was
+/// cancelled. A park ended by anything else returns, even for a cancelled green thread: the
+/// wake-up may carry something its caller must take (a lock handed on, the turn of a
+/// waiter), and the next park point unwinds.
+#[inline]
+pub(crate) fn cancel_wake_point() {
+    if !std::thread::panicking() && scheduler::with_current_record(TaskRecord::unwind_after_park) == Some(true) {
+        cancelled_here();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn cancelled_here() -> ! {
+    panic::resume_unwind(Box::new(Cancelled))
+}
