@@ -85,6 +85,30 @@ fn cancelling_a_green_thread_that_only_yields_stops_it_at_its_next_yield() {
 }
 
 #[test]
+fn a_green_thread_cancelled_while_ready_runs_on_to_its_next_wait_and_unwinds_there() {
+    let (drops, guard) = counter();
+    let (err, reached) = run(move || {
+        let reached = Rc::new(Cell::new(false));
+        let r = Rc::clone(&reached);
+        let (_keep, rx) = channel::<()>();
+        let g = guard();
+        let h = spawn(move || {
+            let _g = g;
+            yield_now(); // ready, not parked, when the cancellation comes
+            r.set(true);
+            rx.recv().unwrap(); // nobody sends: the wait itself must unwind
+            unreachable!("the receive returned")
+        });
+        yield_now(); // the child runs up to its yield
+        h.cancel();
+        (h.join().unwrap_err(), Rc::clone(&reached))
+    });
+    assert!(err.is_cancelled());
+    assert!(reached.get(), "code between two park points runs on");
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
 fn a_green_thread_cancelled_before_it_starts_never_runs() {
     let ran = Arc::new(AtomicUsize::new(0));
     let r = Arc::clone(&ran);
@@ -138,7 +162,7 @@ fn a_plain_thread_cancels_a_green_thread_parked_on_a_runtime_worker() {
 }
 
 #[test]
-fn a_green_thread_cancelled_from_another_worker_while_sleeping_unwinds() {
+fn a_sleeping_green_thread_of_a_runtime_is_cancelled_by_a_sibling() {
     let rt = Runtime::builder().workers(2).build().unwrap();
     let (drops, guard) = counter();
     let g = guard();
@@ -431,6 +455,34 @@ fn a_green_threads_locals_are_dropped_when_it_ends() {
         (during, drops.load(Ordering::SeqCst))
     });
     assert_eq!(during, (0, 3), "kept while the green threads lived, dropped by the time each was joined");
+}
+
+/// Records, when dropped, which green thread dropped it.
+struct DroppedOn(Arc<std::sync::Mutex<Option<Option<bobbin::GreenThreadId>>>>);
+
+impl Drop for DroppedOn {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap() = Some(bobbin::try_current().map(|t| t.id()));
+    }
+}
+
+bobbin::green_local! {
+    static WHERE_DROPPED: RefCell<Option<DroppedOn>> = RefCell::new(None);
+}
+
+#[test]
+fn locals_are_dropped_on_their_green_thread_before_its_joiner_wakes() {
+    // The joiner is a plain thread: nothing orders it after the scheduler's clean-up, only
+    // after the green thread's own end.
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let s = Arc::clone(&seen);
+    let h = rt.spawn(move || {
+        WHERE_DROPPED.set(Some(DroppedOn(s)));
+        bobbin::current().id()
+    });
+    let id = h.join().unwrap();
+    assert_eq!(*seen.lock().unwrap(), Some(Some(id)));
 }
 
 #[test]

@@ -19,6 +19,12 @@
 //! [`Builder::allow_migration`] lifts the rule for runtimes whose green threads keep no
 //! thread-local state across suspension points.
 //!
+//! A `thread_local!` is per OS thread, so every green thread of a worker shares the
+//! worker's value, and a green thread that migrated sees the new worker's. For state that
+//! belongs to one green thread, use [`green_local!`](crate::green_local): its value is per
+//! green thread, follows the green thread to whichever worker runs it, and is dropped when
+//! the green thread ends.
+//!
 //! # Shutdown
 //!
 //! Dropping a [`Runtime`] stops its workers and joins them. Green threads still alive then
@@ -319,6 +325,9 @@ impl Builder {
     /// libraries that keep per-thread state) from such green threads at all. Breaking this
     /// rule is undefined behaviour: one OS thread's thread-locals could be used from
     /// another.
+    ///
+    /// Values in [`green_local!`](crate::green_local)s move with their green thread, as
+    /// the values on its stack do, and are under the same rule.
     ///
     /// # Examples
     /// ```

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::join::task_parts;
 use super::record::TaskRecord;
-use super::thread::{install_panic_hook, GreenThread};
+use super::thread::{install_panic_hook, Built, GreenThread};
 use super::{scheduler, JoinHandle};
 
 /// Configures a green thread before it is spawned: its name (in panic messages, the
@@ -120,7 +120,9 @@ impl Builder {
         if self.name.is_some() {
             install_panic_hook();
         }
-        let record = TaskRecord::new(GreenThread::new(self.name.map(Arc::from)), stack_size);
+        let built =
+            (self.name.is_some() || stack_size.is_some()).then(|| Arc::new(Built { name: self.name, stack_size }));
+        let record = TaskRecord::new(GreenThread::new(built));
         let (body, abort, handle) = task_parts(f, record);
         scheduler::spawn_local(Box::new(body), abort);
         Ok(handle)

@@ -153,7 +153,7 @@ where
     F: FnOnce() -> T + 'static,
     T: 'static,
 {
-    let record = record::TaskRecord::new(GreenThread::new(None), None);
+    let record = record::TaskRecord::new(GreenThread::new(None));
     let (body, abort, handle) = join::task_parts(f, record);
     scheduler::spawn_local(Box::new(body), abort);
     handle

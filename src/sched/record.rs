@@ -1,5 +1,5 @@
-//! A green thread's record: who it is (its [`GreenThread`]: id and name), the stack size it
-//! asked for, and whether it was cancelled. It lives in the green thread's join state, so
+//! A green thread's record: who it is (its [`GreenThread`]: id, and the name and stack
+//! size it was built with), and whether it was cancelled. It lives in the green thread's join state, so
 //! it costs no allocation of its own; the scheduler reaches it through the task's abort
 //! hook, the [`JoinHandle`](super::JoinHandle) through its state.
 //!
@@ -25,7 +25,7 @@
 //! it was queued after the flag was set and handled on the thread the green thread runs
 //! on next, so the green thread's next park point sees the flag.
 
-use std::num::NonZeroUsize;
+use std::cell::Cell;
 use std::panic;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Weak;
@@ -40,8 +40,39 @@ const NOT_CANCELLED: u8 = 0;
 const CANCELLED: u8 = 1;
 /// Cancelled, and a park point has started the unwinding at least once.
 const UNWINDING: u8 = 2;
-/// Cancelled, and its scheduler ended the park the green thread was in because of it.
-const WOKEN: u8 = 3;
+
+/// What the scheduler running a green thread knows of its cancellation, kept in the task's
+/// table slot and, while it runs, in [`RUNNING`]: a plain value, so the park path reads a
+/// thread-local instead of the record behind the task's hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub(crate) enum Seen {
+    /// Not cancelled (as far as the scheduler has heard).
+    #[default]
+    No,
+    /// Cancelled.
+    Cancelled,
+    /// Cancelled, and the scheduler ended the park the green thread is in because of it.
+    Woken,
+}
+
+thread_local! {
+    /// [`Seen`] of the green thread running on this thread, set at each switch into one.
+    static RUNNING: Cell<Seen> = const { Cell::new(Seen::No) };
+}
+
+/// Sets what the green thread about to run on this thread knows of its cancellation. On
+/// the scheduler's own stack.
+#[inline]
+pub(crate) fn set_running(seen: Seen) {
+    RUNNING.set(seen);
+}
+
+/// Reads [`RUNNING`]. Never inlined: the caller runs on a green thread that may have
+/// changed OS thread since it last looked.
+#[inline(never)]
+fn running() -> Seen {
+    RUNNING.get()
+}
 
 /// The panic payload that unwinds a cancelled green thread. Private: nothing outside bobbin
 /// can name it, so a `catch_unwind` that catches it can only resume or drop it.
@@ -51,7 +82,6 @@ pub(crate) struct Cancelled;
 /// its result.
 pub(crate) struct TaskRecord {
     thread: GreenThread,
-    stack_size: Option<NonZeroUsize>,
     cancel: AtomicU8,
     /// The header of the green thread while it sits in a scheduler's task table; the lock
     /// also orders the cancel flag against the table (see the module docs).
@@ -59,8 +89,8 @@ pub(crate) struct TaskRecord {
 }
 
 impl TaskRecord {
-    pub(crate) fn new(thread: GreenThread, stack_size: Option<NonZeroUsize>) -> TaskRecord {
-        TaskRecord { thread, stack_size, cancel: AtomicU8::new(NOT_CANCELLED), slot: Lock::new(None) }
+    pub(crate) fn new(thread: GreenThread) -> TaskRecord {
+        TaskRecord { thread, cancel: AtomicU8::new(NOT_CANCELLED), slot: Lock::new(None) }
     }
 
     pub(crate) fn thread(&self) -> &GreenThread {
@@ -69,7 +99,7 @@ impl TaskRecord {
 
     /// The stack size the green thread asked for, if not its scheduler's.
     pub(crate) fn stack_size(&self) -> Option<usize> {
-        self.stack_size.map(NonZeroUsize::get)
+        self.thread.stack_size()
     }
 
     /// Whether the green thread was cancelled. Relaxed: see the module docs for what
@@ -82,12 +112,6 @@ impl TaskRecord {
     /// Whether a park point started unwinding the green thread for its cancellation.
     pub(crate) fn unwinding(&self) -> bool {
         self.cancel.load(Ordering::Relaxed) == UNWINDING
-    }
-
-    /// Notes that the green thread's scheduler ended its park for the cancellation (on the
-    /// scheduler's thread, before the green thread runs again).
-    pub(crate) fn woken_for_cancel(&self) {
-        self.cancel.store(WOKEN, Ordering::Relaxed);
     }
 
     /// Records that a scheduler took the green thread into its table under `header`.
@@ -118,26 +142,9 @@ impl TaskRecord {
         }
     }
 
-    /// At a park point of the green thread this record belongs to: whether to unwind it
-    /// now (it was cancelled), noting that the unwinding started.
-    #[inline]
-    pub(crate) fn unwind_now(&self) -> bool {
-        if !self.is_cancelled() {
-            return false;
-        }
+    /// Notes that a park point started unwinding the green thread.
+    fn unwinding_started(&self) {
         self.cancel.store(UNWINDING, Ordering::Relaxed);
-        true
-    }
-
-    /// As a park returns: whether the cancellation ended it (then nothing else did, and
-    /// the green thread unwinds at once), noting that the unwinding started.
-    #[inline]
-    fn unwind_after_park(&self) -> bool {
-        if self.cancel.load(Ordering::Relaxed) != WOKEN {
-            return false;
-        }
-        self.cancel.store(UNWINDING, Ordering::Relaxed);
-        true
     }
 }
 
@@ -156,8 +163,8 @@ impl std::fmt::Debug for TaskRecord {
 /// there would abort the process).
 #[inline]
 pub(crate) fn cancel_point() {
-    if !std::thread::panicking() && scheduler::with_current_record(TaskRecord::unwind_now) == Some(true) {
-        cancelled_here();
+    if running() != Seen::No {
+        unwind_if_not_panicking();
     }
 }
 
@@ -167,13 +174,25 @@ pub(crate) fn cancel_point() {
 /// waiter), and the next park point unwinds.
 #[inline]
 pub(crate) fn cancel_wake_point() {
-    if !std::thread::panicking() && scheduler::with_current_record(TaskRecord::unwind_after_park) == Some(true) {
-        cancelled_here();
+    if running() == Seen::Woken {
+        woken_for_cancel();
     }
 }
 
 #[cold]
 #[inline(never)]
-fn cancelled_here() -> ! {
+fn woken_for_cancel() {
+    // The wake-up is used up: the next park point unwinds for the flag alone.
+    RUNNING.set(Seen::Cancelled);
+    unwind_if_not_panicking();
+}
+
+#[cold]
+#[inline(never)]
+fn unwind_if_not_panicking() {
+    if std::thread::panicking() {
+        return;
+    }
+    scheduler::with_current_record(TaskRecord::unwinding_started);
     panic::resume_unwind(Box::new(Cancelled))
 }

@@ -28,7 +28,7 @@ pub(crate) fn run_scheduler(main: Box<dyn FnOnce()>) {
     let co = local.make_coroutine(main, None).unwrap_or_else(|e| panic!("bobbin::run could not start: {e}"));
     // The main green thread reports to `run`, not to a joiner: its join state only holds
     // its record.
-    let record = TaskRecord::new(GreenThread::new(None), None);
+    let record = TaskRecord::new(GreenThread::new(None));
     let id = local.insert(co, Arc::new(JoinState::<()>::new(record)), true, false);
     local.ready.borrow_mut().push_back(id);
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| scheduler_loop(&local)));

@@ -36,6 +36,7 @@ use super::{AbortHook, JoinError};
 use crate::coroutine::{self, Builder, Coroutine, CoroutineResult, Suspender, Yielder};
 use crate::park::ParkWord;
 use crate::sched::local::LocalMap;
+use crate::sched::record::{self, Seen};
 pub(crate) use shared::{Shared, TaskHeader, Unparker};
 pub(crate) use tasks::{
     current_locals, current_thread_in_hook, take_current_locals, wake_for_cancel, with_current_record,
@@ -68,6 +69,8 @@ struct TaskSlot {
     main: bool,
     /// Its green-thread locals, once it used one.
     locals: Option<Rc<LocalMap>>,
+    /// What this scheduler has heard of its cancellation (the park path reads it).
+    cancel: Seen,
     /// Started from a `Send` job on a runtime that allows migration: may continue on
     /// another worker when it is ready.
     migratable: bool,
@@ -364,8 +367,9 @@ impl Local {
             None => Arc::new(TaskHeader { id, park: ParkWord::default(), home: Arc::clone(&self.shared) }),
         };
         // A cancellation that came first is seen by the green thread's next park point.
-        hook.record().entered(&header);
+        let cancel = if hook.record().entered(&header) { Seen::Cancelled } else { Seen::No };
         self.tasks.borrow_mut()[id] = Some(TaskSlot {
+            cancel,
             co: Some(co),
             header,
             spare_ref: None,
@@ -542,20 +546,28 @@ impl Local {
         }
     }
 
+    /// Takes in the wake-ups and cancel requests of other threads.
+    #[inline]
     pub(super) fn drain_remote(&self) {
         // Acquire pairs with the Release store in push_remote. The plain load keeps the
-        // common case (nothing from other threads) free of a read-modify-write.
+        // common case (nothing from other threads) free of a read-modify-write, and of a
+        // call: only the check is inlined into the loop.
         if self.shared.has_remote.load(Ordering::Relaxed) && self.shared.has_remote.swap(false, Ordering::Acquire) {
-            let mut woken = self.drained.borrow_mut();
-            if let Some(queue) = self.shared.remote.lock().as_mut() {
-                std::mem::swap(queue, &mut *woken);
-            }
-            for task in woken.drain(..) {
-                self.requeue_woken(task);
-            }
-            drop(woken);
-            self.drain_cancels();
+            self.drain_remote_queues();
         }
+    }
+
+    #[inline(never)]
+    fn drain_remote_queues(&self) {
+        let mut woken = self.drained.borrow_mut();
+        if let Some(queue) = self.shared.remote.lock().as_mut() {
+            std::mem::swap(queue, &mut *woken);
+        }
+        for task in woken.drain(..) {
+            self.requeue_woken(task);
+        }
+        drop(woken);
+        self.drain_cancels();
     }
 
     /// Fires due timers; returns the next deadline, if any.
@@ -582,6 +594,11 @@ impl Local {
             let mut tasks = self.tasks.borrow_mut();
             let slot = tasks[id].as_mut().expect("a queued task exists");
             slot.parked = None;
+            record::set_running(slot.cancel);
+            if slot.cancel == Seen::Woken {
+                // The park it ends unwinds; later ones for the flag alone.
+                slot.cancel = Seen::Cancelled;
+            }
             slot.co.take().expect("a queued task is not running")
         };
         self.current.set(Some(id));
@@ -593,6 +610,7 @@ impl Local {
         }
         let result = co.try_resume_discoverable(());
         self.current.set(None);
+        record::set_running(Seen::No);
         match result {
             Ok(CoroutineResult::Yield(signal)) => {
                 let mut tasks = self.tasks.borrow_mut();

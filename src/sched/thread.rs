@@ -3,7 +3,7 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::num::NonZeroU64;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 
@@ -98,12 +98,26 @@ impl fmt::Display for GreenThreadId {
 #[derive(Clone)]
 pub struct GreenThread {
     id: GreenThreadId,
-    name: Option<Arc<str>>,
+    /// What a [`Builder`](crate::Builder) set, shared by every clone; `None` for the rest.
+    /// One pointer, so the join state that holds it stays small.
+    built: Option<Arc<Built>>,
+}
+
+/// What a [`Builder`](crate::Builder) gives a green thread.
+#[derive(Debug)]
+pub(crate) struct Built {
+    pub(crate) name: Option<String>,
+    pub(crate) stack_size: Option<NonZeroUsize>,
 }
 
 impl GreenThread {
-    pub(crate) fn new(name: Option<Arc<str>>) -> GreenThread {
-        GreenThread { id: GreenThreadId::next(), name }
+    pub(crate) fn new(built: Option<Arc<Built>>) -> GreenThread {
+        GreenThread { id: GreenThreadId::next(), built }
+    }
+
+    /// The stack size it was built with, if not its scheduler's.
+    pub(crate) fn stack_size(&self) -> Option<usize> {
+        self.built.as_ref()?.stack_size.map(NonZeroUsize::get)
     }
 
     /// The green thread's unique id.
@@ -131,7 +145,7 @@ impl GreenThread {
     /// });
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.built.as_ref()?.name.as_deref()
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Weak};
 use super::{with_local, Local, Pending, TaskHeader, TaskSlot, Unparker};
 use crate::park::PARKED;
 use crate::sched::local::LocalMap;
-use crate::sched::record::TaskRecord;
+use crate::sched::record::{self, Seen, TaskRecord};
 use crate::sched::thread::GreenThread;
 use crate::sched::JoinError;
 
@@ -73,17 +73,25 @@ pub(crate) fn wake_for_cancel(task: Arc<TaskHeader>) {
 }
 
 impl Local {
-    /// Wakes `task` if it is parked in this scheduler's table (a cancel request). Runs on
-    /// the scheduler's thread, with the green thread suspended: parked, or ready.
+    /// Handles a cancellation of `task` if it sits in this scheduler's table: notes it in
+    /// its slot and wakes it if it is parked. Runs on the scheduler's thread, with the
+    /// green thread suspended (parked or ready), or running it (a green thread that
+    /// cancels itself through its own handle).
     fn wake_cancelled(&self, task: &Arc<TaskHeader>) {
-        let parked = self
-            .tasks
-            .borrow()
-            .get(task.id)
-            .and_then(Option::as_ref)
-            .is_some_and(|s| Arc::ptr_eq(&s.header, task) && s.parked.is_some());
+        let parked = {
+            let mut tasks = self.tasks.borrow_mut();
+            let Some(slot) = tasks.get_mut(task.id).and_then(Option::as_mut).filter(|s| Arc::ptr_eq(&s.header, task))
+            else {
+                return;
+            };
+            slot.cancel = slot.cancel.max(Seen::Cancelled);
+            if self.current.get() == Some(task.id) {
+                record::set_running(Seen::Cancelled);
+            }
+            slot.parked.is_some()
+        };
         if !parked {
-            // Ready: it runs on this thread after this, and its next park point sees the flag.
+            // Ready: it runs on this thread after this, and its next park point unwinds.
             return;
         }
         // Epoch first: the word only moves on from PARKED (another thread's wake-up), never
@@ -93,8 +101,8 @@ impl Local {
         let epoch = task.park.epoch();
         if task.park.is_state(PARKED) && Unparker::for_task(Arc::clone(task), epoch).unpark() {
             // This wake-up, no other, ended the park: the green thread unwinds as it returns.
-            if let Some(slot) = self.tasks.borrow().get(task.id).and_then(Option::as_ref) {
-                slot.hook.record().woken_for_cancel();
+            if let Some(slot) = self.tasks.borrow_mut().get_mut(task.id).and_then(Option::as_mut) {
+                slot.cancel = Seen::Woken;
             }
         }
     }
