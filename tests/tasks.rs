@@ -109,6 +109,40 @@ fn a_green_thread_cancelled_while_ready_runs_on_to_its_next_wait_and_unwinds_the
 }
 
 #[test]
+fn a_green_thread_that_cancels_itself_unwinds_at_its_next_wait() {
+    let (drops, guard) = counter();
+    let d = Arc::clone(&drops);
+    let (ran_on, yields) = run(move || {
+        let (handle_tx, handle_rx) = channel::<bobbin::JoinHandle<()>>();
+        let ran_on = Rc::new(Cell::new(false));
+        let r = Rc::clone(&ran_on);
+        let (keep, never) = channel::<()>();
+        let g = guard();
+        let h = spawn(move || {
+            let _g = g;
+            let me = handle_rx.recv().unwrap();
+            me.cancel();
+            r.set(true); // cancelling is not a park point: it runs on
+            never.recv().unwrap(); // this wait unwinds
+            unreachable!("the receive returned")
+        });
+        handle_tx.send(h).unwrap();
+        // Nobody but the green thread holds its handle: watch its destructors instead.
+        // The sender stays alive, so only the cancellation can end the receive.
+        let mut yields = 0;
+        while d.load(Ordering::SeqCst) == 0 && yields < 1000 {
+            yield_now();
+            yields += 1;
+        }
+        drop(keep);
+        (Rc::clone(&ran_on), yields)
+    });
+    assert!(ran_on.get());
+    assert!(yields < 1000, "the green thread never unwound");
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
 fn a_green_thread_cancelled_before_it_starts_never_runs() {
     let ran = Arc::new(AtomicUsize::new(0));
     let r = Arc::clone(&ran);
