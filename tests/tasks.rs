@@ -557,3 +557,26 @@ fn locals_work_on_runtime_workers() {
     let got: Vec<u32> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(got, (1..=8).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_runtime_green_thread_gets_its_builders_name_and_stack_size() {
+    in_child_ok("a_runtime_green_thread_gets_its_builders_name_and_stack_size", || {
+        let rt = Runtime::builder().workers(2).build().unwrap();
+        let h = rt
+            .spawn_with(Builder::new().name("deep-rt".into()).stack_size(2 << 20), || {
+                (bobbin::current().name().map(str::to_owned), deep(512))
+            })
+            .unwrap();
+        assert_eq!(h.thread().name(), Some("deep-rt"));
+        let (name, depth) = h.join().unwrap();
+        assert_eq!((name.as_deref(), depth), (Some("deep-rt"), 256));
+        // From a green thread of the runtime, onto any worker.
+        let inner = rt.block_on(|| {
+            let h = bobbin::runtime::spawn_with(Builder::new().stack_size(2 << 20), || deep(512)).unwrap();
+            h.join().unwrap()
+        });
+        assert_eq!(inner, 256);
+        assert!(bobbin::runtime::spawn_with(Builder::new(), || ()).is_err(), "outside a runtime");
+        assert!(rt.spawn_with(Builder::new().stack_size(0), || ()).is_err());
+    });
+}

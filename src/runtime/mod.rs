@@ -159,6 +159,31 @@ impl Runtime {
         spawn_on(&self.shared, f)
     }
 
+    /// Spawns a green thread with a [`bobbin::Builder`](crate::Builder)'s name and stack
+    /// size on the runtime, as [`spawn`](Runtime::spawn) does.
+    ///
+    /// # Errors
+    /// [`std::io::ErrorKind::InvalidInput`] for a stack size of zero or one too large.
+    ///
+    /// # Examples
+    /// ```
+    /// let rt = bobbin::Runtime::builder().workers(2).build().unwrap();
+    /// let h = rt
+    ///     .spawn_with(bobbin::Builder::new().name("indexer".into()).stack_size(1 << 20), || {
+    ///         bobbin::current().name().map(str::to_owned)
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(h.thread().name(), Some("indexer"));
+    /// assert_eq!(h.join().unwrap().as_deref(), Some("indexer"));
+    /// ```
+    pub fn spawn_with<F, T>(&self, builder: sched::Builder, f: F) -> std::io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        Ok(spawn_built_on(&self.shared, builder.into_record()?, f))
+    }
+
     /// Runs `f` as a green thread on the runtime and blocks the calling thread until it
     /// returns its value. Called from a green thread of a per-thread scheduler, parks that
     /// green thread instead.
@@ -241,17 +266,59 @@ where
     spawn_on(&rt, f)
 }
 
+/// [`spawn`] with a [`bobbin::Builder`](crate::Builder)'s name and stack size.
+///
+/// # Errors
+/// [`std::io::ErrorKind::InvalidInput`] for a stack size of zero or one too large;
+/// [`std::io::ErrorKind::Other`] if the caller is not running on a worker of a [`Runtime`].
+///
+/// # Examples
+/// ```
+/// let rt = bobbin::Runtime::builder().workers(2).build().unwrap();
+/// let len = rt.block_on(|| {
+///     let h = bobbin::runtime::spawn_with(bobbin::Builder::new().name("leaf".into()), || {
+///         bobbin::current().name().unwrap().len()
+///     });
+///     h.unwrap().join().unwrap()
+/// });
+/// assert_eq!(len, 4);
+/// ```
+pub fn spawn_with<F, T>(builder: sched::Builder, f: F) -> std::io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let rt = worker::current_runtime()
+        .ok_or_else(|| std::io::Error::other("bobbin::runtime::spawn_with called outside a Runtime's green thread"))?;
+    Ok(spawn_built_on(&rt, builder.into_record()?, f))
+}
+
 fn spawn_on<F, T>(rt: &Arc<RtShared>, f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
     let (body, abort, handle) = sched::send_task(f);
+    push_job(rt, body, abort);
+    handle
+}
+
+fn spawn_built_on<F, T>(rt: &Arc<RtShared>, record: sched::record::TaskRecord, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (body, abort, handle) = sched::send_task_with(f, record);
+    push_job(rt, body, abort);
+    handle
+}
+
+/// Queues a green thread to start: on the calling worker's deque, or the injector.
+fn push_job(rt: &Arc<RtShared>, body: sched::SendBody, abort: sched::SendAbort) {
     let job = RtJob::Start(StartJob::new(body, abort));
     if let Err(job) = worker::push_worker_job(rt, job) {
         rt.inject(job);
     }
-    handle
 }
 
 impl Drop for Runtime {

@@ -17,8 +17,9 @@ use super::{scheduler, JoinHandle};
 /// [`spawn`](Builder::spawn) starts it on the scheduler running the caller, as
 /// [`bobbin::spawn`](crate::spawn) does: inside [`run`](crate::run) or on a runtime worker
 /// (there it stays on that worker's scheduler, like every green thread not started through
-/// the runtime's queues). For a green thread any worker may take, use
-/// [`runtime::spawn`](crate::runtime::spawn).
+/// the runtime's queues). For a green thread any worker of a runtime may take, pass the
+/// builder to [`Runtime::spawn_with`](crate::Runtime::spawn_with) or
+/// [`runtime::spawn_with`](crate::runtime::spawn_with) (`Send` closures, as their `spawn`).
 ///
 /// # Examples
 /// ```
@@ -51,6 +52,8 @@ impl Builder {
     }
 
     /// Names the green thread. Names need not be unique; the id tells green threads apart.
+    /// The name appears in its panic messages (see [the module docs](crate::sched)), in its
+    /// [`JoinError`](crate::JoinError)s and in the deadlock report.
     ///
     /// # Examples
     /// ```
@@ -104,6 +107,20 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
+        if !scheduler::in_scheduler() {
+            return Err(io::Error::other(
+                "bobbin::Builder::spawn called outside a scheduler: start one with bobbin::run",
+            ));
+        }
+        let record = self.into_record()?;
+        let (body, abort, handle) = task_parts(f, record);
+        scheduler::spawn_local(Box::new(body), abort);
+        Ok(handle)
+    }
+
+    /// The record of a green thread built with these settings (checked), for `spawn` here
+    /// and the runtime's `spawn_with`.
+    pub(crate) fn into_record(self) -> io::Result<TaskRecord> {
         let stack_size = match self.stack_size {
             None => None,
             Some(bytes) => {
@@ -112,19 +129,11 @@ impl Builder {
                 NonZeroUsize::new(bytes)
             }
         };
-        if !scheduler::in_scheduler() {
-            return Err(io::Error::other(
-                "bobbin::Builder::spawn called outside a scheduler: start one with bobbin::run",
-            ));
-        }
         if self.name.is_some() {
             install_panic_hook();
         }
         let built =
             (self.name.is_some() || stack_size.is_some()).then(|| Arc::new(Built { name: self.name, stack_size }));
-        let record = TaskRecord::new(GreenThread::new(built));
-        let (body, abort, handle) = task_parts(f, record);
-        scheduler::spawn_local(Box::new(body), abort);
-        Ok(handle)
+        Ok(TaskRecord::new(GreenThread::new(built)))
     }
 }

@@ -85,7 +85,16 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let (body, abort, handle) = task_parts(f, TaskRecord::new(GreenThread::new(None)));
+    send_task_with(f, TaskRecord::new(GreenThread::new(None)))
+}
+
+/// [`send_task`] with a record made by a [`Builder`](crate::Builder).
+pub(crate) fn send_task_with<F, T>(f: F, record: TaskRecord) -> (SendBody, SendAbort, JoinHandle<T>)
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (body, abort, handle) = task_parts(f, record);
     (Box::new(body), abort, handle)
 }
 

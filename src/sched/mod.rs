@@ -22,6 +22,17 @@
 //! How the parts fit (the driver an idle scheduler sleeps in, the parking protocol, the
 //! work source a runtime worker supplies) is in the repository's `ARCHITECTURE.md`.
 //!
+//! # Panic messages
+//!
+//! std's panic hook names the OS thread, which many green threads share. So when the first
+//! scheduler starts (or the first named green thread is spawned), bobbin wraps the panic
+//! hook in force then, once: a panic on a green thread first prints a line such as
+//! `green thread 'parser' (id 7) panicked (the report below names the OS thread it ran
+//! on):`, then the previous hook (std's, or the program's own) reports the panic as usual.
+//! A hook the program sets later replaces this one; it can call [`try_current`] to name
+//! the green thread itself. Cancellation unwinds without a panic message (see
+//! [`JoinHandle::cancel`]). A [`JoinError`]'s message names the green thread too.
+//!
 //! Blocking calls work outside a scheduler too: [`JoinHandle::join`], channel receives and
 //! [`sleep`] then block the OS thread, so library code can use them anywhere.
 //!
@@ -45,7 +56,7 @@ pub mod local;
 pub(crate) mod park;
 mod policy;
 pub(crate) mod reactor;
-mod record;
+pub(crate) mod record;
 mod run;
 pub(crate) use run::run_worker;
 pub(crate) mod scheduler;
@@ -60,7 +71,7 @@ use std::time::{Duration, Instant};
 
 pub use blocking::{spawn_blocking, IDLE_TIMEOUT, MAX_THREADS};
 pub use builder::Builder;
-pub(crate) use join::{send_task, AbortHook, JoinState, SendAbort, SendBody};
+pub(crate) use join::{send_task, send_task_with, AbortHook, JoinState, SendAbort, SendBody};
 pub use join::{JoinError, JoinHandle};
 pub use local::GreenLocal;
 pub use thread::{current, try_current, GreenThread, GreenThreadId};
