@@ -346,10 +346,11 @@ impl<T> fmt::Debug for JoinHandle<T> {
 
 /// Why [`JoinHandle::join`] has no value.
 ///
-/// The green thread panicked (the payload is its own), overflowed its stack, or never
-/// finished: its scheduler or runtime stopped first, or could not give it a stack. The
-/// message says which; [`is_panic`](JoinError::is_panic) tells a panic of the green thread's
-/// own code from the rest.
+/// The green thread panicked (the payload is its own), overflowed its stack, was
+/// cancelled, or never finished: its scheduler or runtime stopped first, or could not give
+/// it a stack. The message says which; [`is_panic`](JoinError::is_panic) tells a panic of
+/// the green thread's own code from the rest, [`is_cancelled`](JoinError::is_cancelled) a
+/// cancellation.
 ///
 /// # Examples
 /// ```
