@@ -1,30 +1,34 @@
 //! A green thread's record: who it is (its [`GreenThread`]: id, and the name and stack
-//! size it was built with), and whether it was cancelled. It lives in the green thread's join state, so
-//! it costs no allocation of its own; the scheduler reaches it through the task's abort
-//! hook, the [`JoinHandle`](super::JoinHandle) through its state.
+//! size it was built with), and whether it was cancelled. It lives in the green thread's
+//! join state, so it costs no allocation of its own; the scheduler reaches it through the
+//! task's abort hook, the [`JoinHandle`](super::JoinHandle) through its state.
 //!
-//! Cancellation is a flag and a wake-up. [`JoinHandle::cancel`](super::JoinHandle::cancel)
-//! sets the flag and, if the green thread sits in a scheduler's task table, asks that
-//! scheduler to wake it if it is parked (on the scheduler's own thread, where the green
-//! thread is suspended, so its park word can only be PARKED or already woken). Every park
-//! and yield of a green thread starts at [`cancel_point`], which unwinds the green thread's
-//! stack if the flag is set, before anything is registered. A park that the cancel
-//! wake-up ended (its unparker won, so every other unparker of that park is stale and a
-//! waker that tries one passes its wake-up on) unwinds as it returns
-//! ([`cancel_wake_point`]). A park that something else ended returns normally even when the
-//! flag is set: that wake-up may carry something the caller must take (a lock handed on, a
-//! waiter's turn), and the next park point unwinds.
+//! Cancellation is a flag and a request. [`JoinHandle::cancel`](super::JoinHandle::cancel)
+//! sets the flag in the record and, if the green thread sits in a scheduler's task table,
+//! hands that scheduler a request (directly on its own thread, otherwise through a queue
+//! drained with the remote wake-ups). The scheduler handles it while the green thread is
+//! suspended: it notes the cancellation in the task's slot ([`Seen`]) and, if the green
+//! thread is parked, ends the park with an ordinary unparker of the park's epoch (the word
+//! can only be PARKED or already woken then). At each switch into a green thread the
+//! scheduler copies the slot's [`Seen`] into a thread-local, so the park path reads one
+//! thread-local, not the record.
+//!
+//! Every park and yield of a green thread starts at [`cancel_point`], which unwinds the
+//! green thread's stack if it was cancelled, before anything is registered. A park that
+//! the cancel wake-up ended (its unparker won, so every other unparker of that park is
+//! stale and a waker that tries one passes its wake-up on) unwinds as it returns
+//! ([`cancel_wake_point`]). A park that something else ended returns normally even for a
+//! cancelled green thread: that wake-up may carry something the caller must take (a lock
+//! handed on, a waiter's turn), and the next park point unwinds.
 //!
 //! Why the flag and the table slot share a lock: the canceller sets the flag and reads
 //! which scheduler holds the green thread in one critical section, and a scheduler that
 //! takes the green thread into its table (at its start, or when it migrates) records itself
-//! in another. Either the scheduler's section comes first, and the canceller finds it and
-//! asks it to wake the green thread, or the canceller's does, and the scheduler sees the
-//! flag, so the green thread, which runs on that scheduler's thread afterwards, does too.
-//! A request a scheduler handles while the green thread is ready (not parked) is dropped:
-//! it was queued after the flag was set and handled on the thread the green thread runs
-//! on next, so the green thread's next park point sees the flag.
-
+//! in another and reads the flag there. Either the scheduler's section comes first, and the
+//! canceller finds it and sends it the request, or the canceller's does, and the scheduler
+//! finds the flag set and notes it in the slot. A green thread that has not started reads
+//! the flag once more at its start and never runs its body.
+//!
 use std::cell::Cell;
 use std::panic;
 use std::sync::atomic::{AtomicU8, Ordering};
