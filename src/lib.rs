@@ -134,7 +134,10 @@ pub use error::Error;
 pub use generator::Generator;
 pub use runtime::Runtime;
 pub use sched::stall::{watch_stalls, Stall};
-pub use sched::{run, scope, sleep, spawn, spawn_blocking, yield_now, JoinError, JoinHandle, Scope, ScopedJoinHandle};
+pub use sched::{
+    current, run, scope, sleep, spawn, spawn_blocking, try_current, yield_now, Builder, GreenLocal, GreenThread,
+    GreenThreadId, JoinError, JoinHandle, Scope, ScopedJoinHandle,
+};
 
 /// The README's examples, compiled and run as doc-tests so they stay true.
 #[cfg(doctest)]

@@ -29,6 +29,36 @@ fn waits_on_itself() {
     });
 }
 
+/// Named green threads that wait on each other: the report names each and what it waits
+/// for.
+fn named_threads_wait_on_each_other() {
+    run(|| {
+        let (tx_a, rx_a) = channel::<()>();
+        let (tx_b, rx_b) = channel::<()>();
+        let a = bobbin::Builder::new()
+            .name("alpha".into())
+            .spawn(move || {
+                rx_a.recv().unwrap();
+                tx_b.send(()).unwrap();
+            })
+            .unwrap();
+        let m = std::sync::Arc::new(bobbin::sync::Mutex::new(()));
+        let m2 = std::sync::Arc::clone(&m);
+        let b = bobbin::Builder::new()
+            .name("beta".into())
+            .spawn(move || {
+                let _held = m2.lock().unwrap();
+                rx_b.recv().unwrap();
+                tx_a.send(()).unwrap();
+            })
+            .unwrap();
+        let c = bobbin::Builder::new().name("gamma".into()).spawn(move || drop(m.lock())).unwrap();
+        a.join().unwrap();
+        b.join().unwrap();
+        c.join().unwrap();
+    });
+}
+
 /// Waits on a channel whose only sender a plain thread leaks and then exits with: while
 /// that thread lives the scheduler cannot rule out a wake-up, once it is gone it can.
 fn waits_on_a_thread_that_goes_away() {
@@ -162,6 +192,11 @@ fn main() {
             println!("the deadlocked program finished?");
             return;
         }
+        Ok("named") => {
+            named_threads_wait_on_each_other();
+            println!("the deadlocked program finished?");
+            return;
+        }
         Ok("thread") => {
             waits_on_a_thread_that_goes_away();
             println!("the deadlocked program finished?");
@@ -192,6 +227,18 @@ fn main() {
                 "all 3 green threads are parked",
                 "2 receiving from an empty channel",
                 "1 joining another green thread",
+            ],
+        ),
+        check(
+            "the_report_names_each_green_thread_and_what_it_waits_for",
+            "named",
+            &[
+                "all 4 green threads are parked",
+                // Ids are handed out in spawn order in a fresh single-threaded process.
+                "green thread (id 1) (the main green thread) joining another green thread",
+                "green thread 'alpha' (id 2) receiving from an empty channel",
+                "green thread 'beta' (id 3) receiving from an empty channel",
+                "green thread 'gamma' (id 4) waiting for a mutex",
             ],
         ),
         check(

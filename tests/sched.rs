@@ -557,7 +557,8 @@ fn join_errors_say_what_happened() {
     });
     assert_eq!(ok, 3);
     assert!(panicked.is_panic() && !panicked.is_stack_overflow());
-    assert_eq!(panicked.to_string(), "green thread panicked: own panic");
+    let id = panicked.thread().expect("a panic names its green thread").id();
+    assert_eq!(panicked.to_string(), format!("green thread (id {id}) panicked: own panic"));
     // A green thread left parked when `run`'s main green thread fails is unwound; its
     // joiner (here a plain thread) is told that, not that it panicked.
     let (handle_tx, handle_rx) = std::sync::mpsc::channel();

@@ -19,6 +19,12 @@
 //! [`Builder::allow_migration`] lifts the rule for runtimes whose green threads keep no
 //! thread-local state across suspension points.
 //!
+//! A `thread_local!` is per OS thread, so every green thread of a worker shares the
+//! worker's value, and a green thread that migrated sees the new worker's. For state that
+//! belongs to one green thread, use [`green_local!`](crate::green_local): its value is per
+//! green thread, follows the green thread to whichever worker runs it, and is dropped when
+//! the green thread ends.
+//!
 //! # Shutdown
 //!
 //! Dropping a [`Runtime`] stops its workers and joins them. Green threads still alive then
@@ -156,6 +162,31 @@ impl Runtime {
         spawn_on(&self.shared, f)
     }
 
+    /// Spawns a green thread with a [`bobbin::Builder`](crate::Builder)'s name and stack
+    /// size on the runtime, as [`spawn`](Runtime::spawn) does.
+    ///
+    /// # Errors
+    /// [`std::io::ErrorKind::InvalidInput`] for a stack size of zero or one too large.
+    ///
+    /// # Examples
+    /// ```
+    /// let rt = bobbin::Runtime::builder().workers(2).build().unwrap();
+    /// let h = rt
+    ///     .spawn_with(bobbin::Builder::new().name("indexer".into()).stack_size(1 << 20), || {
+    ///         bobbin::current().name().map(str::to_owned)
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(h.thread().name(), Some("indexer"));
+    /// assert_eq!(h.join().unwrap().as_deref(), Some("indexer"));
+    /// ```
+    pub fn spawn_with<F, T>(&self, builder: sched::Builder, f: F) -> std::io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        Ok(spawn_built_on(&self.shared, builder.into_record()?, f))
+    }
+
     /// Runs `f` as a green thread on the runtime and blocks the calling thread until it
     /// returns its value. Called from a green thread of a per-thread scheduler, parks that
     /// green thread instead.
@@ -238,17 +269,59 @@ where
     spawn_on(&rt, f)
 }
 
+/// [`spawn`] with a [`bobbin::Builder`](crate::Builder)'s name and stack size.
+///
+/// # Errors
+/// [`std::io::ErrorKind::InvalidInput`] for a stack size of zero or one too large;
+/// [`std::io::ErrorKind::Other`] if the caller is not running on a worker of a [`Runtime`].
+///
+/// # Examples
+/// ```
+/// let rt = bobbin::Runtime::builder().workers(2).build().unwrap();
+/// let len = rt.block_on(|| {
+///     let h = bobbin::runtime::spawn_with(bobbin::Builder::new().name("leaf".into()), || {
+///         bobbin::current().name().unwrap().len()
+///     });
+///     h.unwrap().join().unwrap()
+/// });
+/// assert_eq!(len, 4);
+/// ```
+pub fn spawn_with<F, T>(builder: sched::Builder, f: F) -> std::io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let rt = worker::current_runtime()
+        .ok_or_else(|| std::io::Error::other("bobbin::runtime::spawn_with called outside a Runtime's green thread"))?;
+    Ok(spawn_built_on(&rt, builder.into_record()?, f))
+}
+
 fn spawn_on<F, T>(rt: &Arc<RtShared>, f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
     let (body, abort, handle) = sched::send_task(f);
+    push_job(rt, body, abort);
+    handle
+}
+
+fn spawn_built_on<F, T>(rt: &Arc<RtShared>, record: sched::record::TaskRecord, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (body, abort, handle) = sched::send_task_with(f, record);
+    push_job(rt, body, abort);
+    handle
+}
+
+/// Queues a green thread to start: on the calling worker's deque, or the injector.
+fn push_job(rt: &Arc<RtShared>, body: sched::SendBody, abort: sched::SendAbort) {
     let job = RtJob::Start(StartJob::new(body, abort));
     if let Err(job) = worker::push_worker_job(rt, job) {
         rt.inject(job);
     }
-    handle
 }
 
 impl Drop for Runtime {
@@ -322,6 +395,9 @@ impl Builder {
     /// libraries that keep per-thread state) from such green threads at all. Breaking this
     /// rule is undefined behaviour: one OS thread's thread-locals could be used from
     /// another.
+    ///
+    /// Values in [`green_local!`](crate::green_local)s move with their green thread, as
+    /// the values on its stack do, and are under the same rule.
     ///
     /// # Examples
     /// ```

@@ -22,6 +22,17 @@
 //! How the parts fit (the driver an idle scheduler sleeps in, the parking protocol, the
 //! work source a runtime worker supplies) is in the repository's `ARCHITECTURE.md`.
 //!
+//! # Panic messages
+//!
+//! std's panic hook names the OS thread, which many green threads share. So when the first
+//! scheduler starts (or the first named green thread is spawned), bobbin wraps the panic
+//! hook in force then, once: a panic on a green thread first prints a line such as
+//! `green thread 'parser' (id 7) panicked (the report below names the OS thread it ran
+//! on):`, then the previous hook (std's, or the program's own) reports the panic as usual.
+//! A hook the program sets later replaces this one; it can call [`try_current`] to name
+//! the green thread itself. Cancellation unwinds without a panic message (see
+//! [`JoinHandle::cancel`]). A [`JoinError`]'s message names the green thread too.
+//!
 //! Blocking calls work outside a scheduler too: [`JoinHandle::join`], channel receives and
 //! [`sleep`] then block the OS thread, so library code can use them anywhere.
 //!
@@ -38,10 +49,14 @@
 
 mod blocking;
 pub(crate) mod budget;
+mod builder;
 pub(crate) mod driver;
+mod join;
+pub mod local;
 pub(crate) mod park;
 mod policy;
 pub(crate) mod reactor;
+pub(crate) mod record;
 mod run;
 pub(crate) use park::deadline_after;
 pub(crate) use run::run_worker;
@@ -49,22 +64,20 @@ pub(crate) mod scheduler;
 pub(crate) mod scope;
 pub use scope::{scope, Scope, ScopedJoinHandle};
 pub(crate) mod stall;
+mod thread;
 mod timer;
 pub(crate) mod work;
 
-use std::any::Any;
 use std::cell::RefCell;
-use std::fmt;
-use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use scheduler::Unparker;
-
 pub use blocking::{spawn_blocking, IDLE_TIMEOUT, MAX_THREADS};
-
-use crate::park::{Lock, LockGuard};
+pub use builder::Builder;
+pub(crate) use join::{send_task, send_task_with, AbortHook, JoinState, SendAbort, SendBody};
+pub use join::{JoinError, JoinHandle};
+pub use local::GreenLocal;
+pub use thread::{current, try_current, GreenThread, GreenThreadId};
 
 /// Runs `f` as the first green thread of a scheduler on the calling thread and returns its
 /// value once `f` and every green thread spawned from it have finished.
@@ -113,6 +126,7 @@ where
     let out = Rc::clone(&slot);
     run::run_scheduler(Box::new(move || {
         let value = f();
+        local::drop_current_locals();
         *out.borrow_mut() = Some(value);
     }));
     let value = slot.borrow_mut().take();
@@ -153,58 +167,10 @@ where
     F: FnOnce() -> T + 'static,
     T: 'static,
 {
-    let (body, abort, handle) = task_parts(f);
+    let record = record::TaskRecord::new(GreenThread::new(None));
+    let (body, abort, handle) = join::task_parts(f, record);
     scheduler::spawn_local(Box::new(body), abort);
     handle
-}
-
-/// A panic payload.
-pub(crate) type Payload = Box<dyn Any + Send + 'static>;
-
-/// The body of a green thread that any worker may start.
-pub(crate) type SendBody = Box<dyn FnOnce() + Send>;
-
-/// Reports a failure to the joiner of a green thread whose body never finished (its stack
-/// overflowed, or its scheduler shut down before it started). It is the green thread's own
-/// join state, so holding one costs a reference count, not an allocation.
-pub(crate) trait Abort {
-    /// Completes the join with `error`.
-    fn abort(&self, error: JoinError);
-}
-
-impl<T> Abort for JoinState<T> {
-    fn abort(&self, error: JoinError) {
-        self.complete(Err(error));
-    }
-}
-
-/// The abort hook of a green thread that only its own scheduler handles.
-pub(crate) type AbortHook = Arc<dyn Abort>;
-
-/// The abort hook of a green thread that any worker may start.
-pub(crate) type SendAbort = Arc<dyn Abort + Send + Sync>;
-
-/// A green thread's parts: the body a scheduler runs, and the handle that waits for it.
-/// The body is `Send` exactly when `F` and `T` are.
-fn task_parts<F, T>(f: F) -> (impl FnOnce(), Arc<JoinState<T>>, JoinHandle<T>)
-where
-    F: FnOnce() -> T + 'static,
-    T: 'static,
-{
-    let state: Arc<JoinState<T>> = Arc::new(JoinState::new());
-    let done = Arc::clone(&state);
-    let aborted = Arc::clone(&state);
-    (move || done.finish(panic::catch_unwind(AssertUnwindSafe(f))), aborted, JoinHandle { state })
-}
-
-/// [`task_parts`] type-erased as `Send` parts, for the multi-threaded runtime.
-pub(crate) fn send_task<F, T>(f: F) -> (SendBody, SendAbort, JoinHandle<T>)
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    let (body, abort, handle) = task_parts(f);
-    (Box::new(body), abort, handle)
 }
 
 /// Puts the current green thread at the back of its scheduler's run queue. Outside a
@@ -240,6 +206,7 @@ where
 /// assert_eq!(log, ["a0", "b0", "a1", "b1", "a2", "b2"]);
 /// ```
 pub fn yield_now() {
+    record::cancel_point();
     scheduler::yield_now();
 }
 
@@ -280,250 +247,3 @@ pub fn sleep(d: Duration) {
         park::park_until("sleeping", deadline, drop);
     }
 }
-
-/// A green thread's final state.
-struct JoinInner<T> {
-    /// Set when the green thread ends; taken only by `join`, which consumes the handle,
-    /// so while a handle exists `result.is_some()` means finished.
-    result: Option<Result<T, JoinError>>,
-    waiter: Option<Unparker>,
-}
-
-pub(crate) struct JoinState<T> {
-    inner: Lock<JoinInner<T>>,
-}
-
-impl<T> JoinState<T> {
-    pub(crate) fn new() -> Self {
-        JoinState { inner: Lock::new(JoinInner { result: None, waiter: None }) }
-    }
-
-    fn lock(&self) -> LockGuard<'_, JoinInner<T>> {
-        self.inner.lock()
-    }
-
-    /// Records how a green thread's body ended. An unwinding started by dropping the
-    /// parked green thread (its scheduler or runtime stopped) is reported to the joiner
-    /// with the reason the scheduler stopped, and then continues, so the green thread's
-    /// stack unwinds.
-    fn finish(&self, result: std::thread::Result<T>) {
-        match result {
-            Ok(value) => self.complete(Ok(value)),
-            Err(payload) if crate::engine::is_forced_unwind(payload.as_ref()) => {
-                self.complete(Err(JoinError::stopped(scheduler::stop_reason())));
-                panic::resume_unwind(payload);
-            }
-            Err(payload) => self.complete(Err(JoinError::panicked(payload))),
-        }
-    }
-
-    pub(crate) fn complete(&self, result: Result<T, JoinError>) {
-        let waiter = {
-            let mut inner = self.lock();
-            inner.result = Some(result);
-            inner.waiter.take()
-        };
-        if let Some(w) = waiter {
-            w.unpark();
-        }
-    }
-}
-
-/// An owned permission to join a green thread (wait for it to finish and take its value).
-///
-/// Works from any green thread of any scheduler and from plain OS threads (there it blocks
-/// the thread). Dropping it detaches the green thread.
-///
-/// # Examples
-/// A handle is `Send` when the value is: here a plain OS thread joins a green thread of a
-/// runtime.
-/// ```
-/// let rt = bobbin::Runtime::builder().workers(1).build().unwrap();
-/// let handle = rt.spawn(|| (1..=10u32).product::<u32>());
-/// let waiter = std::thread::spawn(move || handle.join().unwrap());
-/// assert_eq!(waiter.join().unwrap(), 3_628_800);
-/// ```
-pub struct JoinHandle<T> {
-    state: Arc<JoinState<T>>,
-}
-
-impl<T> JoinHandle<T> {
-    /// Waits for the green thread to finish; returns its value, or a [`JoinError`] saying
-    /// why there is none. Spends one unit of the cooperative budget.
-    ///
-    /// # Panics
-    /// If called on the stack of a coroutine or generator that a green thread is running:
-    /// only the green thread's own stack can park.
-    ///
-    /// # Examples
-    /// ```
-    /// let (ok, failed) = bobbin::run(|| {
-    ///     let ok = bobbin::spawn(|| "value");
-    ///     let failed = bobbin::spawn(|| -> &str { panic!("no value") });
-    ///     (ok.join(), failed.join())
-    /// });
-    /// assert_eq!(ok.unwrap(), "value");
-    /// assert_eq!(failed.unwrap_err().message(), Some("no value"));
-    /// ```
-    pub fn join(self) -> Result<T, JoinError> {
-        budget::spend();
-        loop {
-            let mut inner = self.state.lock();
-            if let Some(result) = inner.result.take() {
-                return result;
-            }
-            park::park("joining another green thread", move |u| {
-                inner.waiter = Some(u);
-                drop(inner);
-            });
-        }
-    }
-
-    /// Whether the green thread has finished (returned, panicked or overflowed its stack).
-    ///
-    /// Spends one unit of the cooperative budget, so a loop that polls it still lets the
-    /// green thread it waits for run.
-    ///
-    /// # Examples
-    /// A loop that polls without yielding still lets the green thread it waits for finish:
-    /// ```
-    /// let polls = bobbin::run(|| {
-    ///     let h = bobbin::spawn(|| ());
-    ///     let mut polls = 1u64;
-    ///     while !h.is_finished() {
-    ///         polls += 1;
-    ///     }
-    ///     h.join().unwrap();
-    ///     polls
-    /// });
-    /// assert!(polls > 1); // not finished at the first poll: it had not run yet
-    /// ```
-    pub fn is_finished(&self) -> bool {
-        budget::spend();
-        self.state.lock().result.is_some()
-    }
-}
-
-impl<T> fmt::Debug for JoinHandle<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinHandle").field("finished", &self.state.lock().result.is_some()).finish()
-    }
-}
-
-/// Why [`JoinHandle::join`] has no value.
-///
-/// The green thread panicked (the payload is its own), overflowed its stack, or never
-/// finished: its scheduler or runtime stopped first, or could not give it a stack. The
-/// message says which; [`is_panic`](JoinError::is_panic) tells a panic of the green thread's
-/// own code from the rest.
-///
-/// # Examples
-/// ```
-/// let err = bobbin::run(|| bobbin::spawn(|| panic!("boom")).join().unwrap_err());
-/// assert!(err.is_panic());
-/// assert_eq!(err.message(), Some("boom"));
-/// assert_eq!(err.to_string(), "green thread panicked: boom");
-/// ```
-pub struct JoinError {
-    payload: Payload,
-    kind: JoinErrorKind,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum JoinErrorKind {
-    /// The green thread's code panicked; the payload is its own.
-    Panicked,
-    /// Its stack overflowed; the payload is a message saying so.
-    StackOverflow,
-    /// It never finished or never started; the payload is a message saying why.
-    Stopped,
-}
-
-impl JoinError {
-    pub(crate) fn panicked(payload: Payload) -> JoinError {
-        JoinError { payload, kind: JoinErrorKind::Panicked }
-    }
-
-    pub(crate) fn overflowed(message: String) -> JoinError {
-        JoinError { payload: Box::new(message), kind: JoinErrorKind::StackOverflow }
-    }
-
-    pub(crate) fn stopped(message: String) -> JoinError {
-        JoinError { payload: Box::new(message), kind: JoinErrorKind::Stopped }
-    }
-
-    /// Whether the green thread's own code panicked (rather than overflowing its stack or
-    /// being stopped before it finished).
-    ///
-    /// # Examples
-    /// ```
-    /// let err = bobbin::run(|| bobbin::spawn(|| panic!("boom")).join().unwrap_err());
-    /// assert!(err.is_panic());
-    /// assert!(!err.is_stack_overflow());
-    /// ```
-    pub fn is_panic(&self) -> bool {
-        self.kind == JoinErrorKind::Panicked
-    }
-
-    /// Whether the green thread overflowed its stack.
-    ///
-    /// # Examples
-    /// ```
-    /// #[allow(unconditional_recursion)] // until the guard page stops it
-    /// fn deep(n: u64) -> u64 {
-    ///     let frame = std::hint::black_box([n; 128]);
-    ///     deep(n + 1) + frame[0]
-    /// }
-    /// let err = bobbin::run(|| bobbin::spawn(|| deep(0)).join().unwrap_err());
-    /// assert!(err.is_stack_overflow());
-    /// assert!(!err.is_panic());
-    /// ```
-    pub fn is_stack_overflow(&self) -> bool {
-        self.kind == JoinErrorKind::StackOverflow
-    }
-
-    /// The panic payload, as `std::thread::JoinHandle::join` would return it (for a green
-    /// thread that did not panic, a `String` saying what happened).
-    ///
-    /// # Examples
-    /// Any payload comes back as it was, to be downcast or passed on with
-    /// [`std::panic::resume_unwind`]:
-    /// ```
-    /// let err = bobbin::run(|| bobbin::spawn(|| std::panic::panic_any(404u16)).join().unwrap_err());
-    /// assert_eq!(err.message(), None); // not a string
-    /// assert_eq!(err.into_panic().downcast_ref::<u16>(), Some(&404));
-    /// ```
-    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
-        self.payload
-    }
-
-    /// The panic message, if the payload is a string.
-    ///
-    /// # Examples
-    /// ```
-    /// let err = bobbin::run(|| bobbin::spawn(|| panic!("code {}", 7)).join().unwrap_err());
-    /// assert_eq!(err.message(), Some("code 7"));
-    /// ```
-    pub fn message(&self) -> Option<&str> {
-        let m = crate::error::panic_message(self.payload.as_ref());
-        (m != "<non-string panic payload>").then_some(m)
-    }
-}
-
-impl fmt::Debug for JoinError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinError").field("kind", &self.kind).field("message", &self.message()).finish()
-    }
-}
-
-impl fmt::Display for JoinError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let message = crate::error::panic_message(self.payload.as_ref());
-        match self.kind {
-            JoinErrorKind::Panicked => write!(f, "green thread panicked: {message}"),
-            JoinErrorKind::StackOverflow | JoinErrorKind::Stopped => f.write_str(message),
-        }
-    }
-}
-
-impl std::error::Error for JoinError {}

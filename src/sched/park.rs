@@ -50,6 +50,8 @@ impl Drop for AbortOnUnwind {
 }
 
 fn park_inner(reason: &'static str, deadline: Option<Instant>, register: impl FnOnce(Unparker)) {
+    // A cancelled green thread unwinds here, before anything is registered.
+    super::record::cancel_point();
     if let Some((task, suspender)) = scheduler::parking_task() {
         let epoch = task.park.begin_park();
         if let Some(at) = deadline {
@@ -64,6 +66,8 @@ fn park_inner(reason: &'static str, deadline: Option<Instant>, register: impl Fn
         register(Unparker::for_task(task, epoch));
         std::mem::forget(bomb);
         scheduler::suspend_parked(suspender, reason);
+        // A cancellation that ended the park unwinds here.
+        super::record::cancel_wake_point();
         return;
     }
     primitive::park_thread(deadline, register);

@@ -4,10 +4,13 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
+use std::sync::Arc;
 
+use super::record::TaskRecord;
 use super::scheduler::{in_scheduler, CurrentGuard, Local, Step};
+use super::thread::GreenThread;
 use super::work::WorkSource;
-use super::JoinError;
+use super::{JoinError, JoinState};
 use crate::stack::DEFAULT_STACK_SIZE;
 
 /// Runs `main` as the first green thread of a new scheduler on this thread, until it and
@@ -17,12 +20,16 @@ pub(crate) fn run_scheduler(main: Box<dyn FnOnce()>) {
     if in_scheduler() {
         panic!("bobbin::run called inside bobbin::run: a thread runs one scheduler at a time");
     }
+    super::thread::install_panic_hook();
     let local = Rc::new(Local::new(DEFAULT_STACK_SIZE, None));
     super::stall::register(&local.stall);
     let _current = CurrentGuard::set(&local);
 
-    let co = local.make_coroutine(main).unwrap_or_else(|e| panic!("bobbin::run could not start: {e}"));
-    let id = local.insert(co, None, false);
+    let co = local.make_coroutine(main, None).unwrap_or_else(|e| panic!("bobbin::run could not start: {e}"));
+    // The main green thread reports to `run`, not to a joiner: its join state only holds
+    // its record.
+    let record = TaskRecord::new(GreenThread::new(None));
+    let id = local.insert(co, Arc::new(JoinState::<()>::new(record)), true, false);
     local.ready.borrow_mut().push_back(id);
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| scheduler_loop(&local)));
     match outcome {
@@ -77,6 +84,7 @@ fn scheduler_loop(local: &Local) -> Option<JoinError> {
 /// every worker), and each joiner learns what happened.
 pub(crate) fn run_worker(source: Rc<dyn WorkSource>, stack_size: usize, migration: bool) {
     crate::trap::ensure_installed();
+    super::thread::install_panic_hook();
     let index = source.index();
     let local = Rc::new(Local::new(stack_size, Some((Rc::clone(&source), migration))));
     super::stall::register(&local.stall);

@@ -17,7 +17,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -30,12 +29,18 @@ use super::timer::Timers;
 
 mod deadlock;
 mod shared;
+mod tasks;
 
 use super::work::{Job, WorkSource};
 use super::{AbortHook, JoinError};
 use crate::coroutine::{self, Builder, Coroutine, CoroutineResult, Suspender, Yielder};
 use crate::park::ParkWord;
+use crate::sched::local::LocalMap;
+use crate::sched::record::{self, Seen};
 pub(crate) use shared::{Shared, TaskHeader, Unparker};
+pub(crate) use tasks::{
+    current_locals, current_thread_in_hook, take_current_locals, wake_for_cancel, with_current_record,
+};
 
 /// What a green thread tells the scheduler when it gives control back.
 #[derive(Clone, Copy, Debug)]
@@ -58,7 +63,14 @@ struct TaskSlot {
     /// of being counted up at every park and down at every wake-up.
     spare_ref: Option<Arc<TaskHeader>>,
     parked: Option<&'static str>,
-    abort: Option<AbortHook>,
+    /// The green thread's join state: reports a failure, and holds its record.
+    hook: AbortHook,
+    /// The main green thread of `run`: its failure goes back to `run`, not to the hook.
+    main: bool,
+    /// Its green-thread locals, once it used one.
+    locals: Option<Rc<LocalMap>>,
+    /// What this scheduler has heard of its cancellation (the park path reads it).
+    cancel: Seen,
     /// Started from a `Send` job on a runtime that allows migration: may continue on
     /// another worker when it is ready.
     migratable: bool,
@@ -84,7 +96,8 @@ struct Pending {
 /// A suspended, ready green thread travelling to whichever worker takes it.
 pub(crate) struct MigrantTask {
     co: TaskCoroutine,
-    abort: Option<AbortHook>,
+    hook: AbortHook,
+    locals: Option<Rc<LocalMap>>,
 }
 
 /// A scheduler running on this thread.
@@ -324,9 +337,15 @@ impl Local {
     }
 
     /// The coroutine of a green thread running `body`, on a stack from this thread's pool.
-    pub(super) fn make_coroutine(&self, body: Box<dyn FnOnce()>) -> Result<TaskCoroutine, crate::Error> {
-        let co =
-            Builder::new().stack_size(self.stack_size).spawn_discoverable(move |_: &Yielder<(), Signal>, ()| body())?;
+    /// `stack_size` is the green thread's own, if it asked for one.
+    pub(super) fn make_coroutine(
+        &self,
+        body: Box<dyn FnOnce()>,
+        stack_size: Option<usize>,
+    ) -> Result<TaskCoroutine, crate::Error> {
+        let co = Builder::new()
+            .stack_size(stack_size.unwrap_or(self.stack_size))
+            .spawn_discoverable(move |_: &Yielder<(), Signal>, ()| body())?;
         Ok(match self.spare_coroutines.borrow_mut().pop() {
             // Replacing a finished coroutine drops nothing but its state: its stack is gone.
             Some(mut spare) => {
@@ -338,7 +357,8 @@ impl Local {
     }
 
     /// Enters a green thread in the task table with a fresh header; returns its id.
-    pub(super) fn insert(&self, co: TaskCoroutine, abort: Option<AbortHook>, migratable: bool) -> usize {
+    /// `main` marks the main green thread of `run`.
+    pub(super) fn insert(&self, co: TaskCoroutine, hook: AbortHook, main: bool, migratable: bool) -> usize {
         let id = self.free_ids.borrow_mut().pop().unwrap_or_else(|| {
             let mut tasks = self.tasks.borrow_mut();
             tasks.push(None);
@@ -353,8 +373,20 @@ impl Local {
         };
         let entered = self.entered.get();
         self.entered.set(entered + 1);
-        self.tasks.borrow_mut()[id] =
-            Some(TaskSlot { co: Some(co), header, spare_ref: None, parked: None, abort, migratable, entered });
+        // A cancellation that came first is seen by the green thread's next park point.
+        let cancel = if hook.record().entered(&header) { Seen::Cancelled } else { Seen::No };
+        self.tasks.borrow_mut()[id] = Some(TaskSlot {
+            cancel,
+            co: Some(co),
+            header,
+            spare_ref: None,
+            parked: None,
+            hook,
+            main,
+            locals: None,
+            migratable,
+            entered,
+        });
         self.live.set(self.live.get() + 1);
         id
     }
@@ -398,13 +430,14 @@ impl Local {
         // Its outstanding unparkers are all stale (it is ready, so its last park ended);
         // the DONE state `remove` leaves on the old header keeps them so.
         let slot = self.remove(id)?;
-        Some(MigrantTask { co: slot.co?, abort: slot.abort })
+        Some(MigrantTask { co: slot.co?, hook: slot.hook, locals: slot.locals })
     }
 
     /// Takes a task out of the table: its unparkers become no-ops and its id is free.
     fn remove(&self, id: usize) -> Option<TaskSlot> {
         let slot = self.tasks.borrow_mut()[id].take()?;
         slot.header.park.set_done();
+        slot.hook.record().left();
         self.free_ids.borrow_mut().push(id);
         self.live.set(self.live.get() - 1);
         Some(slot)
@@ -485,7 +518,7 @@ impl Local {
         let Some(Pending { body, abort }) = self.pending.borrow_mut().pop_front() else {
             return false;
         };
-        // Pending green threads have abort hooks, so no failure comes back here.
+        // Pending green threads report to their hooks, so no failure comes back here.
         drop(self.start(body, abort, false));
         true
     }
@@ -493,9 +526,9 @@ impl Local {
     /// Creates a green thread's coroutine and runs it until it first gives control back.
     /// Without a stack, the joiner learns why and the scheduler carries on.
     fn start(&self, body: Box<dyn FnOnce()>, abort: AbortHook, migratable: bool) -> Option<JoinError> {
-        match self.make_coroutine(body) {
+        match self.make_coroutine(body, abort.record().stack_size()) {
             Ok(co) => {
-                let id = self.insert(co, Some(abort), migratable);
+                let id = self.insert(co, abort, false, migratable);
                 self.run_task(id)
             }
             Err(e) => {
@@ -514,24 +547,35 @@ impl Local {
                 drop(self.start(body, abort, self.migration));
             }
             Job::Resume(m) => {
-                let id = self.insert(m.co, m.abort, true);
+                let id = self.insert(m.co, m.hook, false, true);
+                self.tasks.borrow_mut()[id].as_mut().expect("just inserted").locals = m.locals;
                 drop(self.run_task(id));
             }
         }
     }
 
+    /// Takes in the wake-ups and cancel requests of other threads.
+    #[inline]
     pub(super) fn drain_remote(&self) {
         // Acquire pairs with the Release store in push_remote. The plain load keeps the
-        // common case (nothing from other threads) free of a read-modify-write.
+        // common case (nothing from other threads) free of a read-modify-write, and of a
+        // call: only the check is inlined into the loop.
         if self.shared.has_remote.load(Ordering::Relaxed) && self.shared.has_remote.swap(false, Ordering::Acquire) {
-            let mut woken = self.drained.borrow_mut();
-            if let Some(queue) = self.shared.remote.lock().as_mut() {
-                std::mem::swap(queue, &mut *woken);
-            }
-            for task in woken.drain(..) {
-                self.requeue_woken(task);
-            }
+            self.drain_remote_queues();
         }
+    }
+
+    #[inline(never)]
+    fn drain_remote_queues(&self) {
+        let mut woken = self.drained.borrow_mut();
+        if let Some(queue) = self.shared.remote.lock().as_mut() {
+            std::mem::swap(queue, &mut *woken);
+        }
+        for task in woken.drain(..) {
+            self.requeue_woken(task);
+        }
+        drop(woken);
+        self.drain_cancels();
     }
 
     /// Fires due timers; returns the next deadline, if any.
@@ -558,6 +602,11 @@ impl Local {
             let mut tasks = self.tasks.borrow_mut();
             let slot = tasks[id].as_mut().expect("a queued task exists");
             slot.parked = None;
+            record::set_running(slot.cancel);
+            if slot.cancel == Seen::Woken {
+                // The park it ends unwinds; later ones for the flag alone.
+                slot.cancel = Seen::Cancelled;
+            }
             slot.co.take().expect("a queued task is not running")
         };
         self.current.set(Some(id));
@@ -569,6 +618,7 @@ impl Local {
         }
         let result = co.try_resume_discoverable(());
         self.current.set(None);
+        record::set_running(Seen::No);
         match result {
             Ok(CoroutineResult::Yield(signal)) => {
                 let mut tasks = self.tasks.borrow_mut();
@@ -594,14 +644,19 @@ impl Local {
                 // A panic that escaped the body, or a stack overflow: the green thread is
                 // gone. Its abort hook reports it; only the main green thread of `run` has
                 // none, and its failure goes back to `run`.
+                let (thread, stack_size) = {
+                    let tasks = self.tasks.borrow();
+                    let record = tasks[id].as_ref().expect("task slot").hook.record();
+                    (record.thread().clone(), record.stack_size().unwrap_or(self.stack_size))
+                };
                 let error = match e {
-                    crate::Error::Panicked(payload) => JoinError::panicked(payload),
+                    crate::Error::Panicked(payload) => JoinError::panicked(payload, Some(thread)),
                     e @ crate::Error::StackOverflow { .. } => {
                         let message = format!(
-                            "bobbin: a green thread failed: {e}; green threads have {} KiB \
-                             stacks (a Runtime's can be set with its builder's stack_size), and \
-                             large values can live on the heap instead",
-                            self.stack_size / 1024
+                            "bobbin: green thread {thread} failed: {e}; it had a {} KiB stack \
+                             (bobbin::Builder::stack_size sets one green thread's, a Runtime's \
+                             builder its workers'), and large values can live on the heap instead",
+                            stack_size / 1024
                         );
                         JoinError::overflowed(message)
                     }
@@ -629,7 +684,7 @@ impl Local {
         if spare_cos.len() < SPARES {
             spare_cos.push(co);
         }
-        let TaskSlot { mut header, spare_ref, abort, .. } = self.remove(id)?;
+        let TaskSlot { mut header, spare_ref, hook, main, .. } = self.remove(id)?;
         drop(spare_ref);
         let mut spare_headers = self.spare_headers.borrow_mut();
         if spare_headers.len() < SPARES {
@@ -639,40 +694,7 @@ impl Local {
                 spare_headers.push(header);
             }
         }
-        abort
-    }
-
-    /// Whether any green thread is left in the task table.
-    pub(super) fn has_tasks(&self) -> bool {
-        self.tasks.borrow().iter().any(Option::is_some)
-    }
-
-    /// Unwinds every green thread left, telling their joiners `reason`.
-    pub(super) fn unwind_all(&self, reason: &str) {
-        *self.stop_reason.borrow_mut() = Some(reason.to_owned());
-        // Green threads that never started: their joiners learn why.
-        let pending: Vec<Pending> = self.pending.borrow_mut().drain(..).collect();
-        for p in pending {
-            drop(p.body);
-            p.abort.abort(JoinError::stopped(reason.to_owned()));
-        }
-        // Dropping a suspended coroutine unwinds its stack. The youngest go first: a scoped
-        // green thread borrows from the one that spawned it, which entered before it.
-        let mut ids: Vec<(u64, usize)> =
-            self.tasks.borrow().iter().enumerate().filter_map(|(id, t)| Some((t.as_ref()?.entered, id))).collect();
-        ids.sort_unstable_by(|a, b| b.cmp(a));
-        let slots: Vec<TaskSlot> = ids.into_iter().filter_map(|(_, id)| self.remove(id)).collect();
-        // Destructors run here, and may spawn or wake green threads: the tables are not
-        // borrowed meanwhile. One whose destructor panics must not keep the others from
-        // being unwound (and their joiners from learning it).
-        for slot in slots {
-            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(slot))) {
-                eprintln!(
-                    "bobbin: a destructor panicked while a green thread was unwound: {}",
-                    crate::error::panic_message(payload.as_ref())
-                );
-            }
-        }
+        (!main).then_some(hook)
     }
 }
 

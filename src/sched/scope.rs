@@ -25,8 +25,11 @@ use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
+use super::join::Abort;
+use super::record::TaskRecord;
 use super::scheduler::{self, Unparker};
-use super::{budget, park, Abort, JoinError};
+use super::thread::GreenThread;
+use super::{budget, park, JoinError};
 use crate::engine::{self, StackLoan};
 use crate::park::Lock;
 
@@ -376,6 +379,9 @@ impl fmt::Debug for ScopeData {
 /// type, so that the scheduler may hold it as the green thread's abort hook.
 pub(crate) struct Ending {
     state: Lock<EndingState>,
+    /// The green thread's identity (and the cancel flag the scheduler reads, which no
+    /// scoped handle sets).
+    record: TaskRecord,
     scope: Arc<ScopeData>,
 }
 
@@ -463,6 +469,10 @@ impl Abort for Ending {
             self.end_with_error(error);
         }
     }
+
+    fn record(&self) -> &TaskRecord {
+        &self.record
+    }
 }
 
 /// A scoped green thread's body: runs the closure and reports the end; dropped without
@@ -484,7 +494,10 @@ impl<F: FnOnce() -> T, T> ScopedBody<F, T> {
                 self.ending.end_with_error(JoinError::stopped(scheduler::stop_reason()));
                 panic::resume_unwind(payload);
             }
-            Err(payload) => self.ending.end_with_error(JoinError::panicked(payload)),
+            Err(payload) => {
+                let thread = self.ending.record.thread().clone();
+                self.ending.end_with_error(JoinError::panicked(payload, Some(thread)))
+            }
         }
     }
 }
@@ -513,6 +526,7 @@ where
     scope.state.lock().running += 1;
     let ending = Arc::new(Ending {
         state: Lock::new(EndingState { outcome: Outcome::Running, handle: true, waiter: None, started: false }),
+        record: TaskRecord::new(GreenThread::new(None)),
         scope: Arc::clone(scope),
     });
     let slot = Arc::new(Lock::new(None));

@@ -5,24 +5,37 @@ use std::sync::Arc;
 
 use super::Local;
 
+/// How many parked green threads the deadlock report names one by one.
+const NAMED_IN_REPORT: usize = 32;
+
 impl Local {
+    /// The report: how many green threads wait for what, then each one by name (or id)
+    /// with what it waits for, up to [`NAMED_IN_REPORT`] of them.
     pub(super) fn deadlock_report(&self) -> String {
         let tasks = self.tasks.borrow();
         let mut kinds: Vec<(&'static str, usize)> = Vec::new();
+        let mut each = Vec::new();
         for slot in tasks.iter().flatten() {
             if let Some(k) = slot.parked {
                 match kinds.iter_mut().find(|(kk, _)| *kk == k) {
                     Some((_, n)) => *n += 1,
                     None => kinds.push((k, 1)),
                 }
+                if each.len() < NAMED_IN_REPORT {
+                    let main = if slot.main { " (the main green thread)" } else { "" };
+                    each.push(format!("green thread {}{main} {k}", slot.hook.record().thread()));
+                }
             }
         }
         let parts: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        let total: usize = kinds.iter().map(|(_, n)| n).sum();
+        let more = if total > each.len() { format!("\n  and {} more", total - each.len()) } else { String::new() };
         format!(
             "bobbin: deadlock: all {} green threads are parked and nothing can wake them \
-             (no timers pending, no other thread can reach them): {}",
+             (no timers pending, no other thread can reach them): {}\n  {}{more}",
             self.live.get(),
-            parts.join(", ")
+            parts.join(", "),
+            each.join("\n  ")
         )
     }
 

@@ -2,7 +2,7 @@
 //! the waker of its driver; and how an unparker hands it a green thread to run again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use super::with_local;
 use crate::park::{self, Home, Lock, Waker};
@@ -14,13 +14,21 @@ pub(crate) struct Shared {
     pub(in crate::sched) remote: Lock<Option<Vec<Arc<TaskHeader>>>>,
     /// Whether `remote` may be non-empty; lets the loop skip the lock.
     pub(in crate::sched) has_remote: AtomicBool,
+    /// Green threads of this scheduler that were cancelled from other threads, to wake if
+    /// they are parked. Weak: a request must not keep the scheduler's parts alive.
+    pub(in crate::sched) cancels: Lock<Vec<Weak<TaskHeader>>>,
     /// Wakes the scheduler's driver.
     waker: Waker,
 }
 
 impl Shared {
     pub(super) fn new(waker: Waker) -> Shared {
-        Shared { remote: Lock::new(Some(Vec::new())), has_remote: AtomicBool::new(false), waker }
+        Shared {
+            remote: Lock::new(Some(Vec::new())),
+            has_remote: AtomicBool::new(false),
+            cancels: Lock::new(Vec::new()),
+            waker,
+        }
     }
 
     pub(super) fn push_remote(&self, task: Arc<TaskHeader>) {
@@ -32,6 +40,18 @@ impl Shared {
         // sees the pushed task. If the flag was already up, whoever raised it unparks the
         // thread (or has), and the loop has not yet taken that task: it takes this one with
         // it.
+        if !self.has_remote.swap(true, Ordering::AcqRel) {
+            self.waker.wake();
+        }
+    }
+}
+
+impl Shared {
+    /// Queues a cancel request for green thread `task` and makes the scheduler look at it
+    /// (the same flag as wake-ups: the loop drains both).
+    pub(super) fn push_cancel(&self, task: Weak<TaskHeader>) {
+        self.cancels.lock().push(task);
+        // As in push_remote: the Release half pairs with the loop's Acquire swap.
         if !self.has_remote.swap(true, Ordering::AcqRel) {
             self.waker.wake();
         }
