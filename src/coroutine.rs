@@ -25,9 +25,9 @@
 use std::fmt;
 use std::panic;
 
-pub(crate) use crate::engine::Suspender;
 pub use crate::engine::Yielder;
 use crate::engine::{RawCoroutine, Refusal, Resumed};
+pub(crate) use crate::engine::{Relay, Suspender};
 use crate::stack::{self, DEFAULT_STACK_SIZE};
 use crate::Error;
 
@@ -474,6 +474,13 @@ pub(crate) fn suspend_current<I: 'static, Y: 'static>(val: Y) -> Result<I, Y> {
 /// types would suspend it now: the check once, the suspension later.
 pub(crate) fn current_suspender<I: 'static, Y: 'static>() -> Option<Suspender<I, Y>> {
     crate::engine::current_suspender::<I, Y>()
+}
+
+/// A relay from the innermost running coroutine to the discoverable coroutine (with these
+/// types) that runs it, if the caller runs on a coroutine nested in one: see
+/// `engine/relay.rs`.
+pub(crate) fn nested_relay<I: 'static, Y: 'static>() -> Option<Relay> {
+    crate::engine::nested_relay::<I, Y>()
 }
 
 impl Default for Builder {

@@ -31,6 +31,31 @@ use crate::Error;
 /// let leaves: Vec<u32> = Generator::new(move |y| walk(&tree, y)).collect();
 /// assert_eq!(leaves, [1, 2, 3]);
 /// ```
+///
+/// # Blocking inside a generator
+/// A generator pulled by a green thread may block in bobbin's waits (a channel's `recv`,
+/// [`sleep`](crate::sleep), a [`Mutex`](crate::sync::Mutex), I/O, [`yield_now`](crate::yield_now)):
+/// they park that green thread, and the other green threads of its scheduler run
+/// meanwhile; when it is woken the generator goes on. `next` does not return while the
+/// generator is parked, so the generator cannot be dropped or pulled by anyone else then.
+/// Outside a green thread the same calls block the OS thread, as everywhere.
+/// ```
+/// use bobbin::sync::channel;
+/// use bobbin::{run, spawn, Generator};
+///
+/// let total = run(|| {
+///     let (tx, rx) = channel::<u32>();
+///     spawn(move || (1..=4).for_each(|i| tx.send(i).unwrap()));
+///     // Each `recv` parks this green thread until the sender has run.
+///     let squares = Generator::new(move |y| {
+///         while let Ok(v) = rx.recv() {
+///             y.suspend(v * v);
+///         }
+///     });
+///     squares.sum::<u32>()
+/// });
+/// assert_eq!(total, 30);
+/// ```
 pub struct Generator<T> {
     co: Coroutine<(), T, ()>,
 }

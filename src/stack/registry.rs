@@ -79,6 +79,30 @@ pub(super) fn remove(i: usize) {
     FREE.lock().unwrap_or_else(|e| e.into_inner()).push(i);
 }
 
+/// The tag of the stack whose usable range holds `sp`, if that is a stack of a slab and its
+/// tag is set. `sp` must lie on the calling thread's own stack, as for [`guard_hit`]: then
+/// the slab cannot go away while the thread runs on it.
+pub(super) fn tag_of(sp: usize, guard: usize) -> Option<usize> {
+    for i in 0..USED.load(Ordering::Acquire) {
+        let Some(e) = entry(i) else { continue };
+        let lo = e.lo.load(Ordering::Acquire);
+        let len = e.len.load(Ordering::Relaxed);
+        if lo == 0 || sp < lo || sp - lo >= len {
+            continue;
+        }
+        let stride = e.stride.load(Ordering::Relaxed);
+        let index = (sp - lo) / stride;
+        if sp - lo - index * stride < guard {
+            return None;
+        }
+        // SAFETY: as in guard_hit: `sp` lies in this slab, which stays mapped (and its tags
+        // allocated) while the caller runs on it; `index` is below the slab's stack count.
+        let tag = unsafe { (*e.tags.load(Ordering::Relaxed).add(index)).load(Ordering::Relaxed) };
+        return (tag != 0).then_some(tag);
+    }
+    None
+}
+
 /// The tag of the stack that `sp` lies in (its guard region included), if `addr` lies in
 /// that stack's guard region of `guard` bytes and the tag is set. Async-signal-safe.
 pub(super) fn guard_hit(addr: usize, sp: usize, guard: usize) -> Option<(usize, usize)> {

@@ -126,10 +126,6 @@ impl<T> Sender<T> {
     /// # Errors
     /// [`SendError`] with the message if every receiver is gone.
     ///
-    /// # Panics
-    /// If called on the stack of a coroutine or generator that a green thread is running
-    /// and the channel is full: only the green thread's own stack can park.
-    ///
     /// # Examples
     /// ```
     /// use bobbin::sync::{channel, SendError};
@@ -207,10 +203,6 @@ impl<T> Receiver<T> {
     ///
     /// # Errors
     /// [`RecvError`] once the channel is empty and every sender is gone.
-    ///
-    /// # Panics
-    /// If called on the stack of a coroutine or generator that a green thread is running
-    /// and the channel is empty: only the green thread's own stack can park.
     ///
     /// # Examples
     /// ```
@@ -305,10 +297,6 @@ impl<T> Receiver<T> {
     ///
     /// # Errors
     /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
-    ///
-    /// # Panics
-    /// If called on the stack of a coroutine or generator that a green thread is running
-    /// and the channel is empty: only the green thread's own stack can park.
     ///
     /// # Examples
     /// ```
