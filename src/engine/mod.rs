@@ -112,7 +112,14 @@ fn initial_sp(base: usize) -> usize {
 }
 
 /// A coroutine: a closure on its own stack, switched to with [`RawCoroutine::resume`].
-pub(crate) struct RawCoroutine<I, Y, R> {
+///
+/// The closure may borrow for `'a`, which the coroutine then cannot outlive. Forgetting it
+/// ends the borrow without running the closure's frames to their end; that is sound
+/// because the coroutine owns its stack: a forgotten coroutine leaks it, so no frame of
+/// the closure is ever run again and its memory is never unmapped nor handed to another
+/// coroutine (the pool gets a stack back only from `finish`, and a slab is unmapped only
+/// when its last `Stack` is dropped). ARCHITECTURE.md has the whole argument.
+pub(crate) struct RawCoroutine<'a, I, Y, R> {
     stack: Option<Stack>,
     /// Saved stack pointer of the coroutine while it is suspended (its initial one while
     /// it is fresh); otherwise [`arch::SWITCH_FINISHED`], [`arch::SWITCH_OVERFLOWED`] or
@@ -130,15 +137,17 @@ pub(crate) struct RawCoroutine<I, Y, R> {
     /// Raw pointers make the coroutine !Send and !Sync: its stack may hold addresses of
     /// this thread's thread-locals.
     _marker: NotSendMarker<fn(I) -> (Y, R)>,
+    /// The closure's borrows last `'a`.
+    _borrow: PhantomData<&'a ()>,
 }
 
-impl<I, Y, R> RawCoroutine<I, Y, R> {
+impl<'a, I, Y, R> RawCoroutine<'a, I, Y, R> {
     /// Places `f` on `stack` and prepares the first entry. With `preserve_fp`, the
     /// coroutine keeps floating-point control words of its own (see
     /// `coroutine::Builder::preserve_fp_control`); otherwise it shares the thread's.
     pub(crate) fn new<F>(stack: Stack, f: F, preserve_fp: bool) -> Self
     where
-        F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
+        F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
     {
         Self::new_with(stack, f, None, preserve_fp)
     }
@@ -147,7 +156,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
     /// it with [`suspend_current`] without holding its [`Yielder`].
     pub(crate) fn new_discoverable<F>(stack: Stack, f: F, preserve_fp: bool) -> Self
     where
-        F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
+        F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
         I: 'static,
         Y: 'static,
     {
@@ -156,7 +165,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
 
     fn new_with<F>(stack: Stack, f: F, discoverable: Option<TypeId>, preserve_fp: bool) -> Self
     where
-        F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
+        F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
     {
         // A large closure goes to the heap so it cannot crowd out the stack.
         if size_of::<F>() > stack.size() / 8 {
@@ -168,7 +177,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
 
     fn new_inner<F>(stack: Stack, f: F, discoverable: Option<TypeId>, preserve_fp: bool) -> Self
     where
-        F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
+        F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
     {
         trap::ensure_installed();
         let top = stack.top() as usize;
@@ -198,6 +207,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
             drop_fresh: drop_start::<F>,
             stack: Some(stack),
             _marker: PhantomData,
+            _borrow: PhantomData,
         }
     }
 
@@ -391,7 +401,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
     }
 }
 
-impl<I, Y, R> Drop for RawCoroutine<I, Y, R> {
+impl<I, Y, R> Drop for RawCoroutine<'_, I, Y, R> {
     /// A finished or overflowed coroutine has nothing left to drop (its stack went back
     /// when it ended): that test is inlined; the rest is not.
     #[inline]
@@ -402,7 +412,7 @@ impl<I, Y, R> Drop for RawCoroutine<I, Y, R> {
     }
 }
 
-impl<I, Y, R> RawCoroutine<I, Y, R> {
+impl<'a, I, Y, R> RawCoroutine<'a, I, Y, R> {
     /// Drops a coroutine that is fresh or suspended: its closure, or its whole stack by
     /// unwinding it. (A running one cannot be dropped: its resume borrows it.)
     #[inline(never)]
@@ -473,7 +483,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
     }
 }
 
-impl<I, Y, R> fmt::Debug for RawCoroutine<I, Y, R> {
+impl<I, Y, R> fmt::Debug for RawCoroutine<'_, I, Y, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RawCoroutine")
             .field("state", &self.state())
