@@ -91,6 +91,10 @@ fn local_address(g: &mut impl Iterator<Item = usize>) -> usize {
 /// stack must not serve another coroutine while those frames still point at the vector:
 /// the stack is leaked, on this thread and after the thread (and its stack pool) is gone.
 #[test]
+#[cfg_attr(
+    bobbin_asan,
+    ignore = "forgets a generator on purpose, which LeakSanitizer reports (its stack's slab); run under valgrind"
+)]
 fn a_forgotten_scoped_generator_never_runs_again_and_its_stack_is_not_reused() {
     let dropped = Arc::new(AtomicBool::new(false));
     let forgotten_at = {
