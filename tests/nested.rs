@@ -232,6 +232,32 @@ fn a_send_to_a_full_channel_and_a_join_inside_a_generator_park_the_green_thread(
 }
 
 #[test]
+fn a_destructor_that_parks_while_a_suspended_generator_is_dropped_parks_the_green_thread() {
+    struct SendOnDrop(bobbin::sync::Sender<u32>);
+    impl Drop for SendOnDrop {
+        fn drop(&mut self) {
+            // The channel is full: this send parks, from the generator's stack, while
+            // dropping the generator unwinds it.
+            self.0.send(99).unwrap();
+        }
+    }
+    let got = run(|| {
+        let (tx, rx) = bounded::<u32>(1);
+        tx.send(1).unwrap();
+        let mut g = Generator::new(move |y| {
+            let _guard = SendOnDrop(tx);
+            y.suspend(0u8);
+            y.suspend(1);
+        });
+        assert_eq!(g.next(), Some(0));
+        let receiver = spawn(move || rx.iter().collect::<Vec<u32>>());
+        drop(g); // returns once the receiver has made room
+        receiver.join().unwrap()
+    });
+    assert_eq!(got, [1, 99]);
+}
+
+#[test]
 fn a_panic_in_a_generator_after_it_parked_comes_out_of_next() {
     let message = run(|| {
         let (tx, rx) = channel::<&'static str>();

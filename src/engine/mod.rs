@@ -513,7 +513,10 @@ impl Target {
     /// or suspended, whose stack (and record) outlive the switch.
     #[inline(always)]
     unsafe fn switch<const DISCOVER: bool>(&self, sp: usize, input: usize) -> (usize, usize) {
-        let prev = DISCOVER.then(|| CURRENT.replace(self.discover));
+        // A coroutine that is not discoverable leaves the current one in place: code on its
+        // stack (a destructor run while it is dropped, say) still parks the green thread
+        // that runs it, through a relay.
+        let prev = (DISCOVER && !self.discover.is_null()).then(|| CURRENT.replace(self.discover));
         #[cfg(bobbin_asan)]
         // SAFETY: the caller guarantees the stack outlives the switch.
         let announced = unsafe { self.stack.as_ref() }.map(crate::stack::asan::Resume::start);

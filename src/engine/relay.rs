@@ -46,6 +46,8 @@ thread_local! {
 pub(crate) struct Relay {
     /// The innermost coroutine's tagged stack base ([`arch::tagged_base`]).
     tag: usize,
+    /// Its stack's usable range.
+    stack: std::ops::Range<usize>,
     _marker: PhantomData<*mut u8>,
 }
 
@@ -69,7 +71,7 @@ pub(crate) fn nested_relay<I: 'static, Y: 'static>() -> Option<Relay> {
     if current.stack.contains(&here) {
         return None;
     }
-    let tag = stack::running_tag(here)?;
+    let (tag, stack) = stack::running_tag(here)?;
     let mut base = tag & !arch::KEEPS_FP;
     for _ in 0..MAX_NESTING {
         // SAFETY: `base` is the base of a running coroutine: first the one this code runs
@@ -78,9 +80,9 @@ pub(crate) fn nested_relay<I: 'static, Y: 'static>() -> Option<Relay> {
         // pointer of its own resumer.
         let link = unsafe { arch::read_word(base - arch::LINK_OFFSET) };
         if current.stack.contains(&link) {
-            return Some(Relay { tag, _marker: PhantomData });
+            return Some(Relay { tag, stack, _marker: PhantomData });
         }
-        base = stack::running_tag(link)? & !arch::KEEPS_FP;
+        base = stack::running_tag(link)?.0 & !arch::KEEPS_FP;
     }
     None
 }
@@ -94,11 +96,13 @@ impl Relay {
     /// If not called on the stack of the coroutine it was made for.
     pub(crate) fn relay(self, action: &mut dyn FnMut()) {
         let here = &self as *const _ as usize;
-        assert_eq!(stack::running_tag(here), Some(self.tag), "bobbin: a relay used away from its coroutine's stack");
+        assert!(self.stack.contains(&here), "bobbin: a relay used away from its coroutine's stack");
         let mut action = action;
         set_pending(&mut action as *mut &mut dyn FnMut() as usize);
         // SAFETY: we run on the stack of the coroutine whose tagged base is `tag` (checked
-        // just now), which is running: its link slot holds its resumer's stack pointer. Its
+        // just now: the relay was made on this stack, for the coroutine running on it, and
+        // is used by the same call, so that coroutine is still the one running here), so
+        // its link slot holds its resumer's stack pointer. Its
         // resumer takes the action (this frame stays in place until we are resumed) and
         // resumes us with RELAYED, which needs no reading, or UNWIND.
         unsafe { switch_out(self.tag & !arch::KEEPS_FP, RELAYED) };
