@@ -67,7 +67,7 @@ pub(crate) fn nested_relay<I: 'static, Y: 'static>() -> Option<Relay> {
     if current.type_id != TypeId::of::<Yielder<I, Y>>() || current.yielder.get() == 0 {
         return None;
     }
-    let here = &current as *const _ as usize;
+    let here = arch::stack_pointer();
     if current.stack.contains(&here) {
         return None;
     }
@@ -95,7 +95,7 @@ impl Relay {
     /// # Panics
     /// If not called on the stack of the coroutine it was made for.
     pub(crate) fn relay(self, action: &mut dyn FnMut()) {
-        let here = &self as *const _ as usize;
+        let here = arch::stack_pointer();
         assert!(self.stack.contains(&here), "bobbin: a relay used away from its coroutine's stack");
         let mut action = action;
         set_pending(&mut action as *mut &mut dyn FnMut() as usize);
