@@ -12,8 +12,8 @@
 //! coroutine, whose relay then returns. The resumer pays one comparison per yield for it.
 //!
 //! The relaying coroutine is found from its stack pointer through the stacks' tags (the
-//! fault handler's registry), which costs a look through the slab table on this slow path
-//! only: the hot path records nothing per resume.
+//! fault handler's registry, starting with the slab this thread last found a stack in), on
+//! this slow path only: the hot path records nothing per resume.
 
 use std::any::TypeId;
 use std::cell::Cell;
