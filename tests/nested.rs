@@ -385,3 +385,18 @@ fn a_green_thread_parked_in_a_generator_is_unwound_when_its_runtime_drops() {
     assert!(!err.is_panic(), "{err}");
     drop(tx);
 }
+
+/// Outside any green thread nothing is relayed: the receive blocks the OS thread, as it
+/// always did (a guard against a regression; this one passes on main too).
+#[test]
+fn a_generator_outside_any_green_thread_blocks_its_os_thread() {
+    let (tx, rx) = channel::<u32>();
+    let sender = std::thread::spawn(move || {
+        for i in 0..5 {
+            std::thread::sleep(Duration::from_millis(1));
+            tx.send(i).unwrap();
+        }
+    });
+    assert_eq!(forwarding(rx).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    sender.join().unwrap();
+}
