@@ -221,6 +221,17 @@ pub(crate) unsafe fn finish(base: usize, transfer: usize) -> ! {
     }
 }
 
+/// The stack pointer of the caller: an address on the machine stack it runs on. (The
+/// address of a local is not one under AddressSanitizer, which may keep locals on a heap
+/// "fake stack".)
+#[inline(always)]
+pub(crate) fn stack_pointer() -> usize {
+    let sp: usize;
+    // SAFETY: copies rsp to a register; reads and writes no memory.
+    unsafe { core::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    sp
+}
+
 /// The current MXCSR and x87 control word.
 #[inline]
 pub(crate) fn fp_control() -> (u32, u16) {

@@ -25,9 +25,9 @@
 use std::fmt;
 use std::panic;
 
-pub(crate) use crate::engine::Suspender;
 pub use crate::engine::Yielder;
 use crate::engine::{RawCoroutine, Refusal, Resumed};
+pub(crate) use crate::engine::{Relay, Suspender};
 use crate::stack::{self, DEFAULT_STACK_SIZE};
 use crate::Error;
 
@@ -137,7 +137,7 @@ impl<Y, R> CoroutineResult<Y, R> {
 /// assert_send(bobbin::Coroutine::<(), (), ()>::new(|_, ()| ()));
 /// ```
 pub struct Coroutine<Input, Yield, Return> {
-    raw: RawCoroutine<Input, Yield, Return>,
+    raw: RawCoroutine<'static, Input, Yield, Return>,
 }
 
 impl<I, Y, R> Coroutine<I, Y, R> {
@@ -206,13 +206,7 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// state serves both.
     #[inline(always)]
     pub(crate) fn resume_unless_finished(&mut self, input: I) -> Option<CoroutineResult<Y, R>> {
-        match self.raw.resume(input) {
-            Resumed::Yield(y) => Some(CoroutineResult::Yield(y)),
-            Resumed::Return(r) => Some(CoroutineResult::Return(r)),
-            Resumed::Panicked(payload) => panic::resume_unwind(payload),
-            Resumed::Refused(Refusal::Finished) => None,
-            Resumed::Refused(why) => refused(why),
-        }
+        resume_unless_finished(&mut self.raw, input)
     }
 
     /// Like [`resume`](Coroutine::resume), with every failure as an error.
@@ -289,6 +283,178 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// ```
     pub fn stack_size(&self) -> usize {
         self.raw.stack_size()
+    }
+}
+
+/// [`Coroutine::resume_unless_finished`] for a coroutine of any lifetime.
+#[inline(always)]
+fn resume_unless_finished<I, Y, R>(raw: &mut RawCoroutine<'_, I, Y, R>, input: I) -> Option<CoroutineResult<Y, R>> {
+    match raw.resume(input) {
+        Resumed::Yield(y) => Some(CoroutineResult::Yield(y)),
+        Resumed::Return(r) => Some(CoroutineResult::Return(r)),
+        Resumed::Panicked(payload) => panic::resume_unwind(payload),
+        Resumed::Refused(Refusal::Finished) => None,
+        Resumed::Refused(why) => refused(why),
+    }
+}
+
+/// A [`Coroutine`] whose closure may borrow: it lives no longer than the values it
+/// borrows (`'a`), and its closure need not be `'static`.
+///
+/// Everything else is as for [`Coroutine`] (which is the `'static` case, kept as a type of
+/// its own so that code naming `Coroutine<I, Y, R>` keeps working): panics come out of
+/// `resume`, dropping it while suspended unwinds its stack, it is not `Send`.
+///
+/// # Forgetting it
+/// [`std::mem::forget`] on a suspended `ScopedCoroutine` ends its borrows without running
+/// its closure to the end or unwinding it. That is sound: the coroutine owns its stack,
+/// and a forgotten coroutine leaks it. No code runs on that stack again (only the
+/// coroutine's own `resume` and `drop` switch to it), its memory is not unmapped (its
+/// slab stays mapped while any of its stacks is alive) and it is not given to another
+/// coroutine (a stack goes back to the pool only when its coroutine ends). So the
+/// references left in its frames are never used, and values pinned on it stay where they
+/// are, as in a leaked `Box<dyn Future + 'a>`. (Where the stack is borrowed from the
+/// caller instead, as in some other libraries, a forgotten coroutine's stack would be
+/// reused under live frames; such coroutines must be confined to a scope that drops them.)
+///
+/// # Examples
+/// A coroutine that borrows a slice and hands out running sums of a window:
+/// ```
+/// use bobbin::coroutine::ScopedCoroutine;
+/// use bobbin::CoroutineResult;
+///
+/// let data = vec![1, 2, 3, 4, 5];
+/// let mut windows = ScopedCoroutine::new(|y, width: usize| {
+///     let mut width = width;
+///     for start in 0..data.len() {
+///         let end = (start + width).min(data.len());
+///         width = y.suspend(data[start..end].iter().sum::<i32>());
+///     }
+///     data.len()
+/// });
+/// assert_eq!(windows.resume(2), CoroutineResult::Yield(3)); // 1 + 2
+/// assert_eq!(windows.resume(3), CoroutineResult::Yield(9)); // 2 + 3 + 4
+/// drop(windows); // the borrow of `data` ends here
+/// assert_eq!(data.len(), 5);
+/// ```
+///
+/// It cannot outlive what it borrows:
+/// ```compile_fail
+/// use bobbin::coroutine::ScopedCoroutine;
+///
+/// let mut co = {
+///     let data = vec![1, 2, 3];
+///     ScopedCoroutine::new(|y, ()| {
+///         for v in &data {
+///             y.suspend(*v);
+///         }
+///     })
+/// };
+/// co.resume(());
+/// ```
+pub struct ScopedCoroutine<'a, Input, Yield, Return> {
+    raw: RawCoroutine<'a, Input, Yield, Return>,
+}
+
+impl<'a, I, Y, R> ScopedCoroutine<'a, I, Y, R> {
+    /// A coroutine running `f`, which may borrow for `'a`, on a stack of
+    /// [`DEFAULT_STACK_SIZE`] from this thread's pool.
+    ///
+    /// # Panics
+    /// If no stack can be allocated (see [`Builder::spawn_scoped`]).
+    ///
+    /// # Examples
+    /// ```
+    /// let name = String::from("bobbin");
+    /// let mut greet: bobbin::coroutine::ScopedCoroutine<&str, (), String> =
+    ///     bobbin::coroutine::ScopedCoroutine::new(|_, greeting| format!("{greeting}, {name}"));
+    /// assert_eq!(greet.resume("hello").as_return().as_deref(), Some("hello, bobbin"));
+    /// ```
+    pub fn new<F>(f: F) -> Self
+    where
+        F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
+    {
+        match Builder::new().spawn_scoped(f) {
+            Ok(c) => c,
+            Err(e) => panic!("bobbin: could not create a coroutine: {e}"),
+        }
+    }
+
+    /// Runs the coroutine until it suspends or returns, as [`Coroutine::resume`].
+    ///
+    /// # Panics
+    /// As [`Coroutine::resume`].
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::CoroutineResult;
+    ///
+    /// let mut log = Vec::new();
+    /// let mut co = bobbin::coroutine::ScopedCoroutine::new(|y, x: u8| {
+    ///     log.push(x);
+    ///     let x = y.suspend(());
+    ///     log.push(x);
+    /// });
+    /// assert_eq!(co.resume(1), CoroutineResult::Yield(()));
+    /// assert_eq!(co.resume(2), CoroutineResult::Return(()));
+    /// drop(co);
+    /// assert_eq!(log, [1, 2]);
+    /// ```
+    #[inline(always)]
+    pub fn resume(&mut self, input: I) -> CoroutineResult<Y, R> {
+        match self.resume_unless_finished(input) {
+            Some(result) => result,
+            None => refused(Refusal::Finished),
+        }
+    }
+
+    /// Like [`resume`](ScopedCoroutine::resume), with every failure as an error, as
+    /// [`Coroutine::try_resume`].
+    ///
+    /// # Errors
+    /// As [`Coroutine::try_resume`].
+    ///
+    /// # Examples
+    /// ```
+    /// let limit = 3;
+    /// let mut co = bobbin::coroutine::ScopedCoroutine::<u32, (), u32>::new(|_, x| {
+    ///     assert!(x <= limit, "too big");
+    ///     x
+    /// });
+    /// assert!(matches!(co.try_resume(4), Err(bobbin::Error::Panicked(_))));
+    /// ```
+    #[inline(always)]
+    pub fn try_resume(&mut self, input: I) -> Result<CoroutineResult<Y, R>, Error> {
+        as_result(self.raw.resume(input))
+    }
+
+    /// Whether the coroutine has returned, panicked or overflowed its stack.
+    ///
+    /// # Examples
+    /// ```
+    /// let v = [1];
+    /// let mut co = bobbin::coroutine::ScopedCoroutine::<(), (), i32>::new(|_, ()| v[0]);
+    /// assert!(!co.done());
+    /// co.resume(());
+    /// assert!(co.done());
+    /// ```
+    pub fn done(&self) -> bool {
+        self.raw.done()
+    }
+
+    #[inline(always)]
+    pub(crate) fn resume_unless_finished(&mut self, input: I) -> Option<CoroutineResult<Y, R>> {
+        resume_unless_finished(&mut self.raw, input)
+    }
+}
+
+impl<I, Y, R> fmt::Debug for ScopedCoroutine<'_, I, Y, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScopedCoroutine")
+            .field("started", &self.raw.started())
+            .field("done", &self.done())
+            .field("stack_size", &self.raw.stack_size())
+            .finish()
     }
 }
 
@@ -451,6 +617,32 @@ impl Builder {
         Ok(Coroutine { raw: RawCoroutine::new(stack, f, self.preserve_fp) })
     }
 
+    /// Like [`Builder::spawn`], for a closure that borrows for `'a`.
+    ///
+    /// # Errors
+    /// As [`Builder::spawn`].
+    ///
+    /// # Examples
+    /// ```
+    /// use bobbin::coroutine::Builder;
+    ///
+    /// let words = ["a", "bc"];
+    /// let mut lens = Builder::new().stack_size(64 * 1024).spawn_scoped(|y, ()| {
+    ///     for w in &words {
+    ///         y.suspend(w.len());
+    ///     }
+    /// }).unwrap();
+    /// assert_eq!(lens.resume(()).as_yield(), Some(1));
+    /// assert_eq!(lens.resume(()).as_yield(), Some(2));
+    /// ```
+    pub fn spawn_scoped<'a, I, Y, R, F>(self, f: F) -> Result<ScopedCoroutine<'a, I, Y, R>, Error>
+    where
+        F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
+    {
+        let stack = stack::pooled_stack(self.stack_size)?;
+        Ok(ScopedCoroutine { raw: RawCoroutine::new(stack, f, self.preserve_fp) })
+    }
+
     /// Like [`Builder::spawn`], and code running on the coroutine can suspend it through
     /// [`suspend_current`] (used for green threads, which yield from any depth).
     pub(crate) fn spawn_discoverable<I, Y, R, F>(self, f: F) -> Result<Coroutine<I, Y, R>, Error>
@@ -474,6 +666,13 @@ pub(crate) fn suspend_current<I: 'static, Y: 'static>(val: Y) -> Result<I, Y> {
 /// types would suspend it now: the check once, the suspension later.
 pub(crate) fn current_suspender<I: 'static, Y: 'static>() -> Option<Suspender<I, Y>> {
     crate::engine::current_suspender::<I, Y>()
+}
+
+/// A relay from the innermost running coroutine to the discoverable coroutine (with these
+/// types) that runs it, if the caller runs on a coroutine nested in one: see
+/// `engine/relay.rs`.
+pub(crate) fn nested_relay<I: 'static, Y: 'static>() -> Option<Relay> {
+    crate::engine::nested_relay::<I, Y>()
 }
 
 impl Default for Builder {

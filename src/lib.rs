@@ -131,7 +131,7 @@ mod trap;
 
 pub use coroutine::{Coroutine, CoroutineResult, Yielder};
 pub use error::Error;
-pub use generator::Generator;
+pub use generator::{Generator, ScopedGenerator};
 pub use runtime::Runtime;
 pub use sched::stall::{watch_stalls, Stall};
 pub use sched::{

@@ -633,3 +633,31 @@ fn debug_output_describes_state() {
     c.resume(());
     assert!(format!("{c:?}").contains("done: true"));
 }
+
+/// A generator suspended in the frame of a function that a panic unwinds is dropped by that
+/// unwinding: its own stack must unwind too (the thread's panic count is not its own, so
+/// its forced unwinding is no panic inside a destructor), then the first panic goes on.
+#[test]
+fn a_suspended_generator_dropped_by_a_panic_elsewhere_is_unwound() {
+    struct Flag(Rc<Cell<bool>>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.set(true);
+        }
+    }
+    let dropped = Rc::new(Cell::new(false));
+    let result = {
+        let dropped = Rc::clone(&dropped);
+        catch_unwind(AssertUnwindSafe(move || {
+            let mut g = Generator::new(move |y| {
+                let _flag = Flag(dropped);
+                y.suspend(1u8);
+                y.suspend(2);
+            });
+            assert_eq!(g.next(), Some(1));
+            panic!("outer");
+        }))
+    };
+    assert_eq!(result.unwrap_err().downcast_ref::<&str>(), Some(&"outer"));
+    assert!(dropped.get(), "the generator's stack was unwound");
+}

@@ -59,6 +59,17 @@ fn named_threads_wait_on_each_other() {
     });
 }
 
+/// Parks the main green thread from a generator it pulls, on a channel whose sender it
+/// keeps: the report names the wait as it would on the green thread's own stack.
+fn waits_inside_a_generator() {
+    run(|| {
+        let (tx, rx) = channel::<u32>();
+        let mut g = bobbin::Generator::new(move |y| y.suspend(rx.recv().unwrap()));
+        g.next();
+        drop(tx);
+    });
+}
+
 /// Waits on a channel whose only sender a plain thread leaks and then exits with: while
 /// that thread lives the scheduler cannot rule out a wake-up, once it is gone it can.
 fn waits_on_a_thread_that_goes_away() {
@@ -212,6 +223,11 @@ fn main() {
             println!("the deadlocked program finished?");
             return;
         }
+        Ok("generator") => {
+            waits_inside_a_generator();
+            println!("the deadlocked program finished?");
+            return;
+        }
         Ok("exiting") => {
             println!("woken {} times", woken_by_threads_that_exit());
             return;
@@ -260,6 +276,11 @@ fn main() {
             "a_scoped_thread_waiting_forever_is_unwound_before_its_scope",
             "scope",
             &["deadlock", "1 waiting for the green threads of a scope", "canary read 5050"],
+        ),
+        check(
+            "a_park_inside_a_generator_that_never_ends_is_reported",
+            "generator",
+            &["deadlock", "all 1 green threads are parked", "1 receiving from an empty channel"],
         ),
         check_child(
             "no_deadlock_is_reported_when_the_waking_thread_exits_at_once",

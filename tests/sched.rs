@@ -497,57 +497,6 @@ fn a_green_thread_that_overflows_its_stack_fails_its_join_and_the_rest_go_on() {
     });
 }
 
-/// Calls `block` on the stack of a generator that a green thread drives: the call must
-/// panic before it changes anything, so a green thread that catches the panic carries on
-/// and a later wake-up from the channel it did not wait on cannot queue it twice.
-fn blocking_from_a_nested_stack_fails_cleanly(block: impl FnOnce() + 'static) -> u32 {
-    use std::panic::{catch_unwind, AssertUnwindSafe};
-    run(move || {
-        let (tx, rx) = channel::<u32>();
-        let g = spawn(move || {
-            let rx2 = rx.clone();
-            let r = catch_unwind(AssertUnwindSafe(move || {
-                let mut gen = bobbin::Generator::new(move |y| {
-                    block();
-                    let v = rx2.recv().unwrap();
-                    y.suspend(v)
-                });
-                gen.next()
-            }));
-            let payload = r.expect_err("blocking from a generator's stack panics");
-            let message = payload.downcast_ref::<&str>().copied().unwrap_or_default();
-            assert!(message.contains("from its own stack"), "{message}");
-            yield_now();
-            drop(rx);
-            7u32
-        });
-        yield_now();
-        tx.send(1).unwrap();
-        yield_now();
-        yield_now();
-        g.join().unwrap()
-    })
-}
-
-#[test]
-fn a_receive_on_a_nested_stack_fails_without_parking() {
-    assert_eq!(blocking_from_a_nested_stack_fails_cleanly(|| ()), 7);
-}
-
-#[test]
-fn a_send_join_or_sleep_on_a_nested_stack_fails_without_parking() {
-    assert_eq!(
-        blocking_from_a_nested_stack_fails_cleanly(|| {
-            let (tx, _rx) = bounded::<u8>(1);
-            tx.send(0).unwrap();
-            tx.send(1).unwrap(); // full: would park
-        }),
-        7
-    );
-    assert_eq!(blocking_from_a_nested_stack_fails_cleanly(|| drop(spawn(yield_now).join())), 7);
-    assert_eq!(blocking_from_a_nested_stack_fails_cleanly(|| sleep(Duration::from_millis(1))), 7);
-}
-
 #[test]
 fn join_errors_say_what_happened() {
     let (panicked, ok) = run(|| {

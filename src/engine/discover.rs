@@ -7,6 +7,7 @@ use std::cell::Cell;
 use std::ptr;
 
 use super::Yielder;
+use crate::arch;
 
 /// What [`suspend_current`] needs of a discoverable coroutine.
 #[derive(Debug)]
@@ -40,7 +41,7 @@ fn current_yielder<I: 'static, Y: 'static>() -> Option<*const Yielder<I, Y>> {
     let current = unsafe { &*current };
     // The innermost coroutine may be another one that this one is running: then we are not
     // on the discoverable coroutine's own stack.
-    let here = &current as *const _ as usize;
+    let here = arch::stack_pointer();
     if current.type_id != TypeId::of::<Yielder<I, Y>>() || current.yielder.get() == 0 || !current.stack.contains(&here)
     {
         return None;
@@ -79,7 +80,7 @@ impl<I, Y> Suspender<I, Y> {
     /// If not called on the coroutine's own stack.
     #[inline]
     pub(crate) fn suspend(self, val: Y) -> I {
-        let here = &self as *const _ as usize;
+        let here = arch::stack_pointer();
         assert!((self.bottom..self.top).contains(&here), "bobbin: a suspender used away from its coroutine's stack");
         // SAFETY: made by current_suspender on this coroutine's stack (checked again just
         // now) and used within the call that made it, so the coroutine is still running

@@ -20,12 +20,19 @@ use std::ptr;
 
 mod discover;
 mod migration;
+mod relay;
 mod scoped;
+mod yielder;
 
 pub(crate) use discover::{current_suspender, suspend_current, Suspender};
 use discover::{Discover, CURRENT};
 pub(crate) use migration::{MigrationPermit, Movable};
+use relay::RELAYED;
+pub(crate) use relay::{nested_relay, Relay};
 pub(crate) use scoped::{erase_local_body, erase_send_body, on_thread_stack, StackLoan};
+pub(crate) use yielder::is_forced_unwind;
+pub use yielder::Yielder;
+use yielder::{set_dropped_while_panicking, switch_out};
 
 use crate::arch;
 use crate::stack::{self, Stack};
@@ -107,7 +114,14 @@ fn initial_sp(base: usize) -> usize {
 }
 
 /// A coroutine: a closure on its own stack, switched to with [`RawCoroutine::resume`].
-pub(crate) struct RawCoroutine<I, Y, R> {
+///
+/// The closure may borrow for `'a`, which the coroutine then cannot outlive. Forgetting it
+/// ends the borrow without running the closure's frames to their end; that is sound
+/// because the coroutine owns its stack: a forgotten coroutine leaks it, so no frame of
+/// the closure is ever run again and its memory is never unmapped nor handed to another
+/// coroutine (the pool gets a stack back only from `finish`, and a slab is unmapped only
+/// when its last `Stack` is dropped). ARCHITECTURE.md has the whole argument.
+pub(crate) struct RawCoroutine<'a, I, Y, R> {
     stack: Option<Stack>,
     /// Saved stack pointer of the coroutine while it is suspended (its initial one while
     /// it is fresh); otherwise [`arch::SWITCH_FINISHED`], [`arch::SWITCH_OVERFLOWED`] or
@@ -125,15 +139,17 @@ pub(crate) struct RawCoroutine<I, Y, R> {
     /// Raw pointers make the coroutine !Send and !Sync: its stack may hold addresses of
     /// this thread's thread-locals.
     _marker: NotSendMarker<fn(I) -> (Y, R)>,
+    /// The closure's borrows last `'a`.
+    _borrow: PhantomData<&'a ()>,
 }
 
-impl<I, Y, R> RawCoroutine<I, Y, R> {
+impl<'a, I, Y, R> RawCoroutine<'a, I, Y, R> {
     /// Places `f` on `stack` and prepares the first entry. With `preserve_fp`, the
     /// coroutine keeps floating-point control words of its own (see
     /// `coroutine::Builder::preserve_fp_control`); otherwise it shares the thread's.
     pub(crate) fn new<F>(stack: Stack, f: F, preserve_fp: bool) -> Self
     where
-        F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
+        F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
     {
         Self::new_with(stack, f, None, preserve_fp)
     }
@@ -142,7 +158,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
     /// it with [`suspend_current`] without holding its [`Yielder`].
     pub(crate) fn new_discoverable<F>(stack: Stack, f: F, preserve_fp: bool) -> Self
     where
-        F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
+        F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
         I: 'static,
         Y: 'static,
     {
@@ -151,7 +167,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
 
     fn new_with<F>(stack: Stack, f: F, discoverable: Option<TypeId>, preserve_fp: bool) -> Self
     where
-        F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
+        F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
     {
         // A large closure goes to the heap so it cannot crowd out the stack.
         if size_of::<F>() > stack.size() / 8 {
@@ -163,7 +179,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
 
     fn new_inner<F>(stack: Stack, f: F, discoverable: Option<TypeId>, preserve_fp: bool) -> Self
     where
-        F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
+        F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
     {
         trap::ensure_installed();
         let top = stack.top() as usize;
@@ -193,6 +209,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
             drop_fresh: drop_start::<F>,
             stack: Some(stack),
             _marker: PhantomData,
+            _borrow: PhantomData,
         }
     }
 
@@ -242,14 +259,27 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
         }
         // The coroutine moves the input out (or, if it overflows first, leaks it).
         let mut input = MaybeUninit::new(input);
-        let (ret, out) = self.switch_in::<DISCOVER>(input.as_mut_ptr() as usize);
+        let (mut ret, mut out) = self.switch_in::<DISCOVER>(input.as_mut_ptr() as usize);
         // A switch never reports SP_RUNNING, so this test is also the one the next resume
         // starts with: a loop of resumes tests the state once per round.
         if ret > SP_RUNNING {
-            // SAFETY: a coroutine that suspends hands over the address of the value it
-            // yields, in its suspended frame, and never touches the value again.
-            return Resumed::Yield(unsafe { ptr::read(out as *const Y) });
+            // The one test a yield pays for relaying: a value's address is never RELAYED.
+            if out != RELAYED {
+                // SAFETY: a coroutine that suspends hands over the address of the value it
+                // yields, in its suspended frame, and never touches the value again.
+                return Resumed::Yield(unsafe { ptr::read(out as *const Y) });
+            }
+            (ret, out) = self.relayed::<DISCOVER>(ret);
+            if ret > SP_RUNNING {
+                // SAFETY: as above.
+                return Resumed::Yield(unsafe { ptr::read(out as *const Y) });
+            }
         }
+        self.ended_resumed(ret, out)
+    }
+
+    #[inline(always)]
+    fn ended_resumed(&mut self, ret: usize, out: usize) -> Resumed<Y, R> {
         match self.ended(ret, out) {
             Ended::Return(r) => Resumed::Return(r),
             Ended::Panicked(payload) => Resumed::Panicked(payload),
@@ -308,23 +338,49 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
     /// coroutine is this thread's current discoverable one meanwhile (if it is one).
     #[inline(always)]
     fn switch_in<const DISCOVER: bool>(&mut self, input: usize) -> (usize, usize) {
-        let prev = DISCOVER.then(|| CURRENT.replace(self.discover.as_ref().map_or(ptr::null(), |d| d as *const _)));
         let sp = std::mem::replace(&mut self.sp, SP_RUNNING);
-        #[cfg(bobbin_asan)]
-        let announced = self.stack.as_ref().map(crate::stack::asan::Resume::start);
-        // `sp` is this coroutine's saved stack pointer (its initial frame, or what the last
-        // switch back returned) and `base` its stack base; the stack is owned by self.
-        // SAFETY: as above; the input (if any) outlives the switch.
-        let (ret, out) = unsafe { arch::resume(input, sp, self.base) };
-        #[cfg(bobbin_asan)]
-        if let Some(announced) = announced {
-            announced.finish();
-        }
+        let target = self.target::<DISCOVER>();
+        // SAFETY: `sp` is this coroutine's saved stack pointer (its initial frame, or what
+        // the last switch back returned), and the target describes its stack, owned by self.
+        let (ret, out) = unsafe { target.switch::<DISCOVER>(sp, input) };
         self.sp = ret;
-        if let Some(prev) = prev {
-            CURRENT.set(prev);
-        }
         (ret, out)
+    }
+
+    /// What a switch into this coroutine needs, apart from its stack pointer: a copy, so
+    /// that the relay's slow path (`relay_switches`) can switch without a reference to
+    /// self, which would keep the compiler from holding the stack pointer in a register
+    /// across a loop of resumes.
+    #[inline(always)]
+    fn target<const DISCOVER: bool>(&self) -> Target {
+        Target {
+            base: self.base,
+            discover: if DISCOVER {
+                self.discover.as_ref().map_or(ptr::null(), |d| d as *const _)
+            } else {
+                ptr::null()
+            },
+            #[cfg(bobbin_asan)]
+            stack: self.stack.as_ref().map_or(ptr::null(), |s| s as *const Stack),
+        }
+    }
+
+    /// The coroutine relayed (see `relay.rs`) when it last suspended, at `sp`: runs what
+    /// it left for its resumer and resumes it, as often as it relays. Returns what the
+    /// last switch reported, which is not a relay. A panic of the relayed action leaves
+    /// the coroutine suspended in its relay, from which dropping it unwinds it.
+    #[inline(always)]
+    fn relayed<const DISCOVER: bool>(&mut self, sp: usize) -> (usize, usize) {
+        match relay_switches::<DISCOVER>(self.target::<DISCOVER>(), sp) {
+            Ok((ret, out)) => {
+                self.sp = ret;
+                (ret, out)
+            }
+            Err((sp, payload)) => {
+                self.sp = sp;
+                rethrow(payload)
+            }
+        }
     }
 
     fn finish(&mut self) {
@@ -350,7 +406,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
     }
 }
 
-impl<I, Y, R> Drop for RawCoroutine<I, Y, R> {
+impl<I, Y, R> Drop for RawCoroutine<'_, I, Y, R> {
     /// A finished or overflowed coroutine has nothing left to drop (its stack went back
     /// when it ended): that test is inlined; the rest is not.
     #[inline]
@@ -361,7 +417,7 @@ impl<I, Y, R> Drop for RawCoroutine<I, Y, R> {
     }
 }
 
-impl<I, Y, R> RawCoroutine<I, Y, R> {
+impl<'a, I, Y, R> RawCoroutine<'a, I, Y, R> {
     /// Drops a coroutine that is fresh or suspended: its closure, or its whole stack by
     /// unwinding it. (A running one cannot be dropped: its resume borrows it.)
     #[inline(never)]
@@ -376,9 +432,31 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
             State::Suspended => {
                 // Unwind the coroutine's stack: its pending `suspend` receives the null
                 // input address and starts an unwinding that the entry function catches.
+                // The thread may be unwinding already (the coroutine is dropped by a
+                // frame that a panic unwinds): that does not make the coroutine's own
+                // unwinding a panic inside a destructor, which `start_unwinding` must be
+                // told.
+                let was_panicking = std::thread::panicking();
+                set_dropped_while_panicking(was_panicking);
                 let (mut ret, mut out) = self.switch_in::<true>(UNWIND);
                 let mut yielded_panic = None;
                 while ret > SP_RUNNING {
+                    if out == RELAYED {
+                        // Code run by the unwinding (a destructor) parks a green thread
+                        // that runs this coroutine: do it here and let the destructor go
+                        // on. If that fails, the only way left is to unwind it from its
+                        // relay, which `start_unwinding` refuses for a destructor.
+                        let word = match panic::catch_unwind(relay::run_pending) {
+                            Ok(()) => RELAYED,
+                            Err(payload) => {
+                                yielded_panic = yielded_panic.or(Some(payload));
+                                set_dropped_while_panicking(was_panicking);
+                                UNWIND
+                            }
+                        };
+                        (ret, out) = self.switch_in::<true>(word);
+                        continue;
+                    }
                     // It suspended during its forced unwinding: code that caught the
                     // unwinding suspended again. Nobody can ever resume it with an input, and
                     // its frames cannot be left half-unwound: its value is dropped and the
@@ -388,6 +466,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
                     let dropped =
                         panic::catch_unwind(AssertUnwindSafe(|| unsafe { ptr::drop_in_place(out as *mut Y) }));
                     yielded_panic = yielded_panic.or(dropped.err());
+                    set_dropped_while_panicking(was_panicking);
                     (ret, out) = self.switch_in::<true>(UNWIND);
                 }
                 let ended = self.ended(ret, out);
@@ -409,7 +488,7 @@ impl<I, Y, R> RawCoroutine<I, Y, R> {
     }
 }
 
-impl<I, Y, R> fmt::Debug for RawCoroutine<I, Y, R> {
+impl<I, Y, R> fmt::Debug for RawCoroutine<'_, I, Y, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RawCoroutine")
             .field("state", &self.state())
@@ -417,6 +496,75 @@ impl<I, Y, R> fmt::Debug for RawCoroutine<I, Y, R> {
             .field("base", &format_args!("{:#x}", self.base))
             .finish()
     }
+}
+
+/// What a switch into a coroutine needs besides its stack pointer ([`RawCoroutine::target`]).
+#[derive(Clone, Copy)]
+struct Target {
+    base: usize,
+    /// The coroutine's record, to make it this thread's current discoverable one during
+    /// the switch (null: leave the current one as it is).
+    discover: *const Discover,
+    #[cfg(bobbin_asan)]
+    stack: *const Stack,
+}
+
+impl Target {
+    /// Switches into the coroutine with `input`; returns the stack pointer and word it
+    /// switched back with.
+    ///
+    /// # Safety
+    /// `sp` must be the saved stack pointer of the coroutine this target describes, fresh
+    /// or suspended, whose stack (and record) outlive the switch.
+    #[inline(always)]
+    unsafe fn switch<const DISCOVER: bool>(&self, sp: usize, input: usize) -> (usize, usize) {
+        // A coroutine that is not discoverable leaves the current one in place: code on its
+        // stack (a destructor run while it is dropped, say) still parks the green thread
+        // that runs it, through a relay.
+        let prev = (DISCOVER && !self.discover.is_null()).then(|| CURRENT.replace(self.discover));
+        #[cfg(bobbin_asan)]
+        // SAFETY: the caller guarantees the stack outlives the switch.
+        let announced = unsafe { self.stack.as_ref() }.map(crate::stack::asan::Resume::start);
+        // SAFETY: upheld by the caller; the input (if any) outlives the switch.
+        let (ret, out) = unsafe { arch::resume(input, sp, self.base) };
+        #[cfg(bobbin_asan)]
+        if let Some(announced) = announced {
+            announced.finish();
+        }
+        if let Some(prev) = prev {
+            CURRENT.set(prev);
+        }
+        (ret, out)
+    }
+}
+
+/// The slow path of a relay ([`RawCoroutine::relayed`]), apart from the coroutine: runs the
+/// pending action and switches back in with `RELAYED`, as often as the coroutine relays.
+/// `Err` carries the coroutine's stack pointer and the panic of an action.
+#[cold]
+#[inline(never)]
+fn relay_switches<const DISCOVER: bool>(
+    target: Target,
+    mut sp: usize,
+) -> Result<(usize, usize), (usize, Box<dyn Any + Send + 'static>)> {
+    loop {
+        if let Err(payload) = panic::catch_unwind(relay::run_pending) {
+            return Err((sp, payload));
+        }
+        // SAFETY: `sp` is where the coroutine of `target` suspended when it relayed; its
+        // stack is owned by the RawCoroutine whose resume called us, borrowed meanwhile.
+        let (ret, out) = unsafe { target.switch::<DISCOVER>(sp, RELAYED) };
+        if ret <= SP_RUNNING || out != RELAYED {
+            return Ok((ret, out));
+        }
+        sp = ret;
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn rethrow(payload: Box<dyn Any + Send + 'static>) -> ! {
+    panic::resume_unwind(payload)
 }
 
 /// Drops a closure of type `F` stored at `base`.
@@ -467,116 +615,4 @@ where
     // pointer; this frame, and the result in it, stay in place until the resumer has moved
     // the result out and given the stack back, and nothing runs here again.
     unsafe { arch::finish(base, out) }
-}
-
-/// The handle a coroutine uses to suspend itself, handing a value out and receiving the
-/// next input.
-///
-/// A `Yielder` lives on its coroutine's stack and is only ever lent to the coroutine's
-/// closure (`&Yielder`), for no longer than the closure runs; it is neither `Send` nor
-/// `Sync`, so it cannot leave the coroutine or its thread.
-///
-/// # Examples
-/// A helper that suspends from deep inside the coroutine's calls takes the `Yielder` by
-/// reference:
-/// ```
-/// use bobbin::{Coroutine, CoroutineResult, Yielder};
-///
-/// fn emit_twice(y: &Yielder<(), &'static str>, what: &'static str) {
-///     y.suspend(what);
-///     y.suspend(what);
-/// }
-/// let mut co = Coroutine::new(|y, ()| {
-///     emit_twice(y, "tick");
-///     "done"
-/// });
-/// assert_eq!(co.resume(()), CoroutineResult::Yield("tick"));
-/// assert_eq!(co.resume(()), CoroutineResult::Yield("tick"));
-/// assert_eq!(co.resume(()), CoroutineResult::Return("done"));
-/// ```
-///
-/// It cannot be sent to another thread:
-/// ```compile_fail
-/// fn assert_send<T: Send>(_: &T) {}
-/// let _co = bobbin::Coroutine::<(), (), ()>::new(|y, ()| assert_send(y));
-/// ```
-pub struct Yielder<I, Y> {
-    /// The coroutine's stack base.
-    base: usize,
-    _marker: NotSendMarker<fn(Y) -> I>,
-}
-
-impl<I, Y> Yielder<I, Y> {
-    /// Suspends the coroutine, handing `val` to the caller of `resume`, and returns the
-    /// input of the next `resume`.
-    ///
-    /// If the coroutine is dropped while suspended here, this call does not return: the
-    /// coroutine's stack unwinds from this point, running every destructor on it.
-    ///
-    /// # Panics
-    /// Called while the coroutine is being unwound because it was dropped (by code that
-    /// caught that unwinding), it does not suspend: the unwinding resumes from here. Called
-    /// from a destructor that this unwinding runs, it aborts the process: there is nobody
-    /// left to resume the coroutine, and a destructor cannot be unwound from.
-    ///
-    /// # Examples
-    /// Values go both ways: what `suspend` hands out comes out of `resume`, and the next
-    /// `resume`'s input is what `suspend` returns.
-    /// ```
-    /// use bobbin::{Coroutine, CoroutineResult};
-    ///
-    /// let mut doubler = Coroutine::new(|y, mut x: u32| loop {
-    ///     x = y.suspend(x * 2);
-    /// });
-    /// assert_eq!(doubler.resume(1), CoroutineResult::<u32, ()>::Yield(2));
-    /// assert_eq!(doubler.resume(21), CoroutineResult::Yield(42));
-    /// ```
-    #[inline(always)]
-    pub fn suspend(&self, val: Y) -> I {
-        // The resumer moves the value out of this frame while we are suspended (or, if it
-        // is dropping the coroutine and aborts, leaves it).
-        let mut val = MaybeUninit::new(val);
-        #[cfg(bobbin_asan)]
-        let announced = crate::stack::asan::Suspend::start();
-        // SAFETY: we run on the coroutine's stack (a Yielder is only reachable from its
-        // own closure) and the link slot holds the resumer's stack pointer; `val` stays in
-        // place until we are resumed.
-        let input = unsafe { arch::suspend(self.base, val.as_mut_ptr() as usize) };
-        #[cfg(bobbin_asan)]
-        announced.finish();
-        if input == UNWIND {
-            start_unwinding();
-        }
-        // SAFETY: the resumer passed the address of an input it no longer touches.
-        unsafe { ptr::read(input as *const I) }
-    }
-}
-
-/// The coroutine is being dropped: unwind its stack from the pending `suspend`.
-///
-/// Code that catches this unwinding and suspends again lands here once more (the dropping
-/// resumer answers every suspend with [`UNWIND`]), so the unwinding resumes from that
-/// suspend and every value on the stack is still dropped: `catch_unwind` cannot keep a
-/// dropped coroutine alive. A destructor that suspends while the unwinding runs it cannot
-/// be unwound from (that would be a panic inside a destructor during unwinding): the
-/// process aborts with a message saying so.
-#[cold]
-#[inline(never)]
-fn start_unwinding() -> ! {
-    if std::thread::panicking() {
-        eprintln!("bobbin: a destructor tried to suspend a coroutine while it was being dropped; aborting");
-        std::process::abort();
-    }
-    panic::resume_unwind(Box::new(ForcedUnwind));
-}
-
-impl<I, Y> fmt::Debug for Yielder<I, Y> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Yielder").field("base", &format_args!("{:#x}", self.base)).finish_non_exhaustive()
-    }
-}
-
-/// Whether a panic payload is the unwinding that dropping a suspended coroutine starts.
-pub(crate) fn is_forced_unwind(payload: &(dyn std::any::Any + Send)) -> bool {
-    payload.is::<ForcedUnwind>()
 }

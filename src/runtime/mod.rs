@@ -193,9 +193,7 @@ impl Runtime {
     ///
     /// # Panics
     /// With `f`'s panic payload if `f` panics; if called from one of this runtime's own
-    /// workers (the worker would wait for itself: use [`spawn`] and join instead); if called
-    /// from a green thread of another scheduler while on the stack of a coroutine or
-    /// generator that green thread drives (only the green thread's own stack can park).
+    /// workers (the worker would wait for itself: use [`spawn`] and join instead).
     ///
     /// # Examples
     /// ```

@@ -175,10 +175,6 @@ impl<T> JoinHandle<T> {
     /// Waits for the green thread to finish; returns its value, or a [`JoinError`] saying
     /// why there is none. Spends one unit of the cooperative budget.
     ///
-    /// # Panics
-    /// If called on the stack of a coroutine or generator that a green thread is running:
-    /// only the green thread's own stack can park.
-    ///
     /// # Examples
     /// ```
     /// let (ok, failed) = bobbin::run(|| {

@@ -176,9 +176,8 @@ where
 /// Puts the current green thread at the back of its scheduler's run queue. Outside a
 /// green thread, yields the OS thread.
 ///
-/// # Panics
-/// If called on the stack of a coroutine or generator that a green thread is running (only
-/// the green thread's own stack can yield).
+/// Called on the stack of a coroutine or generator that a green thread runs, it yields
+/// that green thread; the coroutine continues when it does.
 ///
 /// # Examples
 /// Two green threads that yield after each step take turns:
@@ -213,9 +212,8 @@ pub fn yield_now() {
 /// Parks the current green thread for at least `d`. Outside a scheduler, sleeps the OS
 /// thread.
 ///
-/// # Panics
-/// If called on the stack of a coroutine or generator that a green thread is running:
-/// only the green thread's own stack can park.
+/// Called on the stack of a coroutine or generator that a green thread runs, it parks
+/// that green thread; the coroutine continues when it wakes.
 ///
 /// # Examples
 /// Sleeping parks only the green thread: the others of its scheduler go on, and sleepers

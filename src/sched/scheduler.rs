@@ -28,15 +28,17 @@ use super::reactor::Reactor;
 use super::timer::Timers;
 
 mod deadlock;
+mod parking;
 mod shared;
 mod tasks;
 
 use super::work::{Job, WorkSource};
 use super::{AbortHook, JoinError};
-use crate::coroutine::{self, Builder, Coroutine, CoroutineResult, Suspender, Yielder};
+use crate::coroutine::{Builder, Coroutine, CoroutineResult, Yielder};
 use crate::park::ParkWord;
 use crate::sched::local::LocalMap;
 use crate::sched::record::{self, Seen};
+pub(crate) use parking::{parking_task, suspend_parked, yield_if_on_green_thread, yield_now};
 pub(crate) use shared::{Shared, TaskHeader, Unparker};
 pub(crate) use tasks::{
     current_locals, current_thread_in_hook, take_current_locals, wake_for_cancel, with_current_record,
@@ -175,36 +177,6 @@ pub(crate) fn on_green_thread() -> bool {
     with_local(|local| local.current.get().is_some()).unwrap_or(false)
 }
 
-/// A reference to the header of the green thread running on this thread, if any, for the
-/// unparker of a park that is about to begin: the spare one its last wake-up left, or a new
-/// one.
-///
-/// # Panics
-/// If a green thread runs but the caller is on the stack of a coroutine or generator that
-/// green thread is running: it cannot be suspended from there. The panic comes before any
-/// state is changed, so a caller that catches it finds the green thread as it was.
-pub(crate) fn parking_task() -> Option<(Arc<TaskHeader>, ParkSuspender)> {
-    let Some(suspender) = coroutine::current_suspender::<(), Signal>() else {
-        if on_green_thread() {
-            not_on_green_thread_stack();
-        }
-        return None;
-    };
-    // The suspender is a green thread's: its scheduler runs on this thread.
-    let task = with_local(|local| {
-        let id = local.current.get()?;
-        let mut tasks = local.tasks.borrow_mut();
-        let slot = tasks[id].as_mut()?;
-        Some(slot.spare_ref.take().unwrap_or_else(|| Arc::clone(&slot.header)))
-    })
-    .flatten()?;
-    Some((task, ParkSuspender(suspender)))
-}
-
-/// What [`parking_task`] found out about suspending the green thread, for
-/// [`suspend_parked`]: to be used by the park that asked, before it returns.
-pub(crate) struct ParkSuspender(Suspender<(), Signal>);
-
 /// The scheduler running on this thread, as [`park::TaskHeader::home_id`] names it, if
 /// any: for telling local wake-ups from remote ones.
 pub(crate) fn current_home() -> Option<usize> {
@@ -228,37 +200,6 @@ pub(crate) fn inject_fault() {
 /// Whether the calling code runs on a scheduler's thread (inside `run`).
 pub(crate) fn in_scheduler() -> bool {
     with_local(|_| ()).is_some()
-}
-
-/// Suspends the current green thread to park; the scheduler parks it unless its unparker
-/// already fired.
-pub(crate) fn suspend_parked(suspender: ParkSuspender, reason: &'static str) {
-    suspender.0.suspend(Signal::Park(reason));
-}
-
-/// Puts the current green thread at the back of the run queue. Outside a green thread,
-/// yields the OS thread.
-pub(crate) fn yield_now() {
-    if !yield_if_on_green_thread() {
-        if on_green_thread() {
-            not_on_green_thread_stack();
-        }
-        std::thread::yield_now();
-    }
-}
-
-/// Yields if the caller runs on a green thread's own stack; false (and does nothing)
-/// otherwise. (Only a green thread's own coroutine accepts a Signal.)
-pub(crate) fn yield_if_on_green_thread() -> bool {
-    coroutine::suspend_current::<(), Signal>(Signal::Yield).is_ok()
-}
-
-#[cold]
-fn not_on_green_thread_stack() -> ! {
-    panic!(
-        "bobbin: a green thread can only yield or block from its own stack, not from inside a \
-         coroutine or generator it is running"
-    );
 }
 
 /// Runs `f` with the I/O reactor of the scheduler whose green thread runs on this thread.

@@ -562,10 +562,6 @@ impl<T> ScopedJoinHandle<'_, T> {
     /// why there is none (a failure taken here does not make the scope panic). Parks a
     /// green thread, blocks a plain thread. Spends one unit of the cooperative budget.
     ///
-    /// # Panics
-    /// If called on the stack of a coroutine or generator that a green thread is running:
-    /// only the green thread's own stack can park.
-    ///
     /// # Examples
     /// ```
     /// bobbin::run(|| {

@@ -283,6 +283,15 @@ pub(crate) fn guard_hit(addr: usize, sp: usize) -> Option<(usize, usize)> {
     registry::guard_hit(addr, sp, guard_size())
 }
 
+/// The tag set with [`Stack::set_tag`] on the stack whose usable range holds `sp`, if any,
+/// and that usable range. `sp` must be an address on a stack that stays mapped meanwhile:
+/// the one the calling thread runs on (the address of a local), or that of a coroutine it
+/// is running (a link to a resumer that is still in its resume). The engine finds the
+/// coroutines it runs in this way, on its slow paths.
+pub(crate) fn running_tag(sp: usize) -> Option<(usize, std::ops::Range<usize>)> {
+    registry::tag_of(sp, guard_size())
+}
+
 /// One machine stack: `size` usable bytes above a guard region that faults on access.
 ///
 /// Dropping a stack unmaps it (or, for a pooled one, releases its pages). Stacks are

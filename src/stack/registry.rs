@@ -8,6 +8,7 @@
 //! is removed. The one entry the handler acts on is the slab of the stack the faulting
 //! thread is running on, which cannot be dropped while that thread runs on it.
 
+use std::ops::Range;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -77,6 +78,55 @@ pub(super) fn remove(i: usize) {
         e.lo.store(0, Ordering::Release);
     }
     FREE.lock().unwrap_or_else(|e| e.into_inner()).push(i);
+}
+
+thread_local! {
+    /// The entry [`tag_of`] last found a stack in on this thread: a thread that looks up
+    /// the stacks it runs on usually finds them in the same slab, and the slow path of a
+    /// park from a nested coroutine should not look through a table of thousands of slabs
+    /// each time. Only a hint: the entry is checked like any other.
+    static LAST_HIT: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// The tag of the stack whose usable range holds `sp`, if that is a stack of a slab and its
+/// tag is set, with that usable range. `sp` must lie on a stack the calling thread runs on
+/// or is running a coroutine from, as for [`guard_hit`]: then the slab cannot go away
+/// meanwhile. Not for a signal handler (it uses a thread-local).
+pub(super) fn tag_of(sp: usize, guard: usize) -> Option<(usize, Range<usize>)> {
+    let last = LAST_HIT.get();
+    if last != usize::MAX {
+        if let Some(found) = look_in(last, sp, guard) {
+            return found;
+        }
+    }
+    for i in 0..USED.load(Ordering::Acquire) {
+        if let Some(found) = look_in(i, sp, guard) {
+            LAST_HIT.set(i);
+            return found;
+        }
+    }
+    None
+}
+
+/// `Some` if entry `i` is a slab that holds `sp`: then the tag and usable range of the
+/// stack there, if it is in a stack's usable range and tagged.
+fn look_in(i: usize, sp: usize, guard: usize) -> Option<Option<(usize, Range<usize>)>> {
+    let e = entry(i)?;
+    let lo = e.lo.load(Ordering::Acquire);
+    let len = e.len.load(Ordering::Relaxed);
+    if lo == 0 || sp < lo || sp - lo >= len {
+        return None;
+    }
+    let stride = e.stride.load(Ordering::Relaxed);
+    let index = (sp - lo) / stride;
+    let stack_lo = lo + index * stride;
+    if sp - stack_lo < guard {
+        return Some(None);
+    }
+    // SAFETY: as in guard_hit: `sp` lies in this slab, which stays mapped (and its tags
+    // allocated) while the caller runs on it; `index` is below the slab's stack count.
+    let tag = unsafe { (*e.tags.load(Ordering::Relaxed).add(index)).load(Ordering::Relaxed) };
+    Some((tag != 0).then_some((tag, stack_lo + guard..stack_lo + stride)))
 }
 
 /// The tag of the stack that `sp` lies in (its guard region included), if `addr` lies in

@@ -119,10 +119,6 @@ impl<T> Mutex<T> {
     /// # Errors
     /// If a holder panicked: the error still holds the guard.
     ///
-    /// # Panics
-    /// Called on the stack of a coroutine or generator that a green thread drives, if
-    /// it has to wait (see [`crate::sched`]).
-    ///
     /// # Examples
     /// See [`Mutex`].
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {

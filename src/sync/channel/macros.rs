@@ -18,10 +18,6 @@
 /// several are ready, one is picked at random. Works on green threads of any scheduler
 /// and on plain OS threads; the underlying API is [`Select`](crate::sync::Select).
 ///
-/// # Panics
-/// As [`Select::select`](crate::sync::Select::select): on the stack of a coroutine or
-/// generator that a green thread runs, if it has to park.
-///
 /// # Examples
 /// ```
 /// use bobbin::select;

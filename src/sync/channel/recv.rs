@@ -20,10 +20,6 @@ impl<T> Receiver<T> {
     /// # Errors
     /// [`RecvError`] once the channel is empty and every sender is gone.
     ///
-    /// # Panics
-    /// If called on the stack of a coroutine or generator that a green thread is running
-    /// and the channel is empty: only the green thread's own stack can park.
-    ///
     /// # Examples
     /// ```
     /// use bobbin::sync::{channel, RecvError};
@@ -134,10 +130,6 @@ impl<T> Receiver<T> {
     /// # Errors
     /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
     ///
-    /// # Panics
-    /// If called on the stack of a coroutine or generator that a green thread is running
-    /// and the channel is empty: only the green thread's own stack can park.
-    ///
     /// # Examples
     /// ```
     /// use bobbin::sync::{channel, RecvTimeoutError};
@@ -205,10 +197,6 @@ impl<T> Receiver<T> {
     }
 
     /// An iterator that receives until every sender is gone.
-    ///
-    /// # Panics
-    /// Its `next`, as [`recv`](Receiver::recv) does: on the stack of a coroutine or
-    /// generator that a green thread is running, when it would have to park.
     ///
     /// # Examples
     /// ```

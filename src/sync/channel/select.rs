@@ -169,10 +169,6 @@ impl<'a> Select<'a> {
 
     /// Parks until an operation is ready and picks it.
     ///
-    /// # Panics
-    /// If called on the stack of a coroutine or generator that a green thread is running
-    /// and it would have to park.
-    ///
     /// # Examples
     /// ```
     /// let (tx, rx) = bobbin::sync::channel();

@@ -17,10 +17,6 @@ impl<T> Sender<T> {
     /// # Errors
     /// [`SendError`] with the message if every receiver is gone.
     ///
-    /// # Panics
-    /// If called on the stack of a coroutine or generator that a green thread is running
-    /// and the send would have to wait: only the green thread's own stack can park.
-    ///
     /// # Examples
     /// ```
     /// use bobbin::sync::{channel, SendError};

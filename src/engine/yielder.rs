@@ -1,0 +1,153 @@
+//! The coroutine's side of a switch: its [`Yielder`], the suspend every yield and relay
+//! goes through, and the start of the forced unwinding of a coroutine that is dropped while
+//! suspended.
+
+use std::cell::Cell;
+use std::fmt;
+use std::mem::MaybeUninit;
+use std::panic;
+use std::ptr;
+
+use super::{ForcedUnwind, NotSendMarker, UNWIND};
+use crate::arch;
+
+/// The handle a coroutine uses to suspend itself, handing a value out and receiving the
+/// next input.
+///
+/// A `Yielder` lives on its coroutine's stack and is only ever lent to the coroutine's
+/// closure (`&Yielder`), for no longer than the closure runs; it is neither `Send` nor
+/// `Sync`, so it cannot leave the coroutine or its thread.
+///
+/// # Examples
+/// A helper that suspends from deep inside the coroutine's calls takes the `Yielder` by
+/// reference:
+/// ```
+/// use bobbin::{Coroutine, CoroutineResult, Yielder};
+///
+/// fn emit_twice(y: &Yielder<(), &'static str>, what: &'static str) {
+///     y.suspend(what);
+///     y.suspend(what);
+/// }
+/// let mut co = Coroutine::new(|y, ()| {
+///     emit_twice(y, "tick");
+///     "done"
+/// });
+/// assert_eq!(co.resume(()), CoroutineResult::Yield("tick"));
+/// assert_eq!(co.resume(()), CoroutineResult::Yield("tick"));
+/// assert_eq!(co.resume(()), CoroutineResult::Return("done"));
+/// ```
+///
+/// It cannot be sent to another thread:
+/// ```compile_fail
+/// fn assert_send<T: Send>(_: &T) {}
+/// let _co = bobbin::Coroutine::<(), (), ()>::new(|y, ()| assert_send(y));
+/// ```
+pub struct Yielder<I, Y> {
+    /// The coroutine's stack base.
+    pub(super) base: usize,
+    pub(super) _marker: NotSendMarker<fn(Y) -> I>,
+}
+
+impl<I, Y> Yielder<I, Y> {
+    /// Suspends the coroutine, handing `val` to the caller of `resume`, and returns the
+    /// input of the next `resume`.
+    ///
+    /// If the coroutine is dropped while suspended here, this call does not return: the
+    /// coroutine's stack unwinds from this point, running every destructor on it.
+    ///
+    /// # Panics
+    /// Called while the coroutine is being unwound because it was dropped (by code that
+    /// caught that unwinding), it does not suspend: the unwinding resumes from here. Called
+    /// from a destructor that this unwinding runs, it aborts the process: there is nobody
+    /// left to resume the coroutine, and a destructor cannot be unwound from.
+    ///
+    /// # Examples
+    /// Values go both ways: what `suspend` hands out comes out of `resume`, and the next
+    /// `resume`'s input is what `suspend` returns.
+    /// ```
+    /// use bobbin::{Coroutine, CoroutineResult};
+    ///
+    /// let mut doubler = Coroutine::new(|y, mut x: u32| loop {
+    ///     x = y.suspend(x * 2);
+    /// });
+    /// assert_eq!(doubler.resume(1), CoroutineResult::<u32, ()>::Yield(2));
+    /// assert_eq!(doubler.resume(21), CoroutineResult::Yield(42));
+    /// ```
+    #[inline(always)]
+    pub fn suspend(&self, val: Y) -> I {
+        // The resumer moves the value out of this frame while we are suspended (or, if it
+        // is dropping the coroutine and aborts, leaves it).
+        let mut val = MaybeUninit::new(val);
+        // SAFETY: we run on the coroutine's stack (a Yielder is only reachable from its
+        // own closure) and the link slot holds the resumer's stack pointer; `val` stays in
+        // place until we are resumed.
+        let input = unsafe { switch_out(self.base, val.as_mut_ptr() as usize) };
+        // SAFETY: the resumer passed the address of an input it no longer touches.
+        unsafe { ptr::read(input as *const I) }
+    }
+}
+
+/// Suspends the running coroutine whose stack base is `base`, handing `transfer` to its
+/// resumer, and returns the word of the next resume; unwinds instead if that word says the
+/// coroutine is being dropped.
+///
+/// # Safety
+/// As [`arch::suspend`]: we run on the stack of the running coroutine with this base.
+#[inline(always)]
+pub(super) unsafe fn switch_out(base: usize, transfer: usize) -> usize {
+    #[cfg(bobbin_asan)]
+    let announced = crate::stack::asan::Suspend::start();
+    // SAFETY: upheld by the caller.
+    let input = unsafe { arch::suspend(base, transfer) };
+    #[cfg(bobbin_asan)]
+    announced.finish();
+    if input == UNWIND {
+        start_unwinding();
+    }
+    input
+}
+
+thread_local! {
+    /// Whether the thread was already unwinding when the coroutine that is now being
+    /// dropped began to be dropped; set right before every switch that asks it to unwind.
+    static DROPPED_WHILE_PANICKING: Cell<bool> = const { Cell::new(false) };
+}
+
+#[inline(never)]
+pub(super) fn set_dropped_while_panicking(panicking: bool) {
+    DROPPED_WHILE_PANICKING.set(panicking);
+}
+
+/// The coroutine is being dropped: unwind its stack from the pending `suspend`.
+///
+/// Code that catches this unwinding and suspends again lands here once more (the dropping
+/// resumer answers every suspend with [`UNWIND`]), so the unwinding resumes from that
+/// suspend and every value on the stack is still dropped: `catch_unwind` cannot keep a
+/// dropped coroutine alive. A destructor that suspends while the unwinding runs it cannot
+/// be unwound from (that would be a panic inside a destructor during unwinding): the
+/// process aborts with a message saying so.
+///
+/// A coroutine dropped while its thread unwinds from a panic elsewhere (by a frame of that
+/// unwinding) starts its own unwinding as usual: the thread's panic count is not its own.
+/// Then the destructor case cannot be told apart here, and the runtime's own abort for a
+/// panic in a destructor during cleanup stops it instead.
+#[cold]
+#[inline(never)]
+fn start_unwinding() -> ! {
+    if std::thread::panicking() && !DROPPED_WHILE_PANICKING.get() {
+        eprintln!("bobbin: a destructor tried to suspend a coroutine while it was being dropped; aborting");
+        std::process::abort();
+    }
+    panic::resume_unwind(Box::new(ForcedUnwind));
+}
+
+impl<I, Y> fmt::Debug for Yielder<I, Y> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Yielder").field("base", &format_args!("{:#x}", self.base)).finish_non_exhaustive()
+    }
+}
+
+/// Whether a panic payload is the unwinding that dropping a suspended coroutine starts.
+pub(crate) fn is_forced_unwind(payload: &(dyn std::any::Any + Send)) -> bool {
+    payload.is::<ForcedUnwind>()
+}
