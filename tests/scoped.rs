@@ -165,3 +165,50 @@ fn a_scoped_generator_borrowing_a_receiver_parks_its_green_thread() {
     });
     assert_eq!(got, (0..20).map(|i| i * 2).collect::<Vec<_>>());
 }
+
+/// A borrowing generator can capture the `Yielder` of the coroutine that drives it and
+/// suspend that coroutine from its own stack: the coroutine's frames and the generator's
+/// stay where they are, resuming continues on the generator's stack, and dropping the
+/// suspended coroutine unwinds both, innermost first; a panic there comes out of `resume`.
+#[test]
+fn a_scoped_generator_may_suspend_the_coroutine_that_drives_it() {
+    use bobbin::{Coroutine, CoroutineResult, ScopedGenerator, Yielder};
+    use std::cell::RefCell;
+
+    let log = RefCell::new(Vec::new());
+    struct Logged<'a>(&'a RefCell<Vec<&'static str>>, &'static str);
+    impl Drop for Logged<'_> {
+        fn drop(&mut self) {
+            self.0.borrow_mut().push(self.1);
+        }
+    }
+    {
+        let log = &log;
+        let mut outer = bobbin::coroutine::ScopedCoroutine::new(move |y: &Yielder<(), u32>, ()| {
+            let _o = Logged(log, "outer dropped");
+            let g = ScopedGenerator::new(|_: &Yielder<(), u32>| {
+                let _i = Logged(log, "inner dropped");
+                y.suspend(5);
+                log.borrow_mut().push("inner resumed");
+                y.suspend(6);
+                log.borrow_mut().push("inner resumed again (never)");
+            });
+            for _ in g {}
+        });
+        assert_eq!(outer.resume(()), CoroutineResult::Yield(5));
+        assert_eq!(outer.resume(()), CoroutineResult::Yield(6));
+        drop(outer);
+    }
+    assert_eq!(*log.borrow(), ["inner resumed", "inner dropped", "outer dropped"]);
+
+    let mut outer = Coroutine::<(), u32, ()>::new(|y, ()| {
+        let g = ScopedGenerator::new(|_: &Yielder<(), u32>| {
+            y.suspend(1);
+            panic!("after the outer coroutine was resumed");
+        });
+        for _ in g {}
+    });
+    assert_eq!(outer.resume(()), CoroutineResult::Yield(1));
+    let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| outer.resume(()))).unwrap_err();
+    assert_eq!(e.downcast_ref::<&str>(), Some(&"after the outer coroutine was resumed"));
+}
