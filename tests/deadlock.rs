@@ -156,6 +156,22 @@ fn a_select_and_a_rendezvous_wait_forever() {
 /// Runs `scenario` in a child process and checks that it panicked with a deadlock report
 /// containing every string of `expect`; a child that runs for ten minutes is killed and
 /// reported as hung.
+/// A named green thread that locks a mutex it already holds: the report names it and the
+/// wait.
+fn locks_a_mutex_twice() {
+    run(|| {
+        let m = bobbin::sync::Mutex::new(0);
+        let h = bobbin::Builder::new()
+            .name("relocker".into())
+            .spawn(move || {
+                let _first = m.lock().unwrap();
+                let _second = m.lock().unwrap();
+            })
+            .unwrap();
+        h.join().unwrap();
+    });
+}
+
 fn check(name: &str, scenario: &str, expect: &[&str]) -> bool {
     check_child(name, scenario, false, expect)
 }
@@ -228,6 +244,11 @@ fn main() {
             println!("the deadlocked program finished?");
             return;
         }
+        Ok("relock") => {
+            locks_a_mutex_twice();
+            println!("the deadlocked program finished?");
+            return;
+        }
         Ok("exiting") => {
             println!("woken {} times", woken_by_threads_that_exit());
             return;
@@ -281,6 +302,11 @@ fn main() {
             "a_park_inside_a_generator_that_never_ends_is_reported",
             "generator",
             &["deadlock", "all 1 green threads are parked", "1 receiving from an empty channel"],
+        ),
+        check(
+            "a_recursive_mutex_lock_is_named_in_the_report",
+            "relock",
+            &["deadlock", "green thread 'relocker' (id 2) waiting for a mutex"],
         ),
         check_child(
             "no_deadlock_is_reported_when_the_waking_thread_exits_at_once",
