@@ -343,6 +343,87 @@ fn io() {
     println!("   read {piped:?} from a pipe; a file read on the offload pool returned {offloaded} lines");
 }
 
+fn coordination() {
+    println!("== 9. Coordination: locks, select, scopes, cancellation, names, locals, nested parks");
+    use bobbin::sync::{bounded, channel, oneshot, Mutex, OnceLock};
+    use std::time::Duration;
+    bobbin::green_local! {
+        static VISITS: std::cell::Cell<u32> = std::cell::Cell::new(0);
+    }
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    // A green-aware Mutex held across a park, by green threads on two workers.
+    let counter = Arc::new(Mutex::new(0u64));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let counter = Arc::clone(&counter);
+            rt.spawn(move || {
+                for _ in 0..1_000 {
+                    let mut n = counter.lock().unwrap();
+                    *n += 1;
+                    if *n % 500 == 0 {
+                        bobbin::yield_now(); // parks others that want the lock, not the worker
+                    }
+                }
+            })
+        })
+        .collect();
+    workers.into_iter().for_each(|w| w.join().unwrap());
+    println!("   8 green threads on 2 workers counted to {} under one Mutex", *counter.lock().unwrap());
+
+    let report = bobbin::run(|| {
+        // select over two channels of different types, with a timeout arm.
+        let (numbers, numbers_rx) = bounded::<u32>(0); // a rendezvous channel
+        let (words, words_rx) = channel::<&str>();
+        bobbin::spawn(move || numbers.send(7).unwrap());
+        bobbin::spawn(move || words.send("seven").unwrap());
+        let mut picked = Vec::new();
+        while picked.len() < 2 {
+            bobbin::select! {
+                recv(numbers_rx) -> n => if let Ok(n) = n { picked.push(n.to_string()) },
+                recv(words_rx) -> w => if let Ok(w) = w { picked.push(w.to_string()) },
+                default(Duration::from_secs(10)) => break,
+            }
+        }
+        picked.sort();
+        // Scoped green threads borrow from the stack of the one that waits for them.
+        let text = String::from("borrowed, not cloned");
+        let lens = bobbin::scope(|s| {
+            let a = s.spawn(|| text.split(' ').count());
+            let b = s.spawn(|| text.len());
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        // Cancellation unwinds a parked green thread; its joiner is told.
+        let (_keep, never) = channel::<()>();
+        let stuck = bobbin::Builder::new().name("stuck".into()).spawn(move || never.recv()).unwrap();
+        bobbin::yield_now();
+        stuck.cancel();
+        let cancelled = stuck.join().unwrap_err();
+        // A green-thread local is per green thread, not per OS thread.
+        let visits: Vec<u32> = (1..=3)
+            .map(|k| bobbin::spawn(move || (0..k).map(|_| VISITS.with(|v| v.replace(v.get() + 1) + 1)).last().unwrap()))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        // A generator that parks its green thread: it receives, the green thread waits.
+        let (tx, rx) = channel::<u32>();
+        bobbin::spawn(move || (1..=4).for_each(|i| tx.send(i).unwrap()));
+        let doubled: Vec<u32> = Generator::new(move |y| rx.iter().for_each(|i| y.suspend(i * 2))).collect();
+        // A value initialised once; a one-message reply.
+        static GREETING: OnceLock<String> = OnceLock::new();
+        let (reply, answer) = oneshot::channel();
+        bobbin::spawn(move || reply.send(GREETING.get_or_init(|| "hello".into()).len()).unwrap());
+        (picked, lens, cancelled.to_string(), visits, doubled, answer.recv().unwrap())
+    });
+    let (picked, lens, cancelled, visits, doubled, greeting_len) = report;
+    println!("   select picked {picked:?} from a rendezvous channel of u32 and a channel of &str");
+    println!("   two scoped green threads read a borrowed String: {} words, {} bytes", lens.0, lens.1);
+    println!("   cancelled: {cancelled}");
+    println!("   three green threads counted their own visits in one green_local!: {visits:?}");
+    println!("   a generator that receives from a channel (its green thread parks) doubled {doubled:?}");
+    println!("   a oneshot reply carried the length of a OnceLock's value: {greeting_len}");
+}
+
 fn main() -> Result<(), Error> {
     low_level()?;
     backstop_scheduler()?;
@@ -352,5 +433,6 @@ fn main() -> Result<(), Error> {
     green_threads();
     parallel()?;
     io();
+    coordination();
     Ok(())
 }
