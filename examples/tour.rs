@@ -400,7 +400,16 @@ fn coordination() {
         let cancelled = stuck.join().unwrap_err();
         // A green-thread local is per green thread, not per OS thread.
         let visits: Vec<u32> = (1..=3)
-            .map(|k| bobbin::spawn(move || (0..k).map(|_| VISITS.with(|v| v.replace(v.get() + 1) + 1)).last().unwrap()))
+            .map(|k| {
+                bobbin::spawn(move || {
+                    (0..k).fold(0, |_, _| {
+                        VISITS.with(|v| {
+                            v.set(v.get() + 1);
+                            v.get()
+                        })
+                    })
+                })
+            })
             .collect::<Vec<_>>()
             .into_iter()
             .map(|h| h.join().unwrap())
