@@ -360,7 +360,7 @@ fn coordination() {
                 for _ in 0..1_000 {
                     let mut n = counter.lock().unwrap();
                     *n += 1;
-                    if *n % 500 == 0 {
+                    if n.is_multiple_of(500) {
                         bobbin::yield_now(); // parks others that want the lock, not the worker
                     }
                 }
