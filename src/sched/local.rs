@@ -299,6 +299,7 @@ pub(crate) fn drop_current_locals() {
 /// Declares statics whose values are per green thread, with [`GreenLocal`]'s methods: the
 /// same shape as `thread_local!`.
 ///
+/// # Examples
 /// ```
 /// use std::cell::RefCell;
 ///

@@ -33,6 +33,22 @@ pub struct Barrier {
 }
 
 /// What [`Barrier::wait`] tells each waiter: one of them is the round's leader.
+///
+/// # Examples
+/// ```
+/// use std::sync::Arc;
+/// let leaders = bobbin::run(|| {
+///     let barrier = Arc::new(bobbin::sync::Barrier::new(3));
+///     let waiters: Vec<_> = (0..3)
+///         .map(|_| {
+///             let barrier = Arc::clone(&barrier);
+///             bobbin::spawn(move || barrier.wait().is_leader())
+///         })
+///         .collect();
+///     waiters.into_iter().map(|w| w.join().unwrap()).filter(|&leader| leader).count()
+/// });
+/// assert_eq!(leaders, 1);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BarrierWaitResult(bool);
 
@@ -52,7 +68,11 @@ impl Barrier {
     /// A barrier for `n` waiters; 0 and 1 let every `wait` through at once.
     ///
     /// # Examples
-    /// See [`Barrier`].
+    /// ```
+    /// let alone = bobbin::sync::Barrier::new(1);
+    /// assert!(alone.wait().is_leader()); // nobody else to wait for
+    /// assert!(alone.wait().is_leader()); // and again: a barrier is reusable
+    /// ```
     pub const fn new(n: usize) -> Barrier {
         Barrier { state: Mutex::new((0, 0)), all_arrived: Condvar::new(), n }
     }
@@ -60,7 +80,26 @@ impl Barrier {
     /// Parks until `n` waiters have called `wait` in this round.
     ///
     /// # Examples
-    /// See [`Barrier`].
+    /// Nobody passes the barrier before both have arrived:
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    ///
+    /// let seen = bobbin::run(|| {
+    ///     let barrier = Arc::new(bobbin::sync::Barrier::new(2));
+    ///     let arrived = Arc::new(AtomicU32::new(0));
+    ///     let (b, a) = (Arc::clone(&barrier), Arc::clone(&arrived));
+    ///     let other = bobbin::spawn(move || {
+    ///         a.fetch_add(1, Ordering::SeqCst);
+    ///         b.wait();
+    ///     });
+    ///     arrived.fetch_add(1, Ordering::SeqCst);
+    ///     barrier.wait(); // parks until the other green thread arrives
+    ///     other.join().unwrap();
+    ///     arrived.load(Ordering::SeqCst)
+    /// });
+    /// assert_eq!(seen, 2);
+    /// ```
     pub fn wait(&self) -> BarrierWaitResult {
         // A panic cannot leave the counters half-updated: poisoning is ignored.
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -118,6 +157,16 @@ pub struct Semaphore {
 }
 
 /// A permit of a [`Semaphore`], given back when dropped.
+///
+/// # Examples
+/// ```
+/// let sem = bobbin::sync::Semaphore::new(1);
+/// {
+///     let _permit = sem.acquire();
+///     assert_eq!(sem.available_permits(), 0);
+/// }
+/// assert_eq!(sem.available_permits(), 1); // given back by the drop
+/// ```
 #[must_use = "the permit is given back as soon as it is dropped"]
 pub struct SemaphorePermit<'a> {
     semaphore: &'a Semaphore,
@@ -137,7 +186,29 @@ impl Semaphore {
     /// Takes a permit, parking until one is free.
     ///
     /// # Examples
-    /// See [`Semaphore`].
+    /// A green thread parks for a permit until another gives one back:
+    /// ```
+    /// use std::sync::Arc;
+    /// let order = bobbin::run(|| {
+    ///     let sem = Arc::new(bobbin::sync::Semaphore::new(1));
+    ///     let (tx, rx) = bobbin::sync::channel();
+    ///     let held = sem.acquire();
+    ///     let waiter = {
+    ///         let (sem, tx) = (Arc::clone(&sem), tx.clone());
+    ///         bobbin::spawn(move || {
+    ///             let _p = sem.acquire();
+    ///             tx.send("waiter got it").unwrap();
+    ///         })
+    ///     };
+    ///     bobbin::yield_now(); // the waiter parks
+    ///     tx.send("holder gives it back").unwrap();
+    ///     drop(held);
+    ///     waiter.join().unwrap();
+    ///     drop(tx);
+    ///     rx.iter().collect::<Vec<_>>()
+    /// });
+    /// assert_eq!(order, ["holder gives it back", "waiter got it"]);
+    /// ```
     pub fn acquire(&self) -> SemaphorePermit<'_> {
         let permits = self.permits.lock().unwrap_or_else(|e| e.into_inner());
         let mut permits = self.released.wait_while(permits, |p| *p == 0).unwrap_or_else(|e| e.into_inner());
@@ -187,7 +258,11 @@ impl Semaphore {
     /// The permits free now.
     ///
     /// # Examples
-    /// See [`Semaphore::new`].
+    /// ```
+    /// let sem = bobbin::sync::Semaphore::new(3);
+    /// let _a = sem.acquire();
+    /// assert_eq!(sem.available_permits(), 2);
+    /// ```
     pub fn available_permits(&self) -> usize {
         *self.permits.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -50,6 +50,15 @@ pub struct Condvar {
 
 /// Whether a timed wait of a [`Condvar`] ended by its timeout, as std's type of that
 /// name.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use bobbin::sync::{Condvar, Mutex};
+/// let (m, cv) = (Mutex::new(false), Condvar::new());
+/// let (g, r) = cv.wait_timeout_while(m.lock().unwrap(), Duration::from_millis(1), |ready| !*ready).unwrap();
+/// assert!(r.timed_out() && !*g);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WaitTimeoutResult(bool);
 
@@ -57,7 +66,13 @@ impl WaitTimeoutResult {
     /// True if the wait ended because its time ran out.
     ///
     /// # Examples
-    /// See [`Condvar::wait_timeout`].
+    /// ```
+    /// use std::time::Duration;
+    /// use bobbin::sync::{Condvar, Mutex};
+    /// let (m, cv) = (Mutex::new(()), Condvar::new());
+    /// let (_g, r) = cv.wait_timeout(m.lock().unwrap(), Duration::from_millis(1)).unwrap();
+    /// assert!(r.timed_out()); // nobody notifies
+    /// ```
     pub fn timed_out(&self) -> bool {
         self.0
     }
@@ -67,7 +82,13 @@ impl Condvar {
     /// A condition variable with no waiters.
     ///
     /// # Examples
-    /// See [`Condvar`].
+    /// ```
+    /// static READY: bobbin::sync::Condvar = bobbin::sync::Condvar::new();
+    /// READY.notify_all(); // nobody waits: nothing happens
+    /// let m = bobbin::sync::Mutex::new(1);
+    /// let (g, r) = READY.wait_timeout(m.lock().unwrap(), std::time::Duration::ZERO).unwrap();
+    /// assert!(r.timed_out() && *g == 1);
+    /// ```
     pub const fn new() -> Condvar {
         Condvar { waiters: Lock::new(VecDeque::new()), next_wait: AtomicU64::new(0), mutex: AtomicUsize::new(0) }
     }
@@ -110,7 +131,25 @@ impl Condvar {
     /// If the mutex is poisoned; the error holds the guard.
     ///
     /// # Examples
-    /// See [`Condvar`].
+    /// ```
+    /// use std::sync::Arc;
+    /// use bobbin::sync::{Condvar, Mutex};
+    /// let got = bobbin::run(|| {
+    ///     let queue = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+    ///     let q = Arc::clone(&queue);
+    ///     bobbin::spawn(move || {
+    ///         for i in 1..=3 {
+    ///             q.0.lock().unwrap().push(i);
+    ///             q.1.notify_one();
+    ///             bobbin::yield_now();
+    ///         }
+    ///     });
+    ///     // Parks until three items are in, however the notifications fall.
+    ///     let items = queue.1.wait_while(queue.0.lock().unwrap(), |v| v.len() < 3).unwrap();
+    ///     items.clone()
+    /// });
+    /// assert_eq!(got, [1, 2, 3]);
+    /// ```
     pub fn wait_while<'a, T>(
         &self,
         mut guard: MutexGuard<'a, T>,
@@ -194,7 +233,30 @@ impl Condvar {
     /// Wakes one waiting green thread (or OS thread), if any waits.
     ///
     /// # Examples
-    /// See [`Condvar`].
+    /// Two waiters, one notification: exactly one of them wakes.
+    /// ```
+    /// use std::sync::Arc;
+    /// use bobbin::sync::{Condvar, Mutex};
+    /// let woken = bobbin::run(|| {
+    ///     let state = Arc::new((Mutex::new(0u32), Condvar::new()));
+    ///     for _ in 0..2 {
+    ///         let s = Arc::clone(&state);
+    ///         bobbin::spawn(move || {
+    ///             let g = s.0.lock().unwrap();
+    ///             let mut g = s.1.wait(g).unwrap();
+    ///             *g += 1;
+    ///         });
+    ///     }
+    ///     bobbin::yield_now(); // both wait now
+    ///     state.1.notify_one();
+    ///     bobbin::yield_now();
+    ///     bobbin::yield_now();
+    ///     let n = *state.0.lock().unwrap();
+    ///     state.1.notify_one(); // lets the other one finish too
+    ///     n
+    /// });
+    /// assert_eq!(woken, 1);
+    /// ```
     pub fn notify_one(&self) {
         let mut waiters = self.waiters.lock();
         // Stale unparkers (waits that timed out or were unwound) wake no one.
@@ -208,7 +270,25 @@ impl Condvar {
     /// Wakes every waiting green thread and OS thread.
     ///
     /// # Examples
-    /// See [`Condvar::wait`].
+    /// ```
+    /// use std::sync::Arc;
+    /// use bobbin::sync::{Condvar, Mutex};
+    /// let woken = bobbin::run(|| {
+    ///     let state = Arc::new((Mutex::new(0u32), Condvar::new()));
+    ///     let waiters: Vec<_> = (0..3)
+    ///         .map(|_| {
+    ///             let s = Arc::clone(&state);
+    ///             bobbin::spawn(move || *s.1.wait(s.0.lock().unwrap()).unwrap() += 1)
+    ///         })
+    ///         .collect();
+    ///     bobbin::yield_now(); // all three wait now
+    ///     state.1.notify_all();
+    ///     waiters.into_iter().for_each(|w| w.join().unwrap());
+    ///     let n = *state.0.lock().unwrap();
+    ///     n
+    /// });
+    /// assert_eq!(woken, 3);
+    /// ```
     pub fn notify_all(&self) {
         let woken: Vec<(u64, Unparker)> = self.waiters.lock().drain(..).collect();
         for (_, u) in woken {

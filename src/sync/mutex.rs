@@ -66,6 +66,17 @@ pub struct Mutex<T> {
 const STARVE_AFTER: u32 = 2;
 
 /// Holds a [`Mutex`] locked; unlocks it (and wakes a waiter) when dropped.
+///
+/// # Examples
+/// ```
+/// let m = bobbin::sync::Mutex::new(vec![1]);
+/// {
+///     let mut guard = m.lock().unwrap();
+///     guard.push(2); // the value, through the guard
+///     assert!(m.try_lock().is_err()); // held while the guard lives
+/// }
+/// assert_eq!(*m.lock().unwrap(), [1, 2]);
+/// ```
 #[must_use = "the mutex is unlocked as soon as the guard is dropped"]
 pub struct MutexGuard<'a, T> {
     mutex: &'a Mutex<T>,
@@ -120,7 +131,24 @@ impl<T> Mutex<T> {
     /// If a holder panicked: the error still holds the guard.
     ///
     /// # Examples
-    /// See [`Mutex`].
+    /// A green thread that wants the lock parks; the holder's green thread goes on:
+    /// ```
+    /// use std::sync::Arc;
+    /// let log = bobbin::run(|| {
+    ///     let m = Arc::new(bobbin::sync::Mutex::new(Vec::new()));
+    ///     let held = m.lock().unwrap();
+    ///     let m2 = Arc::clone(&m);
+    ///     let waiter = bobbin::spawn(move || m2.lock().unwrap().push("waiter"));
+    ///     bobbin::yield_now(); // the waiter parks on the lock
+    ///     drop(held);
+    ///     m.lock().unwrap().push("holder"); // may take it first, or not: both get in
+    ///     waiter.join().unwrap();
+    ///     let mut log = m.lock().unwrap().clone();
+    ///     log.sort();
+    ///     log
+    /// });
+    /// assert_eq!(log, ["holder", "waiter"]);
+    /// ```
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
         // Spent before taking the lock: a green thread whose budget runs out yields here,
         // never while it holds the lock.

@@ -326,7 +326,18 @@ impl<T, F: FnOnce() -> T> LazyLock<T, F> {
     /// A lazy value computed by `init` on first use.
     ///
     /// # Examples
-    /// See [`LazyLock`].
+    /// ```
+    /// use std::cell::Cell;
+    /// let calls = Cell::new(0);
+    /// let lazy = bobbin::sync::LazyLock::new(|| {
+    ///     calls.set(calls.get() + 1);
+    ///     "computed"
+    /// });
+    /// assert_eq!(calls.get(), 0); // nothing runs before the first use
+    /// assert_eq!(*lazy, "computed");
+    /// assert_eq!(*lazy, "computed");
+    /// assert_eq!(calls.get(), 1);
+    /// ```
     pub const fn new(init: F) -> LazyLock<T, F> {
         LazyLock { cell: OnceLock::new(), init: Lock::new(Some(init)) }
     }

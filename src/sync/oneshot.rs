@@ -61,12 +61,29 @@ enum Slot<T> {
 
 /// The sending end of a one-message channel; [`send`](Sender::send) consumes it.
 /// Dropping it unsent makes the receiver's `recv` return [`RecvError`].
+///
+/// # Examples
+/// ```
+/// use bobbin::sync::{oneshot, RecvError};
+/// let (tx, rx) = oneshot::channel::<u8>();
+/// drop(tx); // never sent
+/// assert_eq!(rx.recv(), Err(RecvError));
+/// ```
 pub struct Sender<T> {
     shared: Arc<Lock<Slot<T>>>,
 }
 
 /// The receiving end of a one-message channel. Its methods take it by `&mut` or by value,
 /// so only one thread ever waits on it.
+///
+/// # Examples
+/// The receiver travels to another thread and waits there:
+/// ```
+/// let (tx, rx) = bobbin::sync::oneshot::channel();
+/// let waiter = std::thread::spawn(move || rx.recv());
+/// tx.send(String::from("done")).unwrap();
+/// assert_eq!(waiter.join().unwrap().as_deref(), Ok("done"));
+/// ```
 pub struct Receiver<T> {
     shared: Arc<Lock<Slot<T>>>,
 }

@@ -50,6 +50,14 @@ struct State {
 }
 
 /// Shared access to an [`RwLock`]'s value; released when dropped.
+///
+/// # Examples
+/// ```
+/// let lock = bobbin::sync::RwLock::new(5);
+/// let (a, b) = (lock.read().unwrap(), lock.read().unwrap()); // readers share it
+/// assert_eq!(*a + *b, 10);
+/// assert!(lock.try_write().is_err());
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct RwLockReadGuard<'a, T> {
     lock: &'a RwLock<T>,
@@ -57,6 +65,17 @@ pub struct RwLockReadGuard<'a, T> {
 }
 
 /// Exclusive access to an [`RwLock`]'s value; released when dropped.
+///
+/// # Examples
+/// ```
+/// let lock = bobbin::sync::RwLock::new(String::from("a"));
+/// {
+///     let mut w = lock.write().unwrap();
+///     w.push('b');
+///     assert!(lock.try_read().is_err()); // nobody reads while it writes
+/// }
+/// assert_eq!(*lock.read().unwrap(), "ab");
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct RwLockWriteGuard<'a, T> {
     lock: &'a RwLock<T>,
@@ -91,7 +110,22 @@ impl<T> RwLock<T> {
     /// If a writer panicked: the error still holds the guard.
     ///
     /// # Examples
-    /// See [`RwLock`].
+    /// A reader parks while a writer holds the lock, and sees the whole write:
+    /// ```
+    /// use std::sync::Arc;
+    /// let seen = bobbin::run(|| {
+    ///     let lock = Arc::new(bobbin::sync::RwLock::new((0, 0)));
+    ///     let mut w = lock.write().unwrap();
+    ///     let l2 = Arc::clone(&lock);
+    ///     let reader = bobbin::spawn(move || *l2.read().unwrap());
+    ///     w.0 = 1;
+    ///     bobbin::yield_now(); // the reader parks
+    ///     w.1 = 1;
+    ///     drop(w);
+    ///     reader.join().unwrap()
+    /// });
+    /// assert_eq!(seen, (1, 1));
+    /// ```
     pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
         let state = self.state();
         let mut state = self
@@ -132,7 +166,22 @@ impl<T> RwLock<T> {
     /// If a writer panicked: the error still holds the guard.
     ///
     /// # Examples
-    /// See [`RwLock`].
+    /// ```
+    /// use std::sync::Arc;
+    /// let total = bobbin::run(|| {
+    ///     let lock = Arc::new(bobbin::sync::RwLock::new(0));
+    ///     let writers: Vec<_> = (0..4)
+    ///         .map(|_| {
+    ///             let lock = Arc::clone(&lock);
+    ///             bobbin::spawn(move || *lock.write().unwrap() += 1)
+    ///         })
+    ///         .collect();
+    ///     writers.into_iter().for_each(|w| w.join().unwrap());
+    ///     let n = *lock.read().unwrap();
+    ///     n
+    /// });
+    /// assert_eq!(total, 4);
+    /// ```
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
         let mut state = self.state();
         state.writers_waiting += 1;
