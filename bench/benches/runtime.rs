@@ -51,15 +51,13 @@
 
 mod common;
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::Pin;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bobbin_bench::workloads::{
-    bobbin_runtime, fanout_bobbin, fib_bobbin, may_run, rt_spawn_yield_bobbin, rt_spawn_yield_tokio, spawn_yield_may,
-    tokio_multi_thread, tokio_run,
+    bobbin_runtime, fanout_bobbin, fib_bobbin, fib_tokio, may_run, rt_spawn_yield_bobbin, rt_spawn_yield_tokio,
+    spawn_yield_may, tokio_multi_thread, tokio_run,
 };
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, BenchmarkGroup, Criterion, SamplingMode, Throughput};
@@ -128,17 +126,6 @@ fn fib_plain(n: u64) -> u64 {
 /// fib(n + 1) - 1 of them.
 fn fib_spawns(n: u64) -> u64 {
     fib_plain(n + 1) - 1
-}
-
-fn fib_tokio(n: u64) -> Pin<Box<dyn Future<Output = u64> + Send>> {
-    Box::pin(async move {
-        if n < 2 {
-            return n;
-        }
-        let a = tokio::spawn(fib_tokio(n - 1));
-        let b = fib_tokio(n - 2).await;
-        a.await.unwrap() + b
-    })
 }
 
 fn fib_may(n: u64) -> u64 {

@@ -360,6 +360,18 @@ pub fn fib_bobbin(n: u64) -> u64 {
     a.join().unwrap() + b
 }
 
+/// fib(n) with a tokio task per call, as [`fib_bobbin`]; recursive, so its futures are boxed.
+pub fn fib_tokio(n: u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>> {
+    Box::pin(async move {
+        if n < 2 {
+            return n;
+        }
+        let a = tokio::spawn(fib_tokio(n - 1));
+        let b = fib_tokio(n - 2).await;
+        a.await.unwrap() + b
+    })
+}
+
 /// A producer sends `0..FANOUT_N` through one bounded MPMC channel of `FANOUT_CAP` to
 /// `CONSUMERS` consumers, which send their sums back through one channel; returns the total.
 pub fn fanout_bobbin(rt: &bobbin::Runtime) -> u64 {

@@ -23,6 +23,7 @@ const WORKLOADS: &[(&str, usize)] = &[
     ("pingpong", 5),
     ("select", 4),
     ("scale", 4),
+    ("fib", 4),
     ("mutex", 5),
     ("mutex-contended", 8),
     ("memory", 7),

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Workloads, in the order run: switch, context-swap, create, generator, spawn, spawn-30k,
-//! pingpong, select, scale, mutex, mutex-contended, memory, capacity, echo. How each is measured is in `bobbin_bench::compare`
+//! pingpong, select, scale, fib, mutex, mutex-contended, memory, capacity, echo. How each is measured is in `bobbin_bench::compare`
 //! and its modules, and in the report itself. Progress goes to stderr.
 //!
 //! `--park LIBRARY N` is internal: the child process of the memory and capacity
@@ -36,6 +36,7 @@ const WORKLOADS: &[&str] = &[
     "pingpong",
     "select",
     "scale",
+    "fib",
     "mutex",
     "mutex-contended",
     "memory",
@@ -50,7 +51,7 @@ const USAGE: &str = "usage: compare [--quick] [--out DIR] [--only WORKLOAD[,WORK
             root; with --quick, compare-quick/ in the target directory, so that a smoke
             test never overwrites the committed results)
   --only    run only these workloads: switch, context-swap, create, generator, spawn,
-            spawn-30k, pingpong, select, scale, mutex, mutex-contended, memory, capacity, echo; the report is then named
+            spawn-30k, pingpong, select, scale, fib, mutex, mutex-contended, memory, capacity, echo; the report is then named
             after them (--only echo writes echo.md) instead of summary.md";
 
 struct Args {
@@ -153,6 +154,7 @@ fn main() {
                 note_speedups(&mut w);
                 w
             }
+            "fib" => run_timed(workloads::fib(&sizes), &sizes),
             "mutex" => run_timed(locks::mutex(&sizes), &sizes),
             "mutex-contended" => run_timed(locks::mutex_contended(&sizes), &sizes),
             "memory" => memory::bytes_per_parked(&sizes),

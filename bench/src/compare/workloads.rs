@@ -22,6 +22,8 @@
 //!   channels; per message (2 per round trip).
 //! - `select`: as pingpong, but the counter goes out on one of two channels, alternately,
 //!   and the partner waits on both with a select; per round trip (one select).
+//! - `fib`: fib(25) with a green thread (task) per call on bobbin's runtime and tokio's
+//!   multi-thread runtime, 1 and 2 workers; the same bodies as the criterion `rt_fib`.
 //! - `scale`: the spawn workload on `bobbin::Runtime` and tokio's multi-thread runtime
 //!   with 1 and 2 workers. Runtimes are built before and dropped after every batch, outside
 //!   the time, so that no idle worker of another runtime is around.
@@ -39,11 +41,11 @@ use futures::executor::LocalPool;
 use generator::Gn;
 
 use crate::workloads::{
-    bobbin_runtime, clear_fp_status, generator_sum_bobbin, generator_sum_corosensei, generator_sum_generator_crate,
-    may_init, pingpong_async_executor, pingpong_bobbin, pingpong_local_pool, pingpong_may, pingpong_tokio,
-    raise_inexact, rt_spawn_yield_bobbin, rt_spawn_yield_tokio, select_bobbin, select_crossbeam, select_may,
-    select_tokio, spawn_yield_async_executor, spawn_yield_bobbin, spawn_yield_local_pool, spawn_yield_may,
-    spawn_yield_tokio, tokio_current_thread, tokio_multi_thread, FcontextPair, SwapPair,
+    bobbin_runtime, clear_fp_status, fib_bobbin, fib_tokio, generator_sum_bobbin, generator_sum_corosensei,
+    generator_sum_generator_crate, may_init, pingpong_async_executor, pingpong_bobbin, pingpong_local_pool,
+    pingpong_may, pingpong_tokio, raise_inexact, rt_spawn_yield_bobbin, rt_spawn_yield_tokio, select_bobbin,
+    select_crossbeam, select_may, select_tokio, spawn_yield_async_executor, spawn_yield_bobbin, spawn_yield_local_pool,
+    spawn_yield_may, spawn_yield_tokio, tokio_current_thread, tokio_multi_thread, tokio_run, FcontextPair, SwapPair,
 };
 
 use super::{Entry, Scale, Sizes, Timed};
@@ -431,6 +433,61 @@ pub fn scale(sizes: &Sizes) -> Timed<'static> {
             }),
             Entry::against("tokio multi_thread, 2 workers", 1, move |k| {
                 time_on(k, tokio_rt(2), |rt| rt_spawn_yield_tokio(rt, n, y))
+            }),
+        ],
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// fib
+
+/// `fib`: fib(n) with a green thread (task) per call on 1 and 2 workers.
+pub fn fib(sizes: &Sizes) -> Timed<'static> {
+    let n: u64 = if sizes.quick { 15 } else { 25 };
+    let expected = {
+        let (mut a, mut b) = (0u64, 1u64);
+        for _ in 0..n {
+            (a, b) = (b, a + b);
+        }
+        a
+    };
+    let spawns = {
+        let (mut a, mut b) = (0u64, 1u64);
+        for _ in 0..n + 1 {
+            (a, b) = (b, a + b);
+        }
+        a - 1
+    };
+    let bobbin_rt = |w: usize| move || bobbin_runtime(w);
+    let tokio_rt = |w: usize| move || tokio_multi_thread(w);
+    let spawns_text = super::fmt_num(spawns as f64);
+    Timed {
+        key: "fib",
+        title: format!("fib({n}) with a green thread per call on 1 and 2 workers, total"),
+        description: format!(
+            "`a = spawn(fib(n - 1)); b = fib(n - 2); join(a) + b` down to n < 2: {spawns_text} spawns and joins \
+             in a deep tree of tasks waiting on each other. bobbin: `Runtime::builder().workers(w)`, the root \
+             is `Runtime::block_on`, the calls `bobbin::runtime::spawn`; tokio: \
+             `Builder::new_multi_thread().worker_threads(w)`, the root task spawned on the runtime, the calls \
+             `tokio::spawn` of boxed futures. The criterion benchmark `rt_fib` (benches/runtime.rs) runs the \
+             same code. Runtimes are built before and dropped after each batch, outside the time; every \
+             result is checked."
+        ),
+        unit: "ms",
+        scale: MS,
+        rounds: sizes.rounds_heavy,
+        entries: vec![
+            Entry::against("bobbin Runtime, 1 worker", 0, move |k| {
+                time_on(k, bobbin_rt(1), |rt| assert_eq!(rt.block_on(move || fib_bobbin(n)), expected))
+            }),
+            Entry::against("bobbin Runtime, 2 workers", 1, move |k| {
+                time_on(k, bobbin_rt(2), |rt| assert_eq!(rt.block_on(move || fib_bobbin(n)), expected))
+            }),
+            Entry::against("tokio multi_thread, 1 worker", 0, move |k| {
+                time_on(k, tokio_rt(1), |rt| assert_eq!(tokio_run(rt, fib_tokio(n)), expected))
+            }),
+            Entry::against("tokio multi_thread, 2 workers", 1, move |k| {
+                time_on(k, tokio_rt(2), |rt| assert_eq!(tokio_run(rt, fib_tokio(n)), expected))
             }),
         ],
     }
