@@ -3,7 +3,9 @@
 //! by the clock), rendezvous pairs made through selects, fairness, and a stress over
 //! runtime workers and OS threads.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+mod common;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,38 +31,6 @@ impl Tracked {
 impl Drop for Tracked {
     fn drop(&mut self) {
         self.0.dropped.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// Ends the whole test process with a report if the test it guards runs for a minute: a
-/// lost message or wake-up shows as a hang, which must fail CI rather than stall it.
-struct Watchdog {
-    done: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Watchdog {
-    fn start(test: &'static str) -> Watchdog {
-        let done = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let done = Arc::clone(&done);
-            std::thread::spawn(move || {
-                for _ in 0..600 {
-                    if done.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                eprintln!("{test}: still running after 60 s (a lost message or wake-up?); aborting");
-                std::process::exit(3);
-            })
-        };
-        Watchdog { done, thread }
-    }
-
-    fn stop(self) {
-        self.done.store(true, Ordering::SeqCst);
-        self.thread.join().unwrap();
     }
 }
 
@@ -340,7 +310,7 @@ fn a_select_picks_among_ready_operations_at_random() {
 fn stress_selects_over_workers_and_threads_count_every_message_once() {
     const PRODUCERS: u64 = 6;
     const PER: u64 = 3_000;
-    let watchdog = Watchdog::start("stress_selects_over_workers_and_threads_count_every_message_once");
+    let watchdog = common::Watchdog::start(60, "stress_selects_over_workers_and_threads_count_every_message_once");
 
     let rt = Runtime::builder().workers(2).build().unwrap();
     let (a_tx, a_rx) = bounded::<u64>(1);
@@ -425,7 +395,7 @@ fn stress_selects_over_workers_and_threads_count_every_message_once() {
 #[test]
 fn a_select_timing_out_as_a_sender_claims_it_loses_nothing() {
     const N: u64 = 20_000;
-    let watchdog = Watchdog::start("a_select_timing_out_as_a_sender_claims_it_loses_nothing");
+    let watchdog = common::Watchdog::start(60, "a_select_timing_out_as_a_sender_claims_it_loses_nothing");
     for cap in [Some(1), Some(0), None] {
         let (tx, rx) = match cap {
             Some(c) => bounded::<u64>(c),
@@ -472,7 +442,7 @@ fn a_select_timing_out_as_a_sender_claims_it_loses_nothing() {
 #[test]
 fn two_selects_meet_on_a_rendezvous_again_and_again() {
     const N: u64 = 5_000;
-    let watchdog = Watchdog::start("two_selects_meet_on_a_rendezvous_again_and_again");
+    let watchdog = common::Watchdog::start(60, "two_selects_meet_on_a_rendezvous_again_and_again");
     let (tx, rx) = bounded::<u64>(0);
     let (_idle_tx, idle) = channel::<u64>();
     let idle2 = idle.clone();

@@ -9,8 +9,12 @@ use std::time::Duration;
 use bobbin::sync::{Condvar, Mutex};
 use bobbin::Runtime;
 
+mod common;
+use common::Watchdog;
+
 #[test]
 fn a_mutex_excludes_across_green_threads_workers_and_os_threads() {
+    let watchdog = Watchdog::start(120, "a_mutex_excludes_across_green_threads_workers_and_os_threads");
     let counter = Arc::new(Mutex::new(0u64));
     let rt = Runtime::builder().workers(2).build().unwrap();
     let green: Vec<_> = (0..8)
@@ -42,6 +46,7 @@ fn a_mutex_excludes_across_green_threads_workers_and_os_threads() {
     green.into_iter().for_each(|h| h.join().unwrap());
     threads.into_iter().for_each(|t| t.join().unwrap());
     assert_eq!(*counter.lock().unwrap(), 5_000);
+    watchdog.stop();
 }
 
 #[test]
@@ -98,6 +103,7 @@ type Shared = Arc<(Mutex<(VecDeque<usize>, usize)>, Condvar)>;
 
 #[test]
 fn a_condvar_queue_delivers_every_item_once_between_workers_and_threads() {
+    let watchdog = Watchdog::start(120, "a_condvar_queue_delivers_every_item_once_between_workers_and_threads");
     const PER_PRODUCER: usize = 2_000;
     let state: Shared = Arc::new((Mutex::new((VecDeque::new(), 0usize)), Condvar::new()));
     let consumed = Arc::new(AtomicUsize::new(0));
@@ -137,6 +143,7 @@ fn a_condvar_queue_delivers_every_item_once_between_workers_and_threads() {
     consumers.into_iter().for_each(|h| h.join().unwrap());
     assert_eq!(consumed.load(Ordering::SeqCst), 3 * PER_PRODUCER);
     assert_eq!(sum.load(Ordering::SeqCst), 3 * (0..PER_PRODUCER).sum::<usize>());
+    watchdog.stop();
 }
 
 #[test]
@@ -193,6 +200,7 @@ fn notify_all_wakes_every_waiter() {
 
 #[test]
 fn a_barrier_lets_no_one_through_before_all_arrive_round_after_round() {
+    let watchdog = Watchdog::start(120, "a_barrier_lets_no_one_through_before_all_arrive_round_after_round");
     use bobbin::sync::Barrier;
     const N: usize = 8;
     const ROUNDS: usize = 20;
@@ -220,10 +228,12 @@ fn a_barrier_lets_no_one_through_before_all_arrive_round_after_round() {
     green.into_iter().for_each(|h| h.join().unwrap());
     threads.into_iter().for_each(|t| t.join().unwrap());
     assert_eq!(leaders.load(Ordering::SeqCst), ROUNDS, "one leader per round");
+    watchdog.stop();
 }
 
 #[test]
 fn a_semaphore_bounds_how_many_hold_a_permit_at_once() {
+    let watchdog = Watchdog::start(120, "a_semaphore_bounds_how_many_hold_a_permit_at_once");
     use bobbin::sync::Semaphore;
     let sem = Arc::new(Semaphore::new(3));
     let (now, most, done) =
@@ -247,6 +257,7 @@ fn a_semaphore_bounds_how_many_hold_a_permit_at_once() {
     assert_eq!(done.load(Ordering::SeqCst), 40);
     assert!(most.load(Ordering::SeqCst) <= 3, "at most 3 at once, saw {}", most.load(Ordering::SeqCst));
     assert_eq!(sem.available_permits(), 3);
+    watchdog.stop();
 }
 
 #[test]
@@ -266,6 +277,7 @@ fn a_condvar_used_with_two_mutexes_panics_as_std() {
 
 #[test]
 fn readers_share_a_rwlock_and_a_writer_excludes_them_across_workers_and_threads() {
+    let watchdog = Watchdog::start(120, "readers_share_a_rwlock_and_a_writer_excludes_them_across_workers_and_threads");
     use bobbin::sync::RwLock;
     let lock = Arc::new(RwLock::new((0u64, 0u64)));
     let rt = Runtime::builder().workers(2).build().unwrap();
@@ -308,10 +320,13 @@ fn readers_share_a_rwlock_and_a_writer_excludes_them_across_workers_and_threads(
     writers.into_iter().chain(readers).for_each(|h| h.join().unwrap());
     thread.join().unwrap();
     assert_eq!(*lock.read().unwrap(), (1_500, 1_500));
+    watchdog.stop();
 }
 
 #[test]
 fn two_readers_hold_a_rwlock_at_once_and_a_stream_of_readers_cannot_starve_a_writer() {
+    let watchdog =
+        Watchdog::start(120, "two_readers_hold_a_rwlock_at_once_and_a_stream_of_readers_cannot_starve_a_writer");
     use bobbin::sync::RwLock;
     bobbin::run(|| {
         let lock = Arc::new(RwLock::new(false));
@@ -346,6 +361,7 @@ fn two_readers_hold_a_rwlock_at_once_and_a_stream_of_readers_cannot_starve_a_wri
         *lock.write().unwrap() = true;
         assert!(readers.into_iter().all(|r| r.join().unwrap() > 0));
     });
+    watchdog.stop();
 }
 
 #[test]
@@ -368,6 +384,7 @@ fn a_panicking_writer_poisons_the_rwlock_as_std() {
 
 #[test]
 fn a_once_lock_runs_one_initialiser_while_green_threads_and_threads_park() {
+    let watchdog = Watchdog::start(120, "a_once_lock_runs_one_initialiser_while_green_threads_and_threads_park");
     use bobbin::sync::OnceLock;
     let cell = Arc::new(OnceLock::new());
     let runs = Arc::new(AtomicUsize::new(0));
@@ -421,6 +438,7 @@ fn a_once_lock_runs_one_initialiser_while_green_threads_and_threads_park() {
     assert_eq!(thread.join().unwrap(), 7);
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     assert_eq!(cell.set(8), Err(8));
+    watchdog.stop();
 }
 
 #[test]
@@ -490,6 +508,7 @@ fn a_once_lock_initialising_itself_on_an_os_thread_panics_instead_of_hanging() {
 
 #[test]
 fn a_lazy_lock_is_computed_once_for_green_threads_and_threads() {
+    let watchdog = Watchdog::start(120, "a_lazy_lock_is_computed_once_for_green_threads_and_threads");
     use bobbin::sync::LazyLock;
     static RUNS: AtomicUsize = AtomicUsize::new(0);
     static TABLE: LazyLock<Vec<u64>> = LazyLock::new(|| {
@@ -506,10 +525,12 @@ fn a_lazy_lock_is_computed_once_for_green_threads_and_threads() {
     }
     assert_eq!(thread.join().unwrap(), 99 * 99);
     assert_eq!(RUNS.load(Ordering::SeqCst), 1);
+    watchdog.stop();
 }
 
 #[test]
 fn a_oneshot_delivers_once_reports_a_dropped_end_and_times_out_by_ordering() {
+    let watchdog = Watchdog::start(120, "a_oneshot_delivers_once_reports_a_dropped_end_and_times_out_by_ordering");
     use bobbin::sync::oneshot::{self, RecvTimeoutError};
     let rt = Runtime::builder().workers(2).build().unwrap();
     // Green thread to OS thread and back.
@@ -570,4 +591,5 @@ fn a_oneshot_delivers_once_reports_a_dropped_end_and_times_out_by_ordering() {
     assert_eq!(drops.load(Ordering::SeqCst), 0);
     drop(rx);
     assert_eq!(drops.load(Ordering::SeqCst), 1);
+    watchdog.stop();
 }

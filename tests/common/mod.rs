@@ -129,3 +129,38 @@ pub fn recurse_forever(depth: u64) -> u64 {
     std::hint::black_box(&frame);
     recurse_forever(depth + 1) + frame[7]
 }
+
+/// Ends the whole test process with a report if the test it guards runs longer than its
+/// limit: a lost message or wake-up shows as a hang, which must fail CI rather than stall
+/// it. (A guard against a hang, not a measure of speed: make the limit generous, valgrind
+/// runs these tests too.)
+pub struct Watchdog {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Watchdog {
+    pub fn start(seconds: u64, test: &'static str) -> Watchdog {
+        use std::sync::atomic::Ordering;
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let done = std::sync::Arc::clone(&done);
+            std::thread::spawn(move || {
+                for _ in 0..seconds * 10 {
+                    if done.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                eprintln!("{test}: still running after {seconds} s (a lost message or wake-up?); aborting");
+                std::process::exit(3);
+            })
+        };
+        Watchdog { done, thread }
+    }
+
+    pub fn stop(self) {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().unwrap();
+    }
+}
