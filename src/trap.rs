@@ -131,10 +131,7 @@ fn ensure_alt_stack() {
 /// The SIGSEGV/SIGBUS handler.
 extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut c_void) {
     // SAFETY: the kernel passes a valid siginfo_t and ucontext_t to SA_SIGINFO handlers.
-    let (addr, sp) = unsafe {
-        let uctx = uctx as *const libc::ucontext_t;
-        ((*info).si_addr() as usize, (*uctx).uc_mcontext.gregs[libc::REG_RSP as usize] as usize)
-    };
+    let (addr, sp) = unsafe { ((*info).si_addr() as usize, interrupted_sp(uctx as *const libc::ucontext_t)) };
     if let Some((tag, bottom)) = stack::guard_hit(addr, sp) {
         let base = tag & !arch::KEEPS_FP;
         // The interrupted code runs on the stack of a coroutine of this thread and touched
@@ -149,17 +146,15 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *
         // the ucontext_t the kernel passed to this handler.
         unsafe {
             let link = *((base - arch::LINK_OFFSET) as *const usize);
-            let (link, mxcsr, fpcw) = if tag & arch::KEEPS_FP != 0 {
+            let (link, fp_control) = if tag & arch::KEEPS_FP != 0 {
                 // Return past bobbin_coroutine_start_fp, which would switch the words
                 // back, and load the resumer's words here instead.
-                let words = base - arch::FP_SLOT_OFFSET;
-                (link + arch::FP_ENTRY_FRAME, *(words as *const u32), *((words + 4) as *const u16))
+                (link + arch::FP_ENTRY_FRAME, saved_fp_control(base - arch::FP_SLOT_OFFSET))
             } else {
-                let (mxcsr, fpcw) = interrupted_fp_control(uctx as *const libc::ucontext_t);
-                (link, mxcsr, fpcw)
+                (link, interrupted_fp_control(uctx as *const libc::ucontext_t))
             };
             let mut ctx = Context::new();
-            ctx.set_return_point(link, mxcsr, fpcw);
+            set_return_point(&mut ctx, link, fp_control);
             ctx.set_entry_registers(0, arch::SWITCH_OVERFLOWED as u64);
             // The stack pointer may already lie in the guard (the store that faulted was
             // the first below it): only the usable part of the stack is read.
@@ -189,6 +184,7 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *
 /// # Safety
 /// `uctx` must be the ucontext_t the kernel passed to a signal handler, and `[sp, top)` the
 /// live part of the stack the fault happened on.
+#[cfg(target_arch = "x86_64")]
 unsafe fn resumed_sigmask(uctx: *const libc::ucontext_t, sp: usize, top: usize) -> libc::sigset_t {
     // SAFETY: upheld by the caller.
     let mut mask = unsafe { (*uctx).uc_sigmask };
@@ -229,23 +225,6 @@ unsafe fn resumed_sigmask(uctx: *const libc::ucontext_t, sp: usize, top: usize) 
     mask
 }
 
-/// The floating-point control words the interrupted code ran with (the kernel gives the
-/// handler default ones of its own), or the defaults if the kernel saved none.
-///
-/// # Safety
-/// `uctx` must be the ucontext_t the kernel passed to a signal handler.
-unsafe fn interrupted_fp_control(uctx: *const libc::ucontext_t) -> (u32, u16) {
-    // SAFETY: upheld by the caller; `fpregs` points into the signal frame or is null.
-    unsafe {
-        let fpregs = (*uctx).uc_mcontext.fpregs;
-        if fpregs.is_null() {
-            (0x1F80, 0x037F)
-        } else {
-            ((*fpregs).mxcsr, (*fpregs).cwd)
-        }
-    }
-}
-
 /// Passes a fault that is not ours to the handler the program had, or to the default
 /// action.
 fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut c_void) {
@@ -272,6 +251,129 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut c_void) {
         } else {
             let f: extern "C" fn(libc::c_int) = std::mem::transmute(handler);
             f(sig);
+        }
+    }
+}
+
+/// The mask to leave an overflowed coroutine with, on aarch64: the fault's own.
+///
+/// The kernel's signal frame there holds no restorer word to recognise it by (the return
+/// into the restorer is in x30), so a signal handler that overflowed a coroutine's stack
+/// leaves its signal blocked after the recovery; code that overflows outside a handler is
+/// unaffected.
+///
+/// # Safety
+/// `uctx` must be the ucontext_t the kernel passed to a signal handler.
+#[cfg(target_arch = "aarch64")]
+unsafe fn resumed_sigmask(uctx: *const libc::ucontext_t, _sp: usize, _top: usize) -> libc::sigset_t {
+    // SAFETY: upheld by the caller.
+    unsafe { (*uctx).uc_sigmask }
+}
+
+/// The stack pointer of the interrupted code.
+///
+/// # Safety
+/// `uctx` must be the ucontext_t the kernel passed to a signal handler.
+#[cfg(target_arch = "x86_64")]
+unsafe fn interrupted_sp(uctx: *const libc::ucontext_t) -> usize {
+    // SAFETY: upheld by the caller.
+    unsafe { (*uctx).uc_mcontext.gregs[libc::REG_RSP as usize] as usize }
+}
+
+/// The stack pointer of the interrupted code.
+///
+/// # Safety
+/// `uctx` must be the ucontext_t the kernel passed to a signal handler.
+#[cfg(target_arch = "aarch64")]
+unsafe fn interrupted_sp(uctx: *const libc::ucontext_t) -> usize {
+    // SAFETY: upheld by the caller.
+    unsafe { (*uctx).uc_mcontext.sp as usize }
+}
+
+/// The floating-point control words of x86-64: MXCSR and the x87 control word.
+#[cfg(target_arch = "x86_64")]
+type FpControl = (u32, u16);
+/// The floating-point control register of aarch64, FPCR.
+#[cfg(target_arch = "aarch64")]
+type FpControl = u64;
+
+/// The resumer's control words, which a coroutine that keeps its own stored at `slot`.
+///
+/// # Safety
+/// `slot` must be the FP slot of a live coroutine stack.
+#[cfg(target_arch = "x86_64")]
+unsafe fn saved_fp_control(slot: usize) -> FpControl {
+    // SAFETY: upheld by the caller: MXCSR at +0, the x87 control word at +4.
+    unsafe { (*(slot as *const u32), *((slot + 4) as *const u16)) }
+}
+
+/// The resumer's FPCR, which a coroutine that keeps its own stored at `slot`.
+///
+/// # Safety
+/// `slot` must be the FP slot of a live coroutine stack.
+#[cfg(target_arch = "aarch64")]
+unsafe fn saved_fp_control(slot: usize) -> FpControl {
+    // SAFETY: upheld by the caller.
+    unsafe { *(slot as *const u64) }
+}
+
+/// Makes `ctx` continue in the resumer whose link is `link`, as a suspend would.
+///
+/// # Safety
+/// `link` must be the link of a coroutine of this thread that is running.
+#[cfg(target_arch = "x86_64")]
+unsafe fn set_return_point(ctx: &mut Context, link: usize, (mxcsr, fpcw): FpControl) {
+    ctx.set_return_point(link, mxcsr, fpcw);
+}
+
+/// Makes `ctx` continue in the resumer whose link is `link`, as a suspend would.
+///
+/// # Safety
+/// `link` must be the link of a coroutine of this thread that is running.
+#[cfg(target_arch = "aarch64")]
+unsafe fn set_return_point(ctx: &mut Context, link: usize, fpcr: FpControl) {
+    // SAFETY: upheld by the caller: the link points at the resumer's return address.
+    unsafe { ctx.set_return_point(link, fpcr) };
+}
+
+#[cfg(target_arch = "x86_64")]
+/// The floating-point control words the interrupted code ran with (the kernel gives the
+/// handler default ones of its own), or the defaults if the kernel saved none.
+///
+/// # Safety
+/// `uctx` must be the ucontext_t the kernel passed to a signal handler.
+unsafe fn interrupted_fp_control(uctx: *const libc::ucontext_t) -> (u32, u16) {
+    // SAFETY: upheld by the caller; `fpregs` points into the signal frame or is null.
+    unsafe {
+        let fpregs = (*uctx).uc_mcontext.fpregs;
+        if fpregs.is_null() {
+            (0x1F80, 0x037F)
+        } else {
+            ((*fpregs).mxcsr, (*fpregs).cwd)
+        }
+    }
+}
+
+/// The FPCR the interrupted code ran with (the kernel gives the handler the default), from
+/// the FP/SIMD record the kernel saves first in the signal frame's reserved area, or the
+/// default if there is none.
+///
+/// # Safety
+/// `uctx` must be the ucontext_t the kernel passed to a signal handler.
+#[cfg(target_arch = "aarch64")]
+unsafe fn interrupted_fp_control(uctx: *const libc::ucontext_t) -> FpControl {
+    /// The magic number of the kernel's `fpsimd_context` record.
+    const FPSIMD_MAGIC: u32 = 0x4650_8001;
+    // SAFETY: upheld by the caller. The reserved area follows pstate at the next 16-byte
+    // boundary (the libc crate keeps the field private) and is at least 4 KiB; a record
+    // begins with its magic and size, followed by FPSR and FPCR (32 bits each).
+    unsafe {
+        let after_pstate = std::ptr::addr_of!((*uctx).uc_mcontext.pstate) as usize + 8;
+        let record = ((after_pstate + 15) & !15) as *const u32;
+        if *record == FPSIMD_MAGIC {
+            u64::from(*record.add(3))
+        } else {
+            0
         }
     }
 }

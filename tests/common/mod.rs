@@ -5,6 +5,22 @@ use std::process::{Command, Output};
 
 const CHILD_VAR: &str = "BOBBIN_TEST_CHILD";
 
+/// A command that runs this test binary again: directly, or under the emulator named by
+/// `BOBBIN_TEST_RUNNER` (set by the aarch64 runner in `.cargo/`, since an emulated binary
+/// cannot be executed by the host kernel).
+pub fn rerun_command() -> Command {
+    let exe = std::env::current_exe().expect("test binary path");
+    match std::env::var("BOBBIN_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut words = runner.split_whitespace();
+            let mut command = Command::new(words.next().expect("a runner command"));
+            command.args(words).arg(exe);
+            command
+        }
+        _ => Command::new(exe),
+    }
+}
+
 /// Runs `body` in a child process (this test binary re-executed for the single test
 /// `name`), so a crash or an exhausted resource cannot take the rest of the suite down.
 /// In the parent, returns the child's output; in the child, runs `body` and returns None.
@@ -13,8 +29,7 @@ pub fn in_child(name: &str, body: impl FnOnce()) -> Option<Output> {
         body();
         return None;
     }
-    let exe = std::env::current_exe().expect("test binary path");
-    let out = Command::new(exe)
+    let out = rerun_command()
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_VAR, name)
         .env("RUST_BACKTRACE", "0")
@@ -30,8 +45,7 @@ pub fn in_child_within(name: &str, limit: std::time::Duration, body: impl FnOnce
         body();
         return None;
     }
-    let exe = std::env::current_exe().expect("test binary path");
-    let mut child = Command::new(exe)
+    let mut child = rerun_command()
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_VAR, name)
         .env("RUST_BACKTRACE", "0")
