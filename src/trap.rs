@@ -184,30 +184,25 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *
 /// # Safety
 /// `uctx` must be the ucontext_t the kernel passed to a signal handler, and `[sp, top)` the
 /// live part of the stack the fault happened on.
-#[cfg(target_arch = "x86_64")]
 unsafe fn resumed_sigmask(uctx: *const libc::ucontext_t, sp: usize, top: usize) -> libc::sigset_t {
     // SAFETY: upheld by the caller.
     let mut mask = unsafe { (*uctx).uc_sigmask };
-    let restorer = RESTORER.load(Ordering::Relaxed);
     // Under valgrind the signal frames are valgrind's own, and the scan would read words
     // memcheck rightly calls undefined: keep the fault's mask there.
-    if restorer == 0 || arch::on_valgrind() {
+    if !frames_recognisable() || arch::on_valgrind() {
         return mask;
     }
     let mut at = (sp + 7) & !7;
-    // The frame holds a ucontext after the restorer's word; it must fit below the top.
-    let frame = 8 + std::mem::size_of::<libc::ucontext_t>();
-    while at + frame <= top {
-        // Reads of the stack go through arch::read_word: under AddressSanitizer the scan
-        // crosses redzones that instrumented frames poisoned.
-        // SAFETY: `at` lies in the live part of the stack and is word-aligned.
-        if unsafe { arch::read_word(at) } == restorer {
-            let saved = (at + 8) as *const libc::ucontext_t;
+    // The frame must fit below the top.
+    while at + SIGNAL_FRAME_SPAN <= top {
+        // SAFETY: [at, at + SIGNAL_FRAME_SPAN) lies in the live part of the stack, and
+        // `at` is word-aligned.
+        if let Some(saved) = unsafe { signal_frame_at(at) } {
+            // Reads of the stack go through arch::read_word: under AddressSanitizer the
+            // scan crosses redzones that instrumented frames poisoned.
             // SAFETY: the ucontext lies below `top`, inside the stack (checked above), and
             // its fields are word-aligned like the frame.
-            let saved_sp = unsafe {
-                arch::read_word(std::ptr::addr_of!((*saved).uc_mcontext.gregs[libc::REG_RSP as usize]) as usize)
-            };
+            let saved_sp = unsafe { arch::read_word(saved_sp_field(saved)) };
             if saved_sp > at && saved_sp <= top {
                 // The kernel's mask is the first 64 bits of the C library's larger set;
                 // the rest of the copy is whatever follows it in the frame.
@@ -223,6 +218,80 @@ unsafe fn resumed_sigmask(uctx: *const libc::ucontext_t, sp: usize, top: usize) 
         at += 8;
     }
     mask
+}
+
+/// Bytes a signal frame spans from where [`signal_frame_at`] recognises it: on x86-64 the
+/// restorer's word, then the ucontext.
+#[cfg(target_arch = "x86_64")]
+const SIGNAL_FRAME_SPAN: usize = 8 + std::mem::size_of::<libc::ucontext_t>();
+
+/// Whether signal frames can be recognised: on x86-64 by the C library's restorer, which
+/// must be known.
+#[cfg(target_arch = "x86_64")]
+fn frames_recognisable() -> bool {
+    RESTORER.load(Ordering::Relaxed) != 0
+}
+
+/// The ucontext of the signal frame the kernel built at `at`, if there is one: on x86-64
+/// a frame starts with the restorer's address, the return address of the handler.
+///
+/// # Safety
+/// `at` must be readable and word-aligned.
+#[cfg(target_arch = "x86_64")]
+unsafe fn signal_frame_at(at: usize) -> Option<*const libc::ucontext_t> {
+    // SAFETY: upheld by the caller.
+    let word = unsafe { arch::read_word(at) };
+    (word == RESTORER.load(Ordering::Relaxed)).then_some((at + 8) as *const libc::ucontext_t)
+}
+
+/// The address of the stack pointer saved in `uctx`.
+#[cfg(target_arch = "x86_64")]
+fn saved_sp_field(uctx: *const libc::ucontext_t) -> usize {
+    // SAFETY: only computes the address of a field, reading nothing.
+    unsafe { std::ptr::addr_of!((*uctx).uc_mcontext.gregs[libc::REG_RSP as usize]) as usize }
+}
+
+/// Bytes a signal frame spans from where [`signal_frame_at`] recognises it: on aarch64
+/// its ucontext (the siginfo lies below).
+#[cfg(target_arch = "aarch64")]
+const SIGNAL_FRAME_SPAN: usize = std::mem::size_of::<libc::ucontext_t>();
+
+/// Whether signal frames can be recognised: on aarch64 always, by their FP/SIMD record.
+#[cfg(target_arch = "aarch64")]
+fn frames_recognisable() -> bool {
+    true
+}
+
+/// The magic number and size of the kernel's `fpsimd_context` record, as the first word
+/// of the record reads.
+#[cfg(target_arch = "aarch64")]
+const FPSIMD_HEADER: usize = 0x4650_8001 | (528 << 32);
+
+/// Offset in a ucontext of the reserved area that holds the kernel's records: after
+/// pstate, at the next 16-byte boundary (the libc crate keeps the field private).
+#[cfg(target_arch = "aarch64")]
+const RESERVED_OFFSET: usize =
+    (std::mem::offset_of!(libc::ucontext_t, uc_mcontext) + std::mem::offset_of!(libc::mcontext_t, pstate) + 8 + 15)
+        & !15;
+
+/// The signal frame whose ucontext starts at `at`, if there is one: on aarch64 the kernel
+/// saves no return address in the frame (the handler gets it in x30), so a frame is
+/// recognised by the FP/SIMD record it always writes first in the reserved area.
+///
+/// # Safety
+/// `[at, at + SIGNAL_FRAME_SPAN)` must be readable, and `at` word-aligned.
+#[cfg(target_arch = "aarch64")]
+unsafe fn signal_frame_at(at: usize) -> Option<*const libc::ucontext_t> {
+    // SAFETY: upheld by the caller; the record's header lies inside the span.
+    let header = unsafe { arch::read_word(at + RESERVED_OFFSET) };
+    (header == FPSIMD_HEADER).then_some(at as *const libc::ucontext_t)
+}
+
+/// The address of the stack pointer saved in `uctx`.
+#[cfg(target_arch = "aarch64")]
+fn saved_sp_field(uctx: *const libc::ucontext_t) -> usize {
+    // SAFETY: only computes the address of a field, reading nothing.
+    unsafe { std::ptr::addr_of!((*uctx).uc_mcontext.sp) as usize }
 }
 
 /// Passes a fault that is not ours to the handler the program had, or to the default
@@ -253,21 +322,6 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut c_void) {
             f(sig);
         }
     }
-}
-
-/// The mask to leave an overflowed coroutine with, on aarch64: the fault's own.
-///
-/// The kernel's signal frame there holds no restorer word to recognise it by (the return
-/// into the restorer is in x30), so a signal handler that overflowed a coroutine's stack
-/// leaves its signal blocked after the recovery; code that overflows outside a handler is
-/// unaffected.
-///
-/// # Safety
-/// `uctx` must be the ucontext_t the kernel passed to a signal handler.
-#[cfg(target_arch = "aarch64")]
-unsafe fn resumed_sigmask(uctx: *const libc::ucontext_t, _sp: usize, _top: usize) -> libc::sigset_t {
-    // SAFETY: upheld by the caller.
-    unsafe { (*uctx).uc_sigmask }
 }
 
 /// The stack pointer of the interrupted code.
@@ -362,16 +416,12 @@ unsafe fn interrupted_fp_control(uctx: *const libc::ucontext_t) -> (u32, u16) {
 /// `uctx` must be the ucontext_t the kernel passed to a signal handler.
 #[cfg(target_arch = "aarch64")]
 unsafe fn interrupted_fp_control(uctx: *const libc::ucontext_t) -> FpControl {
-    /// The magic number of the kernel's `fpsimd_context` record.
-    const FPSIMD_MAGIC: u32 = 0x4650_8001;
-    // SAFETY: upheld by the caller. The reserved area follows pstate at the next 16-byte
-    // boundary (the libc crate keeps the field private) and is at least 4 KiB; a record
-    // begins with its magic and size, followed by FPSR and FPCR (32 bits each).
+    // SAFETY: upheld by the caller: the reserved area holds the FP/SIMD record first, its
+    // header followed by FPSR and FPCR (32 bits each).
     unsafe {
-        let after_pstate = std::ptr::addr_of!((*uctx).uc_mcontext.pstate) as usize + 8;
-        let record = ((after_pstate + 15) & !15) as *const u32;
-        if *record == FPSIMD_MAGIC {
-            u64::from(*record.add(3))
+        let record = uctx as usize + RESERVED_OFFSET;
+        if arch::read_word(record) == FPSIMD_HEADER {
+            u64::from(*((record + 12) as *const u32))
         } else {
             0
         }

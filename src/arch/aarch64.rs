@@ -240,3 +240,23 @@ pub(super) fn valgrind_request(default: usize, request: usize, a1: usize, a2: us
     }
     result
 }
+
+/// Reads the word at `addr` with a plain load: for the fault handler, which scans stack
+/// memory for signal frames.
+///
+/// # Safety
+/// `addr` must be readable and 8-byte aligned.
+#[inline]
+pub(crate) unsafe fn read_word(addr: usize) -> usize {
+    let value: usize;
+    // SAFETY: upheld by the caller; the load touches nothing else.
+    unsafe {
+        core::arch::asm!(
+            "ldr {v}, [{a}]",
+            a = in(reg) addr,
+            v = out(reg) value,
+            options(nostack, readonly, preserves_flags)
+        );
+    }
+    value
+}
