@@ -216,6 +216,29 @@ pub(crate) unsafe fn set_fpcr(value: u64) {
     }
 }
 
+/// The current FPSR, whose bits are the sticky status flags (tests check they are shared).
+#[cfg(test)]
+pub(crate) fn fp_status() -> u64 {
+    let fpsr: u64;
+    // SAFETY: reading FPSR has no effect beyond the output register.
+    unsafe {
+        core::arch::asm!("mrs {v}, fpsr", v = out(reg) fpsr, options(nomem, nostack, preserves_flags));
+    }
+    fpsr
+}
+
+/// Sets FPSR (tests clear the status flags with it).
+///
+/// # Safety
+/// Changes the sticky status flags every later reader of this thread sees.
+#[cfg(test)]
+pub(crate) unsafe fn set_fp_status(value: u64) {
+    // SAFETY: the caller accepts the effect on later readers.
+    unsafe {
+        core::arch::asm!("msr fpsr, {v}", v = in(reg) value, options(nomem, nostack, preserves_flags));
+    }
+}
+
 /// Issues a valgrind client request: rotations of x12 that add up to a full turn (so the
 /// register is unchanged) followed by `orr x10, x10, x10`, which valgrind's translator
 /// recognises. Returns valgrind's answer, or `default` when not running under valgrind.
