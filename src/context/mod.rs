@@ -1,8 +1,9 @@
 //! The low-level layer: saved machine contexts, and switching between them.
 //!
-//! A [`Context`] holds what the System V ABI says must survive a call (rbx, rsp, rbp,
-//! r12-r15 and the floating-point control words) plus what a fresh context needs for its
-//! first entry (argument registers). [`Context::init`] prepares a context to run an
+//! A [`Context`] holds what the ABI says must survive a call (on x86-64: rbx, rsp, rbp,
+//! r12-r15 and the floating-point control words; on aarch64: x19-x30, sp, d8-d15 and FPCR)
+//! plus what a fresh context needs for its first entry (argument registers). The
+//! register layout of each architecture is in `x86_64/` and `aarch64/` beside this file. [`Context::init`] prepares a context to run an
 //! `extern "C"` function on a caller-supplied stack; [`Context::swap`] switches to it;
 //! when the function returns, the backstop stores its return registers in the context and
 //! switches to the parent, the context that last swapped in. Everything here that
@@ -14,7 +15,8 @@
 //! per-context: a context that changes its rounding mode does not leak it to the context
 //! it switches to. The MXCSR status flags (the sticky "inexact", "overflow", ... bits) are
 //! shared by all contexts of a thread: restoring them would make every switch pay a
-//! serialising `ldmxcsr` once two contexts' flags differ.
+//! serialising `ldmxcsr` once two contexts' flags differ. On aarch64 the same holds for
+//! FPCR (per context, written only when it differs) and FPSR (the flags, shared).
 //!
 //! # AddressSanitizer
 //! Built with `-Zsanitizer=address`, [`Context::swap`] and [`Context::set`] announce every
@@ -122,10 +124,11 @@ impl Context {
     ///
     /// `fptr` is the address of an `extern "C"` function whose parameters match `args`
     /// (count, order and class). Integer-class values fill rdi, rsi, rdx, rcx, r8, r9 and
-    /// floats xmm0-xmm7, in order of appearance within each class; the rest go on the
-    /// stack where the System V ABI puts stack arguments. The first [`Context::swap`] into
-    /// `child` starts the function. When it returns, its rax, rdx and xmm0 are stored in
-    /// `child` and control switches to the context that last swapped into it.
+    /// floats xmm0-xmm7 (aarch64: x0-x7 and v0-v7), in order of appearance within each
+    /// class; the rest go on the stack where the ABI puts stack arguments. The first
+    /// [`Context::swap`] into `child` starts the function. When it returns, its rax, rdx
+    /// and xmm0 (aarch64: x0, x1 and v0) are stored in `child` and control switches to the
+    /// context that last swapped into it.
     ///
     /// The child's floating-point control words start as the calling thread's.
     ///
@@ -144,7 +147,8 @@ impl Context {
     ///
     /// # Errors
     /// [`Error::StackTooSmall`] if `stack` cannot hold the initial frame (the spilled
-    /// arguments and the nine-word call chain that starts the function), an empty slice
+    /// arguments and the call chain that starts the function: nine words on x86-64, eight
+    /// on aarch64), an empty slice
     /// included; [`Error::UnalignedStack`] if the end of `stack` is not 16-byte aligned.
     /// `child` is left untouched then.
     ///
@@ -248,7 +252,7 @@ impl Context {
     /// continues in `to`. Returns when something switches back to `from`.
     ///
     /// Only the state the ABI makes callee-saved is saved: rbx, rsp, rbp, r12-r15 and the
-    /// floating-point control words.
+    /// floating-point control words (aarch64: x19-x30, sp, d8-d15 and FPCR).
     ///
     /// # Safety
     /// `to` must have been initialised with [`Context::init`] or saved by an earlier
@@ -433,7 +437,8 @@ impl Context {
         self.retval_fp = fp_from_bits(0);
     }
 
-    /// A general return register of the finished entry function: 0 for rax, 1 for rdx.
+    /// A general return register of the finished entry function: 0 for rax, 1 for rdx
+    /// (aarch64: x0 and x1).
     ///
     /// # Panics
     /// If `idx` is not 0 or 1.
@@ -464,7 +469,8 @@ impl Context {
         self.retvals_gp[idx]
     }
 
-    /// rax and xmm0 of the finished entry function, to be read as its return type.
+    /// rax and xmm0 (aarch64: x0 and v0) of the finished entry function, to be read as its
+    /// return type.
     ///
     /// # Examples
     /// ```

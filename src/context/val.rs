@@ -113,8 +113,9 @@ impl_from_for_val! {
     f64 => F64,
 }
 
-/// The return registers of a finished entry function: rax and xmm0, to be read as the
-/// type the function returned.
+/// The return registers of a finished entry function: rax and xmm0 (aarch64: x0 and v0;
+/// the methods below name the x86-64 registers), to be read as the type the function
+/// returned.
 ///
 /// # Examples
 /// ```
