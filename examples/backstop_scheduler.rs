@@ -292,10 +292,17 @@ pub fn run() -> Result<Vec<Outcome>, Error> {
 }
 
 /// The f64 in the low half of an xmm register value.
+#[cfg(target_arch = "x86_64")]
 fn low_f64(xmm: core::arch::x86_64::__m128) -> f64 {
     use core::arch::x86_64::{_mm_castps_pd, _mm_cvtsd_f64};
     // SAFETY: SSE2, which both intrinsics need, is part of the x86-64 baseline.
     unsafe { _mm_cvtsd_f64(_mm_castps_pd(xmm)) }
+}
+
+/// The f64 in the low half of v0, which comes back as its 128 bits.
+#[cfg(target_arch = "aarch64")]
+fn low_f64(v0: u128) -> f64 {
+    f64::from_bits(v0 as u64)
 }
 
 /// Prints every child's result through the scheduler and by a direct call.

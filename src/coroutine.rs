@@ -556,10 +556,13 @@ impl Builder {
     /// suspend while it is in force. The sticky status flags (`MXCSR` bits 0-5) are shared
     /// either way.
     ///
+    /// On aarch64 the same holds for FPCR, the control register; the status flags are in
+    /// FPSR, shared either way.
+    ///
     /// # Examples
     /// A coroutine that sets round-toward-zero for foreign code and suspends while it is
-    /// in force; the resumer keeps rounding to nearest:
-    /// ```
+    /// in force; the resumer keeps rounding to nearest (x86-64's MXCSR):
+    /// ```ignore-aarch64
     /// use bobbin::coroutine::Builder;
     /// use bobbin::{Coroutine, CoroutineResult};
     /// use std::arch::asm;

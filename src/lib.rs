@@ -1,4 +1,4 @@
-//! Stackful coroutines, generators and green threads for x86-64 Linux.
+//! Stackful coroutines, generators and green threads for x86-64 and aarch64 Linux.
 //!
 //! A coroutine is an ordinary Rust closure running on a machine stack of its own: it can
 //! suspend from any depth of ordinary (non-`async`) calls and be resumed later. Every stack

@@ -131,10 +131,7 @@ fn ensure_alt_stack() {
 /// The SIGSEGV/SIGBUS handler.
 extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut c_void) {
     // SAFETY: the kernel passes a valid siginfo_t and ucontext_t to SA_SIGINFO handlers.
-    let (addr, sp) = unsafe {
-        let uctx = uctx as *const libc::ucontext_t;
-        ((*info).si_addr() as usize, (*uctx).uc_mcontext.gregs[libc::REG_RSP as usize] as usize)
-    };
+    let (addr, sp) = unsafe { ((*info).si_addr() as usize, interrupted_sp(uctx as *const libc::ucontext_t)) };
     if let Some((tag, bottom)) = stack::guard_hit(addr, sp) {
         let base = tag & !arch::KEEPS_FP;
         // The interrupted code runs on the stack of a coroutine of this thread and touched
@@ -149,17 +146,15 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *
         // the ucontext_t the kernel passed to this handler.
         unsafe {
             let link = *((base - arch::LINK_OFFSET) as *const usize);
-            let (link, mxcsr, fpcw) = if tag & arch::KEEPS_FP != 0 {
+            let (link, fp_control) = if tag & arch::KEEPS_FP != 0 {
                 // Return past bobbin_coroutine_start_fp, which would switch the words
                 // back, and load the resumer's words here instead.
-                let words = base - arch::FP_SLOT_OFFSET;
-                (link + arch::FP_ENTRY_FRAME, *(words as *const u32), *((words + 4) as *const u16))
+                (link + arch::FP_ENTRY_FRAME, saved_fp_control(base - arch::FP_SLOT_OFFSET))
             } else {
-                let (mxcsr, fpcw) = interrupted_fp_control(uctx as *const libc::ucontext_t);
-                (link, mxcsr, fpcw)
+                (link, interrupted_fp_control(uctx as *const libc::ucontext_t))
             };
             let mut ctx = Context::new();
-            ctx.set_return_point(link, mxcsr, fpcw);
+            set_return_point(&mut ctx, link, fp_control);
             ctx.set_entry_registers(0, arch::SWITCH_OVERFLOWED as u64);
             // The stack pointer may already lie in the guard (the store that faulted was
             // the first below it): only the usable part of the stack is read.
@@ -192,26 +187,22 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *
 unsafe fn resumed_sigmask(uctx: *const libc::ucontext_t, sp: usize, top: usize) -> libc::sigset_t {
     // SAFETY: upheld by the caller.
     let mut mask = unsafe { (*uctx).uc_sigmask };
-    let restorer = RESTORER.load(Ordering::Relaxed);
     // Under valgrind the signal frames are valgrind's own, and the scan would read words
     // memcheck rightly calls undefined: keep the fault's mask there.
-    if restorer == 0 || arch::on_valgrind() {
+    if !frames_recognisable() || arch::on_valgrind() {
         return mask;
     }
     let mut at = (sp + 7) & !7;
-    // The frame holds a ucontext after the restorer's word; it must fit below the top.
-    let frame = 8 + std::mem::size_of::<libc::ucontext_t>();
-    while at + frame <= top {
-        // Reads of the stack go through arch::read_word: under AddressSanitizer the scan
-        // crosses redzones that instrumented frames poisoned.
-        // SAFETY: `at` lies in the live part of the stack and is word-aligned.
-        if unsafe { arch::read_word(at) } == restorer {
-            let saved = (at + 8) as *const libc::ucontext_t;
+    // The frame must fit below the top.
+    while at + SIGNAL_FRAME_SPAN <= top {
+        // SAFETY: [at, at + SIGNAL_FRAME_SPAN) lies in the live part of the stack, and
+        // `at` is word-aligned.
+        if let Some(saved) = unsafe { signal_frame_at(at) } {
+            // Reads of the stack go through arch::read_word: under AddressSanitizer the
+            // scan crosses redzones that instrumented frames poisoned.
             // SAFETY: the ucontext lies below `top`, inside the stack (checked above), and
             // its fields are word-aligned like the frame.
-            let saved_sp = unsafe {
-                arch::read_word(std::ptr::addr_of!((*saved).uc_mcontext.gregs[libc::REG_RSP as usize]) as usize)
-            };
+            let saved_sp = unsafe { arch::read_word(saved_sp_field(saved)) };
             if saved_sp > at && saved_sp <= top {
                 // The kernel's mask is the first 64 bits of the C library's larger set;
                 // the rest of the copy is whatever follows it in the frame.
@@ -229,21 +220,78 @@ unsafe fn resumed_sigmask(uctx: *const libc::ucontext_t, sp: usize, top: usize) 
     mask
 }
 
-/// The floating-point control words the interrupted code ran with (the kernel gives the
-/// handler default ones of its own), or the defaults if the kernel saved none.
+/// Bytes a signal frame spans from where [`signal_frame_at`] recognises it: on x86-64 the
+/// restorer's word, then the ucontext.
+#[cfg(target_arch = "x86_64")]
+const SIGNAL_FRAME_SPAN: usize = 8 + std::mem::size_of::<libc::ucontext_t>();
+
+/// Whether signal frames can be recognised: on x86-64 by the C library's restorer, which
+/// must be known.
+#[cfg(target_arch = "x86_64")]
+fn frames_recognisable() -> bool {
+    RESTORER.load(Ordering::Relaxed) != 0
+}
+
+/// The ucontext of the signal frame the kernel built at `at`, if there is one: on x86-64
+/// a frame starts with the restorer's address, the return address of the handler.
 ///
 /// # Safety
-/// `uctx` must be the ucontext_t the kernel passed to a signal handler.
-unsafe fn interrupted_fp_control(uctx: *const libc::ucontext_t) -> (u32, u16) {
-    // SAFETY: upheld by the caller; `fpregs` points into the signal frame or is null.
-    unsafe {
-        let fpregs = (*uctx).uc_mcontext.fpregs;
-        if fpregs.is_null() {
-            (0x1F80, 0x037F)
-        } else {
-            ((*fpregs).mxcsr, (*fpregs).cwd)
-        }
-    }
+/// `at` must be readable and word-aligned.
+#[cfg(target_arch = "x86_64")]
+unsafe fn signal_frame_at(at: usize) -> Option<*const libc::ucontext_t> {
+    // SAFETY: upheld by the caller.
+    let word = unsafe { arch::read_word(at) };
+    (word == RESTORER.load(Ordering::Relaxed)).then_some((at + 8) as *const libc::ucontext_t)
+}
+
+/// The address of the stack pointer saved in `uctx`.
+#[cfg(target_arch = "x86_64")]
+fn saved_sp_field(uctx: *const libc::ucontext_t) -> usize {
+    // SAFETY: only computes the address of a field, reading nothing.
+    unsafe { std::ptr::addr_of!((*uctx).uc_mcontext.gregs[libc::REG_RSP as usize]) as usize }
+}
+
+/// Bytes a signal frame spans from where [`signal_frame_at`] recognises it: on aarch64
+/// its ucontext (the siginfo lies below).
+#[cfg(target_arch = "aarch64")]
+const SIGNAL_FRAME_SPAN: usize = std::mem::size_of::<libc::ucontext_t>();
+
+/// Whether signal frames can be recognised: on aarch64 always, by their FP/SIMD record.
+#[cfg(target_arch = "aarch64")]
+fn frames_recognisable() -> bool {
+    true
+}
+
+/// The magic number and size of the kernel's `fpsimd_context` record, as the first word
+/// of the record reads.
+#[cfg(target_arch = "aarch64")]
+const FPSIMD_HEADER: usize = 0x4650_8001 | (528 << 32);
+
+/// Offset in a ucontext of the reserved area that holds the kernel's records: after
+/// pstate, at the next 16-byte boundary (the libc crate keeps the field private).
+#[cfg(target_arch = "aarch64")]
+const RESERVED_OFFSET: usize =
+    (std::mem::offset_of!(libc::ucontext_t, uc_mcontext) + std::mem::offset_of!(libc::mcontext_t, pstate) + 8 + 15)
+        & !15;
+
+/// The signal frame whose ucontext starts at `at`, if there is one: on aarch64 the kernel
+/// saves no return address in the frame (the handler gets it in x30), so a frame is
+/// recognised by the FP/SIMD record it always writes first in the reserved area.
+///
+/// # Safety
+/// `[at, at + SIGNAL_FRAME_SPAN)` must be readable, and `at` word-aligned.
+#[cfg(target_arch = "aarch64")]
+unsafe fn signal_frame_at(at: usize) -> Option<*const libc::ucontext_t> {
+    // SAFETY: upheld by the caller; the record's header lies inside the span.
+    let header = unsafe { arch::read_word(at + RESERVED_OFFSET) };
+    (header == FPSIMD_HEADER).then_some(at as *const libc::ucontext_t)
+}
+
+/// The address of the stack pointer saved in `uctx`.
+#[cfg(target_arch = "aarch64")]
+fn saved_sp_field(uctx: *const libc::ucontext_t) -> usize {
+    // SAFETY: only computes the address of a field, reading nothing.
+    unsafe { std::ptr::addr_of!((*uctx).uc_mcontext.sp) as usize }
 }
 
 /// Passes a fault that is not ours to the handler the program had, or to the default
@@ -272,6 +320,110 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut c_void) {
         } else {
             let f: extern "C" fn(libc::c_int) = std::mem::transmute(handler);
             f(sig);
+        }
+    }
+}
+
+/// The stack pointer of the interrupted code.
+///
+/// # Safety
+/// `uctx` must be the ucontext_t the kernel passed to a signal handler.
+#[cfg(target_arch = "x86_64")]
+unsafe fn interrupted_sp(uctx: *const libc::ucontext_t) -> usize {
+    // SAFETY: upheld by the caller.
+    unsafe { (*uctx).uc_mcontext.gregs[libc::REG_RSP as usize] as usize }
+}
+
+/// The stack pointer of the interrupted code.
+///
+/// # Safety
+/// `uctx` must be the ucontext_t the kernel passed to a signal handler.
+#[cfg(target_arch = "aarch64")]
+unsafe fn interrupted_sp(uctx: *const libc::ucontext_t) -> usize {
+    // SAFETY: upheld by the caller.
+    unsafe { (*uctx).uc_mcontext.sp as usize }
+}
+
+/// The floating-point control words of x86-64: MXCSR and the x87 control word.
+#[cfg(target_arch = "x86_64")]
+type FpControl = (u32, u16);
+/// The floating-point control register of aarch64, FPCR.
+#[cfg(target_arch = "aarch64")]
+type FpControl = u64;
+
+/// The resumer's control words, which a coroutine that keeps its own stored at `slot`.
+///
+/// # Safety
+/// `slot` must be the FP slot of a live coroutine stack.
+#[cfg(target_arch = "x86_64")]
+unsafe fn saved_fp_control(slot: usize) -> FpControl {
+    // SAFETY: upheld by the caller: MXCSR at +0, the x87 control word at +4.
+    unsafe { (*(slot as *const u32), *((slot + 4) as *const u16)) }
+}
+
+/// The resumer's FPCR, which a coroutine that keeps its own stored at `slot`.
+///
+/// # Safety
+/// `slot` must be the FP slot of a live coroutine stack.
+#[cfg(target_arch = "aarch64")]
+unsafe fn saved_fp_control(slot: usize) -> FpControl {
+    // SAFETY: upheld by the caller.
+    unsafe { *(slot as *const u64) }
+}
+
+/// Makes `ctx` continue in the resumer whose link is `link`, as a suspend would.
+///
+/// # Safety
+/// `link` must be the link of a coroutine of this thread that is running.
+#[cfg(target_arch = "x86_64")]
+unsafe fn set_return_point(ctx: &mut Context, link: usize, (mxcsr, fpcw): FpControl) {
+    ctx.set_return_point(link, mxcsr, fpcw);
+}
+
+/// Makes `ctx` continue in the resumer whose link is `link`, as a suspend would.
+///
+/// # Safety
+/// `link` must be the link of a coroutine of this thread that is running.
+#[cfg(target_arch = "aarch64")]
+unsafe fn set_return_point(ctx: &mut Context, link: usize, fpcr: FpControl) {
+    // SAFETY: upheld by the caller: the link points at the resumer's return address.
+    unsafe { ctx.set_return_point(link, fpcr) };
+}
+
+#[cfg(target_arch = "x86_64")]
+/// The floating-point control words the interrupted code ran with (the kernel gives the
+/// handler default ones of its own), or the defaults if the kernel saved none.
+///
+/// # Safety
+/// `uctx` must be the ucontext_t the kernel passed to a signal handler.
+unsafe fn interrupted_fp_control(uctx: *const libc::ucontext_t) -> (u32, u16) {
+    // SAFETY: upheld by the caller; `fpregs` points into the signal frame or is null.
+    unsafe {
+        let fpregs = (*uctx).uc_mcontext.fpregs;
+        if fpregs.is_null() {
+            (0x1F80, 0x037F)
+        } else {
+            ((*fpregs).mxcsr, (*fpregs).cwd)
+        }
+    }
+}
+
+/// The FPCR the interrupted code ran with (the kernel gives the handler the default), from
+/// the FP/SIMD record the kernel saves first in the signal frame's reserved area, or the
+/// default if there is none.
+///
+/// # Safety
+/// `uctx` must be the ucontext_t the kernel passed to a signal handler.
+#[cfg(target_arch = "aarch64")]
+unsafe fn interrupted_fp_control(uctx: *const libc::ucontext_t) -> FpControl {
+    // SAFETY: upheld by the caller: the reserved area holds the FP/SIMD record first, its
+    // header followed by FPSR and FPCR (32 bits each).
+    unsafe {
+        let record = uctx as usize + RESERVED_OFFSET;
+        if arch::read_word(record) == FPSIMD_HEADER {
+            u64::from(*((record + 12) as *const u32))
+        } else {
+            0
         }
     }
 }

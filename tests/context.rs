@@ -292,8 +292,12 @@ fn return_values_on(kind: Kind) {
 
     let c = run_to_end(kind, ret_f64 as *const () as usize, &[Val::F64(1.5)]);
     assert_eq!(c.get_untyped_retval().as_f64(), 4.5);
+    #[cfg(target_arch = "x86_64")]
     // SAFETY: SSE2 is part of the x86-64 baseline.
     let low = unsafe { std::arch::x86_64::_mm_cvtsd_f64(std::arch::x86_64::_mm_castps_pd(c.get_retval_fp())) };
+    // v0 comes back whole, as its 128 bits.
+    #[cfg(target_arch = "aarch64")]
+    let low = f64::from_bits(c.get_retval_fp() as u64);
     assert_eq!(low, 4.5);
 
     let c = run_to_end(kind, ret_f32 as *const () as usize, &[Val::F32(2.0)]);
@@ -492,28 +496,39 @@ fn unaligned_stack_is_refused() {
     assert!(err.to_string().contains("16-byte aligned"));
 }
 
+/// The initial frame's size in words without spilled arguments, and how many integer
+/// arguments spill 34 words (the general registers take the rest).
+#[cfg(target_arch = "x86_64")]
+const FRAME_WORDS_AND_SPILLING_ARGS: (usize, usize) = (9, 40);
+#[cfg(target_arch = "aarch64")]
+const FRAME_WORDS_AND_SPILLING_ARGS: (usize, usize) = (8, 42);
+
 #[test]
 fn stack_too_small_for_the_frame_is_refused() {
-    // Nine words: bootstrap, six argument values, the entry function and the backstop
-    // (and, in the AddressSanitizer build, the entry that announces the first arrival).
+    // x86-64: nine words: bootstrap, six argument values, the entry function and the
+    // backstop (and, in the AddressSanitizer build, the entry that announces the first
+    // arrival). aarch64: the eight argument values bootstrap loads.
+    let (frame, spilling) = FRAME_WORDS_AND_SPILLING_ARGS;
     let extra = if cfg!(bobbin_asan) { 8 } else { 0 };
     for kind in KINDS {
         let mut ctx = ContextHandle::new();
-        let mut tiny = TestStack::new(kind, 8);
+        // The largest even count of words below the frame's.
+        let tiny_words = (frame - 1) & !1;
+        let mut tiny = TestStack::new(kind, tiny_words);
         let err = Context::init(tiny.slice(), &mut ctx, ret_i32 as *const () as usize, &[]).unwrap_err();
         assert!(
-            matches!(err, Error::StackTooSmall { needed, available: 64 } if needed == 72 + extra),
+            matches!(err, Error::StackTooSmall { needed, available } if needed == frame * 8 + extra && available == tiny_words * 8),
             "{kind:?}: {err:?}"
         );
         let mut empty = TestStack::new(kind, 0);
         let err = Context::init(empty.slice(), &mut ctx, ret_i32 as *const () as usize, &[]).unwrap_err();
         assert!(matches!(err, Error::StackTooSmall { available: 0, .. }), "{kind:?}: {err:?}");
-        // 40 integer arguments spill 34 words: too many for a 40-word stack.
+        // Integer arguments that spill 34 words: too many for a 40-word stack.
         let mut small = TestStack::new(kind, 40);
-        let args = vec![Val::U64(1); 40];
+        let args = vec![Val::U64(1); spilling];
         let err = Context::init(small.slice(), &mut ctx, ret_i32 as *const () as usize, &args).unwrap_err();
         assert!(
-            matches!(err, Error::StackTooSmall { needed, available: 320 } if needed == 344 + extra),
+            matches!(err, Error::StackTooSmall { needed, available: 320 } if needed == (34 + frame) * 8 + extra),
             "{kind:?}: {err:?}"
         );
     }
@@ -521,7 +536,7 @@ fn stack_too_small_for_the_frame_is_refused() {
     // small, not unaligned.
     let mut ctx = ContextHandle::new();
     let err = Context::init(&mut [], &mut ctx, ret_i32 as *const () as usize, &[]).unwrap_err();
-    assert!(matches!(err, Error::StackTooSmall { needed, available: 0 } if needed == 72 + extra), "{err:?}");
+    assert!(matches!(err, Error::StackTooSmall { needed, available: 0 } if needed == frame * 8 + extra), "{err:?}");
     assert!(err.to_string().contains("holds only 0"), "{err}");
 }
 

@@ -489,6 +489,7 @@ fn backtrace_inside_a_coroutine_with_its_own_control_words_reaches_the_resumer()
 /// The current MXCSR, read afresh on every call. (The `_mm_getcsr` intrinsic does not do:
 /// the optimiser may take it for a pure function and reuse an earlier reading across a
 /// switch, as it does in the AddressSanitizer build.)
+#[cfg(target_arch = "x86_64")]
 fn mxcsr() -> u32 {
     let mut value = 0u32;
     // SAFETY: stmxcsr only stores MXCSR into the local.
@@ -496,36 +497,88 @@ fn mxcsr() -> u32 {
     value
 }
 
+/// The control bits (6-15) of MXCSR.
+#[cfg(target_arch = "x86_64")]
+fn control() -> u32 {
+    mxcsr() & 0xFFC0
+}
+
+/// The rounding-control bits (13-14) of MXCSR.
+#[cfg(target_arch = "x86_64")]
+fn rounding() -> u32 {
+    mxcsr() & ROUNDING
+}
+
+#[cfg(target_arch = "x86_64")]
 #[allow(deprecated)]
 fn set_rounding(mode: u32) {
     // SAFETY: changes only the rounding-control bits (13-14) of this thread's MXCSR.
-    unsafe { std::arch::x86_64::_mm_setcsr((mxcsr() & !0x6000) | mode) };
+    unsafe { std::arch::x86_64::_mm_setcsr((mxcsr() & !ROUNDING) | mode) };
 }
 
+#[cfg(target_arch = "x86_64")]
+const ROUNDING: u32 = 0x6000;
+#[cfg(target_arch = "x86_64")]
 const ROUND_DOWN: u32 = 0x2000;
+#[cfg(target_arch = "x86_64")]
 const ROUND_UP: u32 = 0x4000;
+
+/// The current FPCR, read afresh on every call.
+#[cfg(target_arch = "aarch64")]
+fn fpcr() -> u64 {
+    let value: u64;
+    // SAFETY: reading FPCR has no other effect.
+    unsafe { std::arch::asm!("mrs {}, fpcr", out(reg) value, options(nostack, preserves_flags)) };
+    value
+}
+
+/// FPCR's control bits (all of them: the status flags are in FPSR).
+#[cfg(target_arch = "aarch64")]
+fn control() -> u32 {
+    fpcr() as u32
+}
+
+/// The rounding-mode bits (22-23) of FPCR.
+#[cfg(target_arch = "aarch64")]
+fn rounding() -> u32 {
+    (fpcr() as u32) & ROUNDING
+}
+
+#[cfg(target_arch = "aarch64")]
+fn set_rounding(mode: u32) {
+    let value = (fpcr() & !u64::from(ROUNDING)) | u64::from(mode);
+    // SAFETY: changes only the rounding-mode bits of this thread's FPCR.
+    unsafe { std::arch::asm!("msr fpcr, {}", in(reg) value, options(nostack, preserves_flags)) };
+}
+
+#[cfg(target_arch = "aarch64")]
+const ROUNDING: u32 = 0xC0_0000;
+#[cfg(target_arch = "aarch64")]
+const ROUND_DOWN: u32 = 0x80_0000;
+#[cfg(target_arch = "aarch64")]
+const ROUND_UP: u32 = 0x40_0000;
 
 #[test]
 fn rounding_mode_set_inside_does_not_leak_out() {
-    let outside = mxcsr() & 0x6000;
+    let outside = rounding();
     let mut c: Coroutine<(), u32, u32> = Builder::new()
         .preserve_fp_control(true)
         .spawn(|y, ()| {
             set_rounding(ROUND_DOWN);
             let third = std::hint::black_box(1.0f64) / std::hint::black_box(3.0f64);
-            y.suspend(mxcsr() & 0x6000);
+            y.suspend(rounding());
             // The parent changed its own mode meanwhile; ours is still round-down.
-            let mode = mxcsr() & 0x6000;
+            let mode = rounding();
             let again = std::hint::black_box(1.0f64) / std::hint::black_box(3.0f64);
             assert_eq!(third, again);
             mode
         })
         .unwrap();
     assert_eq!(c.resume(()), CoroutineResult::Yield(ROUND_DOWN));
-    assert_eq!(mxcsr() & 0x6000, outside, "the coroutine's rounding mode leaked out");
+    assert_eq!(rounding(), outside, "the coroutine's rounding mode leaked out");
     set_rounding(ROUND_UP);
     assert_eq!(c.resume(()), CoroutineResult::Return(ROUND_DOWN));
-    assert_eq!(mxcsr() & 0x6000, ROUND_UP);
+    assert_eq!(rounding(), ROUND_UP);
     set_rounding(outside);
 }
 
@@ -534,7 +587,7 @@ fn each_side_keeps_its_own_control_words_over_many_switches() {
     // Rounding modes only: valgrind, which runs this suite too, emulates no other MXCSR
     // control bit.
     const MODES: [u32; 4] = [0, ROUND_DOWN, ROUND_UP, ROUND_DOWN | ROUND_UP];
-    let outside = mxcsr() & 0x6000;
+    let outside = rounding();
     // Before each resume the resumer sets mode i, and the coroutine, once entered, mode
     // i + 1 (never the same), then reports the round it is in.
     let mut c: Coroutine<u32, u32, ()> = Builder::new()
@@ -543,36 +596,36 @@ fn each_side_keeps_its_own_control_words_over_many_switches() {
             let mine = MODES[(i as usize + 1) % 4];
             set_rounding(mine);
             let next = y.suspend(i);
-            assert_eq!(mxcsr() & 0x6000, mine, "the coroutine's words changed while it was suspended");
+            assert_eq!(rounding(), mine, "the coroutine's words changed while it was suspended");
             i = next;
         })
         .unwrap();
     for i in 0..1000u32 {
         set_rounding(MODES[i as usize % 4]);
         assert_eq!(c.resume(i), CoroutineResult::Yield(i));
-        assert_eq!(mxcsr() & 0x6000, MODES[i as usize % 4], "the coroutine's words leaked out at round {i}");
+        assert_eq!(rounding(), MODES[i as usize % 4], "the coroutine's words leaked out at round {i}");
     }
     // Dropping it unwinds its stack and hands the resumer its own words back.
     set_rounding(ROUND_UP);
     drop(c);
-    assert_eq!(mxcsr() & 0x6000, ROUND_UP, "the dropped coroutine's words leaked out");
+    assert_eq!(rounding(), ROUND_UP, "the dropped coroutine's words leaked out");
     set_rounding(outside);
 }
 
 #[test]
 fn a_generator_with_its_own_control_words_yields_under_them_and_keeps_them_in() {
-    let outside = mxcsr() & 0x6000;
+    let outside = rounding();
     let g = Generator::with_builder(Builder::new().preserve_fp_control(true), |y| {
         set_rounding(ROUND_DOWN);
         for i in 0..100 {
-            y.suspend((i, mxcsr() & 0x6000));
+            y.suspend((i, rounding()));
         }
     })
     .unwrap();
     let mut count = 0;
     for (i, (n, mode)) in g.enumerate() {
         assert_eq!((n, mode), (i, ROUND_DOWN));
-        assert_eq!(mxcsr() & 0x6000, outside, "the generator's rounding mode leaked out");
+        assert_eq!(rounding(), outside, "the generator's rounding mode leaked out");
         count += 1;
     }
     assert_eq!(count, 100);
@@ -591,28 +644,28 @@ fn an_overflow_hands_the_resumer_its_own_rounding_mode_back() {
             })
             .unwrap();
         assert!(matches!(c.try_resume(()), Err(Error::StackOverflow { .. })));
-        assert_eq!(mxcsr() & 0x6000, ROUND_UP, "the overflowed coroutine's rounding mode leaked out");
+        assert_eq!(rounding(), ROUND_UP, "the overflowed coroutine's rounding mode leaked out");
     });
 }
 
 #[test]
 fn by_default_the_control_words_are_shared_with_the_resumer() {
-    let outside = mxcsr();
+    let outside = control();
     let mut c: Coroutine<(), (), ()> = Coroutine::new(move |y, ()| {
         set_rounding(ROUND_DOWN);
         y.suspend(());
-        set_rounding(outside & 0x6000);
+        set_rounding(outside & ROUNDING);
     });
     c.resume(());
-    assert_eq!(mxcsr() & 0x6000, ROUND_DOWN, "a shared rounding mode was not seen by the resumer");
+    assert_eq!(rounding(), ROUND_DOWN, "a shared rounding mode was not seen by the resumer");
     c.resume(());
-    assert_eq!(mxcsr() & 0xFFC0, outside & 0xFFC0);
+    assert_eq!(control(), outside);
 }
 
 #[test]
 fn an_overflow_leaves_the_shared_control_words_as_the_faulting_code_had_them() {
     common::in_child_ok("an_overflow_leaves_the_shared_control_words_as_the_faulting_code_had_them", || {
-        let masks = mxcsr() & 0x1F80;
+        let masks = control() & !ROUNDING;
         let mut c: Coroutine<(), (), u64> = Builder::new()
             .stack_size(64 * 1024)
             .spawn(|_, ()| {
@@ -622,7 +675,7 @@ fn an_overflow_leaves_the_shared_control_words_as_the_faulting_code_had_them() {
             .unwrap();
         assert!(matches!(c.try_resume(()), Err(Error::StackOverflow { .. })));
         // Not the defaults the kernel hands a signal handler, and nothing made up.
-        assert_eq!(mxcsr() & 0xFFC0, masks | ROUND_DOWN);
+        assert_eq!(control(), masks | ROUND_DOWN);
     });
 }
 

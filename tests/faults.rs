@@ -81,6 +81,13 @@ fn message(payload: &(dyn std::any::Any + Send)) -> String {
 
 #[test]
 fn out_of_memory_for_stacks_is_an_error_at_every_layer() {
+    if common::emulated() {
+        common::note_emulated(
+            "out_of_memory_for_stacks_is_an_error_at_every_layer",
+            "not run: qemu-user ignores RLIMIT_AS",
+        );
+        return;
+    }
     in_child_ok("out_of_memory_for_stacks_is_an_error_at_every_layer", || {
         // A runtime started while memory was plentiful; its worker has no stacks yet. Wait
         // until the worker thread is up and idle: starting a thread maps memory too.
@@ -116,6 +123,13 @@ fn out_of_memory_for_stacks_is_an_error_at_every_layer() {
     ignore = "AddressSanitizer maps an 11 MiB fake stack for every new thread and dies when the address-space limit refuses it, before the spawn can fail"
 )]
 fn thread_spawn_failure_in_the_runtime_builder_is_an_error() {
+    if common::emulated() {
+        common::note_emulated(
+            "thread_spawn_failure_in_the_runtime_builder_is_an_error",
+            "not run: qemu-user ignores RLIMIT_AS",
+        );
+        return;
+    }
     in_child_ok("thread_spawn_failure_in_the_runtime_builder_is_an_error", || {
         // Room for a few thread stacks (2 MiB each) but not for 64.
         limit_address_space(vm_size() + 12 * 1024 * 1024);

@@ -6,9 +6,11 @@
 //! 10,000 descriptors of its own. The soft descriptor limit is raised to the hard one; if
 //! the hard limit is too low, the test says so and is skipped.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -117,7 +119,7 @@ fn serve(listener: TcpListener, spawn: impl Fn(Box<dyn FnOnce() + Send>) -> Box<
 fn scenario(name: &str, run: impl FnOnce(TcpListener) -> usize) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let mut child = common::rerun_command()
         .env(CLIENT_VAR, addr.to_string())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())

@@ -76,13 +76,23 @@ fn pool_recycles_without_new_mappings() {
 
 #[test]
 fn hundred_thousand_guarded_stacks_at_once() {
+    if common::emulated() {
+        common::note_emulated(
+            "hundred_thousand_guarded_stacks_at_once",
+            "MADV_GUARD_INSTALL does not pass through qemu-user, stacks use the mprotect fallback: 20,000 stacks, mapping count not bounded",
+        );
+    }
     common::in_child_ok("hundred_thousand_guarded_stacks_at_once", || {
+        // Under emulation MADV_GUARD_INSTALL does not reach the kernel, so stacks take the
+        // mprotect fallback: two mappings each, and 100,000 would pass vm.max_map_count.
+        let emulated = common::emulated();
+        let count = if emulated { 20_000 } else { 100_000 };
         let before = common::mapping_count();
         let mut pool = StackPool::new(16 * 1024).unwrap();
-        let stacks: Vec<Stack> = (0..100_000).map(|_| pool.get().unwrap()).collect();
+        let stacks: Vec<Stack> = (0..count).map(|_| pool.get().unwrap()).collect();
         let added = common::mapping_count() - before;
         // Slabs of 256 stacks: a few hundred mappings, not 200,000.
-        assert!(added < 1_000, "100,000 stacks took {added} mappings");
+        assert!(emulated || added < 1_000, "100,000 stacks took {added} mappings");
         for s in &stacks {
             assert!(!common::readable(s.guard_range().start), "guard of {s:?} is readable");
             assert!(common::readable(s.top() as usize - 8));

@@ -1,8 +1,9 @@
 //! The low-level layer: saved machine contexts, and switching between them.
 //!
-//! A [`Context`] holds what the System V ABI says must survive a call (rbx, rsp, rbp,
-//! r12-r15 and the floating-point control words) plus what a fresh context needs for its
-//! first entry (argument registers). [`Context::init`] prepares a context to run an
+//! A [`Context`] holds what the ABI says must survive a call (on x86-64: rbx, rsp, rbp,
+//! r12-r15 and the floating-point control words; on aarch64: x19-x30, sp, d8-d15 and FPCR)
+//! plus what a fresh context needs for its first entry (argument registers). The
+//! register layout of each architecture is in `x86_64/` and `aarch64/` beside this file. [`Context::init`] prepares a context to run an
 //! `extern "C"` function on a caller-supplied stack; [`Context::swap`] switches to it;
 //! when the function returns, the backstop stores its return registers in the context and
 //! switches to the parent, the context that last swapped in. Everything here that
@@ -14,7 +15,8 @@
 //! per-context: a context that changes its rounding mode does not leak it to the context
 //! it switches to. The MXCSR status flags (the sticky "inexact", "overflow", ... bits) are
 //! shared by all contexts of a thread: restoring them would make every switch pay a
-//! serialising `ldmxcsr` once two contexts' flags differ.
+//! serialising `ldmxcsr` once two contexts' flags differ. On aarch64 the same holds for
+//! FPCR (per context, written only when it differs) and FPSR (the flags, shared).
 //!
 //! # AddressSanitizer
 //! Built with `-Zsanitizer=address`, [`Context::swap`] and [`Context::set`] announce every
@@ -30,44 +32,33 @@
 //! `ContextHandle` (handle.rs), the first frame (init.rs), argument placement (val.rs) and
 //! the AddressSanitizer hooks (asan_hooks.rs) are beside it.
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 #[cfg(bobbin_asan)]
 mod asan_hooks;
 mod handle;
-mod init;
 mod val;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+
+#[cfg(target_arch = "aarch64")]
+use aarch64::{fp_from_bits, fp_to_bits, FpReg, Regs};
+#[cfg(target_arch = "x86_64")]
+use x86_64::{fp_from_bits, fp_to_bits, FpReg, Regs};
 
 pub use handle::ContextHandle;
 
 #[cfg(bobbin_asan)]
 use crate::stack::asan;
 
-use val::m128_from_bits;
 pub use val::{UntypedRetVal, Val};
 
-use core::arch::x86_64::__m128;
 use core::ffi::c_void;
-use core::fmt;
 
 use nix::libc;
 
 use crate::arch;
 use crate::Error;
-
-/// Callee-saved general registers, plus rdi and rsi (loaded on entry, so that two values
-/// can be handed to a context).
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct GpRegs {
-    rbx: u64,
-    rsp: u64,
-    rbp: u64,
-    rdi: u64,
-    r12: u64,
-    r13: u64,
-    r14: u64,
-    r15: u64,
-    rsi: u64,
-}
 
 /// The saved state of one thread of execution.
 ///
@@ -94,13 +85,11 @@ struct GpRegs {
 /// ```
 #[repr(C, align(64))]
 pub struct Context {
-    gpr: GpRegs,
-    mxcsr: u32,
-    fpcw: u16,
-    _pad: u16,
-    fpr: [__m128; 8],
+    /// The architecture's callee-saved registers, entry registers, floating-point control
+    /// and floating argument registers (the assembly's part of the layout).
+    regs: Regs,
     retvals_gp: [u64; 2],
-    retval_fp: __m128,
+    retval_fp: FpReg,
     parent_ctx: *mut Context,
     backstop_callback: Option<unsafe extern "C" fn(*mut c_void)>,
     backstop_data: *mut c_void,
@@ -113,47 +102,6 @@ pub struct Context {
     #[cfg(bobbin_asan)]
     asan: asan::ContextStack,
 }
-
-// Offsets the assembly relies on. The .S file defines the same numbers; a test compares
-// them with the `.set` lines there.
-pub(crate) const CTX_RBX: usize = 0;
-pub(crate) const CTX_RSP: usize = 8;
-pub(crate) const CTX_RBP: usize = 16;
-pub(crate) const CTX_RDI: usize = 24;
-pub(crate) const CTX_R12: usize = 32;
-pub(crate) const CTX_R13: usize = 40;
-pub(crate) const CTX_R14: usize = 48;
-pub(crate) const CTX_R15: usize = 56;
-pub(crate) const CTX_RSI: usize = 64;
-pub(crate) const CTX_MXCSR: usize = 72;
-pub(crate) const CTX_FPCW: usize = 76;
-pub(crate) const CTX_XMM0: usize = 80;
-pub(crate) const CTX_RETVAL_GP: usize = 208;
-pub(crate) const CTX_RETVAL_FP: usize = 224;
-pub(crate) const CTX_PARENT: usize = 240;
-pub(crate) const CTX_CALLBACK: usize = 248;
-pub(crate) const CTX_CALLBACK_DATA: usize = 256;
-
-const _: () = {
-    use core::mem::offset_of;
-    assert!(offset_of!(Context, gpr) + offset_of!(GpRegs, rbx) == CTX_RBX);
-    assert!(offset_of!(Context, gpr) + offset_of!(GpRegs, rsp) == CTX_RSP);
-    assert!(offset_of!(Context, gpr) + offset_of!(GpRegs, rbp) == CTX_RBP);
-    assert!(offset_of!(Context, gpr) + offset_of!(GpRegs, rdi) == CTX_RDI);
-    assert!(offset_of!(Context, gpr) + offset_of!(GpRegs, r12) == CTX_R12);
-    assert!(offset_of!(Context, gpr) + offset_of!(GpRegs, r13) == CTX_R13);
-    assert!(offset_of!(Context, gpr) + offset_of!(GpRegs, r14) == CTX_R14);
-    assert!(offset_of!(Context, gpr) + offset_of!(GpRegs, r15) == CTX_R15);
-    assert!(offset_of!(Context, gpr) + offset_of!(GpRegs, rsi) == CTX_RSI);
-    assert!(offset_of!(Context, mxcsr) == CTX_MXCSR);
-    assert!(offset_of!(Context, fpcw) == CTX_FPCW);
-    assert!(offset_of!(Context, fpr) == CTX_XMM0);
-    assert!(offset_of!(Context, retvals_gp) == CTX_RETVAL_GP);
-    assert!(offset_of!(Context, retval_fp) == CTX_RETVAL_FP);
-    assert!(offset_of!(Context, parent_ctx) == CTX_PARENT);
-    assert!(offset_of!(Context, backstop_callback) == CTX_CALLBACK);
-    assert!(offset_of!(Context, backstop_data) == CTX_CALLBACK_DATA);
-};
 
 impl Context {
     /// A context with every field zero: a place for [`Context::swap`] to save into, not
@@ -176,10 +124,11 @@ impl Context {
     ///
     /// `fptr` is the address of an `extern "C"` function whose parameters match `args`
     /// (count, order and class). Integer-class values fill rdi, rsi, rdx, rcx, r8, r9 and
-    /// floats xmm0-xmm7, in order of appearance within each class; the rest go on the
-    /// stack where the System V ABI puts stack arguments. The first [`Context::swap`] into
-    /// `child` starts the function. When it returns, its rax, rdx and xmm0 are stored in
-    /// `child` and control switches to the context that last swapped into it.
+    /// floats xmm0-xmm7 (aarch64: x0-x7 and v0-v7), in order of appearance within each
+    /// class; the rest go on the stack where the ABI puts stack arguments. The first
+    /// [`Context::swap`] into `child` starts the function. When it returns, its rax, rdx
+    /// and xmm0 (aarch64: x0, x1 and v0) are stored in `child` and control switches to the
+    /// context that last swapped into it.
     ///
     /// The child's floating-point control words start as the calling thread's.
     ///
@@ -198,7 +147,8 @@ impl Context {
     ///
     /// # Errors
     /// [`Error::StackTooSmall`] if `stack` cannot hold the initial frame (the spilled
-    /// arguments and the nine-word call chain that starts the function), an empty slice
+    /// arguments and the call chain that starts the function: nine words on x86-64, eight
+    /// on aarch64), an empty slice
     /// included; [`Error::UnalignedStack`] if the end of `stack` is not 16-byte aligned.
     /// `child` is left untouched then.
     ///
@@ -302,7 +252,7 @@ impl Context {
     /// continues in `to`. Returns when something switches back to `from`.
     ///
     /// Only the state the ABI makes callee-saved is saved: rbx, rsp, rbp, r12-r15 and the
-    /// floating-point control words.
+    /// floating-point control words (aarch64: x19-x30, sp, d8-d15 and FPCR).
     ///
     /// # Safety
     /// `to` must have been initialised with [`Context::init`] or saved by an earlier
@@ -484,10 +434,11 @@ impl Context {
     /// ```
     pub fn clear_retvals(&mut self) {
         self.retvals_gp = [0; 2];
-        self.retval_fp = m128_from_bits(0);
+        self.retval_fp = fp_from_bits(0);
     }
 
-    /// A general return register of the finished entry function: 0 for rax, 1 for rdx.
+    /// A general return register of the finished entry function: 0 for rax, 1 for rdx
+    /// (aarch64: x0 and x1).
     ///
     /// # Panics
     /// If `idx` is not 0 or 1.
@@ -518,29 +469,8 @@ impl Context {
         self.retvals_gp[idx]
     }
 
-    /// xmm0 of the finished entry function.
-    ///
-    /// # Examples
-    /// ```
-    /// use bobbin::context::{Context, ContextHandle, Val};
-    /// use std::arch::x86_64::_mm_cvtss_f32;
-    ///
-    /// extern "C" fn half(x: f32) -> f32 {
-    ///     x / 2.0
-    /// }
-    /// let mut stack = vec![0u64; 1024];
-    /// let mut parent = ContextHandle::new();
-    /// let mut child = ContextHandle::create_and_init(&mut stack, half as *const () as usize, &[Val::F32(3.0)]).unwrap();
-    /// // SAFETY: `stack` outlives the child, which returns to `parent` through the backstop.
-    /// unsafe { Context::swap(&mut parent, &mut child) };
-    /// // SAFETY: SSE is part of the x86-64 baseline.
-    /// assert_eq!(unsafe { _mm_cvtss_f32(child.get_retval_fp()) }, 1.5);
-    /// ```
-    pub fn get_retval_fp(&self) -> __m128 {
-        self.retval_fp
-    }
-
-    /// rax and xmm0 of the finished entry function, to be read as its return type.
+    /// rax and xmm0 (aarch64: x0 and v0) of the finished entry function, to be read as its
+    /// return type.
     ///
     /// # Examples
     /// ```
@@ -579,57 +509,9 @@ impl Context {
         self.parent_ctx
     }
 
-    /// Sets the values rdi and rsi receive when this context is next entered.
-    ///
-    /// They are seen by code that reads rdi and rsi where the context continues: assembly
-    /// that a signal handler or a scheduler switches into, as bobbin's overflow handler
-    /// does to tell a coroutine's resumer what happened. A fresh context's arguments come
-    /// from its initial frame instead, and Rust code that continues after a
-    /// [`Context::swap`] cannot see them.
-    ///
-    /// # Examples
-    /// The entry function of a fresh context gets the arguments given to `init`:
-    /// ```
-    /// use bobbin::context::{Context, ContextHandle, Val};
-    ///
-    /// extern "C" fn sub(a: u64, b: u64) -> u64 {
-    ///     a - b
-    /// }
-    /// let mut stack = vec![0u64; 1024];
-    /// let mut parent = ContextHandle::new();
-    /// let args = [Val::U64(50), Val::U64(8)];
-    /// let mut child = ContextHandle::create_and_init(&mut stack, sub as *const () as usize, &args).unwrap();
-    /// child.set_entry_registers(1, 1);
-    /// // SAFETY: `stack` outlives the child, which returns to `parent` through the backstop.
-    /// unsafe { Context::swap(&mut parent, &mut child) };
-    /// assert_eq!(child.get_retval_gp(0), 42);
-    /// ```
-    pub fn set_entry_registers(&mut self, rdi: u64, rsi: u64) {
-        self.gpr.rdi = rdi;
-        self.gpr.rsi = rsi;
-    }
-
     /// Sets the signal mask [`Context::set_from_signal`] restores.
     pub(crate) fn set_sigmask(&mut self, set: &libc::sigset_t) {
         self.sigset = *set;
-    }
-
-    /// Makes this a context that, when entered, continues at the return address stored at
-    /// `sp` with `rsp = sp + 8`, as if a function called from there returned, with the
-    /// given MXCSR control bits and x87 control word.
-    ///
-    /// The one use is the fault handler's way back to the resumer of this thread's
-    /// innermost running coroutine, whose link `sp` is: under AddressSanitizer the context
-    /// is recorded as running on that resumer's stack, so that the switch is announced as
-    /// one to it.
-    pub(crate) fn set_return_point(&mut self, sp: usize, mxcsr: u32, fpcw: u16) {
-        self.gpr.rsp = sp as u64;
-        self.mxcsr = mxcsr;
-        self.fpcw = fpcw;
-        #[cfg(bobbin_asan)]
-        {
-            self.asan = asan::ContextStack::of_resumer();
-        }
     }
 }
 
@@ -644,19 +526,3 @@ impl Drop for Context {
         arch::valgrind_stack_deregister(self.valgrind_stack);
     }
 }
-
-impl fmt::Debug for Context {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Context")
-            .field("rsp", &format_args!("{:#x}", self.gpr.rsp))
-            .field("rbp", &format_args!("{:#x}", self.gpr.rbp))
-            .field("mxcsr", &format_args!("{:#x}", self.mxcsr))
-            .field("fpcw", &format_args!("{:#x}", self.fpcw))
-            .field("retvals_gp", &self.retvals_gp)
-            .field("parent", &self.parent_ctx)
-            .finish_non_exhaustive()
-    }
-}
-
-#[cfg(test)]
-mod tests;

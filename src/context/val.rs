@@ -1,8 +1,9 @@
 //! Values handed to and returned from a context's entry function, and how they map onto
 //! System V argument registers and stack slots.
 
-use core::arch::x86_64::__m128;
 use core::ffi::c_void;
+
+use super::{fp_to_bits, FpReg};
 
 /// One argument for the entry function of a context.
 ///
@@ -112,8 +113,9 @@ impl_from_for_val! {
     f64 => F64,
 }
 
-/// The return registers of a finished entry function: rax and xmm0, to be read as the
-/// type the function returned.
+/// The return registers of a finished entry function: rax and xmm0 (aarch64: x0 and v0;
+/// the methods below name the x86-64 registers), to be read as the type the function
+/// returned.
 ///
 /// # Examples
 /// ```
@@ -132,11 +134,11 @@ impl_from_for_val! {
 #[derive(Clone, Copy, Debug)]
 pub struct UntypedRetVal {
     gp: u64,
-    fp: __m128,
+    fp: FpReg,
 }
 
 impl UntypedRetVal {
-    pub(crate) fn new(gp: u64, fp: __m128) -> Self {
+    pub(crate) fn new(gp: u64, fp: FpReg) -> Self {
         UntypedRetVal { gp, fp }
     }
 
@@ -301,7 +303,7 @@ impl UntypedRetVal {
     /// assert_eq!(call(avg as *const () as usize, &[Val::F32(1.0), Val::F32(2.0)]).as_f32(), 1.5);
     /// ```
     pub fn as_f32(&self) -> f32 {
-        f32::from_bits(m128_to_bits(self.fp) as u32)
+        f32::from_bits(fp_to_bits(self.fp) as u32)
     }
 
     /// The low 64 bits of xmm0 as an `f64`.
@@ -324,18 +326,6 @@ impl UntypedRetVal {
     /// assert_eq!(call(area as *const () as usize, &[Val::F64(0.5)]).as_f64(), 0.75);
     /// ```
     pub fn as_f64(&self) -> f64 {
-        f64::from_bits(m128_to_bits(self.fp) as u64)
+        f64::from_bits(fp_to_bits(self.fp) as u64)
     }
-}
-
-/// The 128 bits of an xmm register value.
-pub(crate) fn m128_to_bits(v: __m128) -> u128 {
-    // SAFETY: __m128 and u128 are both 16 bytes of plain data with no invalid bit patterns.
-    unsafe { core::mem::transmute::<__m128, u128>(v) }
-}
-
-/// An xmm register value from its 128 bits.
-pub(crate) fn m128_from_bits(bits: u128) -> __m128 {
-    // SAFETY: as for `m128_to_bits`.
-    unsafe { core::mem::transmute::<u128, __m128>(bits) }
 }

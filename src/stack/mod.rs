@@ -157,16 +157,38 @@ fn guard_install_supported() -> bool {
         1 => true,
         2 => false,
         _ => {
-            // Probe on a scratch mapping; EINVAL means the kernel predates guard regions.
+            // Probe on a scratch mapping; EINVAL means the kernel predates guard regions. A
+            // call that succeeds must also have made the page unreadable: user-mode
+            // emulators (qemu-user) accept advice they do not pass on to the kernel.
             let ok = MmapOptions::new()
                 .len(2 * page_size())
                 .no_reserve_swap()
                 .map_anon()
-                .map(|mut m| madvise(m.as_mut_ptr(), page_size(), MADV_GUARD_INSTALL).is_ok())
+                .map(|mut m| {
+                    madvise(m.as_mut_ptr(), page_size(), MADV_GUARD_INSTALL).is_ok() && !plainly_readable(m.as_ptr())
+                })
                 .unwrap_or(false);
             GUARD_INSTALL.store(if ok { 1 } else { 2 }, Ordering::Relaxed);
             ok
         }
+    }
+}
+
+/// Whether the kernel can read the byte at `addr`: a write of it into a pipe fails with
+/// EFAULT instead of raising a signal when it cannot. False if the pipe cannot be made.
+fn plainly_readable(addr: *const u8) -> bool {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills the two descriptors it creates into `fds`.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return false;
+    }
+    // SAFETY: write only reads `addr` through the kernel, which reports a fault as EFAULT;
+    // both descriptors are ours and closed here.
+    unsafe {
+        let written = libc::write(fds[1], addr.cast(), 1);
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+        written == 1
     }
 }
 

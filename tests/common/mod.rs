@@ -5,6 +5,22 @@ use std::process::{Command, Output};
 
 const CHILD_VAR: &str = "BOBBIN_TEST_CHILD";
 
+/// A command that runs this test binary again: directly, or under the emulator named by
+/// `BOBBIN_TEST_RUNNER` (set by the aarch64 runner in `.cargo/`, since an emulated binary
+/// cannot be executed by the host kernel).
+pub fn rerun_command() -> Command {
+    let exe = std::env::current_exe().expect("test binary path");
+    match std::env::var("BOBBIN_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut words = runner.split_whitespace();
+            let mut command = Command::new(words.next().expect("a runner command"));
+            command.args(words).arg(exe);
+            command
+        }
+        _ => Command::new(exe),
+    }
+}
+
 /// Runs `body` in a child process (this test binary re-executed for the single test
 /// `name`), so a crash or an exhausted resource cannot take the rest of the suite down.
 /// In the parent, returns the child's output; in the child, runs `body` and returns None.
@@ -13,8 +29,7 @@ pub fn in_child(name: &str, body: impl FnOnce()) -> Option<Output> {
         body();
         return None;
     }
-    let exe = std::env::current_exe().expect("test binary path");
-    let out = Command::new(exe)
+    let out = rerun_command()
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_VAR, name)
         .env("RUST_BACKTRACE", "0")
@@ -30,8 +45,7 @@ pub fn in_child_within(name: &str, limit: std::time::Duration, body: impl FnOnce
         body();
         return None;
     }
-    let exe = std::env::current_exe().expect("test binary path");
-    let mut child = Command::new(exe)
+    let mut child = rerun_command()
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_VAR, name)
         .env("RUST_BACKTRACE", "0")
@@ -101,16 +115,36 @@ pub fn mapping_count() -> usize {
     std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps").lines().count()
 }
 
-/// Whether `addr` can be read, probed with process_vm_readv (which reports EFAULT instead
-/// of raising a signal).
+/// Whether `addr` can be read, probed by writing the byte there into a pipe (the kernel
+/// reports an unreadable source as EFAULT instead of raising a signal). A user-mode
+/// emulator checks the buffer of a write against the guest's mappings too, which it does
+/// not for the remote ranges of `process_vm_readv`.
 pub fn readable(addr: usize) -> bool {
-    let mut byte = 0u8;
-    let local = libc::iovec { iov_base: (&mut byte as *mut u8).cast(), iov_len: 1 };
-    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: 1 };
-    // SAFETY: process_vm_readv on our own pid writes at most one byte into `byte` and
-    // reports an unreadable source address as an error instead of faulting.
-    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
-    n == 1
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills the two descriptors it creates into `fds`.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0, "pipe2");
+    // SAFETY: write reads at most one byte at `addr` through the kernel, which reports a
+    // fault as EFAULT; both descriptors are ours and closed here.
+    unsafe {
+        let written = libc::write(fds[1], addr as *const libc::c_void, 1);
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+        written == 1
+    }
+}
+
+/// Whether the tests run under a user-mode emulator (the aarch64 runner in `.cargo/`),
+/// where some kernel features do not pass through: tests that need one say so when they
+/// take another path.
+pub fn emulated() -> bool {
+    std::env::var("BOBBIN_TEST_RUNNER").is_ok_and(|r| !r.trim().is_empty())
+}
+
+/// Says on the real standard error (which the test harness does not capture) that `test`
+/// took another path under emulation, and why.
+pub fn note_emulated(test: &str, what: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "note: {test} under emulation: {what}");
 }
 
 /// The kernel's state letter (`S` asleep, `R` running, ...) for the thread whose

@@ -1,10 +1,12 @@
 //! Unit tests of the context layer that need crate internals.
 use super::init::CHAIN_WORDS;
 use super::*;
+use crate::arch;
+use crate::context::{Context, ContextHandle};
 
 #[test]
 fn offsets_match_the_assembly() {
-    let asm = include_str!("../../asm/x86_64_sysv.S");
+    let asm = include_str!("../../../asm/x86_64_sysv.S");
     let expected = [
         ("BOBBIN_CTX_RBX", CTX_RBX),
         ("BOBBIN_CTX_RSP", CTX_RSP),

@@ -4,8 +4,8 @@
 
 use core::ffi::c_void;
 
-use super::val::m128_from_bits;
-use super::{Context, Val};
+use super::fp_from_bits;
+use crate::context::{Context, Val};
 #[cfg(bobbin_asan)]
 use crate::stack::asan;
 use crate::{arch, Error};
@@ -16,14 +16,14 @@ const GP_ARG_REGS: usize = 6;
 const FP_ARG_REGS: usize = 8;
 /// Words below the spilled arguments: backstop, fptr, six argument values, bootstrap,
 /// and under AddressSanitizer the entry that announces the first arrival.
-pub(super) const CHAIN_WORDS: usize = 2 + GP_ARG_REGS + 1 + ASAN_ENTRY_WORDS;
+pub(in crate::context) const CHAIN_WORDS: usize = 2 + GP_ARG_REGS + 1 + ASAN_ENTRY_WORDS;
 #[cfg(not(bobbin_asan))]
 const ASAN_ENTRY_WORDS: usize = 0;
 #[cfg(bobbin_asan)]
 const ASAN_ENTRY_WORDS: usize = 1;
 
 impl Context {
-    pub(super) fn init_inner(
+    pub(in crate::context) fn init_inner(
         stack: &mut [u64],
         child: &mut Context,
         callback: Option<unsafe extern "C" fn(*mut c_void)>,
@@ -102,12 +102,12 @@ impl Context {
         // Up to the top itself, not its last byte: when `fptr` returns, rsp is the top of an
         // exactly sized stack, and valgrind must still see it inside this one.
         child.valgrind_stack = arch::valgrind_stack_register(stack.as_ptr() as usize, top);
-        child.gpr.rsp = &stack[sp_index] as *const u64 as u64;
-        child.gpr.rbp = child as *mut Context as u64;
-        child.mxcsr = mxcsr;
-        child.fpcw = fpcw;
-        for (reg, bits) in child.fpr.iter_mut().zip(fp) {
-            *reg = m128_from_bits(u128::from(bits));
+        child.regs.gpr.rsp = &stack[sp_index] as *const u64 as u64;
+        child.regs.gpr.rbp = child as *mut Context as u64;
+        child.regs.mxcsr = mxcsr;
+        child.regs.fpcw = fpcw;
+        for (reg, bits) in child.regs.fpr.iter_mut().zip(fp) {
+            *reg = fp_from_bits(u128::from(bits));
         }
         child.backstop_callback = callback;
         child.backstop_data = data;

@@ -1,5 +1,5 @@
-//! The only file with assembly: the out-of-line context primitives of
-//! `asm/x86_64_sysv.S`, and the inline resume/suspend pair of the coroutine layer.
+//! x86-64 System V: the out-of-line context primitives of `asm/x86_64_sysv.S`, and the
+//! inline resume/suspend pair of the coroutine layer.
 //!
 //! The coroutine switch is asymmetric on purpose. [`resume`] enters the child with a `call`
 //! through the child's saved resume address; [`suspend`] leaves with a `ret` that pops
@@ -39,20 +39,19 @@
 //! coroutine layer passes the address of the input), rsi = the child's saved stack pointer,
 //! rdx = its stack base. Whatever comes back (a [`suspend`], the [`finish`] of the entry
 //! function, the fault handler after an overflow) brings rsi = the new saved stack pointer
-//! or [`SWITCH_FINISHED`] / [`SWITCH_OVERFLOWED`], and rdi = one word for the resumer (the
+//! or [`SWITCH_FINISHED`](super::SWITCH_FINISHED) / [`SWITCH_OVERFLOWED`](super::SWITCH_OVERFLOWED), and rdi = one word for the resumer (the
 //! address of the value yielded or returned).
-
-#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-compile_error!("bobbin supports x86-64 Linux only (an aarch64 port is planned)");
 
 use core::ffi::c_void;
 
+use super::INITIAL_SP_OFFSET;
+
 #[cfg(not(bobbin_asan))]
-core::arch::global_asm!(include_str!("../asm/x86_64_sysv.S"));
+core::arch::global_asm!(include_str!("../../asm/x86_64_sysv.S"));
 // Under AddressSanitizer the seed's entry and backstop also call the hooks that announce
 // their switches (context/asan.rs).
 #[cfg(bobbin_asan)]
-core::arch::global_asm!(".set BOBBIN_ASAN, 1", include_str!("../asm/x86_64_sysv.S"));
+core::arch::global_asm!(".set BOBBIN_ASAN, 1", include_str!("../../asm/x86_64_sysv.S"));
 
 #[allow(improper_ctypes)]
 extern "C" {
@@ -78,23 +77,10 @@ extern "C" {
     pub(crate) fn bobbin_asan_context_start();
 }
 
-/// What a coroutine's switch back to its resumer reports in place of a stack pointer when
-/// it finished.
-pub(crate) const SWITCH_FINISHED: usize = 0;
-/// ... and when the fault handler abandoned it after a guard-page hit.
-pub(crate) const SWITCH_OVERFLOWED: usize = 1;
-
-/// Offset below a coroutine's stack base of the slot holding its resumer's stack pointer.
-pub(crate) const LINK_OFFSET: usize = 8;
-/// Offset below a coroutine's stack base of the resumer's floating-point control words
-/// (MXCSR, then the x87 control word), kept there by a coroutine that keeps its own.
-pub(crate) const FP_SLOT_OFFSET: usize = 16;
 /// How far above the link a coroutine that keeps its own floating-point control words has
 /// its resumer's return address: the link points at the return address into
 /// `bobbin_coroutine_start_fp`, which sits below it.
 pub(crate) const FP_ENTRY_FRAME: usize = 8;
-/// Offset below a coroutine's stack base of its initial stack pointer.
-pub(crate) const INITIAL_SP_OFFSET: usize = 40;
 
 /// The words a fresh coroutine's stack holds below its base, from `base - 40` up to
 /// `base - 8`, for an entry function at address `entry`, called as `entry(input, base)`
@@ -110,8 +96,8 @@ pub(crate) fn initial_frame(entry: usize, keeps_fp: bool) -> [usize; INITIAL_SP_
 
 /// Enters a coroutine and returns when it suspends, finishes or overflows.
 ///
-/// Returns the child's new saved stack pointer, or [`SWITCH_FINISHED`] or
-/// [`SWITCH_OVERFLOWED`], and the word the child handed back with it (see [`suspend`] and
+/// Returns the child's new saved stack pointer, or [`SWITCH_FINISHED`](super::SWITCH_FINISHED) or
+/// [`SWITCH_OVERFLOWED`](super::SWITCH_OVERFLOWED), and the word the child handed back with it (see [`suspend`] and
 /// [`finish`]; nothing after an overflow).
 ///
 /// # Safety
@@ -140,17 +126,6 @@ pub(crate) unsafe fn resume(transfer: usize, sp: usize, base: usize) -> (usize, 
         );
     }
     (ret, out)
-}
-
-/// The low bit of a coroutine's tagged base ([`tagged_base`]): set when the coroutine keeps
-/// floating-point control words of its own.
-pub(crate) const KEEPS_FP: usize = 1;
-
-/// A coroutine's stack base with its floating-point mode in the low bit, as the fault
-/// handler finds it in the stack's tag. A base is 16-byte aligned, so the bit is free.
-pub(crate) fn tagged_base(base: usize, keeps_fp: bool) -> usize {
-    debug_assert!(base.is_multiple_of(16) && base != 0);
-    base | if keeps_fp { KEEPS_FP } else { 0 }
 }
 
 /// Suspends the running coroutine, handing `transfer` to its resumer (which learns of the
@@ -197,7 +172,7 @@ pub(crate) unsafe fn suspend(base: usize, transfer: usize) -> usize {
 }
 
 /// Leaves a coroutine that has finished for the last time, handing `transfer` to its
-/// resumer, which sees [`SWITCH_FINISHED`].
+/// resumer, which sees [`SWITCH_FINISHED`](super::SWITCH_FINISHED).
 ///
 /// The coroutine's frames stay where they are, so `transfer` may point into them: nothing
 /// runs on the coroutine's stack again, and its resumer reads what it needs before it
@@ -277,17 +252,12 @@ pub(crate) unsafe fn set_fpcw(value: u16) {
     }
 }
 
-/// Valgrind's client-request codes used here (valgrind.h).
-const VG_RUNNING_ON_VALGRIND: usize = 0x1001;
-const VG_STACK_REGISTER: usize = 0x1501;
-const VG_STACK_DEREGISTER: usize = 0x1502;
-
 /// Issues a valgrind client request: a sequence of rotations of rdi that add up to a full
 /// turn (so the register is unchanged) followed by `xchg rbx, rbx`, which valgrind's
 /// translator recognises and natively runs as a no-op. Returns valgrind's answer, or
 /// `default` when not running under valgrind.
 #[inline]
-fn valgrind_request(default: usize, request: usize, a1: usize, a2: usize) -> usize {
+pub(super) fn valgrind_request(default: usize, request: usize, a1: usize, a2: usize) -> usize {
     let args: [usize; 6] = [request, a1, a2, 0, 0, 0];
     let result: usize;
     // SAFETY: natively the sequence changes only the flags (rdi turns a full 128 bits
@@ -306,38 +276,6 @@ fn valgrind_request(default: usize, request: usize, a1: usize, a2: usize) -> usi
         );
     }
     result
-}
-
-/// Whether the process runs under valgrind (asked once).
-pub(crate) fn on_valgrind() -> bool {
-    use core::sync::atomic::{AtomicU8, Ordering};
-    static STATE: AtomicU8 = AtomicU8::new(0);
-    match STATE.load(Ordering::Relaxed) {
-        1 => false,
-        2 => true,
-        _ => {
-            let on = valgrind_request(0, VG_RUNNING_ON_VALGRIND, 0, 0) != 0;
-            STATE.store(if on { 2 } else { 1 }, Ordering::Relaxed);
-            on
-        }
-    }
-}
-
-/// Tells valgrind that `[lowest, highest]` is a stack, so that switching to it is seen as a
-/// stack switch rather than a huge frame. Returns valgrind's id for it, or 0 when not
-/// running under valgrind.
-pub(crate) fn valgrind_stack_register(lowest: usize, highest: usize) -> usize {
-    if !on_valgrind() {
-        return 0;
-    }
-    valgrind_request(0, VG_STACK_REGISTER, lowest, highest)
-}
-
-/// Forgets a stack registered with [`valgrind_stack_register`] (id 0: nothing to do).
-pub(crate) fn valgrind_stack_deregister(id: usize) {
-    if id != 0 {
-        valgrind_request(0, VG_STACK_DEREGISTER, id, 0);
-    }
 }
 
 /// Reads the word at `addr` with a plain load that no sanitizer instruments: for the fault
