@@ -197,7 +197,6 @@ pub(crate) unsafe fn finish(base: usize, transfer: usize) -> ! {
 /// "fake stack".) The same function as on x86-64, for the layers that find the running
 /// coroutine by the stack it runs on.
 #[inline(always)]
-#[allow(dead_code)]
 pub(crate) fn stack_pointer() -> usize {
     let sp: usize;
     // SAFETY: copies sp to a register; reads and writes no memory.

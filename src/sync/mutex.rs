@@ -482,9 +482,10 @@ mod tests {
             assert_eq!(g.waiter_rounds, WAITERS * WAITER_ROUNDS);
         }
         hog.join().unwrap();
-        // A newcomer that read "not reserved" just before the reservation may still win
-        // once more.
+        // A newcomer that read "not reserved" just before the reservation (and was perhaps
+        // preempted before its try) may still win once: at most once per other contender,
+        // of which there are five.
         let most = MOST_LOSSES.load(Ordering::Relaxed);
-        assert!(most <= STARVE_AFTER + 1, "a waiter was beaten to the lock {most} times in a row");
+        assert!(most <= STARVE_AFTER + 5, "a waiter was beaten to the lock {most} times in a row");
     }
 }
