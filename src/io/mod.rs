@@ -179,13 +179,15 @@ impl<T: AsFd> Async<T> {
         Async { regs: Registrations::default(), io }
     }
 
-    /// The I/O object.
+    /// The I/O object. Calling its own methods bypasses the waiting: its descriptor is
+    /// non-blocking, so they return `WouldBlock` where `Async`'s operations would wait.
     ///
     /// # Examples
     /// ```
-    /// let (r, _w) = std::io::pipe().unwrap();
-    /// let a = bobbin::io::Async::new(r).unwrap();
-    /// let _: &std::io::PipeReader = a.get_ref();
+    /// let l = bobbin::io::Async::new(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
+    /// assert_ne!(l.get_ref().local_addr().unwrap().port(), 0);
+    /// // No connection is pending, and the std listener's own accept does not wait.
+    /// assert_eq!(l.get_ref().accept().unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
     /// ```
     pub fn get_ref(&self) -> &T {
         &self.io
@@ -195,10 +197,15 @@ impl<T: AsFd> Async<T> {
     /// non-blocking.
     ///
     /// # Examples
+    /// For methods that take `&mut self`, such as `Write::write` on a `PipeWriter`:
     /// ```
-    /// let (r, _w) = std::io::pipe().unwrap();
-    /// let mut a = bobbin::io::Async::new(r).unwrap();
-    /// let _: &mut std::io::PipeReader = a.get_mut();
+    /// use std::io::{Read, Write};
+    /// let (r, w) = std::io::pipe().unwrap();
+    /// let (r, mut w) = (bobbin::io::Async::new(r).unwrap(), bobbin::io::Async::new(w).unwrap());
+    /// assert_eq!(w.get_mut().write(b"hi").unwrap(), 2);
+    /// let mut buf = [0; 2];
+    /// (&r).read_exact(&mut buf).unwrap();
+    /// assert_eq!(&buf, b"hi");
     /// ```
     pub fn get_mut(&mut self) -> &mut T {
         &mut self.io
@@ -209,9 +216,11 @@ impl<T: AsFd> Async<T> {
     ///
     /// # Examples
     /// ```
+    /// use std::io::Read;
     /// let (r, _w) = std::io::pipe().unwrap();
-    /// let r = bobbin::io::Async::new(r).unwrap().into_inner();
-    /// # drop(r);
+    /// let mut r = bobbin::io::Async::new(r).unwrap().into_inner();
+    /// // Still non-blocking: an empty pipe's read returns at once instead of waiting.
+    /// assert_eq!(r.read(&mut [0; 1]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
     /// ```
     pub fn into_inner(self) -> T {
         let Async { regs, io } = self;
@@ -224,12 +233,20 @@ impl<T: AsFd> Async<T> {
     /// callers retry. Parks the green thread; outside a scheduler, blocks the OS thread.
     ///
     /// # Examples
+    /// The waiting green thread parks; the writer, a green thread of the same scheduler,
+    /// runs meanwhile:
     /// ```
-    /// use std::io::Write;
-    /// let (r, mut w) = std::io::pipe().unwrap();
-    /// let r = bobbin::io::Async::new(r).unwrap();
-    /// w.write_all(b"x").unwrap();
-    /// r.wait_readable().unwrap();
+    /// use std::io::{Read, Write};
+    /// bobbin::run(|| {
+    ///     let (r, mut w) = std::io::pipe().unwrap();
+    ///     let r = bobbin::io::Async::new(r).unwrap();
+    ///     bobbin::spawn(move || w.write_all(b"x").unwrap());
+    ///     r.wait_readable().unwrap();
+    ///     // The data is there: the std reader's own read does not fail with `WouldBlock`.
+    ///     let mut buf = [0; 1];
+    ///     assert_eq!(r.get_ref().read(&mut buf).unwrap(), 1);
+    ///     assert_eq!(&buf, b"x");
+    /// });
     /// ```
     pub fn wait_readable(&self) -> io::Result<()> {
         self.wait(Direction::Read, None, OnTimeout::TimedOut)
@@ -239,9 +256,28 @@ impl<T: AsFd> Async<T> {
     /// [`Async::wait_readable`].
     ///
     /// # Examples
+    /// Waiting for a reader to make room in a full pipe:
     /// ```
-    /// let (_r, w) = std::io::pipe().unwrap();
-    /// bobbin::io::Async::new(w).unwrap().wait_writable().unwrap();
+    /// use std::io::{Read, Write};
+    /// bobbin::run(|| {
+    ///     let (r, w) = std::io::pipe().unwrap();
+    ///     let (r, w) = (bobbin::io::Async::new(r).unwrap(), bobbin::io::Async::new(w).unwrap());
+    ///     // Fill the pipe through the std writer, which does not wait.
+    ///     let mut filled = 0;
+    ///     while let Ok(n) = w.get_ref().write(&[0; 4096]) {
+    ///         filled += n;
+    ///     }
+    ///     let reader = bobbin::spawn(move || {
+    ///         (&r).read_exact(&mut vec![0; filled]).unwrap();
+    ///         let mut last = [0; 1];
+    ///         (&r).read_exact(&mut last).unwrap();
+    ///         last
+    ///     });
+    ///     // Parks until the reader has made room.
+    ///     w.wait_writable().unwrap();
+    ///     assert_eq!(w.get_ref().write(b"x").unwrap(), 1);
+    ///     assert_eq!(&reader.join().unwrap(), b"x");
+    /// });
     /// ```
     pub fn wait_writable(&self) -> io::Result<()> {
         self.wait(Direction::Write, None, OnTimeout::TimedOut)
@@ -271,10 +307,16 @@ impl<T: AsFd> Async<T> {
     /// `InvalidInput` for a zero timeout.
     ///
     /// # Examples
+    /// A pipe nobody reads from, once full, never turns writable:
     /// ```
+    /// use std::io::Write;
+    /// use std::time::Duration;
     /// let (_r, w) = std::io::pipe().unwrap();
     /// let w = bobbin::io::Async::new(w).unwrap();
-    /// w.wait_writable_timeout(std::time::Duration::from_secs(1)).unwrap();
+    /// assert!(w.wait_writable_timeout(Duration::from_millis(1)).is_ok());
+    /// while w.get_ref().write(&[0; 4096]).is_ok() {}
+    /// let e = w.wait_writable_timeout(Duration::from_millis(1)).unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
     /// ```
     pub fn wait_writable_timeout(&self, timeout: Duration) -> io::Result<()> {
         self.wait(Direction::Write, Some(deadline(timeout)?), OnTimeout::TimedOut)
@@ -284,7 +326,20 @@ impl<T: AsFd> Async<T> {
     /// readability between tries, and returns what it returned.
     ///
     /// # Examples
-    /// See [`Async`].
+    /// Any operation of the wrapped object, not only `Read`: here a datagram receive.
+    /// ```
+    /// use std::net::UdpSocket;
+    /// bobbin::run(|| {
+    ///     let a = bobbin::io::Async::new(UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+    ///     let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    ///     let (to, from) = (a.get_ref().local_addr().unwrap(), b.local_addr().unwrap());
+    ///     // The sender runs while the receiver is parked.
+    ///     bobbin::spawn(move || b.send_to(b"hey", to).unwrap());
+    ///     let mut buf = [0; 8];
+    ///     let (n, sender) = a.read_with(|s| s.recv_from(&mut buf)).unwrap();
+    ///     assert_eq!((&buf[..n], sender), (&b"hey"[..], from));
+    /// });
+    /// ```
     pub fn read_with<R>(&self, op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
         self.io_loop(Direction::Read, None, OnTimeout::TimedOut, op)
     }
@@ -293,7 +348,15 @@ impl<T: AsFd> Async<T> {
     /// writability between tries, and returns what it returned.
     ///
     /// # Examples
-    /// See [`Async`].
+    /// ```
+    /// use std::net::UdpSocket;
+    /// let a = bobbin::io::Async::new(UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+    /// let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let to = b.local_addr().unwrap();
+    /// assert_eq!(a.write_with(|s| s.send_to(b"hey", to)).unwrap(), 3);
+    /// let mut buf = [0; 8];
+    /// assert_eq!(b.recv(&mut buf).unwrap(), 3);
+    /// ```
     pub fn write_with<R>(&self, op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
         self.io_loop(Direction::Write, None, OnTimeout::TimedOut, op)
     }
@@ -304,7 +367,20 @@ impl<T: AsFd> Async<T> {
     /// `op`'s errors; `TimedOut`; `InvalidInput` for a zero timeout.
     ///
     /// # Examples
-    /// See [`Async::new`].
+    /// `op` is tried before any waiting, so data already there is read at once:
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::time::Duration;
+    /// let (r, mut w) = std::io::pipe().unwrap();
+    /// let r = bobbin::io::Async::new(r).unwrap();
+    /// w.write_all(b"x").unwrap();
+    /// let mut buf = [0; 1];
+    /// let n = r.read_with_timeout(Duration::from_millis(1), |mut r| r.read(&mut buf)).unwrap();
+    /// assert_eq!(n, 1);
+    /// // Now the pipe is empty and nothing more comes.
+    /// let e = r.read_with_timeout(Duration::from_millis(1), |mut r| r.read(&mut buf)).unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+    /// ```
     pub fn read_with_timeout<R>(&self, timeout: Duration, op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
         self.io_loop(Direction::Read, Some(deadline(timeout)?), OnTimeout::TimedOut, op)
     }

@@ -103,9 +103,10 @@ macro_rules! fd_conversions {
 /// The methods every socket type has: a second handle, the non-blocking mode (kept beside
 /// the socket and shared by its clones, as std keeps it in the descriptor's flags), and
 /// the pending error. `$std` names the std type in the docs, `$make` is the doc examples'
-/// way to get a socket `s`.
+/// way to get a socket `s`, `$would_wait` an operation on `s` that would wait (nothing is
+/// pending for it).
 macro_rules! shared_methods {
-    ($ty:ident, $std:literal, $make:literal) => {
+    ($ty:ident, $std:literal, $make:literal, $would_wait:literal) => {
         impl $ty {
             #[doc = concat!("A second handle to the same socket (a duplicated descriptor), as [`", $std, "::try_clone`]. Timeouts and the non-blocking mode are shared.")]
             ///
@@ -126,7 +127,8 @@ macro_rules! shared_methods {
             /// None: the mode is the socket's own (its descriptor is always non-blocking).
             ///
             /// # Examples
-            #[doc = concat!("```\n", $make, "\ns.set_nonblocking(true).unwrap();\n```")]
+            /// An operation that has nothing to work on returns at once:
+            #[doc = concat!("```\n", $make, "\ns.set_nonblocking(true).unwrap();\nlet e = ", $would_wait, ".unwrap_err();\nassert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);\n```")]
             pub fn set_nonblocking(&self, nonblocking: bool) -> ::std::io::Result<()> {
                 self.options.set_nonblocking(nonblocking);
                 Ok(())
@@ -149,8 +151,8 @@ macro_rules! shared_methods {
 /// [`shared_methods`] and the read and write timeouts (shared by clones, as std keeps
 /// them in socket options) of a socket type with a read and a write side.
 macro_rules! socket_methods {
-    ($ty:ident, $std:literal, $make:literal) => {
-        shared_methods!($ty, $std, $make);
+    ($ty:ident, $std:literal, $make:literal, $would_wait:literal) => {
+        shared_methods!($ty, $std, $make, $would_wait);
 
         impl $ty {
             /// Makes reads (receives) give up with `ErrorKind::WouldBlock` after `timeout`,

@@ -59,6 +59,16 @@ pub struct TcpStream {
 
 /// The connections of a [`TcpListener`], as [`TcpListener::incoming`] returns them.
 /// Never ends.
+///
+/// # Examples
+/// ```
+/// use bobbin::net::{Incoming, TcpListener, TcpStream};
+/// let l = TcpListener::bind("127.0.0.1:0").unwrap();
+/// let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+/// let mut incoming: Incoming<'_> = l.incoming();
+/// let s = incoming.next().unwrap().unwrap();
+/// assert_eq!(s.peer_addr().unwrap(), c.local_addr().unwrap());
+/// ```
 #[derive(Debug)]
 pub struct Incoming<'a> {
     listener: &'a TcpListener,
@@ -94,7 +104,20 @@ impl TcpListener {
     /// accepted.
     ///
     /// # Examples
-    /// See [`TcpListener`].
+    /// ```
+    /// use bobbin::net::{TcpListener, TcpStream};
+    /// bobbin::run(|| {
+    ///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let addr = listener.local_addr().unwrap();
+    ///     // One OS thread: the client runs because accept parks only the green thread
+    ///     // that called it, not the scheduler.
+    ///     let client = bobbin::spawn(move || TcpStream::connect(addr).unwrap());
+    ///     let (stream, peer) = listener.accept().unwrap();
+    ///     let client = client.join().unwrap();
+    ///     assert_eq!(peer, client.local_addr().unwrap());
+    ///     assert_eq!(stream.local_addr().unwrap(), client.peer_addr().unwrap());
+    /// });
+    /// ```
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (stream, addr) = op(&self.io, &self.options, false, net::TcpListener::accept)?;
         Ok((TcpStream::from_accepted(stream)?, addr))
@@ -104,7 +127,20 @@ impl TcpListener {
     /// without the addresses.
     ///
     /// # Examples
-    /// See the [module docs](crate::net).
+    /// ```
+    /// use bobbin::net::{TcpListener, TcpStream};
+    /// bobbin::run(|| {
+    ///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let addr = listener.local_addr().unwrap();
+    ///     let clients: Vec<_> = (0..3).map(|_| bobbin::spawn(move || TcpStream::connect(addr).unwrap())).collect();
+    ///     // The iterator never ends by itself: take as many as expected.
+    ///     let accepted = listener.incoming().take(3).filter(Result::is_ok).count();
+    ///     assert_eq!(accepted, 3);
+    ///     for c in clients {
+    ///         c.join().unwrap();
+    ///     }
+    /// });
+    /// ```
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming { listener: self }
     }
@@ -115,7 +151,14 @@ impl TcpListener {
     /// As [`std::net::TcpListener::local_addr`].
     ///
     /// # Examples
-    /// See [`TcpListener::bind`].
+    /// Binding port 0 lets the system pick a free port; this is how to learn it:
+    /// ```
+    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// assert!(addr.ip().is_loopback());
+    /// assert_ne!(addr.port(), 0);
+    /// assert!(bobbin::net::TcpStream::connect(addr).is_ok());
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().local_addr()
     }
@@ -141,7 +184,11 @@ impl TcpListener {
     /// As [`std::net::TcpListener::ttl`].
     ///
     /// # Examples
-    /// See [`TcpListener::set_ttl`].
+    /// ```
+    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// l.set_ttl(42).unwrap();
+    /// assert_eq!(l.ttl().unwrap(), 42);
+    /// ```
     pub fn ttl(&self) -> io::Result<u32> {
         self.io.get_ref().ttl()
     }
@@ -231,7 +278,11 @@ impl TcpStream {
     /// As [`std::net::TcpStream::peer_addr`].
     ///
     /// # Examples
-    /// See [`TcpListener`].
+    /// ```
+    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let c = bobbin::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// assert_eq!(c.peer_addr().unwrap(), l.local_addr().unwrap());
+    /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().peer_addr()
     }
@@ -242,7 +293,14 @@ impl TcpStream {
     /// As [`std::net::TcpStream::local_addr`].
     ///
     /// # Examples
-    /// See [`TcpListener`].
+    /// The client's end has a port of its own, which the server sees as the peer's:
+    /// ```
+    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let c = bobbin::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let (s, peer) = l.accept().unwrap();
+    /// assert_eq!(c.local_addr().unwrap(), peer);
+    /// assert_eq!(s.local_addr().unwrap(), l.local_addr().unwrap());
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().local_addr()
     }
@@ -310,7 +368,12 @@ impl TcpStream {
     /// As [`std::net::TcpStream::nodelay`].
     ///
     /// # Examples
-    /// See [`TcpStream::set_nodelay`].
+    /// Off by default (Nagle's algorithm on), as for a std stream:
+    /// ```
+    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let c = bobbin::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// assert!(!c.nodelay().unwrap());
+    /// ```
     pub fn nodelay(&self) -> io::Result<bool> {
         self.io.get_ref().nodelay()
     }
@@ -337,7 +400,12 @@ impl TcpStream {
     /// As [`std::net::TcpStream::ttl`].
     ///
     /// # Examples
-    /// See [`TcpStream::set_ttl`].
+    /// ```
+    /// let l = bobbin::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let c = bobbin::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// c.set_ttl(17).unwrap();
+    /// assert_eq!(c.ttl().unwrap(), 17);
+    /// ```
     pub fn ttl(&self) -> io::Result<u32> {
         self.io.get_ref().ttl()
     }
@@ -346,9 +414,10 @@ impl TcpStream {
 shared_methods!(
     TcpListener,
     "std::net::TcpListener",
-    "let s = bobbin::net::TcpListener::bind(\"127.0.0.1:0\").unwrap();"
+    "let s = bobbin::net::TcpListener::bind(\"127.0.0.1:0\").unwrap();",
+    "s.accept()"
 );
 fd_conversions!(TcpListener, net::TcpListener);
-socket_methods!(TcpStream, "std::net::TcpStream", "let l = bobbin::net::TcpListener::bind(\"127.0.0.1:0\").unwrap();\nlet s = bobbin::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();");
+socket_methods!(TcpStream, "std::net::TcpStream", "let l = bobbin::net::TcpListener::bind(\"127.0.0.1:0\").unwrap();\nlet s = bobbin::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();", "std::io::Read::read(&mut &s, &mut [0; 1])");
 stream_io!(TcpStream);
 fd_conversions!(TcpStream, net::TcpStream);

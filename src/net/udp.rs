@@ -37,10 +37,16 @@ impl UdpSocket {
     /// Binds to the first of `addr`'s addresses that works.
     ///
     /// # Errors
-    /// As [`std::net::UdpSocket::bind`].
+    /// As [`std::net::UdpSocket::bind`]: `AddrInUse` for an address another socket has.
     ///
     /// # Examples
-    /// See [`UdpSocket`].
+    /// ```
+    /// use bobbin::net::UdpSocket;
+    /// let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let addr = a.local_addr().unwrap();
+    /// assert_ne!(addr.port(), 0);
+    /// assert_eq!(UdpSocket::bind(addr).unwrap_err().kind(), std::io::ErrorKind::AddrInUse);
+    /// ```
     pub fn bind<A: ToSocketAddrs + Send>(addr: A) -> io::Result<UdpSocket> {
         let socket = each_addr(resolve(addr)?, net::UdpSocket::bind)?;
         socket.set_nonblocking(true)?;
@@ -53,7 +59,19 @@ impl UdpSocket {
     /// As [`std::net::UdpSocket::recv_from`]; `WouldBlock` after the read timeout.
     ///
     /// # Examples
-    /// See [`UdpSocket`].
+    /// The receiver parks until the sender, a green thread of the same scheduler, sends:
+    /// ```
+    /// use bobbin::net::UdpSocket;
+    /// bobbin::run(|| {
+    ///     let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    ///     let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    ///     let (to, from) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    ///     bobbin::spawn(move || b.send_to(b"ping", to).unwrap());
+    ///     let mut buf = [0; 16];
+    ///     let (n, sender) = a.recv_from(&mut buf).unwrap();
+    ///     assert_eq!((&buf[..n], sender), (&b"ping"[..], from));
+    /// });
+    /// ```
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         op(&self.io, &self.options, false, |s| s.recv_from(buf))
     }
@@ -81,7 +99,14 @@ impl UdpSocket {
     /// As [`std::net::UdpSocket::send_to`].
     ///
     /// # Examples
-    /// See [`UdpSocket`].
+    /// A datagram goes whole or not at all: the count is the datagram's length.
+    /// ```
+    /// let a = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let b = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert_eq!(a.send_to(b"datagram", b.local_addr().unwrap()).unwrap(), 8);
+    /// let mut buf = [0; 16];
+    /// assert_eq!(b.recv_from(&mut buf).unwrap(), (8, a.local_addr().unwrap()));
+    /// ```
     pub fn send_to<A: ToSocketAddrs + Send>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
         let to = resolve(addr)?
             .into_iter()
@@ -113,10 +138,18 @@ impl UdpSocket {
     /// Sends `buf` to the connected address.
     ///
     /// # Errors
-    /// As [`std::net::UdpSocket::send`].
+    /// As [`std::net::UdpSocket::send`]: before `connect` there is nowhere to send to
+    /// (`EDESTADDRREQ`).
     ///
     /// # Examples
-    /// See [`UdpSocket::connect`].
+    /// ```
+    /// let a = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let b = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert!(a.send(b"hi").is_err());
+    /// a.connect(b.local_addr().unwrap()).unwrap();
+    /// assert_eq!(a.send(b"hi").unwrap(), 2);
+    /// assert_eq!(b.recv_from(&mut [0; 2]).unwrap(), (2, a.local_addr().unwrap()));
+    /// ```
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         op(&self.io, &self.options, true, |s| s.send(buf))
     }
@@ -127,7 +160,18 @@ impl UdpSocket {
     /// As [`std::net::UdpSocket::recv`]; `WouldBlock` after the read timeout.
     ///
     /// # Examples
-    /// See [`UdpSocket::connect`].
+    /// A connected socket receives only from its peer; datagrams from elsewhere are dropped:
+    /// ```
+    /// use bobbin::net::UdpSocket;
+    /// let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let (peer, stranger) = (UdpSocket::bind("127.0.0.1:0").unwrap(), UdpSocket::bind("127.0.0.1:0").unwrap());
+    /// a.connect(peer.local_addr().unwrap()).unwrap();
+    /// stranger.send_to(b"from elsewhere", a.local_addr().unwrap()).unwrap();
+    /// peer.send_to(b"from the peer", a.local_addr().unwrap()).unwrap();
+    /// let mut buf = [0; 32];
+    /// let n = a.recv(&mut buf).unwrap();
+    /// assert_eq!(&buf[..n], b"from the peer");
+    /// ```
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         op(&self.io, &self.options, false, |s| s.recv(buf))
     }
@@ -154,7 +198,13 @@ impl UdpSocket {
     /// As [`std::net::UdpSocket::local_addr`].
     ///
     /// # Examples
-    /// See [`UdpSocket`].
+    /// The port the system picked for port 0:
+    /// ```
+    /// let a = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let addr = a.local_addr().unwrap();
+    /// assert!(addr.ip().is_loopback());
+    /// assert_ne!(addr.port(), 0);
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().local_addr()
     }
@@ -165,7 +215,13 @@ impl UdpSocket {
     /// As [`std::net::UdpSocket::peer_addr`]: `NotConnected` before `connect`.
     ///
     /// # Examples
-    /// See [`UdpSocket::connect`].
+    /// ```
+    /// let a = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let b = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert_eq!(a.peer_addr().unwrap_err().kind(), std::io::ErrorKind::NotConnected);
+    /// a.connect(b.local_addr().unwrap()).unwrap();
+    /// assert_eq!(a.peer_addr().unwrap(), b.local_addr().unwrap());
+    /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().peer_addr()
     }
@@ -191,7 +247,11 @@ impl UdpSocket {
     /// As [`std::net::UdpSocket::broadcast`].
     ///
     /// # Examples
-    /// See [`UdpSocket::set_broadcast`].
+    /// Off by default:
+    /// ```
+    /// let a = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert!(!a.broadcast().unwrap());
+    /// ```
     pub fn broadcast(&self) -> io::Result<bool> {
         self.io.get_ref().broadcast()
     }
@@ -217,11 +277,20 @@ impl UdpSocket {
     /// As [`std::net::UdpSocket::ttl`].
     ///
     /// # Examples
-    /// See [`UdpSocket::set_ttl`].
+    /// ```
+    /// let a = bobbin::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// a.set_ttl(33).unwrap();
+    /// assert_eq!(a.ttl().unwrap(), 33);
+    /// ```
     pub fn ttl(&self) -> io::Result<u32> {
         self.io.get_ref().ttl()
     }
 }
 
-socket_methods!(UdpSocket, "std::net::UdpSocket", "let s = bobbin::net::UdpSocket::bind(\"127.0.0.1:0\").unwrap();");
+socket_methods!(
+    UdpSocket,
+    "std::net::UdpSocket",
+    "let s = bobbin::net::UdpSocket::bind(\"127.0.0.1:0\").unwrap();",
+    "s.recv_from(&mut [0; 1])"
+);
 fd_conversions!(UdpSocket, net::UdpSocket);

@@ -36,20 +36,63 @@ use super::{op, Options};
 use crate::io::Async;
 use crate::sched::scheduler::on_green_thread;
 
-/// A Unix-domain socket server, like [`std::os::unix::net::UnixListener`].
+/// A Unix-domain socket server, like [`std::os::unix::net::UnixListener`]. Its socket
+/// file stays when it is dropped, as std's does: remove it before binding the path again.
 ///
 /// # Examples
-/// See the [module docs](self).
+/// ```
+/// use std::io::Read;
+/// use bobbin::net::unix::{UnixListener, UnixStream};
+/// # use std::sync::atomic::{AtomicUsize, Ordering};
+/// # static N: AtomicUsize = AtomicUsize::new(0);
+/// # let path = std::env::temp_dir().join(format!("bobbin-doc-{}-{}.sock", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+/// # let _ = std::fs::remove_file(&path);
+/// # struct Rm(std::path::PathBuf);
+/// # impl Drop for Rm { fn drop(&mut self) { let _ = std::fs::remove_file(&self.0); } }
+/// # let _rm = Rm(path.clone());
+/// let listener = UnixListener::bind(&path).unwrap();
+/// bobbin::run(move || {
+///     let server = bobbin::spawn(move || {
+///         let (mut s, _) = listener.accept().unwrap();
+///         let mut got = String::new();
+///         s.read_to_string(&mut got).unwrap();
+///         got
+///     });
+///     std::io::Write::write_all(&mut UnixStream::connect(&path).unwrap(), b"hi").unwrap();
+///     assert_eq!(server.join().unwrap(), "hi");
+/// });
+/// ```
 pub struct UnixListener {
     io: Async<net::UnixListener>,
     options: Arc<Options>,
 }
 
 /// A Unix-domain stream, like [`std::os::unix::net::UnixStream`]; `Read` and `Write` are
-/// implemented for `&UnixStream` too.
+/// implemented for `&UnixStream` too, so green threads sharing one stream can read and
+/// write it at the same time.
 ///
 /// # Examples
-/// See the [module docs](self).
+/// ```
+/// use std::io::{Read, Write};
+/// use std::sync::Arc;
+/// bobbin::run(|| {
+///     let (a, b) = bobbin::net::unix::UnixStream::pair().unwrap();
+///     let a = Arc::new(a);
+///     let a2 = Arc::clone(&a);
+///     // One green thread parks reading `a` while another writes through it.
+///     let reader = bobbin::spawn(move || {
+///         let mut buf = [0; 4];
+///         (&*a2).read_exact(&mut buf).unwrap();
+///         buf
+///     });
+///     (&*a).write_all(b"ping").unwrap();
+///     // The other end echoes what it got.
+///     let mut got = [0; 4];
+///     (&b).read_exact(&mut got).unwrap();
+///     (&b).write_all(&got).unwrap();
+///     assert_eq!(&reader.join().unwrap(), b"ping");
+/// });
+/// ```
 pub struct UnixStream {
     io: Async<net::UnixStream>,
     options: Arc<Options>,
@@ -57,6 +100,23 @@ pub struct UnixStream {
 
 /// The connections of a [`UnixListener`], as [`UnixListener::incoming`] returns them.
 /// Never ends.
+///
+/// # Examples
+/// ```
+/// use bobbin::net::unix::{Incoming, UnixListener, UnixStream};
+/// # use std::sync::atomic::{AtomicUsize, Ordering};
+/// # static N: AtomicUsize = AtomicUsize::new(0);
+/// # let path = std::env::temp_dir().join(format!("bobbin-doc-{}-{}.sock", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+/// # let _ = std::fs::remove_file(&path);
+/// # struct Rm(std::path::PathBuf);
+/// # impl Drop for Rm { fn drop(&mut self) { let _ = std::fs::remove_file(&self.0); } }
+/// # let _rm = Rm(path.clone());
+/// let l = UnixListener::bind(&path).unwrap();
+/// let _c = UnixStream::connect(&path).unwrap();
+/// let mut incoming: Incoming<'_> = l.incoming();
+/// let s = incoming.next().unwrap().unwrap();
+/// assert_eq!(s.local_addr().unwrap().as_pathname(), Some(path.as_path()));
+/// ```
 #[derive(Debug)]
 pub struct Incoming<'a> {
     listener: &'a UnixListener,
@@ -66,10 +126,26 @@ impl UnixListener {
     /// Binds to `path`, which must not exist yet.
     ///
     /// # Errors
-    /// As [`std::os::unix::net::UnixListener::bind`].
+    /// As [`std::os::unix::net::UnixListener::bind`]: `AddrInUse` if `path` exists.
     ///
     /// # Examples
-    /// See the [module docs](self).
+    /// ```
+    /// use bobbin::net::unix::UnixListener;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering};
+    /// # static N: AtomicUsize = AtomicUsize::new(0);
+    /// # let path = std::env::temp_dir().join(format!("bobbin-doc-{}-{}.sock", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    /// # let _ = std::fs::remove_file(&path);
+    /// # struct Rm(std::path::PathBuf);
+    /// # impl Drop for Rm { fn drop(&mut self) { let _ = std::fs::remove_file(&self.0); } }
+    /// # let _rm = Rm(path.clone());
+    /// let l = UnixListener::bind(&path).unwrap();
+    /// assert!(path.exists());
+    /// // The socket file outlives the listener: a second bind needs it removed first.
+    /// drop(l);
+    /// assert_eq!(UnixListener::bind(&path).unwrap_err().kind(), std::io::ErrorKind::AddrInUse);
+    /// std::fs::remove_file(&path).unwrap();
+    /// assert!(UnixListener::bind(&path).is_ok());
+    /// ```
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
         let listener = net::UnixListener::bind(path)?;
         listener.set_nonblocking(true)?;
@@ -82,7 +158,26 @@ impl UnixListener {
     /// As [`std::os::unix::net::UnixListener::accept`].
     ///
     /// # Examples
-    /// See the [module docs](self).
+    /// ```
+    /// use bobbin::net::unix::{UnixListener, UnixStream};
+    /// # use std::sync::atomic::{AtomicUsize, Ordering};
+    /// # static N: AtomicUsize = AtomicUsize::new(0);
+    /// # let path = std::env::temp_dir().join(format!("bobbin-doc-{}-{}.sock", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    /// # let _ = std::fs::remove_file(&path);
+    /// # struct Rm(std::path::PathBuf);
+    /// # impl Drop for Rm { fn drop(&mut self) { let _ = std::fs::remove_file(&self.0); } }
+    /// # let _rm = Rm(path.clone());
+    /// let listener = UnixListener::bind(&path).unwrap();
+    /// bobbin::run(move || {
+    ///     // One OS thread: the client runs because accept parks only the green thread
+    ///     // that called it, not the scheduler.
+    ///     let client = bobbin::spawn(move || UnixStream::connect(&path).unwrap());
+    ///     let (_stream, peer) = listener.accept().unwrap();
+    ///     // The client did not bind its end to a path.
+    ///     assert!(peer.is_unnamed());
+    ///     assert!(client.join().unwrap().local_addr().unwrap().is_unnamed());
+    /// });
+    /// ```
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let (stream, addr) = op(&self.io, &self.options, false, net::UnixListener::accept)?;
         stream.set_nonblocking(true)?;
@@ -143,10 +238,23 @@ impl UnixStream {
     /// full is retried every millisecond (sleeping the green thread), where std blocks.
     ///
     /// # Errors
-    /// As [`std::os::unix::net::UnixStream::connect`].
+    /// As [`std::os::unix::net::UnixStream::connect`]: `NotFound` if nothing is at `path`.
     ///
     /// # Examples
-    /// See the [module docs](self).
+    /// ```
+    /// use bobbin::net::unix::{UnixListener, UnixStream};
+    /// # use std::sync::atomic::{AtomicUsize, Ordering};
+    /// # static N: AtomicUsize = AtomicUsize::new(0);
+    /// # let path = std::env::temp_dir().join(format!("bobbin-doc-{}-{}.sock", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    /// # let _ = std::fs::remove_file(&path);
+    /// # struct Rm(std::path::PathBuf);
+    /// # impl Drop for Rm { fn drop(&mut self) { let _ = std::fs::remove_file(&self.0); } }
+    /// # let _rm = Rm(path.clone());
+    /// assert_eq!(UnixStream::connect(&path).unwrap_err().kind(), std::io::ErrorKind::NotFound);
+    /// let _l = UnixListener::bind(&path).unwrap();
+    /// let c = UnixStream::connect(&path).unwrap();
+    /// assert_eq!(c.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
+    /// ```
     pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
         let stream = if on_green_thread() {
             loop {
@@ -233,12 +341,13 @@ impl UnixStream {
     }
 }
 
-shared_methods!(UnixListener, "std::os::unix::net::UnixListener", "# let dir = std::env::temp_dir().join(format!(\"bobbin-doc-{}-{}\", std::process::id(), line!()));\n# std::fs::create_dir_all(&dir).unwrap();\n# let _ = std::fs::remove_file(dir.join(\"sock\"));\nlet s = bobbin::net::unix::UnixListener::bind(dir.join(\"sock\")).unwrap();");
+shared_methods!(UnixListener, "std::os::unix::net::UnixListener", "# use std::sync::atomic::{AtomicUsize, Ordering};\n# static N: AtomicUsize = AtomicUsize::new(0);\n# let path = std::env::temp_dir().join(format!(\"bobbin-doc-{}-{}.sock\", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));\n# let _ = std::fs::remove_file(&path);\n# struct Rm(std::path::PathBuf);\n# impl Drop for Rm { fn drop(&mut self) { let _ = std::fs::remove_file(&self.0); } }\n# let _rm = Rm(path.clone());\nlet s = bobbin::net::unix::UnixListener::bind(&path).unwrap();", "s.accept()");
 fd_conversions!(UnixListener, net::UnixListener);
 socket_methods!(
     UnixStream,
     "std::os::unix::net::UnixStream",
-    "let (s, _peer) = bobbin::net::unix::UnixStream::pair().unwrap();"
+    "let (s, _peer) = bobbin::net::unix::UnixStream::pair().unwrap();",
+    "std::io::Read::read(&mut &s, &mut [0; 1])"
 );
 stream_io!(UnixStream);
 fd_conversions!(UnixStream, net::UnixStream);
