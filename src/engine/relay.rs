@@ -74,10 +74,10 @@ pub(crate) fn nested_relay<I: 'static, Y: 'static>() -> Option<Relay> {
     let (tag, stack) = stack::running_tag(here)?;
     let mut base = tag & !arch::KEEPS_FP;
     for _ in 0..MAX_NESTING {
-        // SAFETY: `base` is the base of a running coroutine: first the one this code runs
-        // on, then the resumer of the previous one, which is inside its `resume` (its
-        // stack holds that link). So its stack is mapped and its link slot holds the stack
-        // pointer of its own resumer.
+        // `base` is the base of a running coroutine: first the one this code runs on, then
+        // the resumer of the previous one, which is inside its `resume` (its stack holds
+        // that link).
+        // SAFETY: so its stack is mapped and its link slot holds its resumer's stack pointer.
         let link = unsafe { arch::read_word(base - arch::LINK_OFFSET) };
         if current.stack.contains(&link) {
             return Some(Relay { tag, stack, _marker: PhantomData });
@@ -99,12 +99,12 @@ impl Relay {
         assert!(self.stack.contains(&here), "bobbin: a relay used away from its coroutine's stack");
         let mut action = action;
         set_pending(&mut action as *mut &mut dyn FnMut() as usize);
-        // SAFETY: we run on the stack of the coroutine whose tagged base is `tag` (checked
-        // just now: the relay was made on this stack, for the coroutine running on it, and
-        // is used by the same call, so that coroutine is still the one running here), so
-        // its link slot holds its resumer's stack pointer. Its
+        // We run on the stack of the coroutine whose tagged base is `tag` (checked just
+        // now: the relay was made on this stack, for the coroutine running on it, and is
+        // used by the same call, so that coroutine is still the one running here). Its
         // resumer takes the action (this frame stays in place until we are resumed) and
         // resumes us with RELAYED, which needs no reading, or UNWIND.
+        // SAFETY: so the coroutine's link slot holds its resumer's stack pointer.
         unsafe { switch_out(self.tag & !arch::KEEPS_FP, RELAYED) };
     }
 }

@@ -150,10 +150,11 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     {
         let (body, abort, handle) = scoped::scoped_parts(&self.data, f);
         let body: Box<dyn FnOnce() + Send + 'scope> = Box::new(body);
-        // SAFETY: `run_scope` does not return, unwind past its wait, or let its stack be
-        // given back while this body's green thread has not reported its end, which the body
-        // reports only after it and its value are gone (or, dropped unrun by a stopping
-        // runtime, from its `Drop`); `'scope` ends only after `run_scope`.
+        // `run_scope` does not return, unwind past its wait, or let its stack be given back
+        // while this body's green thread has not reported its end, which the body reports
+        // only after it and its value are gone (or, dropped unrun by a stopping runtime,
+        // from its `Drop`).
+        // SAFETY: so the body's borrows outlive it: `'scope` ends only after `run_scope`.
         let body = unsafe { engine::erase_send_body(body) };
         let job = RtJob::Start(StartJob::new(body, abort));
         if let Err(job) = worker::push_worker_job(&self.rt, job) {

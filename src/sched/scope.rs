@@ -139,10 +139,10 @@ where
 {
     let mut value = None;
     let main: Box<dyn FnOnce() + '_> = Box::new(|| value = Some(scope(f)));
-    // SAFETY: `run_scheduler` returns, or unwinds, only once every green thread of the
-    // scheduler it runs on this thread has finished or been unwound, and the ones that never
-    // started have been dropped: the main one and those the scope spawned. `value` and what
-    // `f` borrows outlive this call.
+    // `run_scheduler` returns, or unwinds, only once every green thread of the scheduler it
+    // runs on this thread has finished or been unwound, and the ones that never started have
+    // been dropped: the main one and those the scope spawned.
+    // SAFETY: so `main` is gone before `value` and what `f` borrows, which outlive this call.
     let main = unsafe { engine::erase_local_body(main) };
     super::run::run_scheduler(main);
     value.expect("the main green thread of a scope finished without a value")
@@ -225,10 +225,11 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     {
         let (body, abort, handle) = scoped_parts(&self.data, f);
         let body: Box<dyn FnOnce() + 'scope> = Box::new(body);
-        // SAFETY: `run_scope` does not return, unwind past its wait, or let its stack be
-        // given back while this body's green thread has not reported its end, which the body
-        // reports only after it and its value are gone (or when the scheduler drops it
-        // without running it, from its `Drop`); `'scope` ends only after `run_scope`.
+        // `run_scope` does not return, unwind past its wait, or let its stack be given back
+        // while this body's green thread has not reported its end, which the body reports
+        // only after it and its value are gone (or when the scheduler drops it without
+        // running it, from its `Drop`).
+        // SAFETY: so the body's borrows outlive it: `'scope` ends only after `run_scope`.
         let body = unsafe { engine::erase_local_body(body) };
         scheduler::spawn_local(body, abort);
         handle

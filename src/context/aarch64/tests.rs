@@ -169,10 +169,10 @@ fn callee_saved_registers_survive_a_child_that_changes_them() {
         [parent as usize, child as usize, arch::bobbin_context_swap as *const () as usize, seen.as_mut_ptr() as usize];
     // The parent's side in assembly too, so that the values live in the callee-saved
     // registers across the switch and nowhere else.
-    // SAFETY: the stack and the pair outlive the child, which swaps back here; the asm
-    // declares every register it or the swap changes, and reads `values` and `args` and
-    // writes `seen` through pointers held in x20 and x21 (callee-saved, so the swap keeps
-    // them).
+    // The asm declares every register it or the swap changes, and reads `values` and
+    // `args` and writes `seen` through pointers held in x20 and x21 (callee-saved, so the
+    // swap keeps them).
+    // SAFETY: the stack and the pair outlive the child, which swaps back here.
     unsafe {
         core::arch::asm!(
             "ldp d8, d9, [x20]", "ldp d10, d11, [x20, #16]",

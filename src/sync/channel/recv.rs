@@ -167,7 +167,8 @@ impl<T> Receiver<T> {
     /// // Nobody sends on this rendezvous channel before the deadline.
     /// assert_eq!(rx.recv_deadline(soon), Err(RecvTimeoutError::Timeout));
     /// let sender = std::thread::spawn(move || tx.send(5).unwrap());
-    /// assert_eq!(rx.recv_deadline(Instant::now() + Duration::from_secs(60)), Ok(5));
+    /// let in_a_minute = Instant::now() + Duration::from_secs(60);
+    /// assert_eq!(rx.recv_deadline(in_a_minute), Ok(5));
     /// sender.join().unwrap();
     /// ```
     pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {

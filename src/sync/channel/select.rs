@@ -223,7 +223,8 @@ impl<'a> Select<'a> {
     /// let (tx, rx) = bobbin::sync::channel::<u8>();
     /// let mut sel = bobbin::sync::Select::new();
     /// sel.add_recv(&rx);
-    /// assert!(sel.select_deadline(Instant::now() + Duration::from_millis(1)).is_err());
+    /// let soon = Instant::now() + Duration::from_millis(1);
+    /// assert!(sel.select_deadline(soon).is_err()); // nothing is ready: it times out
     /// drop(tx);
     /// // Disconnected: ready, and the receive says so.
     /// let oper = sel.select_deadline(Instant::now() + Duration::from_secs(60)).unwrap();
