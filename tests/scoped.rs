@@ -171,6 +171,11 @@ fn a_scoped_generator_borrowing_a_receiver_parks_its_green_thread() {
 /// stay where they are, resuming continues on the generator's stack, and dropping the
 /// suspended coroutine unwinds both, innermost first; a panic there comes out of `resume`.
 #[test]
+#[cfg_attr(
+    bobbin_asan,
+    ignore = "the suspend switches from the generator's stack where AddressSanitizer's bookkeeping expects the \
+              coroutine's own, and ASan warns (a known limit, in RELIABILITY.md)"
+)]
 fn a_scoped_generator_may_suspend_the_coroutine_that_drives_it() {
     use bobbin::{Coroutine, CoroutineResult, ScopedGenerator, Yielder};
     use std::cell::RefCell;

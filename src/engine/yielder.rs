@@ -78,9 +78,13 @@ impl<I, Y> Yielder<I, Y> {
         // The resumer moves the value out of this frame while we are suspended (or, if it
         // is dropping the coroutine and aborts, leaves it).
         let mut val = MaybeUninit::new(val);
-        // SAFETY: we run on the coroutine's stack (a Yielder is only reachable from its
-        // own closure) and the link slot holds the resumer's stack pointer; `val` stays in
-        // place until we are resumed.
+        // A Yielder is only reachable from its own closure, so we run on the coroutine's
+        // stack, or on the stack of a borrowing coroutine that the closure runs and that
+        // captured this Yielder: that one is inside a `resume` called from this
+        // coroutine's frames, which stay in place (and borrow it) while we are suspended,
+        // so resuming us continues there and its own suspend returns into those frames.
+        // SAFETY: either way the link slot holds the resumer's stack pointer, and `val`
+        // stays in place until we are resumed.
         let input = unsafe { switch_out(self.base, val.as_mut_ptr() as usize) };
         // SAFETY: the resumer passed the address of an input it no longer touches.
         unsafe { ptr::read(input as *const I) }
