@@ -198,3 +198,10 @@ impl Watchdog {
         self.thread.join().unwrap();
     }
 }
+
+/// Whether this process runs under valgrind (which preloads its own libraries into the
+/// program): the largest stress tests then run a smaller size, since valgrind runs one
+/// thread at a time and each switch between threads is slow there.
+pub fn under_valgrind() -> bool {
+    std::env::var("LD_PRELOAD").is_ok_and(|p| p.contains("vgpreload"))
+}
