@@ -56,8 +56,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bobbin_bench::workloads::{
-    bobbin_runtime, fanout_bobbin, fib_bobbin, fib_tokio, may_run, rt_spawn_yield_bobbin, rt_spawn_yield_tokio,
-    spawn_yield_may, tokio_multi_thread, tokio_run,
+    bobbin_runtime, fanout_bobbin, fib_bobbin, fib_plain, fib_tokio, may_run, rt_spawn_yield_bobbin,
+    rt_spawn_yield_tokio, spawn_yield_may, tokio_multi_thread, tokio_run,
 };
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, BenchmarkGroup, Criterion, SamplingMode, Throughput};
@@ -116,11 +116,6 @@ fn spawn_yield(c: &mut Criterion) {
 
 // ---------------------------------------------------------------------------------------
 // rt_fib
-
-/// fib(n) without tasks, to check the results.
-fn fib_plain(n: u64) -> u64 {
-    (0..n).fold((0, 1), |(a, b), _| (b, a + b)).0
-}
 
 /// Tasks spawned while computing fib(n) with a task per call: one per call with n >= 2,
 /// fib(n + 1) - 1 of them.

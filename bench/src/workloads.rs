@@ -360,6 +360,11 @@ pub fn fib_bobbin(n: u64) -> u64 {
     a.join().unwrap() + b
 }
 
+/// fib(n) without tasks, to check the results of the workloads that spawn per call.
+pub fn fib_plain(n: u64) -> u64 {
+    (0..n).fold((0, 1), |(a, b), _| (b, a + b)).0
+}
+
 /// fib(n) with a tokio task per call, as [`fib_bobbin`]; recursive, so its futures are boxed.
 pub fn fib_tokio(n: u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>> {
     Box::pin(async move {

@@ -43,8 +43,6 @@ compile_error!("bobbin's AddressSanitizer support exists on x86-64 only");
 
 use core::ffi::c_void;
 
-use super::INITIAL_SP_OFFSET;
-
 core::arch::global_asm!(include_str!("../../asm/aarch64.S"));
 
 #[allow(improper_ctypes)]
@@ -69,18 +67,6 @@ extern "C" {
 /// How far above the link a coroutine that keeps its own FPCR has its resumer's frame: the
 /// link points at the 16 bytes `bobbin_coroutine_start_fp` reserves below it.
 pub(crate) const FP_ENTRY_FRAME: usize = 16;
-
-/// The words a fresh coroutine's stack holds below its base, from `base - 40` up to
-/// `base - 8`, for an entry function at address `entry`, called as `entry(input, base)`
-/// (layout in `asm/aarch64.S`).
-pub(crate) fn initial_frame(entry: usize, keeps_fp: bool) -> [usize; INITIAL_SP_OFFSET / 8] {
-    let (start, inner): (unsafe extern "C" fn(), usize) = if keeps_fp {
-        (bobbin_coroutine_start_fp, bobbin_coroutine_start_inner as *const () as usize)
-    } else {
-        (bobbin_coroutine_start, 0)
-    };
-    [start as *const () as usize, inner, entry, 0, 0]
-}
 
 /// Enters a coroutine and returns when it suspends, finishes or overflows.
 ///

@@ -44,8 +44,6 @@
 
 use core::ffi::c_void;
 
-use super::INITIAL_SP_OFFSET;
-
 #[cfg(not(bobbin_asan))]
 core::arch::global_asm!(include_str!("../../asm/x86_64_sysv.S"));
 // Under AddressSanitizer the seed's entry and backstop also call the hooks that announce
@@ -81,18 +79,6 @@ extern "C" {
 /// its resumer's return address: the link points at the return address into
 /// `bobbin_coroutine_start_fp`, which sits below it.
 pub(crate) const FP_ENTRY_FRAME: usize = 8;
-
-/// The words a fresh coroutine's stack holds below its base, from `base - 40` up to
-/// `base - 8`, for an entry function at address `entry`, called as `entry(input, base)`
-/// (layout in `asm/x86_64_sysv.S`).
-pub(crate) fn initial_frame(entry: usize, keeps_fp: bool) -> [usize; INITIAL_SP_OFFSET / 8] {
-    let (start, inner): (unsafe extern "C" fn(), usize) = if keeps_fp {
-        (bobbin_coroutine_start_fp, bobbin_coroutine_start_inner as *const () as usize)
-    } else {
-        (bobbin_coroutine_start, 0)
-    };
-    [start as *const () as usize, inner, entry, 0, 0]
-}
 
 /// Enters a coroutine and returns when it suspends, finishes or overflows.
 ///

@@ -8,23 +8,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::workloads::{time, NS};
 use super::{Entry, Scale, Sizes, Timed};
 use crate::workloads::{bobbin_runtime, may_run, tokio_current_thread, tokio_multi_thread, tokio_run};
 
-/// Nanosecond values, per iteration.
-const NS: Scale = Scale { per_iter: 1.0, ns_per_unit: 1.0 };
-
 /// Green threads (tasks, threads) of `mutex-contended`.
 const CONTENDERS: usize = 8;
-
-/// Times `iters` calls of `f`.
-fn time(iters: u64, mut f: impl FnMut()) -> Duration {
-    let t = Instant::now();
-    for _ in 0..iters {
-        f();
-    }
-    t.elapsed()
-}
 
 /// `mutex`: uncontended lock + unlock.
 pub fn mutex(sizes: &Sizes) -> Timed<'static> {

@@ -41,7 +41,7 @@ use futures::executor::LocalPool;
 use generator::Gn;
 
 use crate::workloads::{
-    bobbin_runtime, clear_fp_status, fib_bobbin, fib_tokio, generator_sum_bobbin, generator_sum_corosensei,
+    bobbin_runtime, clear_fp_status, fib_bobbin, fib_plain, fib_tokio, generator_sum_bobbin, generator_sum_corosensei,
     generator_sum_generator_crate, may_init, pingpong_async_executor, pingpong_bobbin, pingpong_local_pool,
     pingpong_may, pingpong_tokio, raise_inexact, rt_spawn_yield_bobbin, rt_spawn_yield_tokio, select_bobbin,
     select_crossbeam, select_may, select_tokio, spawn_yield_async_executor, spawn_yield_bobbin, spawn_yield_local_pool,
@@ -51,12 +51,12 @@ use crate::workloads::{
 use super::{Entry, Scale, Sizes, Timed};
 
 /// Nanosecond values, per iteration.
-const NS: Scale = Scale { per_iter: 1.0, ns_per_unit: 1.0 };
+pub(super) const NS: Scale = Scale { per_iter: 1.0, ns_per_unit: 1.0 };
 /// Millisecond values, per iteration.
 const MS: Scale = Scale { per_iter: 1.0, ns_per_unit: 1e6 };
 
 /// Times `iters` calls of `f`.
-fn time(iters: u64, mut f: impl FnMut()) -> Duration {
+pub(super) fn time(iters: u64, mut f: impl FnMut()) -> Duration {
     let t = Instant::now();
     for _ in 0..iters {
         f();
@@ -444,20 +444,9 @@ pub fn scale(sizes: &Sizes) -> Timed<'static> {
 /// `fib`: fib(n) with a green thread (task) per call on 1 and 2 workers.
 pub fn fib(sizes: &Sizes) -> Timed<'static> {
     let n: u64 = if sizes.quick { 15 } else { 25 };
-    let expected = {
-        let (mut a, mut b) = (0u64, 1u64);
-        for _ in 0..n {
-            (a, b) = (b, a + b);
-        }
-        a
-    };
-    let spawns = {
-        let (mut a, mut b) = (0u64, 1u64);
-        for _ in 0..n + 1 {
-            (a, b) = (b, a + b);
-        }
-        a - 1
-    };
+    let expected = fib_plain(n);
+    // One spawn per call with n >= 2.
+    let spawns = fib_plain(n + 1) - 1;
     let bobbin_rt = |w: usize| move || bobbin_runtime(w);
     let tokio_rt = |w: usize| move || tokio_multi_thread(w);
     let spawns_text = super::fmt_num(spawns as f64);
