@@ -28,7 +28,7 @@ use std::panic;
 pub use crate::engine::Yielder;
 use crate::engine::{RawCoroutine, Refusal, Resumed};
 pub(crate) use crate::engine::{Relay, Suspender};
-use crate::stack::{self, DEFAULT_STACK_SIZE};
+use crate::stack::DEFAULT_STACK_SIZE;
 use crate::Error;
 
 /// What a [`Coroutine::resume`] produced: a suspended value or the final return value.
@@ -159,6 +159,7 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// assert_eq!(echo.resume("hello".into()), CoroutineResult::Yield(5));
     /// assert_eq!(echo.resume("world".into()), CoroutineResult::Return("hello world".into()));
     /// ```
+    #[inline]
     pub fn new<F>(f: F) -> Self
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
@@ -370,6 +371,7 @@ impl<'a, I, Y, R> ScopedCoroutine<'a, I, Y, R> {
     ///     bobbin::coroutine::ScopedCoroutine::new(|_, greeting| format!("{greeting}, {name}"));
     /// assert_eq!(greet.resume("hello").as_return().as_deref(), Some("hello, bobbin"));
     /// ```
+    #[inline]
     pub fn new<F>(f: F) -> Self
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
@@ -519,6 +521,7 @@ impl Builder {
     /// let co: bobbin::Coroutine<(), (), ()> = bobbin::coroutine::Builder::new().spawn(|_, ()| ()).unwrap();
     /// assert_eq!(co.stack_size(), bobbin::stack::DEFAULT_STACK_SIZE);
     /// ```
+    #[inline]
     pub fn new() -> Builder {
         Builder { stack_size: DEFAULT_STACK_SIZE, preserve_fp: false }
     }
@@ -612,12 +615,12 @@ impl Builder {
     /// let too_big = Builder::new().stack_size(usize::MAX).spawn(|_, x: u32| x);
     /// assert!(matches!(too_big.map(|_: Coroutine<u32, (), u32>| ()), Err(Error::InvalidStackSize { .. })));
     /// ```
+    #[inline]
     pub fn spawn<I, Y, R, F>(self, f: F) -> Result<Coroutine<I, Y, R>, Error>
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
     {
-        let stack = stack::pooled_stack(self.stack_size)?;
-        Ok(Coroutine { raw: RawCoroutine::new(stack, f, self.preserve_fp) })
+        Ok(Coroutine { raw: RawCoroutine::new(self.stack_size, f, self.preserve_fp)? })
     }
 
     /// Like [`Builder::spawn`], for a closure that borrows for `'a`.
@@ -642,8 +645,7 @@ impl Builder {
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
     {
-        let stack = stack::pooled_stack(self.stack_size)?;
-        Ok(ScopedCoroutine { raw: RawCoroutine::new(stack, f, self.preserve_fp) })
+        Ok(ScopedCoroutine { raw: RawCoroutine::new(self.stack_size, f, self.preserve_fp)? })
     }
 
     /// Like [`Builder::spawn`], and code running on the coroutine can suspend it through
@@ -654,8 +656,7 @@ impl Builder {
         I: 'static,
         Y: 'static,
     {
-        let stack = stack::pooled_stack(self.stack_size)?;
-        Ok(Coroutine { raw: RawCoroutine::new_discoverable(stack, f, self.preserve_fp) })
+        Ok(Coroutine { raw: RawCoroutine::new_discoverable(self.stack_size, f, self.preserve_fp)? })
     }
 }
 

@@ -14,7 +14,7 @@ use std::any::{Any, TypeId};
 use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
-use std::mem::{align_of, size_of, MaybeUninit};
+use std::mem::{align_of, size_of, ManuallyDrop, MaybeUninit};
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 
@@ -122,7 +122,11 @@ fn initial_sp(base: usize) -> usize {
 /// coroutine (the pool gets a stack back only from `finish`, and a slab is unmapped only
 /// when its last `Stack` is dropped). ARCHITECTURE.md has the whole argument.
 pub(crate) struct RawCoroutine<'a, I, Y, R> {
-    stack: Option<Stack>,
+    /// Taken when the coroutine ends ([`RawCoroutine::finish`], `overflowed`), which every
+    /// way of dropping a live one goes through; one whose drop panics before that (a
+    /// closure's destructor panicking) leaks it, which is sound. Not dropped as a field,
+    /// which would cost a call per coroutine to find it empty.
+    stack: ManuallyDrop<Option<Stack>>,
     /// Saved stack pointer of the coroutine while it is suspended (its initial one while
     /// it is fresh); otherwise [`arch::SWITCH_FINISHED`], [`arch::SWITCH_OVERFLOWED`] or
     /// [`SP_RUNNING`]. The one word of state the hot path reads and writes.
@@ -132,8 +136,8 @@ pub(crate) struct RawCoroutine<'a, I, Y, R> {
     /// initial frame below.
     base: usize,
     /// For a coroutine that code on its stack may suspend without its `Yielder` (a green
-    /// thread): what [`suspend_current`] needs.
-    discover: Option<Discover>,
+    /// thread): what [`suspend_current`] needs, at the top of its stack; otherwise null.
+    discover: *const Discover,
     /// Drops the closure stored at the base of a coroutine that never started.
     drop_fresh: unsafe fn(usize),
     /// Raw pointers make the coroutine !Send and !Sync: its stack may hold addresses of
@@ -144,50 +148,68 @@ pub(crate) struct RawCoroutine<'a, I, Y, R> {
 }
 
 impl<'a, I, Y, R> RawCoroutine<'a, I, Y, R> {
-    /// Places `f` on `stack` and prepares the first entry. With `preserve_fp`, the
-    /// coroutine keeps floating-point control words of its own (see
-    /// `coroutine::Builder::preserve_fp_control`); otherwise it shares the thread's.
-    pub(crate) fn new<F>(stack: Stack, f: F, preserve_fp: bool) -> Self
+    /// Places `f` on a stack of `stack_size` bytes (rounded up to pages) and prepares the
+    /// first entry. With `preserve_fp`, the coroutine keeps floating-point control words
+    /// of its own (see `coroutine::Builder::preserve_fp_control`); otherwise it shares the
+    /// thread's.
+    #[inline]
+    pub(crate) fn new<F>(stack_size: usize, f: F, preserve_fp: bool) -> Result<Self, Error>
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
     {
-        Self::new_with(stack, f, None, preserve_fp)
+        Ok(Self::new_with::<F, false>(coroutine_stack(stack_size)?, f, None, preserve_fp))
     }
 
     /// Like [`RawCoroutine::new`], and code running on the coroutine's stack can suspend
     /// it with [`suspend_current`] without holding its [`Yielder`].
-    pub(crate) fn new_discoverable<F>(stack: Stack, f: F, preserve_fp: bool) -> Self
+    #[inline]
+    pub(crate) fn new_discoverable<F>(stack_size: usize, f: F, preserve_fp: bool) -> Result<Self, Error>
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
         I: 'static,
         Y: 'static,
     {
-        Self::new_with(stack, f, Some(TypeId::of::<Yielder<I, Y>>()), preserve_fp)
+        let stack = coroutine_stack(stack_size)?;
+        Ok(Self::new_with::<F, true>(stack, f, Some(TypeId::of::<Yielder<I, Y>>()), preserve_fp))
     }
 
-    fn new_with<F>(stack: Stack, f: F, discoverable: Option<TypeId>, preserve_fp: bool) -> Self
+    #[inline]
+    fn new_with<F, const DISCOVERABLE: bool>(
+        stack: Stack,
+        f: F,
+        discoverable: Option<TypeId>,
+        preserve_fp: bool,
+    ) -> Self
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
     {
         // A large closure goes to the heap so it cannot crowd out the stack.
         if size_of::<F>() > stack.size() / 8 {
             let boxed = Box::new(f);
-            return Self::new_inner(stack, move |y: &Yielder<I, Y>, i| boxed(y, i), discoverable, preserve_fp);
+            let unboxed = move |y: &Yielder<I, Y>, i| boxed(y, i);
+            return Self::new_inner::<_, DISCOVERABLE>(stack, unboxed, discoverable, preserve_fp);
         }
-        Self::new_inner(stack, f, discoverable, preserve_fp)
+        Self::new_inner::<F, DISCOVERABLE>(stack, f, discoverable, preserve_fp)
     }
 
-    fn new_inner<F>(stack: Stack, f: F, discoverable: Option<TypeId>, preserve_fp: bool) -> Self
+    fn new_inner<F, const DISCOVERABLE: bool>(
+        stack: Stack,
+        f: F,
+        discoverable: Option<TypeId>,
+        preserve_fp: bool,
+    ) -> Self
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
     {
-        trap::ensure_installed();
         let top = stack.top() as usize;
+        // A discoverable coroutine's record goes at the top of its stack, where it stays in
+        // place for as long as the coroutine can run, and the closure below it.
+        let above = if discoverable.is_some() { size_of::<Discover>().next_multiple_of(16) } else { 0 };
         let align = align_of::<F>().max(16);
-        let base = (top - size_of::<F>()) & !(align - 1);
-        let frame = arch::initial_frame(entry::<I, Y, R, F> as *const () as usize, preserve_fp);
-        // The closure takes at most an eighth of the stack, and the frame below it five
-        // words, so everything written here lies inside the stack.
+        let base = (top - above - size_of::<F>()) & !(align - 1);
+        let frame = arch::initial_frame(entry::<I, Y, R, F, DISCOVERABLE> as *const () as usize, preserve_fp);
+        // The closure takes at most an eighth of the stack, the record a few words and the
+        // frame below the closure five, so everything written here lies inside the stack.
         // SAFETY: [base, base + size_of F) and the words of the frame below base are inside
         // the stack's usable range, which this coroutine owns exclusively; base is aligned
         // for F and for words.
@@ -196,18 +218,25 @@ impl<'a, I, Y, R> RawCoroutine<'a, I, Y, R> {
             ptr::write(initial_sp(base) as *mut _, frame);
         }
         stack.set_tag(arch::tagged_base(base, preserve_fp));
-        let discover = discoverable.map(|type_id| Discover {
-            type_id,
-            yielder: Cell::new(0),
-            stack: stack.bottom() as usize..top,
-        });
+        let discover = match discoverable {
+            None => ptr::null(),
+            Some(type_id) => {
+                let at = (top - above) as *mut Discover;
+                let record = Discover { type_id, yielder: Cell::new(0), stack: stack.bottom() as usize..top };
+                // SAFETY: [top - above, top) lies in the stack, above the closure, is aligned
+                // to 16 (the stack's top is page-aligned) and is owned by this coroutine;
+                // nothing else writes there until the stack is given back.
+                unsafe { ptr::write(at, record) };
+                at.cast_const()
+            }
+        };
         RawCoroutine {
             sp: initial_sp(base),
             stack_size: stack.size(),
             base,
             discover,
             drop_fresh: drop_start::<F>,
-            stack: Some(stack),
+            stack: ManuallyDrop::new(Some(stack)),
             _marker: PhantomData,
             _borrow: PhantomData,
         }
@@ -280,11 +309,23 @@ impl<'a, I, Y, R> RawCoroutine<'a, I, Y, R> {
 
     #[inline(always)]
     fn ended_resumed(&mut self, ret: usize, out: usize) -> Resumed<Y, R> {
-        match self.ended(ret, out) {
-            Ended::Return(r) => Resumed::Return(r),
-            Ended::Panicked(payload) => Resumed::Panicked(payload),
-            Ended::Overflowed => Resumed::Refused(Refusal::Overflowed { stack_size: self.stack_size }),
+        if ret == arch::SWITCH_FINISHED {
+            // SAFETY: a coroutine that finished handed over the address of its result.
+            return match unsafe { self.take_result(out) } {
+                Ok(r) => Resumed::Return(r),
+                Err(payload) => Resumed::Panicked(payload),
+            };
         }
+        Resumed::Refused(self.overflowed_resumed(ret))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn overflowed_resumed(&mut self, ret: usize) -> Refusal {
+        debug_assert_eq!(ret, arch::SWITCH_OVERFLOWED);
+        // Whatever the abandoned frames had not consumed (at most the input) leaks with them.
+        self.overflowed();
+        Refusal::Overflowed { stack_size: self.stack_size }
     }
 
     #[cold]
@@ -295,9 +336,7 @@ impl<'a, I, Y, R> RawCoroutine<'a, I, Y, R> {
         })
     }
 
-    /// The coroutine finished or overflowed during this resume. The result cannot be a
-    /// [`Resumed::Yield`], so a loop of resumes has no way back in through this call and
-    /// the compiler may keep the coroutine's state in registers across the loop.
+    /// The coroutine finished or overflowed while being unwound by its drop.
     #[cold]
     #[inline(never)]
     fn ended(&mut self, ret: usize, out: usize) -> Ended<R> {
@@ -355,11 +394,7 @@ impl<'a, I, Y, R> RawCoroutine<'a, I, Y, R> {
     fn target<const DISCOVER: bool>(&self) -> Target {
         Target {
             base: self.base,
-            discover: if DISCOVER {
-                self.discover.as_ref().map_or(ptr::null(), |d| d as *const _)
-            } else {
-                ptr::null()
-            },
+            discover: if DISCOVER { self.discover } else { ptr::null() },
             #[cfg(bobbin_asan)]
             stack: self.stack.as_ref().map_or(ptr::null(), |s| s as *const Stack),
         }
@@ -386,20 +421,22 @@ impl<'a, I, Y, R> RawCoroutine<'a, I, Y, R> {
     fn finish(&mut self) {
         self.sp = arch::SWITCH_FINISHED;
         if let Some(stack) = self.stack.take() {
-            stack::recycle_stack(stack);
+            recycle(stack);
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn overflowed(&mut self) {
         self.sp = arch::SWITCH_OVERFLOWED;
         // The abandoned frames are leaked, not dropped. The stack is safe to release (no
         // code runs on it any more), but its pages were all touched: drop it rather than
         // recycle it, which gives them back.
         #[cfg(bobbin_asan)]
-        if let Some(stack) = &self.stack {
+        if let Some(stack) = &*self.stack {
             crate::stack::asan::leak_abandoned_frames(stack);
         }
-        if let Some(stack) = &self.stack {
+        if let Some(stack) = &*self.stack {
             scoped::abort_if_lent(stack.bottom() as usize..stack.top() as usize);
         }
         drop(self.stack.take());
@@ -567,6 +604,35 @@ fn rethrow(payload: Box<dyn Any + Send + 'static>) -> ! {
     panic::resume_unwind(payload)
 }
 
+/// A stack of `size` bytes for a new coroutine: this thread's spare if it has exactly
+/// that size, else one from the thread's pool.
+///
+/// Only the second way makes sure the fault handler and this thread's alternate signal
+/// stack are installed: a thread has a spare only after a coroutine finished on it, and
+/// every thread that runs a coroutine made it here, or is a scheduler's thread, which
+/// installs them when it starts.
+#[inline]
+fn coroutine_stack(size: usize) -> Result<Stack, Error> {
+    match stack::take_spare(size) {
+        Some(stack) => Ok(stack),
+        None => fresh_coroutine_stack(size),
+    }
+}
+
+/// Gives a finished coroutine's stack back, out of line: the path that ends a coroutine
+/// stays short where a loop of resumes inlines it.
+#[inline(never)]
+fn recycle(stack: Stack) {
+    stack::recycle_stack(stack)
+}
+
+#[cold]
+#[inline(never)]
+fn fresh_coroutine_stack(size: usize) -> Result<Stack, Error> {
+    trap::ensure_installed();
+    stack::pooled_stack(size)
+}
+
 /// Drops a closure of type `F` stored at `base`.
 ///
 /// # Safety
@@ -584,25 +650,28 @@ unsafe fn drop_start<F>(base: usize) {
 /// # Safety
 /// `input` is the address of the first input, which the resumer no longer touches, and
 /// `base` holds a valid `F` placed by `RawCoroutine::new_inner`.
-unsafe extern "C" fn entry<I, Y, R, F>(input: usize, base: usize) -> !
+unsafe extern "C" fn entry<I, Y, R, F, const DISCOVERABLE: bool>(input: usize, base: usize) -> !
 where
     F: FnOnce(&Yielder<I, Y>, I) -> R,
 {
     #[cfg(bobbin_asan)]
     crate::stack::asan::first_arrival();
-    assert!(input != UNWIND, "a coroutine is never started only to be dropped");
+    debug_assert!(input != UNWIND, "a coroutine is never started only to be dropped");
     // SAFETY: upheld by the caller: the closure is read out exactly once (the coroutine is
     // no longer Fresh, so it will not be dropped in place), and the input is moved out.
     let (f, input) = unsafe { (ptr::read(base as *const F), ptr::read(input as *const I)) };
     let yielder = Yielder { base, _marker: PhantomData };
-    // SAFETY: a non-null CURRENT points at the record of the discoverable coroutine being
-    // resumed, which lives in the RawCoroutine borrowed by that resume.
-    let current = unsafe { CURRENT.get().as_ref() };
-    // The record is this coroutine's exactly when it covers this stack: the coroutine is
-    // discoverable and was started through `resume_discoverable`. Otherwise its Yielder
-    // stays unknown and `suspend_current` refuses.
-    if let Some(current) = current.filter(|c| c.stack.contains(&(base - arch::LINK_OFFSET))) {
-        current.yielder.set(&yielder as *const Yielder<I, Y> as usize);
+    if DISCOVERABLE {
+        // SAFETY: a non-null CURRENT points at the record of the discoverable coroutine
+        // being resumed, which lies on its stack, owned by the RawCoroutine borrowed by that
+        // resume.
+        let current = unsafe { CURRENT.get().as_ref() };
+        // The record is this coroutine's exactly when it covers this stack: the coroutine
+        // was started through `resume_discoverable`. Otherwise its Yielder stays unknown
+        // and `suspend_current` refuses.
+        if let Some(current) = current.filter(|c| c.stack.contains(&(base - arch::LINK_OFFSET))) {
+            current.yielder.set(&yielder as *const Yielder<I, Y> as usize);
+        }
     }
     let mut result = MaybeUninit::new(panic::catch_unwind(AssertUnwindSafe(|| f(&yielder, input))));
     let (base, out) = (yielder.base, result.as_mut_ptr() as usize);

@@ -327,12 +327,19 @@ pub(crate) fn running_tag(sp: usize) -> Option<(usize, std::ops::Range<usize>)> 
 /// assert_eq!(stack.top() as usize - stack.bottom() as usize, stack.size());
 /// assert!(stack.guard_range().end == stack.bottom() as usize);
 /// ```
-pub struct Stack {
+pub struct Stack(Box<Carved>);
+
+/// What a [`Stack`] knows of itself, behind one pointer: a stack changes hands on every
+/// coroutine created and finished (pool, spare, coroutine), and a word moves for free
+/// where these fields would be copied each time. The box is made once, when the stack is
+/// carved, and lives as long as the stack, through every reuse.
+pub(crate) struct Carved {
     bottom: NonNull<u8>,
     size: usize,
-    /// The slab this stack was carved from (possibly its only stack), and its place there.
+    /// This stack's word in its slab's tags ([`Stack::set_tag`]).
+    tag: NonNull<AtomicUsize>,
+    /// The slab this stack was carved from (possibly its only stack).
     slab: Arc<Slab>,
-    index: u32,
     /// Set once a batched release has already given the pages back.
     pages_released: bool,
     /// Valgrind's id for this stack (0 when not running under valgrind).
@@ -390,20 +397,36 @@ impl Stack {
         let low = bottom.as_ptr() as usize;
         // Valgrind takes the highest byte of the range, not one past it.
         let valgrind_id = crate::arch::valgrind_stack_register(low, low + size - 1);
-        let index = u32::try_from(index).expect("a slab holds at most SLAB_MAX_STACKS stacks");
-        Stack { bottom, size, slab: Arc::clone(slab), index, pages_released: false, valgrind_id }
+        let tag = NonNull::from(&slab.tags[index]);
+        Stack(Box::new(Carved { bottom, size, tag, slab: Arc::clone(slab), pages_released: false, valgrind_id }))
     }
 
-    /// This stack's word in its slab's tags.
-    fn tag_slot(&self) -> &AtomicUsize {
-        &self.slab.tags[self.index as usize]
+    /// Gives the stack up as one pointer, for a thread-local slot that must not have a
+    /// destructor (the pool's spare); [`Stack::from_raw`] takes it back.
+    pub(crate) fn into_raw(self) -> NonNull<Carved> {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so the box is moved out once.
+        let carved = unsafe { std::ptr::read(&this.0) };
+        NonNull::from(Box::leak(carved))
+    }
+
+    /// The stack that [`Stack::into_raw`] gave up.
+    ///
+    /// # Safety
+    /// `raw` must come from [`Stack::into_raw`], and this must be the only call with it.
+    pub(crate) unsafe fn from_raw(raw: NonNull<Carved>) -> Stack {
+        // SAFETY: upheld by the caller: `raw` is the box `into_raw` leaked, reclaimed once.
+        Stack(unsafe { Box::from_raw(raw.as_ptr()) })
     }
 
     /// Records a non-zero word for the fault handler, which [`guard_hit`] returns for a
     /// fault in this stack's guard region taken while running on it; 0 clears it. Cleared
     /// when the stack goes back to a pool or is dropped.
+    #[inline]
     pub(crate) fn set_tag(&self, tag: usize) {
-        self.tag_slot().store(tag, Ordering::Relaxed);
+        // SAFETY: `tag` points into the tags of the slab this stack holds a reference to,
+        // which live as long as the slab.
+        unsafe { self.0.tag.as_ref() }.store(tag, Ordering::Relaxed);
     }
 
     /// One past the highest usable byte: where the stack starts (it grows down). Aligned
@@ -420,7 +443,7 @@ impl Stack {
     pub fn top(&self) -> *mut u8 {
         // SAFETY: bottom + size is the end of the usable range, inside or one past the
         // mapping.
-        unsafe { self.bottom.as_ptr().add(self.size) }
+        unsafe { self.0.bottom.as_ptr().add(self.0.size) }
     }
 
     /// The lowest usable byte.
@@ -434,7 +457,7 @@ impl Stack {
     /// assert_eq!(unsafe { *stack.bottom().cast::<u64>() }, 0xfeed);
     /// ```
     pub fn bottom(&self) -> *mut u8 {
-        self.bottom.as_ptr()
+        self.0.bottom.as_ptr()
     }
 
     /// Usable bytes: the size asked for, rounded up to whole pages.
@@ -446,7 +469,7 @@ impl Stack {
     /// assert_eq!(Stack::new(page_size() + 1).unwrap().size(), 2 * page_size());
     /// ```
     pub fn size(&self) -> usize {
-        self.size
+        self.0.size
     }
 
     /// The usable memory as words, lowest first: what [`Context::init`] takes.
@@ -472,7 +495,7 @@ impl Stack {
     pub fn words_mut(&mut self) -> &mut [u64] {
         // SAFETY: the usable range is mapped read-write, page-aligned (so word-aligned),
         // owned by this Stack alone, and lives as long as the borrow of self.
-        unsafe { std::slice::from_raw_parts_mut(self.bottom.as_ptr().cast::<u64>(), self.size / 8) }
+        unsafe { std::slice::from_raw_parts_mut(self.bottom().cast::<u64>(), self.size() / 8) }
     }
 
     /// Addresses of the guard region directly below the stack.
@@ -485,24 +508,24 @@ impl Stack {
     /// assert!(guard.len() >= bobbin::stack::page_size());
     /// ```
     pub fn guard_range(&self) -> Range<usize> {
-        let b = self.bottom.as_ptr() as usize;
+        let b = self.bottom() as usize;
         b - guard_size()..b
     }
 
     /// The range of the stack below its top `keep_top` bytes, for a batched release.
     fn range_below(&self, keep_top: usize) -> (*mut u8, usize) {
-        (self.bottom.as_ptr(), self.size.saturating_sub(keep_top))
+        (self.bottom(), self.size().saturating_sub(keep_top))
     }
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        crate::arch::valgrind_stack_deregister(self.valgrind_id);
+        crate::arch::valgrind_stack_deregister(self.0.valgrind_id);
         self.set_tag(0);
         // The last stack of a slab unmaps it; any other gives its pages back now, unless a
         // batched release already did.
-        if !self.pages_released && Arc::strong_count(&self.slab) > 1 {
-            let _ = madvise(self.bottom.as_ptr(), self.size, libc::MADV_DONTNEED);
+        if !self.0.pages_released && Arc::strong_count(&self.0.slab) > 1 {
+            let _ = madvise(self.bottom(), self.size(), libc::MADV_DONTNEED);
         }
     }
 }
@@ -510,15 +533,15 @@ impl Drop for Stack {
 impl fmt::Debug for Stack {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stack")
-            .field("bottom", &self.bottom)
-            .field("size", &self.size)
-            .field("slab_stacks", &self.slab.tags.len())
+            .field("bottom", &self.0.bottom)
+            .field("size", &self.0.size)
+            .field("slab_stacks", &self.0.slab.tags.len())
             .finish()
     }
 }
 
 mod pool;
-pub(crate) use pool::{pooled_stack, recycle_stack};
+pub(crate) use pool::{pooled_stack, recycle_stack, take_spare};
 pub use pool::{with_thread_pool, StackPool};
 
 #[cfg(test)]

@@ -176,7 +176,7 @@ impl StackPool {
     /// assert_eq!(pool.cached(), 1);
     /// ```
     pub fn put(&mut self, stack: Stack) {
-        if stack.size != self.size {
+        if stack.size() != self.size {
             return;
         }
         stack.set_tag(0);
@@ -194,7 +194,7 @@ impl StackPool {
         let ranges: Vec<_> = self.releasing.iter().map(|s| s.range_below(0)).collect();
         let _ = madvise_many(&ranges, libc::MADV_DONTNEED);
         for mut stack in self.releasing.drain(..) {
-            stack.pages_released = true;
+            stack.0.pages_released = true;
             drop(stack);
         }
     }
@@ -296,24 +296,69 @@ fn with_pool_of_rounded_size<R>(size: usize, f: impl FnOnce(&mut StackPool) -> R
 thread_local! {
     /// The stack the coroutine layer gave back last on this thread, kept in front of the
     /// pools: a program that creates and finishes coroutines one after another (a
-    /// generator per call, say) reuses it without looking its pool up.
+    /// generator per call, say) reuses it without looking its pool up. Null when there is
+    /// none; otherwise a stack given up with [`Stack::into_raw`].
+    ///
+    /// A raw pointer rather than an `Option<Stack>`: a thread-local without a destructor
+    /// is a plain load and store, where one with a destructor is a call that checks
+    /// whether it was registered. [`SpareGuard`] drops the spare when the thread exits.
     ///
     /// A spare keeps the tag of the coroutine that used it: nothing runs on it, so the
     /// fault handler can never find it, and the next coroutine tags it before it runs.
     /// Anything else that takes it (its pool, or dropping it) clears the tag.
-    static SPARE: Cell<Option<Stack>> = const { Cell::new(None) };
+    static SPARE: Cell<*mut Carved> = const { Cell::new(std::ptr::null_mut()) };
+    /// Whether a spare may be kept: [`SpareGuard`] is registered ([`GUARDED`]), not yet
+    /// ([`UNGUARDED`]), or already ran ([`GONE`]).
+    static SPARE_STATE: Cell<u8> = const { Cell::new(UNGUARDED) };
+    static SPARE_GUARD: SpareGuard = const { SpareGuard };
+}
+
+const UNGUARDED: u8 = 0;
+const GUARDED: u8 = 1;
+const GONE: u8 = 2;
+
+/// Drops this thread's spare when the thread exits, and keeps later ones from being set.
+struct SpareGuard;
+
+impl Drop for SpareGuard {
+    fn drop(&mut self) {
+        SPARE_STATE.set(GONE);
+        if let Some(spare) = take_spare_any() {
+            return_to_pool(spare);
+        }
+    }
+}
+
+/// Takes this thread's spare, if it has one.
+#[inline(always)]
+fn take_spare_any() -> Option<Stack> {
+    let raw = NonNull::new(SPARE.replace(std::ptr::null_mut()))?;
+    // SAFETY: a non-null spare was put there by `recycle_stack` from `Stack::into_raw`, and
+    // replacing it with null took the only copy.
+    Some(unsafe { Stack::from_raw(raw) })
+}
+
+/// This thread's spare, if it has one of exactly `size` bytes (one of another size stays).
+#[inline]
+pub(crate) fn take_spare(size: usize) -> Option<Stack> {
+    let raw = NonNull::new(SPARE.get())?;
+    // SAFETY: a non-null spare is a live stack given up with `Stack::into_raw`; reading
+    // its size does not take it.
+    if unsafe { raw.as_ref() }.size != size {
+        return None;
+    }
+    SPARE.set(std::ptr::null_mut());
+    // SAFETY: as in `take_spare_any`; setting the slot to null took the only copy.
+    Some(unsafe { Stack::from_raw(raw) })
 }
 
 /// Takes a stack of `size` bytes (rounded up to pages) for a coroutine: this thread's
 /// spare if it has that size, otherwise one from this thread's pool.
-///
-/// The spare of the size asked for is taken inline; everything else is out of line.
 #[inline]
 pub(crate) fn pooled_stack(size: usize) -> Result<Stack, Error> {
-    match SPARE.try_with(Cell::take) {
-        Ok(Some(spare)) if spare.size == size => Ok(spare),
-        Ok(spare) => pooled_stack_slow(size, spare),
-        Err(_) => pooled_stack_slow(size, None),
+    match take_spare_any() {
+        Some(spare) if spare.size() == size => Ok(spare),
+        spare => pooled_stack_slow(size, spare),
     }
 }
 
@@ -323,7 +368,7 @@ pub(crate) fn pooled_stack(size: usize) -> Result<Stack, Error> {
 #[inline(never)]
 fn pooled_stack_slow(size: usize, spare: Option<Stack>) -> Result<Stack, Error> {
     if let Some(spare) = spare {
-        if checked_stack_size(size).is_ok_and(|rounded| rounded == spare.size) {
+        if checked_stack_size(size).is_ok_and(|rounded| rounded == spare.size()) {
             return Ok(spare);
         }
         return_to_pool(spare);
@@ -336,10 +381,25 @@ fn pooled_stack_slow(size: usize, spare: Option<Stack>) -> Result<Stack, Error> 
 /// as during thread exit).
 #[inline]
 pub(crate) fn recycle_stack(stack: Stack) {
-    // If the spare is gone (thread exit), the closure, and the stack in it, is dropped.
-    if let Ok(Some(previous)) = SPARE.try_with(|spare| spare.replace(Some(stack))) {
-        return_to_pool(previous);
+    if SPARE_STATE.get() != GUARDED {
+        return recycle_unguarded(stack);
     }
+    if let Some(previous) = NonNull::new(SPARE.replace(stack.into_raw().as_ptr())) {
+        // SAFETY: as in `take_spare_any`: the replaced pointer came from `Stack::into_raw`, and
+        // this was its only copy.
+        return_to_pool(unsafe { Stack::from_raw(previous) });
+    }
+}
+
+/// [`recycle_stack`] before this thread's [`SpareGuard`] is registered, or after it ran.
+#[cold]
+#[inline(never)]
+fn recycle_unguarded(stack: Stack) {
+    if SPARE_STATE.get() == UNGUARDED && SPARE_GUARD.try_with(|_| ()).is_ok() {
+        SPARE_STATE.set(GUARDED);
+        return recycle_stack(stack);
+    }
+    return_to_pool(stack);
 }
 
 /// Puts a stack back into this thread's pool for its size.
@@ -347,5 +407,5 @@ pub(crate) fn recycle_stack(stack: Stack) {
 #[inline(never)]
 fn return_to_pool(stack: Stack) {
     // If the pool is unavailable, the closure, and the stack in it, is dropped.
-    let _ = with_pool_of_rounded_size(stack.size, |p| p.put(stack));
+    let _ = with_pool_of_rounded_size(stack.size(), |p| p.put(stack));
 }

@@ -66,3 +66,25 @@ fn dropped_slabs_leave_the_registry() {
     }
     assert!(registry::used() < before + 100, "{before} entries grew to {}", registry::used());
 }
+
+#[test]
+fn a_threads_spare_stack_is_released_when_the_thread_exits() {
+    let (guard, sp) = std::thread::spawn(|| {
+        let stack = Stack::new(16 * 1024).unwrap();
+        stack.set_tag(0x90);
+        let (guard, sp, top) = (stack.guard_range().start, stack.bottom() as usize + 64, stack.top());
+        recycle_stack(stack);
+        // It is the spare: only a request for exactly its size takes it, and a spare keeps
+        // its tag.
+        assert!(take_spare(32 * 1024).is_none());
+        let spare = take_spare(16 * 1024).expect("the recycled stack is this thread's spare");
+        assert_eq!(spare.top(), top);
+        assert_eq!(hit_tag(guard, sp), Some(0x90));
+        recycle_stack(spare);
+        (guard, sp)
+    })
+    .join()
+    .unwrap();
+    // The thread's exit dropped its spare, and with it the slab it was the only stack of.
+    assert_eq!(hit_tag(guard, sp), None);
+}
