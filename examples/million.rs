@@ -74,6 +74,67 @@ fn warn_about_memory(n: usize) {
     }
 }
 
+/// The page faults this process has taken (every first touch of a page is one) and the CPU
+/// time it has spent in user space and in the kernel, so far.
+#[derive(Clone, Copy)]
+struct Usage {
+    faults: u64,
+    user: Duration,
+    system: Duration,
+}
+
+impl Usage {
+    fn now() -> Usage {
+        // SAFETY: an all-zero rusage is a valid value for getrusage to fill in.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `usage` is a valid rusage to write to.
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+        let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+        Usage {
+            faults: (usage.ru_minflt + usage.ru_majflt) as u64,
+            user: time(usage.ru_utime),
+            system: time(usage.ru_stime),
+        }
+    }
+
+    /// What was spent since `earlier`, per item of `n`.
+    fn each_since(self, earlier: Usage, n: usize) -> Spent {
+        Spent {
+            faults: (self.faults - earlier.faults) as f64 / n as f64,
+            user: micros_each(self.user.saturating_sub(earlier.user), n),
+            system: micros_each(self.system.saturating_sub(earlier.system), n),
+        }
+    }
+}
+
+/// Page faults and CPU microseconds per item. On a machine shared with other work the CPU
+/// time is the steadier figure: the wall-clock time also counts the time others ran.
+#[derive(Clone, Copy)]
+struct Spent {
+    faults: f64,
+    user: f64,
+    system: f64,
+}
+
+impl Spent {
+    fn cpu(&self) -> f64 {
+        self.user + self.system
+    }
+}
+
+impl std::fmt::Display for Spent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CPU {:.2} µs = {:.2} user + {:.2} kernel, {:.2} page faults each",
+            self.cpu(),
+            self.user,
+            self.system,
+            self.faults
+        )
+    }
+}
+
 /// Microseconds per item.
 fn micros_each(d: Duration, n: usize) -> f64 {
     d.as_secs_f64() * 1e6 / n as f64
@@ -83,6 +144,7 @@ fn micros_each(d: Duration, n: usize) -> f64 {
 /// stack to unmap, and page-table bytes per stack.
 struct Floor {
     make: Duration,
+    spent: Spent,
     unmap: Duration,
     page_tables: u64,
 }
@@ -98,6 +160,7 @@ fn floor(n: usize, guards: bool) -> Floor {
     // SAFETY: pidfd_open of this process with no flags has no preconditions; -1 on failure.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) } as libc::c_int;
     let pte_before = page_tables();
+    let usage = Usage::now();
     let start = Instant::now();
     let mut slabs = Vec::new();
     let mut left = n;
@@ -143,6 +206,7 @@ fn floor(n: usize, guards: bool) -> Floor {
         slabs.push((base, len));
     }
     let make = start.elapsed();
+    let spent = Usage::now().each_since(usage, n);
     let page_tables_each = page_tables().saturating_sub(pte_before) / n as u64;
     let start = Instant::now();
     for (base, len) in slabs {
@@ -153,7 +217,7 @@ fn floor(n: usize, guards: bool) -> Floor {
         // SAFETY: the descriptor opened above, closed once.
         unsafe { libc::close(pidfd) };
     }
-    Floor { make, unmap: start.elapsed(), page_tables: page_tables_each }
+    Floor { make, spent, unmap: start.elapsed(), page_tables: page_tables_each }
 }
 
 /// What one round of parking `n` green threads found.
@@ -166,6 +230,8 @@ struct Round {
     bytes_each: f64,
     /// Page-table bytes each added.
     page_tables_each: f64,
+    /// Page faults and CPU time each took to be spawned and parked.
+    spent: Spent,
     maps: usize,
     base_maps: usize,
     all_replied: bool,
@@ -176,6 +242,7 @@ struct Round {
 fn park_and_wake(n: usize) -> Round {
     let (base_bytes, base_maps) = memory();
     let base_pte = page_tables();
+    let usage = Usage::now();
     let start = Instant::now();
     let (go_tx, go_rx) = channel::<u32>();
     let (done_tx, done_rx) = channel::<u32>();
@@ -192,6 +259,7 @@ fn park_and_wake(n: usize) -> Round {
     // Let every green thread run up to its `recv` and park there.
     yield_now();
     let park = start.elapsed();
+    let spent = Usage::now().each_since(usage, n);
     let (bytes, maps) = memory();
     let pte = page_tables();
     let wake = Instant::now();
@@ -211,6 +279,7 @@ fn park_and_wake(n: usize) -> Round {
         wake: wake.elapsed(),
         bytes_each: bytes.saturating_sub(base_bytes) as f64 / n as f64,
         page_tables_each: pte.saturating_sub(base_pte) as f64 / n as f64,
+        spent,
         maps,
         base_maps,
         all_replied: count == n && sum == (0..n as u64).map(|i| i % 7).sum::<u64>(),
@@ -232,15 +301,19 @@ fn main() {
     let max_map: usize =
         std::fs::read_to_string("/proc/sys/vm/max_map_count").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
 
-    let bare = floor(n, false);
-    let guarded = floor(n, true);
+    // Each floor twice, alternating, and the faster of the two kept: the first run of a
+    // process also pays for growing its own bookkeeping.
+    let faster = |a: Floor, b: Floor| if a.spent.cpu() <= b.spent.cpu() { a } else { b };
+    let (bare, guarded) = (floor(n, false), floor(n, true));
+    let (bare, guarded) = (faster(bare, floor(n, false)), faster(guarded, floor(n, true)));
     for (name, f) in [("without guard pages", &bare), ("with guard pages", &guarded)] {
         println!(
             "kernel floor {name}: map slabs of {FLOOR_SLAB_STACKS} stacks of {} KiB, touch one page each: \
-             {:.2} µs per stack ({:.2} s), page tables {} bytes per stack; unmapping {:.2} µs per stack",
+             {:.2} µs per stack ({:.2} s; {}), page tables {} bytes per stack; unmapping {:.2} µs per stack",
             DEFAULT_STACK_SIZE / 1024,
             micros_each(f.make, n),
             f.make.as_secs_f64(),
+            f.spent,
             f.page_tables,
             micros_each(f.unmap, n),
         );
@@ -250,11 +323,13 @@ fn main() {
     for (i, r) in rounds.iter().enumerate() {
         let stacks = if i == 0 { "fresh stacks" } else { "reused stacks" };
         println!(
-            "round {} ({stacks}): parked {} green threads in {:.2} s: {:.2} µs each to spawn, first switch and park",
+            "round {} ({stacks}): parked {} green threads in {:.2} s: {:.2} µs each to spawn, first switch and park \
+             ({})",
             i + 1,
             grouped(n as u64),
             r.park.as_secs_f64(),
             micros_each(r.park, n),
+            r.spent,
         );
         println!(
             "  resident memory (VmRSS + VmPTE) added per parked green thread: {:.0} bytes ({:.2} KiB), of which page tables {:.0}",
@@ -277,7 +352,9 @@ fn main() {
         println!("  spawn + park + wake + finish: {:.2} µs per green thread", micros_each(r.park + r.wake, n));
     }
     println!(
-        "fresh stacks against the floor with guard pages: {:.2}x (spawn, first switch and park against map, guard and touch)",
+        "fresh stacks against the floor with guard pages (spawn, first switch and park against map, guard and touch): \
+         {:.2}x in CPU time, {:.2}x in wall-clock time",
+        rounds[0].spent.cpu() / guarded.spent.cpu(),
         micros_each(rounds[0].park, n) / micros_each(guarded.make, n)
     );
     assert!(rounds.iter().all(|r| r.all_replied), "some green thread was lost or woke twice");
