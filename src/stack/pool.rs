@@ -238,6 +238,10 @@ impl StackPool {
         self.releasing.sort_unstable_by_key(Stack::slab_id);
         let mut ranges = Vec::new();
         for group in self.releasing.chunk_by(|a, b| a.slab_id() == b.slab_id()) {
+            // Another thread may drop a stack of the same slab meanwhile. That only lowers
+            // the count, so the test can err towards a release that was not needed (the
+            // slab goes anyway), never skip one for a slab that stays: nobody can add a
+            // holder, since the one pool that carves a slab holds it.
             if group[0].slab_holders() > group.len() {
                 ranges.extend(group.iter().map(|s| s.range_below(0)));
             }
