@@ -153,3 +153,57 @@ fn trim_releases_cached_stacks() {
     // SAFETY: reading the lowest word of a stack we own.
     assert_eq!(unsafe { (s.bottom() as *const u64).read() }, 0);
 }
+
+/// Whether the page at `addr` is resident, or `None` if it is not mapped at all.
+fn resident(addr: usize) -> Option<bool> {
+    let page = bobbin::stack::page_size();
+    let mut vec = 0u8;
+    // SAFETY: mincore only reads the page tables of the range and writes one byte to `vec`;
+    // an unmapped range is reported as ENOMEM.
+    let rc = unsafe { libc::mincore((addr & !(page - 1)) as *mut libc::c_void, page, &mut vec) };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOMEM), "mincore: {err}");
+        return None;
+    }
+    Some(vec & 1 == 1)
+}
+
+#[test]
+fn dropping_a_pool_unmaps_the_slabs_it_holds_whole_and_releases_the_pages_of_the_others() {
+    // In a child process: an unmapped slab's addresses must not be mapped again by another
+    // test before they are looked at.
+    common::in_child_ok("dropping_a_pool_unmaps_the_slabs_it_holds_whole_and_releases_the_pages_of_the_others", || {
+        // StackPool's slabs hold 256 stacks of this size; under emulation every stack is a
+        // mapping of its own (the mprotect fallback).
+        const PER_SLAB: usize = 256;
+        let slabs = !common::emulated();
+        let mut pool = StackPool::new(16 * 1024).unwrap();
+        // A whole slab and part of a second one, each stack with its top page touched.
+        let mut stacks: Vec<Stack> = (0..PER_SLAB + 10).map(|_| pool.get().unwrap()).collect();
+        for s in &mut stacks {
+            let words = s.words_mut();
+            let last = words.len() - 1;
+            words[last] = 0x5eed;
+        }
+        let tops: Vec<usize> = stacks.iter().map(|s| s.top() as usize - 8).collect();
+        assert!(tops.iter().all(|&t| resident(t) == Some(true)));
+        // One stack of the first slab stays out; all the others go back, and the pool goes.
+        let kept = stacks.swap_remove(3);
+        stacks.into_iter().for_each(|s| pool.put(s));
+        drop(pool);
+        // SAFETY: the kept stack's top word lies in its usable range, which it still owns.
+        assert_eq!(unsafe { (kept.top() as *const u64).sub(1).read() }, 0x5eed);
+        assert_eq!(resident(tops[3]), Some(true));
+        for (i, &t) in tops.iter().enumerate().filter(|&(i, _)| i != 3) {
+            if slabs && i < PER_SLAB {
+                // The first slab stays mapped for the kept stack: the others' pages went back.
+                assert_eq!(resident(t), Some(false), "stack {i}, in the slab still in use, kept its page");
+            } else {
+                // The second slab (or, in the fallback, each stack's own mapping) had all
+                // its holders in the pool: it is unmapped.
+                assert_eq!(resident(t), None, "stack {i} is still mapped");
+            }
+        }
+    });
+}

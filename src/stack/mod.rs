@@ -58,7 +58,8 @@ pub const MAX_STACK_SIZE: usize = 1 << 30;
 /// Size of the guard region below each stack.
 const GUARD_SIZE_PAGES: usize = 1;
 
-/// Stacks kept by default in a [`StackPool`] before further returns are released.
+/// Stacks a [`StackPool`] keeps by default even if it made fewer itself; one that made
+/// more keeps as many as it made (see [`StackPool`], "How many stacks a pool keeps").
 ///
 /// # Examples
 /// ```
@@ -515,6 +516,26 @@ impl Stack {
     /// The range of the stack below its top `keep_top` bytes, for a batched release.
     fn range_below(&self, keep_top: usize) -> (*mut u8, usize) {
         (self.bottom(), self.size().saturating_sub(keep_top))
+    }
+
+    /// The slab this stack was carved from, as a number that tells slabs apart while they
+    /// are mapped: a pool releasing stacks groups them by it.
+    pub(crate) fn slab_id(&self) -> usize {
+        Arc::as_ptr(&self.0.slab) as usize
+    }
+
+    /// How many holders keep this stack's slab mapped: its live stacks (this one
+    /// included) and the pool still carving it, if any. When a batch being released holds
+    /// all of them, releasing the batch unmaps the slab and no page needs giving back
+    /// first.
+    pub(crate) fn slab_holders(&self) -> usize {
+        Arc::strong_count(&self.0.slab)
+    }
+
+    /// Records that this stack's pages were given back (or need not be: its slab goes with
+    /// it), so dropping it makes no system call of its own.
+    pub(crate) fn mark_pages_released(&mut self) {
+        self.0.pages_released = true;
     }
 }
 

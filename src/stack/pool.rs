@@ -9,6 +9,21 @@ use super::*;
 /// stacks are kept (up to [`StackPool::max_cached`]) and handed out again without a system
 /// call. A kept stack retains the pages its last user touched until [`StackPool::trim`].
 ///
+/// # How many stacks a pool keeps
+/// By default a pool keeps as many returned stacks as it has made itself, and at least
+/// [`DEFAULT_MAX_CACHED`]. A program that once had a million green threads at the same
+/// time is likely to have them again (a server's next burst of load); kept stacks let the
+/// second million start without a mapping, a guard installation or a page fault each,
+/// which is nearly all of what a fresh stack costs. What they keep is what the first
+/// million needed at their peak: the pages their last users touched (one or two for a
+/// parked green thread) and address space, which costs nothing until touched. The bound
+/// by the pool's own making, not by a fixed count, is for threads that receive more stacks
+/// than they take (a green thread that moves to another runtime worker and finishes there
+/// returns its stack to that worker's pool): such a pool keeps [`DEFAULT_MAX_CACHED`] of
+/// them, releases the rest, and all the pools together keep no more than their making
+/// needed. Memory goes back when the program asks, with [`StackPool::trim`], or when the
+/// pool's thread ends; [`StackPool::set_max_cached`] sets a fixed bound instead.
+///
 /// # Examples
 /// ```
 /// use bobbin::stack::StackPool;
@@ -22,7 +37,13 @@ pub struct StackPool {
     size: usize,
     mode: GuardMode,
     free: Vec<Stack>,
-    max_cached: usize,
+    /// A fixed bound on `free` set by [`StackPool::set_max_cached`]; `None` for the
+    /// automatic one (see "How many stacks a pool keeps").
+    max_cached: Option<usize>,
+    /// Stacks this pool has made (carved or mapped) so far.
+    made: usize,
+    /// The automatic bound's least value: [`DEFAULT_MAX_CACHED`] (tests lower it).
+    min_kept: usize,
     slab: Option<Arc<Slab>>,
     slab_next: usize,
     slab_count: usize,
@@ -72,7 +93,9 @@ impl StackPool {
             size,
             mode,
             free: Vec::new(),
-            max_cached: DEFAULT_MAX_CACHED,
+            max_cached: None,
+            made: 0,
+            min_kept: DEFAULT_MAX_CACHED,
             slab: None,
             slab_next: 0,
             slab_count,
@@ -92,19 +115,32 @@ impl StackPool {
         self.size
     }
 
-    /// How many returned stacks the pool keeps before it releases further ones.
+    /// How many returned stacks the pool keeps before it releases further ones: the bound
+    /// set with [`StackPool::set_max_cached`], else the number of stacks it has made and at
+    /// least [`DEFAULT_MAX_CACHED`].
     ///
     /// # Examples
     /// ```
-    /// let mut pool = bobbin::stack::StackPool::new(64 * 1024).unwrap();
+    /// use bobbin::stack::{StackPool, DEFAULT_MAX_CACHED};
+    ///
+    /// let mut pool = StackPool::new(16 * 1024).unwrap();
+    /// assert_eq!(pool.max_cached(), DEFAULT_MAX_CACHED); // until it has made more
     /// pool.set_max_cached(1);
     /// assert_eq!(pool.max_cached(), 1);
     /// ```
     pub fn max_cached(&self) -> usize {
-        self.max_cached
+        self.max_cached.unwrap_or(self.made.max(self.min_kept))
     }
 
-    /// Sets [`StackPool::max_cached`].
+    /// Lowers the automatic bound's least value, so that tests can see it at work without
+    /// making tens of thousands of stacks.
+    #[cfg(test)]
+    pub(super) fn set_min_kept(&mut self, n: usize) {
+        self.min_kept = n;
+    }
+
+    /// Sets [`StackPool::max_cached`] to a fixed bound. Stacks already kept beyond it stay
+    /// until [`StackPool::trim`].
     ///
     /// # Examples
     /// ```
@@ -115,7 +151,7 @@ impl StackPool {
     /// assert_eq!(pool.cached(), 2); // the other three were released
     /// ```
     pub fn set_max_cached(&mut self, n: usize) {
-        self.max_cached = n;
+        self.max_cached = Some(n);
     }
 
     /// Stacks currently kept for reuse.
@@ -150,7 +186,9 @@ impl StackPool {
             return Ok(s);
         }
         if self.mode == GuardMode::Mprotect || !guard_install_supported() {
-            return Stack::with_guard_mode(self.size, GuardMode::Mprotect);
+            let stack = Stack::with_guard_mode(self.size, GuardMode::Mprotect)?;
+            self.made += 1;
+            return Ok(stack);
         }
         let slab = match &self.slab {
             Some(slab) if self.slab_next < self.slab_count => slab,
@@ -161,6 +199,7 @@ impl StackPool {
         };
         let stack = Stack::carve(slab, self.slab_next, self.size);
         self.slab_next += 1;
+        self.made += 1;
         Ok(stack)
     }
 
@@ -180,7 +219,7 @@ impl StackPool {
             return;
         }
         stack.set_tag(0);
-        if self.free.len() < self.max_cached {
+        if self.free.len() < self.max_cached() {
             self.free.push(stack);
             return;
         }
@@ -190,11 +229,26 @@ impl StackPool {
         }
     }
 
+    /// Drops the stacks waiting in `releasing`, giving back the pages of those whose slab
+    /// stays mapped in as few system calls as possible. A slab whose every holder is in the
+    /// batch is unmapped when the batch is dropped, and unmapping gives its pages back
+    /// anyway: its stacks make no `madvise` at all (dropping a pool of a million stacks
+    /// made one per stack, 65,000 of them, before the limit rose).
     fn flush_releasing(&mut self) {
-        let ranges: Vec<_> = self.releasing.iter().map(|s| s.range_below(0)).collect();
+        self.releasing.sort_unstable_by_key(Stack::slab_id);
+        let mut ranges = Vec::new();
+        for group in self.releasing.chunk_by(|a, b| a.slab_id() == b.slab_id()) {
+            // Another thread may drop a stack of the same slab meanwhile. That only lowers
+            // the count, so the test can err towards a release that was not needed (the
+            // slab goes anyway), never skip one for a slab that stays: nobody can add a
+            // holder, since the one pool that carves a slab holds it.
+            if group[0].slab_holders() > group.len() {
+                ranges.extend(group.iter().map(|s| s.range_below(0)));
+            }
+        }
         let _ = madvise_many(&ranges, libc::MADV_DONTNEED);
         for mut stack in self.releasing.drain(..) {
-            stack.0.pages_released = true;
+            stack.mark_pages_released();
             drop(stack);
         }
     }
@@ -226,6 +280,10 @@ impl StackPool {
 
 impl Drop for StackPool {
     fn drop(&mut self) {
+        // The slab being carved goes with its stacks if they are all here: the pool holds
+        // it no longer.
+        self.slab = None;
+        self.releasing.append(&mut self.free);
         self.flush_releasing();
     }
 }
@@ -236,7 +294,7 @@ impl fmt::Debug for StackPool {
             .field("stack_size", &self.size)
             .field("mode", &self.mode)
             .field("cached", &self.free.len())
-            .field("max_cached", &self.max_cached)
+            .field("max_cached", &self.max_cached())
             .finish()
     }
 }

@@ -88,3 +88,34 @@ fn a_threads_spare_stack_is_released_when_the_thread_exits() {
     // The thread's exit dropped its spare, and with it the slab it was the only stack of.
     assert_eq!(hit_tag(guard, sp), None);
 }
+
+#[test]
+fn a_pool_keeps_as_many_stacks_as_it_made_and_no_more_of_others() {
+    let mut pool = StackPool::new(16 * 1024).unwrap();
+    pool.set_min_kept(4);
+    assert_eq!(pool.max_cached(), 4);
+    let stacks: Vec<Stack> = (0..10).map(|_| pool.get().unwrap()).collect();
+    assert_eq!(pool.max_cached(), 10);
+    let tops: Vec<usize> = stacks.iter().map(|s| s.top() as usize).collect();
+    stacks.into_iter().for_each(|s| pool.put(s));
+    assert_eq!(pool.cached(), 10, "every stack it made is kept");
+    // A second round as large as the first takes them all back: nothing new is made.
+    let again: Vec<Stack> = (0..10).map(|_| pool.get().unwrap()).collect();
+    let mut again_tops: Vec<usize> = again.iter().map(|s| s.top() as usize).collect();
+    again_tops.sort_unstable();
+    let mut tops = tops;
+    tops.sort_unstable();
+    assert_eq!(again_tops, tops);
+    assert_eq!(pool.max_cached(), 10);
+
+    // A pool that made none of them keeps only its least bound of another's stacks.
+    let mut other = StackPool::new(16 * 1024).unwrap();
+    other.set_min_kept(4);
+    again.into_iter().for_each(|s| other.put(s));
+    assert_eq!(other.cached(), 4);
+    // A fixed bound overrides the automatic one.
+    pool.set_max_cached(2);
+    let stacks: Vec<Stack> = (0..5).map(|_| pool.get().unwrap()).collect();
+    stacks.into_iter().for_each(|s| pool.put(s));
+    assert_eq!(pool.cached(), 2);
+}
