@@ -85,14 +85,17 @@ fn an_unselected_send_keeps_its_message() {
     assert_eq!(census.dropped.load(Ordering::SeqCst), 0);
     // A picked send delivers its message exactly once.
     drop(full_rx.recv().unwrap());
-    let r = std::thread::spawn(move || zero_rx.recv().map(drop));
+    // The receiver stays alive until both selects are done: were it dropped after its one
+    // receive, a disconnected send would be ready too, and the second select could pick it.
+    let r = std::thread::spawn(move || (zero_rx.recv().map(drop), zero_rx));
     for _ in 0..2 {
         select! {
             send(full_tx, Tracked::new(&census)) -> res => res.unwrap(),
             send(zero_tx, Tracked::new(&census)) -> res => res.unwrap(),
         }
     }
-    r.join().unwrap().unwrap();
+    let (received, _zero_rx) = r.join().unwrap();
+    received.unwrap();
     drop((full_tx, full_rx)); // the queued message goes with the channel
     assert_eq!(census.made.load(Ordering::SeqCst), 3);
     assert_eq!(census.dropped.load(Ordering::SeqCst), 3);
