@@ -369,12 +369,15 @@ bobbin_coroutine_start_fp:
     .cfi_adjust_cfa_offset -16
     mrs x9, fpcr
     str x9, [x2, #-24]
-    // x1 = 0: the coroutine finished and is never entered again.
+    // x1 = 0: the coroutine finished and is never entered again. A relaying coroutine's
+    // x1 has the top bit set (arch::SWITCH_RELAYED), which the copy in x11 drops; x1 goes
+    // back to the resumer as it came.
     cbz x1, 6f
-    ldr x10, [x1]
+    and x11, x1, #0x7fffffffffffffff
+    ldr x10, [x11]
     str x10, [x2, #-32]
     adr x10, .Lbobbin_fp_enter
-    str x10, [x1]
+    str x10, [x11]
 6:
     ldr x10, [x2, #-16]
     cmp x9, x10

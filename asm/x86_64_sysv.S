@@ -442,13 +442,17 @@ bobbin_coroutine_start_fp:
 .Lbobbin_fp_leave:
     stmxcsr [rdx - 24]
     fnstcw [rdx - 20]
-    # rsi = 0: the coroutine finished and is never entered again.
+    # rsi = 0: the coroutine finished and is never entered again. A relaying coroutine's
+    # rsi has the top bit set (arch::SWITCH_RELAYED), which the copy in rcx drops; rsi goes
+    # back to the resumer as it came.
     test rsi, rsi
     jz 6f
-    mov rax, [rsi]
+    mov rcx, rsi
+    btr rcx, 63
+    mov rax, [rcx]
     mov [rdx - 32], rax
     lea rax, [rip + .Lbobbin_fp_enter]
-    mov [rsi], rax
+    mov [rcx], rax
 6:
     BOBBIN_SWITCH_FP_CONTROL rdx - 24, rdx - 16, rsp - 8, leave
     ret

@@ -90,6 +90,104 @@ fn values_of_every_kind_cross_intact_and_are_dropped_once() {
     assert_eq!(drops.get(), 101 + 100 + 1);
 }
 
+/// Yields each of `values` in turn from a coroutine that also echoes its inputs, and checks
+/// that every one comes out as it went in (by `same`, so that floats compare by bits).
+fn yields_intact<T: Clone + std::fmt::Debug + 'static>(values: &[T], same: impl Fn(&T, &T) -> bool) {
+    let sent = values.to_vec();
+    let mut c = Coroutine::new(move |y: &Yielder<u64, T>, mut input: u64| {
+        for v in sent {
+            let next = y.suspend(v);
+            assert_eq!(next, input + 1, "an input next to a yielded value crossed intact");
+            input = next;
+        }
+        input
+    });
+    for (i, v) in values.iter().enumerate() {
+        match c.resume(i as u64) {
+            CoroutineResult::Yield(got) => assert!(same(&got, v), "yielded {v:?}, received {got:?}"),
+            CoroutineResult::Return(_) => panic!("returned before yielding {v:?}"),
+        }
+    }
+    assert!(matches!(c.resume(values.len() as u64), CoroutineResult::Return(n) if n == values.len() as u64));
+}
+
+/// Word values a switch or its resumer could mistake for a signal: the states a stack
+/// pointer word takes (0, 1, 2), the top bit a relay sets in it, all ones (once the
+/// relay's marker), and their neighbours.
+const MARKER_LIKE: [u64; 10] = [0, 1, 2, 3, 8, u64::MAX, u64::MAX - 1, 1 << 63, (1 << 63) | 1, (1 << 63) - 1];
+
+#[test]
+fn word_sized_values_equal_to_any_marker_cross_intact() {
+    yields_intact(&MARKER_LIKE, |a, b| a == b);
+    let words: Vec<usize> = MARKER_LIKE.iter().map(|&v| v as usize).collect();
+    yields_intact(&words, |a, b| a == b);
+    let signed: Vec<i64> = MARKER_LIKE.iter().map(|&v| v as i64).chain([i64::MIN, -1]).collect();
+    yields_intact(&signed, |a, b| a == b);
+    let floats = [0.0, -0.0, f64::NAN, -f64::NAN, f64::from_bits(u64::MAX), f64::INFINITY, f64::MIN_POSITIVE, 1.5];
+    yields_intact(&floats, |a: &f64, b| a.to_bits() == b.to_bits());
+    yields_intact(&[f32::NAN, -0.0f32, f32::from_bits(u32::MAX)], |a: &f32, b| a.to_bits() == b.to_bits());
+}
+
+#[test]
+fn values_smaller_than_a_word_cross_intact() {
+    yields_intact(&[0u8, 1, 2, 0x80, u8::MAX], |a, b| a == b);
+    yields_intact(&[-1i8, i8::MIN, 0], |a, b| a == b);
+    yields_intact(&[0u16, u16::MAX, 0x8000], |a, b| a == b);
+    yields_intact(&[0u32, 1, u32::MAX, 1 << 31], |a, b| a == b);
+    yields_intact(&[i32::MIN, -1, i32::MAX], |a, b| a == b);
+    yields_intact(&[true, false, true], |a, b| a == b);
+    yields_intact(&['\0', 'a', char::MAX, '\u{FFFF}'], |a, b| a == b);
+}
+
+#[test]
+fn values_that_go_by_address_cross_intact() {
+    // Padded: 8 bytes with 3 of padding, 4 with 1; wider than a word; owning a heap block.
+    yields_intact(&[(0u8, 0u32), (u8::MAX, u32::MAX), (1, 1 << 31)], |a, b| a == b);
+    yields_intact(&[(0xA5u8, 0u16), (0, u16::MAX)], |a, b| a == b);
+    yields_intact(&[0u128, u128::MAX, 1 << 127, u64::MAX as u128 + 1], |a, b| a == b);
+    yields_intact(&[String::new(), "a".repeat(100), "marker".into()], |a, b| a == b);
+    yields_intact(&[std::num::NonZeroU64::MIN, std::num::NonZeroU64::MAX], |a, b| a == b);
+    static CELLS: [u32; 2] = [7, 7];
+    let refs = [Some(&CELLS[0]), None, Some(&CELLS[1]), None];
+    // By address: the very cells, not just equal values.
+    yields_intact(&refs, |a, b| match (a, b) {
+        (Some(a), Some(b)) => std::ptr::eq(*a, *b),
+        (None, None) => true,
+        _ => false,
+    });
+}
+
+thread_local! {
+    static TOKEN_DROPS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// A zero-sized value that counts its drops.
+#[derive(Debug)]
+struct Token;
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        TOKEN_DROPS.set(TOKEN_DROPS.get() + 1);
+    }
+}
+
+#[test]
+fn zero_sized_values_cross_and_are_dropped_once() {
+    yields_intact(&[(), (), ()], |a, b| a == b);
+    let mut g = Generator::new(|y| {
+        for _ in 0..10 {
+            y.suspend(Token);
+        }
+        y.suspend(Token);
+    });
+    for _ in 0..10 {
+        assert!(g.next().is_some());
+    }
+    assert_eq!(TOKEN_DROPS.get(), 10, "each yielded token is dropped by its receiver, once");
+    drop(g);
+    assert_eq!(TOKEN_DROPS.get(), 10, "a token not yet yielded is not dropped by the unwinding");
+}
+
 #[test]
 fn resuming_a_finished_coroutine_is_an_error() {
     let mut c: Coroutine<(), (), i32> = Coroutine::new(|_, ()| 7);

@@ -243,6 +243,38 @@ fn catching_the_forced_unwinding_and_suspending_again_resumes_the_unwinding() {
     });
 }
 
+static CAUGHT_TOKEN_DROPS: AtomicUsize = AtomicUsize::new(0);
+
+/// A zero-sized value (it crosses the switch as the word, not by address) that counts its
+/// drops.
+struct Token;
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        CAUGHT_TOKEN_DROPS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_zero_sized_value_yielded_during_the_forced_unwinding_is_dropped_once() {
+    in_child_ok("a_zero_sized_value_yielded_during_the_forced_unwinding_is_dropped_once", || {
+        use std::panic::{catch_unwind, AssertUnwindSafe};
+        let mut co: Coroutine<(), Token, ()> = Coroutine::new(move |y, ()| {
+            let caught = catch_unwind(AssertUnwindSafe(|| {
+                y.suspend(Token);
+            }));
+            assert!(caught.is_err(), "the drop unwinds the suspended coroutine");
+            y.suspend(Token);
+            unreachable!("a dropped coroutine is never resumed with an input");
+        });
+        assert!(matches!(co.resume(()), CoroutineResult::Yield(Token)));
+        assert_eq!(CAUGHT_TOKEN_DROPS.load(Ordering::SeqCst), 1);
+        drop(co);
+        // The resumer drops the second token, which the caught unwinding yielded.
+        assert_eq!(CAUGHT_TOKEN_DROPS.load(Ordering::SeqCst), 2);
+    });
+}
+
 #[test]
 fn a_destructor_panicking_after_a_finished_body_is_reported_by_resume() {
     let mut co: Coroutine<(), (), ()> = Coroutine::new(|_, ()| {

@@ -283,6 +283,39 @@ fn a_generator_reading_a_socket_parks_its_green_thread() {
     assert_eq!(got, b"abcd");
 }
 
+/// Values a relay could be mistaken for if it were told by the yielded word: all ones (the
+/// relay's marker word), the top bit (its tag on the stack pointer) and the states of a
+/// stack pointer word.
+const MARKER_LIKE: [u64; 7] = [u64::MAX, 1 << 63, (1 << 63) | 1, 0, 1, 2, u64::MAX - 1];
+
+/// A generator that parks before every item, yielding `MARKER_LIKE` in a given mode.
+fn parking_marker_yields(builder: Builder) -> Vec<u64> {
+    run(move || {
+        let (tx, rx) = channel::<u64>();
+        let feeder = spawn(move || {
+            for v in MARKER_LIKE {
+                yield_now();
+                tx.send(v).unwrap();
+            }
+        });
+        let g = Generator::with_builder(builder, move |y| {
+            while let Ok(v) = rx.recv() {
+                y.suspend(v);
+            }
+        })
+        .unwrap();
+        let got: Vec<u64> = g.collect();
+        feeder.join().unwrap();
+        got
+    })
+}
+
+#[test]
+fn values_equal_to_the_relay_markers_are_yielded_between_relays() {
+    assert_eq!(parking_marker_yields(Builder::new()), MARKER_LIKE);
+    assert_eq!(parking_marker_yields(Builder::new().preserve_fp_control(true)), MARKER_LIKE);
+}
+
 #[test]
 fn a_generator_that_keeps_its_own_control_words_parks_too() {
     let got = run(|| {

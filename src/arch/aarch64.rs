@@ -34,9 +34,10 @@
 //! coroutine layer passes the address of the input), x1 = the child's saved stack pointer,
 //! x2 = its stack base. Whatever comes back (a [`suspend`], the [`finish`] of the entry
 //! function, the fault handler after an overflow) brings x1 = the new saved stack pointer
-//! or [`SWITCH_FINISHED`](super::SWITCH_FINISHED) /
+//! (with [`SWITCH_RELAYED`](super::SWITCH_RELAYED) set after a [`suspend_relaying`]) or
+//! [`SWITCH_FINISHED`](super::SWITCH_FINISHED) /
 //! [`SWITCH_OVERFLOWED`](super::SWITCH_OVERFLOWED), and x0 = one word for the resumer (the
-//! address of the value yielded or returned).
+//! value yielded, or its address, or the address of the value returned).
 
 #[cfg(bobbin_asan)]
 compile_error!("bobbin's AddressSanitizer support exists on x86-64 only");
@@ -117,36 +118,68 @@ pub(crate) unsafe fn resume(transfer: usize, sp: usize, base: usize) -> (usize, 
 /// link slot (`base - 8`) holds the resumer's stack pointer.
 #[inline(always)]
 pub(crate) unsafe fn suspend(base: usize, transfer: usize) -> usize {
+    // SAFETY: upheld by the caller.
+    unsafe { suspend_tagged::<false>(base, transfer) }
+}
+
+/// [`suspend`] for a relay: the resumer receives the stack pointer with
+/// [`SWITCH_RELAYED`](super::SWITCH_RELAYED) set, and gives it back without it.
+///
+/// # Safety
+/// As for [`suspend`].
+#[inline(always)]
+pub(crate) unsafe fn suspend_relaying(base: usize, transfer: usize) -> usize {
+    // SAFETY: upheld by the caller.
+    unsafe { suspend_tagged::<true>(base, transfer) }
+}
+
+/// The two suspends, which differ by the one instruction that tags a relay's stack pointer.
+///
+/// # Safety
+/// As for [`suspend`].
+#[inline(always)]
+unsafe fn suspend_tagged<const RELAYING: bool>(base: usize, transfer: usize) -> usize {
     let received: usize;
     // The resumer's `blr` left its return address at the link; when it enters again (at
     // label 7, whose address this suspend leaves where its saved stack pointer points) x1
-    // holds that stack pointer, x2 the base and x30 the resumer's new return address.
+    // holds that stack pointer, untagged, x2 the base and x30 the resumer's new return
+    // address.
+    macro_rules! switch {
+        ($($tag:literal)?) => {
+            core::arch::asm!(
+                "sub sp, sp, #32",
+                "stp x19, x29, [sp, #16]",
+                "adr x3, 7f",
+                "str x3, [sp]",
+                "mov x1, sp",
+                $($tag,)?
+                "ldr x3, [x2, #-8]",
+                "ldr x30, [x3]",
+                "mov sp, x3",
+                "ret",
+                "7:",
+                "str x30, [sp]",
+                "mov x3, sp",
+                "str x3, [x2, #-8]",
+                "ldp x19, x29, [x1, #16]",
+                "add sp, x1, #32",
+                inout("x0") transfer => received,
+                inout("x2") base => _,
+                out("x1") _,
+                out("x20") _, out("x21") _, out("x22") _, out("x23") _, out("x24") _,
+                out("x25") _, out("x26") _, out("x27") _, out("x28") _,
+                clobber_abi("C"),
+            )
+        };
+    }
     // SAFETY: the caller guarantees we run on the coroutine stack with this base and a
     // live link; the frame protocol is the one `resume` follows, as above.
     unsafe {
-        core::arch::asm!(
-            "sub sp, sp, #32",
-            "stp x19, x29, [sp, #16]",
-            "adr x3, 7f",
-            "str x3, [sp]",
-            "mov x1, sp",
-            "ldr x3, [x2, #-8]",
-            "ldr x30, [x3]",
-            "mov sp, x3",
-            "ret",
-            "7:",
-            "str x30, [sp]",
-            "mov x3, sp",
-            "str x3, [x2, #-8]",
-            "ldp x19, x29, [x1, #16]",
-            "add sp, x1, #32",
-            inout("x0") transfer => received,
-            inout("x2") base => _,
-            out("x1") _,
-            out("x20") _, out("x21") _, out("x22") _, out("x23") _, out("x24") _,
-            out("x25") _, out("x26") _, out("x27") _, out("x28") _,
-            clobber_abi("C"),
-        )
+        if RELAYING {
+            switch!("orr x1, x1, #0x8000000000000000");
+        } else {
+            switch!();
+        }
     }
     received
 }

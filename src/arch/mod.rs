@@ -25,6 +25,14 @@ pub(crate) use x86_64::*;
 pub(crate) const SWITCH_FINISHED: usize = 0;
 /// ... and when the fault handler abandoned it after a guard-page hit.
 pub(crate) const SWITCH_OVERFLOWED: usize = 1;
+/// The bit a coroutine's switch back sets in the stack pointer it reports when it relays
+/// (see `engine/relay.rs`) rather than yields: the top one, never set in a user-space
+/// address on either architecture (the kernel's half of the address space has it), so the
+/// tagged word is negative as a signed integer while every other report is positive, and
+/// one signed comparison tells a yield from anything else. The word that comes with the
+/// stack pointer is then free to carry any value. Set by [`suspend_relaying`] only, so a
+/// yield pays nothing for it.
+pub(crate) const SWITCH_RELAYED: usize = 1 << (usize::BITS - 1);
 
 /// Offset below a coroutine's stack base of the slot holding its resumer's stack pointer.
 pub(crate) const LINK_OFFSET: usize = 8;

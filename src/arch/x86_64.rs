@@ -39,8 +39,10 @@
 //! coroutine layer passes the address of the input), rsi = the child's saved stack pointer,
 //! rdx = its stack base. Whatever comes back (a [`suspend`], the [`finish`] of the entry
 //! function, the fault handler after an overflow) brings rsi = the new saved stack pointer
-//! or [`SWITCH_FINISHED`](super::SWITCH_FINISHED) / [`SWITCH_OVERFLOWED`](super::SWITCH_OVERFLOWED), and rdi = one word for the resumer (the
-//! address of the value yielded or returned).
+//! (with [`SWITCH_RELAYED`](super::SWITCH_RELAYED) set after a [`suspend_relaying`]) or
+//! [`SWITCH_FINISHED`](super::SWITCH_FINISHED) / [`SWITCH_OVERFLOWED`](super::SWITCH_OVERFLOWED),
+//! and rdi = one word for the resumer (the value yielded, or its address, or the address of
+//! the value returned).
 
 use core::ffi::c_void;
 
@@ -127,32 +129,63 @@ pub(crate) unsafe fn resume(transfer: usize, sp: usize, base: usize) -> (usize, 
 /// link slot (`base - 8`) holds the resumer's stack pointer.
 #[inline(always)]
 pub(crate) unsafe fn suspend(base: usize, transfer: usize) -> usize {
+    // SAFETY: upheld by the caller.
+    unsafe { suspend_tagged::<false>(base, transfer) }
+}
+
+/// [`suspend`] for a relay: the resumer receives the stack pointer with
+/// [`SWITCH_RELAYED`](super::SWITCH_RELAYED) set, and gives it back without it.
+///
+/// # Safety
+/// As for [`suspend`].
+#[inline(always)]
+pub(crate) unsafe fn suspend_relaying(base: usize, transfer: usize) -> usize {
+    // SAFETY: upheld by the caller.
+    unsafe { suspend_tagged::<true>(base, transfer) }
+}
+
+/// The two suspends, which differ by the one instruction that tags a relay's stack pointer.
+///
+/// # Safety
+/// As for [`suspend`].
+#[inline(always)]
+unsafe fn suspend_tagged<const RELAYING: bool>(base: usize, transfer: usize) -> usize {
     let received: usize;
     // The resumer's `call` pushed the return address the `ret` pops; when it enters again
-    // (at label 7, which this suspend pushed), rsi holds the stack pointer saved here and
-    // rdx the base.
+    // (at label 7, which this suspend pushed), rsi holds the stack pointer saved here,
+    // untagged, and rdx the base.
+    macro_rules! switch {
+        ($($tag:literal)?) => {
+            core::arch::asm!(
+                "push rbp",
+                "push rbx",
+                "lea rax, [rip + 7f]",
+                "push rax",
+                "mov rsi, rsp",
+                $($tag,)?
+                "mov rsp, [rdx - 8]",
+                "ret",
+                "7:",
+                "mov [rdx - 8], rsp",
+                "lea rsp, [rsi + 8]",
+                "pop rbx",
+                "pop rbp",
+                inout("rdi") transfer => received,
+                inout("rdx") base => _,
+                out("rsi") _,
+                out("r12") _, out("r13") _, out("r14") _, out("r15") _,
+                clobber_abi("sysv64"),
+            )
+        };
+    }
     // SAFETY: the caller guarantees we run on the coroutine stack with this base and a
     // live link; the frame protocol is the one `resume` follows, as above.
     unsafe {
-        core::arch::asm!(
-            "push rbp",
-            "push rbx",
-            "lea rax, [rip + 7f]",
-            "push rax",
-            "mov rsi, rsp",
-            "mov rsp, [rdx - 8]",
-            "ret",
-            "7:",
-            "mov [rdx - 8], rsp",
-            "lea rsp, [rsi + 8]",
-            "pop rbx",
-            "pop rbp",
-            inout("rdi") transfer => received,
-            inout("rdx") base => _,
-            out("rsi") _,
-            out("r12") _, out("r13") _, out("r14") _, out("r15") _,
-            clobber_abi("sysv64"),
-        )
+        if RELAYING {
+            switch!("bts rsi, 63");
+        } else {
+            switch!();
+        }
     }
     received
 }

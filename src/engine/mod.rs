@@ -3,12 +3,15 @@
 //! stack overflow. `crate::coroutine` builds the public API on [`RawCoroutine`] and
 //! [`Yielder`] without any unsafe code of its own.
 //!
-//! Values cross the switch by address, in the one register each switch carries: the
-//! resumer passes the address of the input (kept in its frame), the coroutine the address
-//! of what it yields or returns (kept in its own frame, which stays in place while it is
-//! suspended, and after it finished until the resumer gave its stack back). The receiving
-//! side moves the value out; the sending side never touches it again. No side records the
-//! other's addresses, so nothing is written per switch beyond the values themselves.
+//! Values cross the switch in the one register each switch carries besides the stack
+//! pointer: the resumer passes the address of the input (kept in its frame), the coroutine
+//! the address of what it returns and of what it yields (kept in its own frame, which stays
+//! in place while it is suspended, and after it finished until the resumer gave its stack
+//! back), except a yielded value of a type that fits the register and has no byte that may
+//! be uninitialised (`yielder::in_register`: the primitive scalars and zero-sized types),
+//! which is the word itself. The receiving side moves the value out; the sending side never
+//! touches it again. No side records the other's addresses, so nothing is written per
+//! switch beyond the values themselves.
 
 use std::any::{Any, TypeId};
 use std::cell::Cell;
@@ -32,7 +35,7 @@ pub(crate) use relay::{nested_relay, Relay};
 pub(crate) use scoped::{erase_local_body, erase_send_body, on_thread_stack, StackLoan};
 pub(crate) use yielder::is_forced_unwind;
 pub use yielder::Yielder;
-use yielder::{set_dropped_while_panicking, switch_out};
+use yielder::{set_dropped_while_panicking, switch_out, take_yielded};
 
 use crate::arch;
 use crate::stack::{self, Stack};
@@ -106,6 +109,23 @@ type NotSendMarker<T> = PhantomData<(*mut u8, T)>;
 /// only code that broke aliasing rules could see this; it is refused rather than entered.
 const SP_RUNNING: usize = 2;
 const _: () = assert!(SP_RUNNING > arch::SWITCH_FINISHED && SP_RUNNING > arch::SWITCH_OVERFLOWED);
+
+/// Whether `sp`, a saved stack pointer word or what a switch back reported, is the stack
+/// pointer of a coroutine that can be switched into: not one of the states below
+/// [`SP_RUNNING`], nor a relaying coroutine's tagged one ([`arch::SWITCH_RELAYED`], which
+/// makes the word negative). For a switch back, that is a yield. One signed comparison; the
+/// resume that follows a yield starts with the same one, so a loop of resumes makes it once
+/// per round.
+#[inline(always)]
+fn switchable(sp: usize) -> bool {
+    sp as isize > SP_RUNNING as isize
+}
+
+/// The stack pointer of a coroutine whose switch back reported `ret`, if it relayed.
+#[inline(always)]
+fn relaying(ret: usize) -> Option<usize> {
+    (ret & arch::SWITCH_RELAYED != 0).then_some(ret & !arch::SWITCH_RELAYED)
+}
 
 /// Where the initial frame of a coroutine whose stack base is `base` leaves its stack
 /// pointer.
@@ -283,25 +303,26 @@ impl<'a, I, Y, R> RawCoroutine<'a, I, Y, R> {
     /// `DISCOVER`.
     #[inline(always)]
     fn resume_as<const DISCOVER: bool>(&mut self, input: I) -> Resumed<Y, R> {
-        if self.sp <= SP_RUNNING {
+        // A saved stack pointer is never tagged (a relay's is stored without its tag).
+        if !switchable(self.sp) {
             return self.refuse();
         }
         // The coroutine moves the input out (or, if it overflows first, leaks it).
         let mut input = MaybeUninit::new(input);
         let (mut ret, mut out) = self.switch_in::<DISCOVER>(input.as_mut_ptr() as usize);
         // A switch never reports SP_RUNNING, so this test is also the one the next resume
-        // starts with: a loop of resumes tests the state once per round.
-        if ret > SP_RUNNING {
-            // The one test a yield pays for relaying: a value's address is never RELAYED.
-            if out != RELAYED {
-                // SAFETY: a coroutine that suspends hands over the address of the value it
-                // yields, in its suspended frame, and never touches the value again.
-                return Resumed::Yield(unsafe { ptr::read(out as *const Y) });
-            }
-            (ret, out) = self.relayed::<DISCOVER>(ret);
-            if ret > SP_RUNNING {
+        // starts with: a loop of resumes tests the state once per round, and a yield pays
+        // nothing for relaying.
+        if switchable(ret) {
+            // SAFETY: a coroutine that yields hands over the value's word and never touches
+            // the value again.
+            return Resumed::Yield(unsafe { take_yielded(out) });
+        }
+        if let Some(sp) = relaying(ret) {
+            (ret, out) = self.relayed::<DISCOVER>(sp);
+            if switchable(ret) {
                 // SAFETY: as above.
-                return Resumed::Yield(unsafe { ptr::read(out as *const Y) });
+                return Resumed::Yield(unsafe { take_yielded(out) });
             }
         }
         self.ended_resumed(ret, out)
@@ -400,10 +421,10 @@ impl<'a, I, Y, R> RawCoroutine<'a, I, Y, R> {
         }
     }
 
-    /// The coroutine relayed (see `relay.rs`) when it last suspended, at `sp`: runs what
-    /// it left for its resumer and resumes it, as often as it relays. Returns what the
-    /// last switch reported, which is not a relay. A panic of the relayed action leaves
-    /// the coroutine suspended in its relay, from which dropping it unwinds it.
+    /// The coroutine relayed (see `relay.rs`) when it last suspended, at `sp` (untagged):
+    /// runs what it left for its resumer and resumes it, as often as it relays. Returns
+    /// what the last switch reported, which is not a relay. A panic of the relayed action
+    /// leaves the coroutine suspended in its relay, from which dropping it unwinds it.
     #[inline(always)]
     fn relayed<const DISCOVER: bool>(&mut self, sp: usize) -> (usize, usize) {
         match relay_switches::<DISCOVER>(self.target::<DISCOVER>(), sp) {
@@ -477,12 +498,13 @@ impl<'a, I, Y, R> RawCoroutine<'a, I, Y, R> {
                 set_dropped_while_panicking(was_panicking);
                 let (mut ret, mut out) = self.switch_in::<true>(UNWIND);
                 let mut yielded_panic = None;
-                while ret > SP_RUNNING {
-                    if out == RELAYED {
+                loop {
+                    if let Some(sp) = relaying(ret) {
                         // Code run by the unwinding (a destructor) parks a green thread
                         // that runs this coroutine: do it here and let the destructor go
                         // on. If that fails, the only way left is to unwind it from its
                         // relay, which `start_unwinding` refuses for a destructor.
+                        self.sp = sp;
                         let word = match panic::catch_unwind(relay::run_pending) {
                             Ok(()) => RELAYED,
                             Err(payload) => {
@@ -494,14 +516,16 @@ impl<'a, I, Y, R> RawCoroutine<'a, I, Y, R> {
                         (ret, out) = self.switch_in::<true>(word);
                         continue;
                     }
+                    if !switchable(ret) {
+                        break;
+                    }
                     // It suspended during its forced unwinding: code that caught the
                     // unwinding suspended again. Nobody can ever resume it with an input, and
                     // its frames cannot be left half-unwound: its value is dropped and the
                     // unwinding resumed from that suspend (see `start_unwinding`).
-                    // SAFETY: a coroutine that suspends hands over the address of the value
-                    // it yields, in its suspended frame, and never touches the value again.
-                    let dropped =
-                        panic::catch_unwind(AssertUnwindSafe(|| unsafe { ptr::drop_in_place(out as *mut Y) }));
+                    // SAFETY: a coroutine that yields hands over the value's word and never
+                    // touches the value again.
+                    let dropped = panic::catch_unwind(AssertUnwindSafe(|| drop(unsafe { take_yielded::<Y>(out) })));
                     yielded_panic = yielded_panic.or(dropped.err());
                     set_dropped_while_panicking(was_panicking);
                     (ret, out) = self.switch_in::<true>(UNWIND);
@@ -591,10 +615,10 @@ fn relay_switches<const DISCOVER: bool>(
         // SAFETY: `sp` is where the coroutine of `target` suspended when it relayed; its
         // stack is owned by the RawCoroutine whose resume called us, borrowed meanwhile.
         let (ret, out) = unsafe { target.switch::<DISCOVER>(sp, RELAYED) };
-        if ret <= SP_RUNNING || out != RELAYED {
-            return Ok((ret, out));
+        match relaying(ret) {
+            Some(relayed_sp) => sp = relayed_sp,
+            None => return Ok((ret, out)),
         }
-        sp = ret;
     }
 }
 

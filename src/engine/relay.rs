@@ -5,11 +5,14 @@
 //! unwinding of a dropped green thread, the fault handler and AddressSanitizer's view of
 //! the stacks all take the innermost running coroutine to be the one that switches out. So
 //! the nested coroutine does not switch to the scheduler. It suspends to its resumer with
-//! [`RELAYED`] in place of the address of a value, leaving an action behind; the resumer
-//! (the `resume` that runs it, on the green thread's stack or on that of an outer nested
-//! coroutine) runs the action on its own stack, which parks the green thread there (or
-//! relays once more, one level out), and when the action returns resumes the nested
-//! coroutine, whose relay then returns. The resumer pays one comparison per yield for it.
+//! [`arch::SWITCH_RELAYED`] set in the stack pointer the switch reports, leaving an action
+//! behind; the resumer (the `resume` that runs it, on the green thread's stack or on that
+//! of an outer nested coroutine) runs the action on its own stack, which parks the green
+//! thread there (or relays once more, one level out), and when the action returns resumes
+//! the nested coroutine, whose relay then returns. A yield pays nothing for it: the one
+//! signed comparison that tells a yield from an end also sends the tagged stack pointer
+//! off the yield's path, and the word that comes with a yield carries its value whatever
+//! it is.
 //!
 //! The relaying coroutine is found from its stack pointer through the stacks' tags (the
 //! fault handler's registry, starting with the slab this thread last found a stack in), on
@@ -24,8 +27,9 @@ use super::{switch_out, Yielder};
 use crate::arch;
 use crate::stack;
 
-/// What a relaying coroutine hands its resumer in place of the address of a yielded value,
-/// and what the resumer hands back when it resumes it. No value lives at this address.
+/// What the resumer of a relaying coroutine hands it when it resumes it after the action
+/// (the relay needs no input; no value lives at this address), and what the relay hands
+/// over with its tagged stack pointer, unread.
 pub(super) const RELAYED: usize = usize::MAX;
 
 /// Resumers between a nested coroutine and the green thread, at most: a chain longer than
@@ -105,7 +109,7 @@ impl Relay {
         // resumer takes the action (this frame stays in place until we are resumed) and
         // resumes us with RELAYED, which needs no reading, or UNWIND.
         // SAFETY: so the coroutine's link slot holds its resumer's stack pointer.
-        unsafe { switch_out(self.tag & !arch::KEEPS_FP, RELAYED) };
+        unsafe { switch_out::<true>(self.tag & !arch::KEEPS_FP, RELAYED) };
     }
 }
 
