@@ -16,9 +16,10 @@
 //! a coroutine costs no system call in the steady state. A recycled stack keeps the pages
 //! its last user touched; [`StackPool::trim`] gives them back.
 
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::io;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ops::Range;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -242,15 +243,20 @@ struct Slab {
     stride: usize,
     /// One word per stack for the fault handler ([`Stack::set_tag`]).
     tags: Box<[AtomicUsize]>,
+    /// One record per stack, written when the stack is carved: a [`Stack`] is a pointer
+    /// to its record. A slot is carved at most once (a pool carves a slab's stacks in
+    /// order, and a stack of its own is its slab's only one), and only its `Stack` uses it.
+    carved: Box<[UnsafeCell<MaybeUninit<Carved>>]>,
     /// This slab's entry in the registry, if it got one.
     entry: Option<usize>,
 }
 
-// SAFETY: the slab is plain memory; each stack carved from it is owned by exactly one
-// `Stack`, and the mapping itself is only unmapped when the last `Arc` goes.
+// SAFETY: the slab is plain memory; each stack carved from it, and that stack's record, is
+// owned by exactly one `Stack`, and the mapping itself is only unmapped when the last `Arc`
+// goes.
 unsafe impl Send for Slab {}
-// SAFETY: as above; a shared `Slab` is only read (its addresses) or written through atomics
-// (its tags).
+// SAFETY: as above; a shared `Slab` is only read (its addresses), written through atomics
+// (its tags), or written in a record slot by the one `Stack` that owns the slot.
 unsafe impl Sync for Slab {}
 
 impl Slab {
@@ -281,8 +287,9 @@ impl Slab {
         };
         guarded.map_err(|source| Error::StackAllocation { size, source, hint: GUARD_HINT })?;
         let tags: Box<[AtomicUsize]> = (0..count).map(|_| AtomicUsize::new(0)).collect();
+        let carved = (0..count).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect();
         let entry = registry::enter(start as usize, len, stride, tags.as_ptr());
-        Ok(Slab { _map: map, start, stride, tags, entry })
+        Ok(Slab { _map: map, start, stride, tags, carved, entry })
     }
 }
 
@@ -328,19 +335,20 @@ pub(crate) fn running_tag(sp: usize) -> Option<(usize, std::ops::Range<usize>)> 
 /// assert_eq!(stack.top() as usize - stack.bottom() as usize, stack.size());
 /// assert!(stack.guard_range().end == stack.bottom() as usize);
 /// ```
-pub struct Stack(Box<Carved>);
+pub struct Stack(NonNull<Carved>);
 
 /// What a [`Stack`] knows of itself, behind one pointer: a stack changes hands on every
 /// coroutine created and finished (pool, spare, coroutine), and a word moves for free
-/// where these fields would be copied each time. The box is made once, when the stack is
-/// carved, and lives as long as the stack, through every reuse.
+/// where these fields would be copied each time. The record lies in its slab, written
+/// once when the stack is carved, and lives as long as the stack, through every reuse.
 pub(crate) struct Carved {
     bottom: NonNull<u8>,
     size: usize,
     /// This stack's word in its slab's tags ([`Stack::set_tag`]).
     tag: NonNull<AtomicUsize>,
-    /// The slab this stack was carved from (possibly its only stack).
-    slab: Arc<Slab>,
+    /// The slab this stack was carved from (possibly its only stack), and the record's own
+    /// home: dropped by hand, last, when the stack is ([`Stack::drop`]).
+    slab: ManuallyDrop<Arc<Slab>>,
     /// Set once a batched release has already given the pages back.
     pages_released: bool,
     /// Valgrind's id for this stack (0 when not running under valgrind).
@@ -399,16 +407,28 @@ impl Stack {
         // Valgrind takes the highest byte of the range, not one past it.
         let valgrind_id = crate::arch::valgrind_stack_register(low, low + size - 1);
         let tag = NonNull::from(&slab.tags[index]);
-        Stack(Box::new(Carved { bottom, size, tag, slab: Arc::clone(slab), pages_released: false, valgrind_id }))
+        let record =
+            Carved { bottom, size, tag, slab: ManuallyDrop::new(Arc::clone(slab)), pages_released: false, valgrind_id };
+        let slot = slab.carved[index].get();
+        // SAFETY: the slot lies in the slab, which the record's own `Arc` keeps alive as long
+        // as the `Stack`; each slot is carved once (see `Slab::carved`), so nothing else
+        // refers to it.
+        unsafe { (*slot).write(record) };
+        // SAFETY: a slot of a boxed slice is never null.
+        Stack(unsafe { NonNull::new_unchecked(slot.cast::<Carved>()) })
+    }
+
+    #[inline(always)]
+    fn carved(&self) -> &Carved {
+        // SAFETY: the record was written when the stack was carved, lives as long as the
+        // stack (its slab does), and only this `Stack` uses it.
+        unsafe { self.0.as_ref() }
     }
 
     /// Gives the stack up as one pointer, for a thread-local slot that must not have a
     /// destructor (the pool's spare); [`Stack::from_raw`] takes it back.
     pub(crate) fn into_raw(self) -> NonNull<Carved> {
-        let this = std::mem::ManuallyDrop::new(self);
-        // SAFETY: `this` is never used or dropped again, so the box is moved out once.
-        let carved = unsafe { std::ptr::read(&this.0) };
-        NonNull::from(Box::leak(carved))
+        ManuallyDrop::new(self).0
     }
 
     /// The stack that [`Stack::into_raw`] gave up.
@@ -416,8 +436,7 @@ impl Stack {
     /// # Safety
     /// `raw` must come from [`Stack::into_raw`], and this must be the only call with it.
     pub(crate) unsafe fn from_raw(raw: NonNull<Carved>) -> Stack {
-        // SAFETY: upheld by the caller: `raw` is the box `into_raw` leaked, reclaimed once.
-        Stack(unsafe { Box::from_raw(raw.as_ptr()) })
+        Stack(raw)
     }
 
     /// Records a non-zero word for the fault handler, which [`guard_hit`] returns for a
@@ -427,7 +446,7 @@ impl Stack {
     pub(crate) fn set_tag(&self, tag: usize) {
         // SAFETY: `tag` points into the tags of the slab this stack holds a reference to,
         // which live as long as the slab.
-        unsafe { self.0.tag.as_ref() }.store(tag, Ordering::Relaxed);
+        unsafe { self.carved().tag.as_ref() }.store(tag, Ordering::Relaxed);
     }
 
     /// One past the highest usable byte: where the stack starts (it grows down). Aligned
@@ -444,7 +463,7 @@ impl Stack {
     pub fn top(&self) -> *mut u8 {
         // SAFETY: bottom + size is the end of the usable range, inside or one past the
         // mapping.
-        unsafe { self.0.bottom.as_ptr().add(self.0.size) }
+        unsafe { self.carved().bottom.as_ptr().add(self.carved().size) }
     }
 
     /// The lowest usable byte.
@@ -458,7 +477,7 @@ impl Stack {
     /// assert_eq!(unsafe { *stack.bottom().cast::<u64>() }, 0xfeed);
     /// ```
     pub fn bottom(&self) -> *mut u8 {
-        self.0.bottom.as_ptr()
+        self.carved().bottom.as_ptr()
     }
 
     /// Usable bytes: the size asked for, rounded up to whole pages.
@@ -470,7 +489,7 @@ impl Stack {
     /// assert_eq!(Stack::new(page_size() + 1).unwrap().size(), 2 * page_size());
     /// ```
     pub fn size(&self) -> usize {
-        self.0.size
+        self.carved().size
     }
 
     /// The usable memory as words, lowest first: what [`Context::init`] takes.
@@ -521,7 +540,7 @@ impl Stack {
     /// The slab this stack was carved from, as a number that tells slabs apart while they
     /// are mapped: a pool releasing stacks groups them by it.
     pub(crate) fn slab_id(&self) -> usize {
-        Arc::as_ptr(&self.0.slab) as usize
+        Arc::as_ptr(&self.carved().slab) as usize
     }
 
     /// How many holders keep this stack's slab mapped: its live stacks (this one
@@ -529,34 +548,39 @@ impl Stack {
     /// all of them, releasing the batch unmaps the slab and no page needs giving back
     /// first.
     pub(crate) fn slab_holders(&self) -> usize {
-        Arc::strong_count(&self.0.slab)
+        Arc::strong_count(&self.carved().slab)
     }
 
     /// Records that this stack's pages were given back (or need not be: its slab goes with
     /// it), so dropping it makes no system call of its own.
     pub(crate) fn mark_pages_released(&mut self) {
-        self.0.pages_released = true;
+        // SAFETY: as in `carved`; `&mut self` makes this the only use of the record.
+        unsafe { self.0.as_mut() }.pages_released = true;
     }
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        crate::arch::valgrind_stack_deregister(self.0.valgrind_id);
+        crate::arch::valgrind_stack_deregister(self.carved().valgrind_id);
         self.set_tag(0);
         // The last stack of a slab unmaps it; any other gives its pages back now, unless a
         // batched release already did.
-        if !self.0.pages_released && Arc::strong_count(&self.0.slab) > 1 {
+        if !self.carved().pages_released && Arc::strong_count(&self.carved().slab) > 1 {
             let _ = madvise(self.bottom(), self.size(), libc::MADV_DONTNEED);
         }
+        // SAFETY: as in `carved`; the `Arc` is taken once, here, and the record is not used
+        // again: dropping the `Arc` may free the slab and the record with it.
+        let slab = unsafe { ManuallyDrop::take(&mut self.0.as_mut().slab) };
+        drop(slab);
     }
 }
 
 impl fmt::Debug for Stack {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stack")
-            .field("bottom", &self.0.bottom)
-            .field("size", &self.0.size)
-            .field("slab_stacks", &self.0.slab.tags.len())
+            .field("bottom", &self.carved().bottom)
+            .field("size", &self.carved().size)
+            .field("slab_stacks", &self.carved().slab.tags.len())
             .finish()
     }
 }
