@@ -242,7 +242,11 @@ impl WorkerPart {
     /// Queues a green thread spawned on this worker.
     pub(crate) fn push_spawn(&self, job: RtJob) {
         self.starts.push(job);
-        self.rt.notify_one();
+        // The only worker of its runtime is running (it pushes): nobody sleeps who could
+        // take the job, so the fence and look at the idle list would be spent on nothing.
+        if self.rt.stealers.len() > 1 {
+            self.rt.notify_one();
+        }
     }
 
     /// Queues a ready green thread that may continue on any worker.
@@ -426,6 +430,19 @@ pub(crate) fn push_worker_job(rt: &Arc<RtShared>, job: RtJob) -> Result<(), RtJo
     let mut job = Some(job);
     let _ = CURRENT_WORKER.try_with(|w| {
         if let Some(w) = w.borrow().as_ref().filter(|w| Arc::ptr_eq(&w.rt, rt)) {
+            w.push_spawn(job.take().expect("the job is pushed once"));
+        }
+    });
+    job.map_or(Ok(()), Err)
+}
+
+/// Queues a spawned `job` on the calling worker, whatever its runtime; hands it back if the
+/// caller is not a worker. For `runtime::spawn`, which needs no reference to the runtime
+/// beyond the worker's own.
+pub(crate) fn push_current_worker_job(job: RtJob) -> Result<(), RtJob> {
+    let mut job = Some(job);
+    let _ = CURRENT_WORKER.try_with(|w| {
+        if let Some(w) = w.borrow().as_ref() {
             w.push_spawn(job.take().expect("the job is pushed once"));
         }
     });

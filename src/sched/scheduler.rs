@@ -89,6 +89,13 @@ pub(super) enum Step {
     Idle(Option<Instant>),
 }
 
+/// What a green thread's coroutine runs: a boxed body, or the body its join state holds
+/// (reached through a reference to its abort hook).
+pub(super) enum Body {
+    Boxed(Box<dyn FnOnce()>),
+    Held(AbortHook),
+}
+
 /// A green thread spawned on this scheduler that has not started.
 struct Pending {
     body: Box<dyn FnOnce()>,
@@ -279,14 +286,13 @@ impl Local {
 
     /// The coroutine of a green thread running `body`, on a stack from this thread's pool.
     /// `stack_size` is the green thread's own, if it asked for one.
-    pub(super) fn make_coroutine(
-        &self,
-        body: Box<dyn FnOnce()>,
-        stack_size: Option<usize>,
-    ) -> Result<TaskCoroutine, crate::Error> {
-        let co = Builder::new()
-            .stack_size(stack_size.unwrap_or(self.stack_size))
-            .spawn_discoverable(move |_: &Yielder<(), Signal>, ()| body())?;
+    pub(super) fn make_coroutine(&self, body: Body, stack_size: Option<usize>) -> Result<TaskCoroutine, crate::Error> {
+        let co = Builder::new().stack_size(stack_size.unwrap_or(self.stack_size)).spawn_discoverable(
+            move |_: &Yielder<(), Signal>, ()| match body {
+                Body::Boxed(body) => body(),
+                Body::Held(hook) => hook.run_body(),
+            },
+        )?;
         Ok(match self.spare_coroutines.borrow_mut().pop() {
             // Replacing a finished coroutine drops nothing but its state: its stack is gone.
             Some(mut spare) => {
@@ -460,13 +466,17 @@ impl Local {
             return false;
         };
         // Pending green threads report to their hooks, so no failure comes back here.
-        drop(self.start(body, abort, false));
+        drop(self.start(Some(body), abort, false));
         true
     }
 
     /// Creates a green thread's coroutine and runs it until it first gives control back.
     /// Without a stack, the joiner learns why and the scheduler carries on.
-    fn start(&self, body: Box<dyn FnOnce()>, abort: AbortHook, migratable: bool) -> Option<JoinError> {
+    fn start(&self, body: Option<Box<dyn FnOnce()>>, abort: AbortHook, migratable: bool) -> Option<JoinError> {
+        let body = match body {
+            Some(body) => Body::Boxed(body),
+            None => Body::Held(Arc::clone(&abort)),
+        };
         match self.make_coroutine(body, abort.record().stack_size()) {
             Ok(co) => {
                 let id = self.insert(co, abort, false, migratable);
@@ -485,6 +495,7 @@ impl Local {
         match job {
             Job::Start(start) => {
                 let (body, abort) = start.into_parts();
+                let body = body.map(|b| -> Box<dyn FnOnce()> { b });
                 drop(self.start(body, abort, self.migration));
             }
             Job::Resume(m) => {
