@@ -18,7 +18,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -35,7 +35,6 @@ mod tasks;
 use super::work::{Job, WorkSource};
 use super::{AbortHook, JoinError};
 use crate::coroutine::{Builder, Coroutine, CoroutineResult, Yielder};
-use crate::park::ParkWord;
 use crate::sched::local::LocalMap;
 use crate::sched::record::{self, Seen};
 pub(crate) use parking::{parking_task, suspend_parked, yield_if_on_green_thread, yield_now};
@@ -64,6 +63,9 @@ struct TaskSlot {
     /// be handed to its next unparker: references travel from unparker to unparker instead
     /// of being counted up at every park and down at every wake-up.
     spare_ref: Option<Arc<TaskHeader>>,
+    /// The reference to `header` lent to the green thread's record while it sits in the
+    /// table, back here once [`Local::remove`] took the slot out.
+    lent: Option<Arc<TaskHeader>>,
     parked: Option<&'static str>,
     /// The green thread's join state: reports a failure, and holds its record.
     hook: AbortHook,
@@ -78,6 +80,15 @@ struct TaskSlot {
     migratable: bool,
     /// When it entered this table, for unwinding the youngest first.
     entered: u64,
+}
+
+/// A header of a finished green thread, with every reference to it, for the next one.
+struct SpareHeader {
+    header: Arc<TaskHeader>,
+    /// The reference the next green thread's record borrows.
+    lent: Arc<TaskHeader>,
+    /// The reference the next green thread's first park gives its unparker, if kept.
+    spare_ref: Option<Arc<TaskHeader>>,
 }
 
 /// What one [`Local::step`] did.
@@ -132,7 +143,7 @@ pub(crate) struct Local {
     migration: bool,
     /// Headers of finished green threads that nothing else references, and the boxes of
     /// finished coroutines, for the next green threads to reuse instead of allocating.
-    spare_headers: RefCell<Vec<Arc<TaskHeader>>>,
+    spare_headers: RefCell<Vec<SpareHeader>>,
     spare_coroutines: RefCell<Vec<TaskCoroutine>>,
     /// The buffer `drain_remote` swaps with `shared.remote`: the two take turns, so waking
     /// from another thread allocates nothing once both have grown.
@@ -311,22 +322,27 @@ impl Local {
             tasks.push(None);
             tasks.len() - 1
         });
-        let header = match self.spare_headers.borrow_mut().pop() {
-            Some(mut header) => {
-                Arc::get_mut(&mut header).expect("a spare header is referenced by nothing else").id = id;
-                header
+        let spare = self.spare_headers.borrow_mut().pop();
+        let SpareHeader { header, lent, spare_ref } = match spare {
+            Some(spare) => {
+                spare.header.reuse(id);
+                spare
             }
-            None => Arc::new(TaskHeader { id, park: ParkWord::default(), home: Arc::clone(&self.shared) }),
+            None => {
+                let header = Arc::new(TaskHeader::new(id, Arc::clone(&self.shared)));
+                SpareHeader { lent: Arc::clone(&header), header, spare_ref: None }
+            }
         };
         let entered = self.entered.get();
         self.entered.set(entered + 1);
         // A cancellation that came first is seen by the green thread's next park point.
-        let cancel = if hook.record().entered(&header) { Seen::Cancelled } else { Seen::No };
+        let cancel = if hook.record().entered(lent) { Seen::Cancelled } else { Seen::No };
         self.tasks.borrow_mut()[id] = Some(TaskSlot {
             cancel,
             co: Some(co),
             header,
-            spare_ref: None,
+            spare_ref,
+            lent: None,
             parked: None,
             hook,
             main,
@@ -354,7 +370,7 @@ impl Local {
     /// made ready, and keeps that reference for the task's next unparker. Does nothing if
     /// the task is no longer in its slot (it finished, or migrated, since the wake-up).
     fn requeue_woken(&self, task: Arc<TaskHeader>) {
-        let id = task.id;
+        let id = task.id();
         {
             let mut tasks = self.tasks.borrow_mut();
             let Some(slot) = tasks.get_mut(id).and_then(Option::as_mut).filter(|s| Arc::ptr_eq(&s.header, &task))
@@ -382,9 +398,9 @@ impl Local {
 
     /// Takes a task out of the table: its unparkers become no-ops and its id is free.
     fn remove(&self, id: usize) -> Option<TaskSlot> {
-        let slot = self.tasks.borrow_mut()[id].take()?;
+        let mut slot = self.tasks.borrow_mut()[id].take()?;
         slot.header.park.set_done();
-        slot.hook.record().left();
+        slot.lent = slot.hook.record().left();
         self.free_ids.borrow_mut().push(id);
         self.live.set(self.live.get() - 1);
         Some(slot)
@@ -636,14 +652,17 @@ impl Local {
         if spare_cos.len() < SPARES {
             spare_cos.push(co);
         }
-        let TaskSlot { mut header, spare_ref, hook, main, .. } = self.remove(id)?;
-        drop(spare_ref);
+        let TaskSlot { header, spare_ref, lent, hook, main, .. } = self.remove(id)?;
         let mut spare_headers = self.spare_headers.borrow_mut();
-        if spare_headers.len() < SPARES {
-            // No unparker holds the header, so no stale wake-up can reach its next task.
-            if let Some(h) = Arc::get_mut(&mut header) {
-                h.park = ParkWord::default();
-                spare_headers.push(header);
+        if let (true, Some(lent)) = (spare_headers.len() < SPARES, lent) {
+            // Every reference held here, and no weak one (a cancel request in flight): no
+            // unparker of the finished green thread is left to wake its header's next one.
+            let held = 2 + usize::from(spare_ref.is_some());
+            if Arc::strong_count(&header) == held && Arc::weak_count(&header) == 0 {
+                // Acquire: whatever the threads that dropped their references did with the
+                // header (their last wake-up) comes before its reuse.
+                fence(Ordering::Acquire);
+                spare_headers.push(SpareHeader { header, lent, spare_ref });
             }
         }
         (!main).then_some(hook)
