@@ -133,6 +133,7 @@ impl Local {
         loop {
             self.drain_remote();
             self.ready.borrow_mut().clear();
+            self.next.set(None);
             self.timers.borrow_mut().clear();
             self.unwind_all(reason);
             let dropped_any = w.drop_jobs();

@@ -1,10 +1,11 @@
 //! The per-thread scheduler: its task table, run queue and timers, one step of it, and the
 //! thread-local through which the green threads it runs reach it.
 //!
-//! Kept in one file (about 690 lines): every function here reads or writes the task table
+//! Kept in one file (about 640 lines): every function here reads or writes the task table
 //! and the ready queue, whose invariants (a task is in the table while alive; in the ready
-//! queue at most once; its header's park word is DONE once it leaves) are easiest to check
-//! in one place. What needs only a narrow part of it lives beside it: the part other
+//! queue, or in the `next` slot, at most once; its header's park word is DONE once it
+//! leaves) are easiest to check in one place. What needs only a narrow part of it lives
+//! beside it: starting green threads (`scheduler/start.rs`), the part other
 //! threads reach (`scheduler/shared.rs`), the deadlock check (`scheduler/deadlock.rs`),
 //! the start policy (`policy.rs`), the timer heap (`timer.rs`), running and stopping a
 //! scheduler (`run.rs`), its driver (`driver.rs`) and its work source (`work.rs`).
@@ -30,15 +31,17 @@ use super::timer::Timers;
 mod deadlock;
 mod parking;
 mod shared;
+mod start;
 mod tasks;
 
-use super::work::{Job, WorkSource};
+use super::work::WorkSource;
 use super::{AbortHook, JoinError};
-use crate::coroutine::{Builder, Coroutine, CoroutineResult, Yielder};
+use crate::coroutine::{Coroutine, CoroutineResult};
 use crate::sched::local::LocalMap;
 use crate::sched::record::{self, Seen};
 pub(crate) use parking::{parking_task, suspend_parked, yield_if_on_green_thread, yield_now};
 pub(crate) use shared::{Shared, TaskHeader, Unparker};
+pub(in crate::sched) use start::Body;
 pub(crate) use tasks::{
     current_locals, current_thread_in_hook, take_current_locals, wake_for_cancel, with_current_record,
 };
@@ -100,13 +103,6 @@ pub(super) enum Step {
     Idle(Option<Instant>),
 }
 
-/// What a green thread's coroutine runs: a boxed body, or the body its join state holds
-/// (reached through a reference to its abort hook).
-pub(super) enum Body {
-    Boxed(Box<dyn FnOnce()>),
-    Held(AbortHook),
-}
-
 /// A green thread spawned on this scheduler that has not started.
 struct Pending {
     body: Box<dyn FnOnce()>,
@@ -124,6 +120,11 @@ pub(crate) struct MigrantTask {
 pub(crate) struct Local {
     pub(super) shared: Arc<Shared>,
     pub(super) ready: RefCell<VecDeque<usize>>,
+    /// The first green thread that the one running now woke while none was ready: it runs
+    /// next, before anything starts (see [`Local::take_next`]).
+    pub(super) next: Cell<Option<usize>>,
+    /// Green threads run in a row from `next`.
+    next_streak: Cell<u32>,
     tasks: RefCell<Vec<Option<TaskSlot>>>,
     free_ids: RefCell<Vec<usize>>,
     pub(super) live: Cell<usize>,
@@ -168,6 +169,11 @@ const DEADLOCK_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Switches of a busy scheduler between two polls of its driver.
 const POLL_INTERVAL: u64 = 64;
+
+/// How many green threads in a row may run from [`Local::next`] before the ready queue and
+/// the unstarted ones get their turn: a pair that keep waking each other holds the others
+/// back by at most this many switches.
+const NEXT_STREAK: u32 = 64;
 
 /// How many spare headers and coroutine boxes a scheduler keeps.
 const SPARES: usize = 256;
@@ -274,6 +280,8 @@ impl Local {
             shared: Arc::new(Shared::new(driver.waker())),
             driver,
             ready: RefCell::new(VecDeque::new()),
+            next: Cell::new(None),
+            next_streak: Cell::new(0),
             tasks: RefCell::new(Vec::new()),
             free_ids: RefCell::new(Vec::new()),
             live: Cell::new(0),
@@ -293,25 +301,6 @@ impl Local {
             #[cfg(test)]
             fault: Cell::new(false),
         }
-    }
-
-    /// The coroutine of a green thread running `body`, on a stack from this thread's pool.
-    /// `stack_size` is the green thread's own, if it asked for one.
-    pub(super) fn make_coroutine(&self, body: Body, stack_size: Option<usize>) -> Result<TaskCoroutine, crate::Error> {
-        let co = Builder::new().stack_size(stack_size.unwrap_or(self.stack_size)).spawn_discoverable(
-            move |_: &Yielder<(), Signal>, ()| match body {
-                Body::Boxed(body) => body(),
-                Body::Held(hook) => hook.run_body(),
-            },
-        )?;
-        Ok(match self.spare_coroutines.borrow_mut().pop() {
-            // Replacing a finished coroutine drops nothing but its state: its stack is gone.
-            Some(mut spare) => {
-                *spare = co;
-                spare
-            }
-            None => Box::new(co),
-        })
     }
 
     /// Enters a green thread in the task table with a fresh header; returns its id.
@@ -381,7 +370,35 @@ impl Local {
                 slot.spare_ref = Some(task);
             }
         }
+        // Woken by the green thread running here (a joined one that finished, the other
+        // end of a channel) while nothing else is ready: its data is in the cache now, so
+        // it runs next, before anything starts (the start policy would start every
+        // unstarted green thread first). Behind ready ones it queues as usual: it would
+        // only run sooner and more often, as would whatever wakes it (a joiner of many
+        // green threads, woken at each one's end, then parks again for the next).
+        if !self.migration
+            && self.current.get().is_some()
+            && self.next.get().is_none()
+            && self.ready.borrow().is_empty()
+        {
+            self.next.set(Some(id));
+            return;
+        }
         self.requeue(id);
+    }
+
+    /// The green thread to run next out of turn, if one was woken by the last one that ran
+    /// and fewer than [`NEXT_STREAK`] ran so in a row; past that it joins the back of the
+    /// ready queue.
+    fn take_next(&self) -> Option<usize> {
+        let id = self.next.take()?;
+        let streak = self.next_streak.get();
+        if streak < NEXT_STREAK {
+            self.next_streak.set(streak + 1);
+            return Some(id);
+        }
+        self.ready.borrow_mut().push_back(id);
+        None
     }
 
     /// Takes a ready, migratable task out of the table, to travel to any worker.
@@ -415,6 +432,11 @@ impl Local {
         }
         self.drain_remote();
         let deadline = self.fire_timers();
+        if let Some(id) = self.take_next() {
+            self.policy.ran_ready();
+            return Step::Ran(self.run_task(id));
+        }
+        self.next_streak.set(0);
         let start = self.policy.start_now(self.ready.borrow().len());
         if start != Start::No {
             if self.start_next(start == Start::Anywhere) {
@@ -455,69 +477,6 @@ impl Local {
                 // listed for a moment after it was joined): look again now and then rather
                 // than sleep for good on a verdict that no longer holds.
                 self.driver.park(Some(timeout.map_or(DEADLOCK_RECHECK, |t| t.min(DEADLOCK_RECHECK))));
-            }
-        }
-    }
-
-    /// Starts a pending green thread or, on a worker, a job from its own deque or (when
-    /// `steal`) from the injector and other workers. False if there was none.
-    fn start_next(&self, steal: bool) -> bool {
-        if self.start_pending() {
-            return true;
-        }
-        let Some(w) = &self.worker else { return false };
-        let job = if steal { w.find_job() } else { w.pop_local() };
-        match job {
-            Some(job) => {
-                self.run_job(job);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Starts the oldest pending green thread of this scheduler; false if none is pending.
-    fn start_pending(&self) -> bool {
-        let Some(Pending { body, abort }) = self.pending.borrow_mut().pop_front() else {
-            return false;
-        };
-        // Pending green threads report to their hooks, so no failure comes back here.
-        drop(self.start(Some(body), abort, false));
-        true
-    }
-
-    /// Creates a green thread's coroutine and runs it until it first gives control back.
-    /// Without a stack, the joiner learns why and the scheduler carries on.
-    fn start(&self, body: Option<Box<dyn FnOnce()>>, abort: AbortHook, migratable: bool) -> Option<JoinError> {
-        let body = match body {
-            Some(body) => Body::Boxed(body),
-            None => Body::Held(Arc::clone(&abort)),
-        };
-        match self.make_coroutine(body, abort.record().stack_size()) {
-            Ok(co) => {
-                let id = self.insert(co, abort, false, migratable);
-                self.run_task(id)
-            }
-            Err(e) => {
-                abort.abort(JoinError::stopped(format!("bobbin: could not start the green thread: {e}")));
-                None
-            }
-        }
-    }
-
-    /// Starts or continues the green thread of a job taken from a deque.
-    fn run_job(&self, job: Job) {
-        // Every runtime task has an abort hook, so no failure is reported back here.
-        match job {
-            Job::Start(start) => {
-                let (body, abort) = start.into_parts();
-                let body = body.map(|b| -> Box<dyn FnOnce()> { b });
-                drop(self.start(body, abort, self.migration));
-            }
-            Job::Resume(m) => {
-                let id = self.insert(m.co, m.hook, false, true);
-                self.tasks.borrow_mut()[id].as_mut().expect("just inserted").locals = m.locals;
-                drop(self.run_task(id));
             }
         }
     }
