@@ -87,6 +87,66 @@ fn spawned_green_threads_start_even_behind_threads_that_never_park() {
     assert!(switches < 40 * SPINNERS as u64, "{switches} yields before the last green thread started");
 }
 
+/// A green thread woken by the one running (here by a send) runs as soon as that one gives
+/// control back: before a green thread that has not started yet.
+#[test]
+fn a_green_thread_woken_by_the_running_one_runs_next() {
+    let log = run(|| {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let (tx, rx) = channel::<()>();
+        let woken_log = Rc::clone(&log);
+        let waiter = spawn(move || {
+            rx.recv().unwrap();
+            woken_log.borrow_mut().push("woken");
+        });
+        yield_now(); // the waiter starts and parks
+        let started_log = Rc::clone(&log);
+        let unstarted = spawn(move || started_log.borrow_mut().push("started"));
+        tx.send(()).unwrap();
+        waiter.join().unwrap();
+        unstarted.join().unwrap();
+        Rc::try_unwrap(log).unwrap().into_inner()
+    });
+    assert_eq!(log, ["woken", "started"]);
+}
+
+/// Two green threads that keep waking each other run out of turn only so many times in a
+/// row: a green thread spawned meanwhile still starts while they go on.
+#[test]
+fn green_threads_that_keep_waking_each_other_do_not_hold_back_the_unstarted_ones() {
+    const ROUNDS: u32 = 10_000;
+    let (started_at, rounds) = run(|| {
+        let round = Rc::new(Cell::new(0u32));
+        let (to_b, from_a) = channel::<()>();
+        let (to_a, from_b) = channel::<()>();
+        let (started_tx, started_rx) = channel::<u32>();
+        let a_round = Rc::clone(&round);
+        let a = spawn(move || {
+            for i in 0..ROUNDS {
+                if i == 1 {
+                    // Spawned while the exchange goes on; it only has to start.
+                    let seen = Rc::clone(&a_round);
+                    let started_tx = started_tx.clone();
+                    drop(spawn(move || started_tx.send(seen.get()).unwrap()));
+                }
+                to_b.send(()).unwrap();
+                from_b.recv().unwrap();
+                a_round.set(a_round.get() + 1);
+            }
+        });
+        let b = spawn(move || {
+            while from_a.recv().is_ok() {
+                let _ = to_a.send(());
+            }
+        });
+        a.join().unwrap();
+        b.join().unwrap();
+        (started_rx.recv().unwrap(), round.get())
+    });
+    assert_eq!(rounds, ROUNDS);
+    assert!(started_at < ROUNDS, "the spawned green thread waited for the whole exchange");
+}
+
 #[test]
 fn run_returns_the_value_and_waits_for_detached_threads() {
     let done = Rc::new(RefCell::new(0));

@@ -169,6 +169,27 @@ fn cancelling_a_finished_green_thread_changes_nothing() {
     assert_eq!(value.unwrap(), 42);
 }
 
+/// A finished green thread's scheduler keeps its bookkeeping for the next green thread; a
+/// cancel through the old handle must not reach the new one.
+#[test]
+fn cancelling_a_finished_green_thread_does_not_reach_the_one_that_took_its_place() {
+    let got = run(|| {
+        let old = spawn(|| ());
+        while !old.is_finished() {
+            yield_now();
+        }
+        let (tx, rx) = channel::<u32>();
+        let new = spawn(move || rx.recv().unwrap());
+        yield_now(); // let it start and park
+        old.cancel();
+        yield_now();
+        tx.send(7).unwrap();
+        (old.join(), new.join())
+    });
+    assert!(got.0.is_ok());
+    assert_eq!(got.1.unwrap(), 7);
+}
+
 #[test]
 fn a_plain_thread_cancels_a_green_thread_parked_on_a_runtime_worker() {
     let (drops, guard) = counter();

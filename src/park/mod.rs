@@ -23,7 +23,7 @@ mod lock;
 mod wake;
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -109,6 +109,13 @@ impl ParkWord {
         }
     }
 
+    /// Makes the word new again (running, epoch zero), for a header that the next green
+    /// thread reuses. Only its owner may call it, once no unparker of the old one exists.
+    #[inline]
+    pub(crate) fn reset(&self) {
+        self.0.store(RUNNING, Ordering::Relaxed);
+    }
+
     /// Marks the owner finished: every outstanding unparker becomes a no-op.
     #[inline]
     pub(crate) fn set_done(&self) {
@@ -138,14 +145,37 @@ pub(crate) trait Home: Send + Sync + Sized + 'static {
 
 /// The part of a green thread that other threads (and unparkers) may hold.
 pub(crate) struct TaskHeader<H> {
-    /// Index of the task in its scheduler's task table.
-    pub(crate) id: usize,
+    /// Index of the task in its scheduler's task table. Atomic only so that the scheduler
+    /// can give a header it holds every reference to to its next task without a unique
+    /// borrow (which costs a read-modify-write of the reference count to prove).
+    id: AtomicUsize,
     pub(crate) park: ParkWord,
     /// The scheduler it belongs to.
     pub(crate) home: Arc<H>,
 }
 
 impl<H> TaskHeader<H> {
+    /// A header for task `id` of scheduler `home`.
+    pub(crate) fn new(id: usize, home: Arc<H>) -> TaskHeader<H> {
+        TaskHeader { id: AtomicUsize::new(id), park: ParkWord::default(), home }
+    }
+
+    /// Index of the task in its scheduler's task table.
+    #[inline]
+    pub(crate) fn id(&self) -> usize {
+        // Relaxed: written by the scheduler's own thread before the header is handed to
+        // any other (through an unparker, published with the park word's Release).
+        self.id.load(Ordering::Relaxed)
+    }
+
+    /// Gives the header to the task at `id`, and a fresh park word: for a header whose
+    /// every reference its scheduler holds (no unparker of its last task is left).
+    #[inline]
+    pub(crate) fn reuse(&self, id: usize) {
+        self.id.store(id, Ordering::Relaxed);
+        self.park.reset();
+    }
+
     /// Names the scheduler the green thread belongs to: the address of its home.
     #[inline]
     pub(crate) fn home_id(&self) -> usize {
@@ -155,7 +185,7 @@ impl<H> TaskHeader<H> {
 
 impl<H> fmt::Debug for TaskHeader<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TaskHeader").field("id", &self.id).field("park", &self.park).finish_non_exhaustive()
+        f.debug_struct("TaskHeader").field("id", &self.id()).field("park", &self.park).finish_non_exhaustive()
     }
 }
 

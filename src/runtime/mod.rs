@@ -262,9 +262,13 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let rt = worker::current_runtime()
-        .expect("bobbin::runtime::spawn called outside a Runtime's green thread: use Runtime::spawn");
-    spawn_on(&rt, f)
+    let (body, abort, handle) = sched::send_task(f);
+    let job = RtJob::Start(StartJob::new(body, abort));
+    if worker::push_current_worker_job(job).is_err() {
+        // The job is dropped unstarted; its joiner would be told so, but the caller errs.
+        panic!("bobbin::runtime::spawn called outside a Runtime's green thread: use Runtime::spawn");
+    }
+    handle
 }
 
 /// [`spawn`] with a [`bobbin::Builder`](crate::Builder)'s name and stack size.
@@ -315,7 +319,7 @@ where
 }
 
 /// Queues a green thread to start: on the calling worker's deque, or the injector.
-fn push_job(rt: &Arc<RtShared>, body: sched::SendBody, abort: sched::SendAbort) {
+fn push_job(rt: &Arc<RtShared>, body: Option<sched::SendBody>, abort: sched::SendAbort) {
     let job = RtJob::Start(StartJob::new(body, abort));
     if let Err(job) = worker::push_worker_job(rt, job) {
         rt.inject(job);

@@ -156,7 +156,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         // from its `Drop`).
         // SAFETY: so the body's borrows outlive it: `'scope` ends only after `run_scope`.
         let body = unsafe { engine::erase_send_body(body) };
-        let job = RtJob::Start(StartJob::new(body, abort));
+        let job = RtJob::Start(StartJob::new(Some(body), abort));
         if let Err(job) = worker::push_worker_job(&self.rt, job) {
             self.rt.inject(job);
         }

@@ -8,7 +8,8 @@
 //! producer then wakes exactly one sleeper. `Thread::unpark` keeps a token, so an unpark
 //! that lands between the re-check and the park is not lost either.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -224,6 +225,10 @@ pub(crate) struct WorkerPart {
     pub(crate) index: usize,
     /// Green threads spawned here that have not started (LIFO).
     starts: Worker<RtJob>,
+    /// On the only worker of its runtime, what it spawns waits here instead of on `starts`,
+    /// the same way round: no worker can steal, so the deque's fence on every pop would buy
+    /// nothing. (`starts` still takes the injector's batches.)
+    alone: Option<RefCell<VecDeque<RtJob>>>,
     /// Suspended green threads ready to continue anywhere (FIFO; with migration only).
     migrants: Worker<RtJob>,
     pub(crate) rt: Arc<RtShared>,
@@ -236,13 +241,22 @@ impl WorkerPart {
         // Any odd seed works for xorshift; spread them so workers pick different victims.
         let seed = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(index as u64 + 1) | 1;
         let WorkerDeques { starts, migrants } = deques;
-        WorkerPart { index, starts, migrants, rt, rng: Cell::new(seed), ticks: Cell::new(0) }
+        let alone = (rt.stealers.len() == 1).then(|| RefCell::new(VecDeque::new()));
+        WorkerPart { index, starts, alone, migrants, rt, rng: Cell::new(seed), ticks: Cell::new(0) }
     }
 
     /// Queues a green thread spawned on this worker.
     pub(crate) fn push_spawn(&self, job: RtJob) {
+        if let Some(alone) = &self.alone {
+            alone.borrow_mut().push_back(job);
+            return;
+        }
         self.starts.push(job);
-        self.rt.notify_one();
+        // The only worker of its runtime is running (it pushes): nobody sleeps who could
+        // take the job, so the fence and look at the idle list would be spent on nothing.
+        if self.rt.stealers.len() > 1 {
+            self.rt.notify_one();
+        }
     }
 
     /// Queues a ready green thread that may continue on any worker.
@@ -260,6 +274,13 @@ impl WorkerPart {
     fn pop_own(&self, oldest_first: bool) -> Option<RtJob> {
         if let Some(job) = self.migrants.pop() {
             return Some(job);
+        }
+        if let Some(alone) = &self.alone {
+            let mut alone = alone.borrow_mut();
+            let job = if oldest_first { alone.pop_front() } else { alone.pop_back() };
+            if job.is_some() {
+                return job;
+            }
         }
         if oldest_first {
             // The old end of a LIFO deque is where thieves take from.
@@ -301,7 +322,8 @@ impl WorkerPart {
     /// Drops every job this worker holds (at shutdown); whether there was any.
     fn drop_own_jobs(&self) -> bool {
         let mut dropped = false;
-        while let Some(job) = self.migrants.pop().or_else(|| self.starts.pop()) {
+        let own = || self.alone.as_ref().and_then(|alone| alone.borrow_mut().pop_back());
+        while let Some(job) = self.migrants.pop().or_else(own).or_else(|| self.starts.pop()) {
             job.abandon(self.rt.stop_reason());
             dropped = true;
         }
@@ -426,6 +448,19 @@ pub(crate) fn push_worker_job(rt: &Arc<RtShared>, job: RtJob) -> Result<(), RtJo
     let mut job = Some(job);
     let _ = CURRENT_WORKER.try_with(|w| {
         if let Some(w) = w.borrow().as_ref().filter(|w| Arc::ptr_eq(&w.rt, rt)) {
+            w.push_spawn(job.take().expect("the job is pushed once"));
+        }
+    });
+    job.map_or(Ok(()), Err)
+}
+
+/// Queues a spawned `job` on the calling worker, whatever its runtime; hands it back if the
+/// caller is not a worker. For `runtime::spawn`, which needs no reference to the runtime
+/// beyond the worker's own.
+pub(crate) fn push_current_worker_job(job: RtJob) -> Result<(), RtJob> {
+    let mut job = Some(job);
+    let _ = CURRENT_WORKER.try_with(|w| {
+        if let Some(w) = w.borrow().as_ref() {
             w.push_spawn(job.take().expect("the job is pushed once"));
         }
     });

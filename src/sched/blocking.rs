@@ -38,7 +38,7 @@ struct Pool {
 
 #[derive(Default)]
 struct PoolState {
-    queue: VecDeque<(SendBody, SendAbort)>,
+    queue: VecDeque<(Option<SendBody>, SendAbort)>,
     threads: usize,
     idle: usize,
 }
@@ -112,10 +112,13 @@ where
 fn worker(pool: &'static Pool) {
     let mut state = pool.state.lock().unwrap_or_else(|e| e.into_inner());
     loop {
-        if let Some((body, _abort)) = state.queue.pop_front() {
+        if let Some((body, abort)) = state.queue.pop_front() {
             drop(state);
             // The body catches the closure's panic and completes the join itself.
-            body();
+            match body {
+                Some(body) => body(),
+                None => abort.run_body(),
+            }
             state = pool.state.lock().unwrap_or_else(|e| e.into_inner());
             continue;
         }

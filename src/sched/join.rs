@@ -17,28 +17,65 @@ use crate::park::{Lock, LockGuard};
 /// A panic payload.
 pub(crate) type Payload = Box<dyn Any + Send + 'static>;
 
-/// The body of a green thread that any worker may start.
+/// The body of a green thread that any worker may start, boxed apart from its join state;
+/// `None` in a [`StartJob`](super::work::StartJob) whose join state holds the body (see
+/// [`send_task`]).
 pub(crate) type SendBody = Box<dyn FnOnce() + Send>;
 
 /// Reports a failure to the joiner of a green thread whose body never finished (its stack
 /// overflowed, or its scheduler shut down before it started). It is the green thread's own
 /// join state, so holding one costs a reference count, not an allocation.
 ///
-/// Through it the scheduler also reaches the green thread's [`TaskRecord`].
+/// Through it the scheduler also reaches the green thread's [`TaskRecord`], and, for a
+/// green thread of [`send_task`], its body.
 pub(crate) trait Abort {
-    /// Completes the join with `error`.
+    /// Completes the join with `error`; drops the body first if it is held here and has
+    /// not run.
     fn abort(&self, error: JoinError);
     /// The green thread's record: its identity, stack size and cancel flag.
     fn record(&self) -> &TaskRecord;
+    /// Runs the body held here, on the green thread's stack, and completes the join. Only
+    /// asked of the hook of a job whose body is not boxed apart (`send_task`'s).
+    fn run_body(&self) {
+        unreachable!("bobbin: a green thread's body was looked for in a join state that does not hold it");
+    }
 }
 
-impl<T> Abort for JoinState<T> {
+impl<T> Abort for JoinState<T, ()> {
     fn abort(&self, error: JoinError) {
         self.complete(Err(error));
     }
 
     fn record(&self) -> &TaskRecord {
         &self.record
+    }
+}
+
+/// The body of a green thread of [`send_task`], in its join state until it starts.
+type HeldBody<F> = Lock<Option<F>>;
+
+impl<F, T> Abort for JoinState<T, HeldBody<F>>
+where
+    F: FnOnce() -> T,
+{
+    fn abort(&self, error: JoinError) {
+        // A green thread that never ran: what its closure holds goes before the joiner
+        // learns why (as a boxed body is dropped before its hook is told).
+        let body = self.held.lock().take();
+        drop(body);
+        self.complete(Err(error));
+    }
+
+    fn record(&self) -> &TaskRecord {
+        &self.record
+    }
+
+    fn run_body(&self) {
+        let f = self.held.lock().take();
+        match f {
+            Some(f) => run_body(self, f),
+            None => unreachable!("bobbin: a green thread's body ran twice"),
+        }
     }
 }
 
@@ -49,38 +86,46 @@ pub(crate) type AbortHook = Arc<dyn Abort>;
 pub(crate) type SendAbort = Arc<dyn Abort + Send + Sync>;
 
 /// A green thread's parts: the body a scheduler runs, and the handle that waits for it.
-/// The body is `Send` exactly when `F` and `T` are.
 ///
 /// A green thread cancelled before its body starts never runs it. Its green-thread locals
 /// are dropped on its own stack before its joiner learns how it ended.
-pub(crate) fn task_parts<F, T>(f: F, record: TaskRecord) -> (impl FnOnce(), Arc<JoinState<T>>, JoinHandle<T>)
+pub(crate) fn task_parts<F, T>(f: F, record: TaskRecord) -> (impl FnOnce(), AbortHook, JoinHandle<T>)
 where
     F: FnOnce() -> T + 'static,
     T: 'static,
 {
-    let state: Arc<JoinState<T>> = Arc::new(JoinState::new(record));
+    let state: Arc<JoinState<T, ()>> = Arc::new(JoinState::new(record));
     let done = Arc::clone(&state);
-    let aborted = Arc::clone(&state);
-    let body = move || {
-        if done.record.is_cancelled() {
-            drop(f);
-            return done.complete(Err(JoinError::cancelled(done.record.thread())));
-        }
-        let mut result = panic::catch_unwind(AssertUnwindSafe(f));
-        if super::local::any_in_use() {
-            if let Err(payload) = panic::catch_unwind(super::local::drop_current_locals) {
-                if result.is_ok() {
-                    result = Err(payload);
-                }
-            }
-        }
-        done.finish(result);
-    };
+    let body = move || run_body(&done, f);
+    let aborted: AbortHook = state.clone();
     (body, aborted, JoinHandle { state })
 }
 
-/// [`task_parts`] type-erased as `Send` parts, for the multi-threaded runtime.
-pub(crate) fn send_task<F, T>(f: F) -> (SendBody, SendAbort, JoinHandle<T>)
+/// Runs a green thread's body `f` on its own stack and completes its join `state`: the
+/// closure of [`task_parts`] and the held body of [`send_task`] alike.
+fn run_body<F, T, B: ?Sized>(state: &JoinState<T, B>, f: F)
+where
+    F: FnOnce() -> T,
+{
+    if state.record.is_cancelled() {
+        drop(f);
+        return state.complete(Err(JoinError::cancelled(state.record.thread())));
+    }
+    let mut result = panic::catch_unwind(AssertUnwindSafe(f));
+    if super::local::any_in_use() {
+        if let Err(payload) = panic::catch_unwind(super::local::drop_current_locals) {
+            if result.is_ok() {
+                result = Err(payload);
+            }
+        }
+    }
+    state.finish(result);
+}
+
+/// A green thread whose body any worker may start: the join state holds the body, so the
+/// green thread costs one allocation, and the returned abort hook runs it
+/// ([`Abort::run_body`]); the body part is `None`.
+pub(crate) fn send_task<F, T>(f: F) -> (Option<SendBody>, SendAbort, JoinHandle<T>)
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -89,13 +134,14 @@ where
 }
 
 /// [`send_task`] with a record made by a [`Builder`](crate::Builder).
-pub(crate) fn send_task_with<F, T>(f: F, record: TaskRecord) -> (SendBody, SendAbort, JoinHandle<T>)
+pub(crate) fn send_task_with<F, T>(f: F, record: TaskRecord) -> (Option<SendBody>, SendAbort, JoinHandle<T>)
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let (body, abort, handle) = task_parts(f, record);
-    (Box::new(body), abort, handle)
+    let state: Arc<JoinState<T, HeldBody<F>>> = Arc::new(JoinState::with_held(record, Lock::new(Some(f))));
+    let abort: SendAbort = state.clone();
+    (None, abort, JoinHandle { state })
 }
 
 /// A green thread's final state.
@@ -106,16 +152,29 @@ struct JoinInner<T> {
     waiter: Option<Unparker>,
 }
 
-pub(crate) struct JoinState<T> {
+/// What a green thread's joiner and the green thread share: how it ended, its record, and
+/// (`held`) its body until it starts, for a green thread of [`send_task`]; `()` for the
+/// others. The handle sees `held` type-erased, so `JoinHandle<T>` does not name the
+/// closure's type.
+pub(crate) struct JoinState<T, B: ?Sized = dyn Any + Send + Sync> {
     inner: Lock<JoinInner<T>>,
     record: TaskRecord,
+    held: B,
 }
 
-impl<T> JoinState<T> {
+impl<T> JoinState<T, ()> {
     pub(crate) fn new(record: TaskRecord) -> Self {
-        JoinState { inner: Lock::new(JoinInner { result: None, waiter: None }), record }
+        JoinState::with_held(record, ())
     }
+}
 
+impl<T, B> JoinState<T, B> {
+    fn with_held(record: TaskRecord, held: B) -> Self {
+        JoinState { inner: Lock::new(JoinInner { result: None, waiter: None }), record, held }
+    }
+}
+
+impl<T, B: ?Sized> JoinState<T, B> {
     fn lock(&self) -> LockGuard<'_, JoinInner<T>> {
         self.inner.lock()
     }
@@ -521,6 +580,40 @@ mod tests {
     #[test]
     fn a_join_state_of_a_small_value_stays_small() {
         let arc = 2 * std::mem::size_of::<usize>();
-        assert!(arc + std::mem::size_of::<JoinState<u64>>() <= 120, "{}", std::mem::size_of::<JoinState<u64>>());
+        assert!(
+            arc + std::mem::size_of::<JoinState<u64, ()>>() <= 120,
+            "{}",
+            std::mem::size_of::<JoinState<u64, ()>>()
+        );
+    }
+
+    /// A green thread whose body its join state holds, dropped unstarted: the closure goes
+    /// (with what it owns) before the joiner hears why, and the body can no longer run.
+    #[test]
+    fn an_aborted_held_body_is_dropped_before_its_joiner_is_told() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        struct Probe(Arc<AtomicBool>);
+        impl Drop for Probe {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let dropped = Arc::new(AtomicBool::new(false));
+        let probe = Probe(Arc::clone(&dropped));
+        let (body, abort, handle) = send_task(move || drop(probe));
+        assert!(body.is_none(), "the join state holds the body");
+        assert!(!handle.is_finished());
+        abort.abort(JoinError::stopped("stopped for the test".into()));
+        assert!(dropped.load(Ordering::SeqCst));
+        let err = handle.join().unwrap_err();
+        assert_eq!(err.to_string(), "stopped for the test");
+    }
+
+    /// The body a join state holds runs once, through the abort hook, and completes the join.
+    #[test]
+    fn a_held_body_runs_through_its_hook_and_completes_the_join() {
+        let (_, abort, handle) = send_task(|| 6 * 7);
+        abort.run_body();
+        assert_eq!(handle.join().unwrap(), 42);
     }
 }

@@ -7,8 +7,11 @@
 //! unfinished green thread, receiving from an empty channel, sleeping) or by returning.
 //!
 //! Scheduling is fair: a green thread that yields runs again only after every other ready
-//! green thread has run once. Spawned green threads wait in a queue of their own and start
-//! as the ready ones make room: at once while fewer than 64 green threads are ready, and
+//! green thread has run once. A green thread woken by the running one (a joiner whose
+//! green thread finished, a receiver it sent to) while no other is ready runs as soon as
+//! that one gives control back, before unstarted ones start (at most 64 times in a row).
+//! Spawned green threads wait in a queue of their own and start as the ready ones make
+//! room: at once while fewer than 64 green threads are ready, and
 //! otherwise `1 + ready/16` after each full round of the ready queue. Short-lived green
 //! threads so reuse a few hot stacks instead of cycling through one cold stack each, and
 //! green threads behind many that never park still start within a number of switches

@@ -32,7 +32,7 @@
 use std::cell::Cell;
 use std::panic;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Weak;
+use std::sync::Arc;
 
 use super::scheduler::{self, TaskHeader};
 use super::thread::GreenThread;
@@ -88,8 +88,10 @@ pub(crate) struct TaskRecord {
     thread: GreenThread,
     cancel: AtomicU8,
     /// The header of the green thread while it sits in a scheduler's task table; the lock
-    /// also orders the cancel flag against the table (see the module docs).
-    slot: Lock<Option<Weak<TaskHeader>>>,
+    /// also orders the cancel flag against the table (see the module docs). A reference the
+    /// scheduler lends and takes back, with its header, for the next green thread: no
+    /// reference count moves on the way in or out.
+    slot: Lock<Option<Arc<TaskHeader>>>,
 }
 
 impl TaskRecord {
@@ -118,18 +120,19 @@ impl TaskRecord {
         self.cancel.load(Ordering::Relaxed) == UNWINDING
     }
 
-    /// Records that a scheduler took the green thread into its table under `header`.
-    /// Returns whether it was cancelled, read in the same critical section.
-    pub(crate) fn entered(&self, header: &std::sync::Arc<TaskHeader>) -> bool {
+    /// Records that a scheduler took the green thread into its table under `header` (a
+    /// reference lent until [`left`](TaskRecord::left)). Returns whether it was cancelled,
+    /// read in the same critical section.
+    pub(crate) fn entered(&self, header: Arc<TaskHeader>) -> bool {
         let mut slot = self.slot.lock();
-        *slot = Some(std::sync::Arc::downgrade(header));
+        *slot = Some(header);
         self.is_cancelled()
     }
 
     /// Records that the green thread left its scheduler's table (finished, or on its way
-    /// to another worker). Drops the weak reference, so the header can be reused.
-    pub(crate) fn left(&self) {
-        *self.slot.lock() = None;
+    /// to another worker); hands back the reference lent by `entered`.
+    pub(crate) fn left(&self) -> Option<Arc<TaskHeader>> {
+        self.slot.lock().take()
     }
 
     /// Cancels the green thread; if it sits in a scheduler's table, asks that scheduler to
@@ -139,7 +142,7 @@ impl TaskRecord {
             let slot = self.slot.lock();
             // Relaxed inside the lock: the lock orders it (module docs).
             let _ = self.cancel.compare_exchange(NOT_CANCELLED, CANCELLED, Ordering::Relaxed, Ordering::Relaxed);
-            slot.as_ref().and_then(Weak::upgrade)
+            slot.clone()
         };
         if let Some(header) = header {
             scheduler::wake_for_cancel(header);

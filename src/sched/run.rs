@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::record::TaskRecord;
-use super::scheduler::{in_scheduler, CurrentGuard, Local, Step};
+use super::scheduler::{in_scheduler, Body, CurrentGuard, Local, Step};
 use super::thread::GreenThread;
 use super::work::WorkSource;
 use super::{JoinError, JoinState};
@@ -25,11 +25,12 @@ pub(crate) fn run_scheduler(main: Box<dyn FnOnce()>) {
     super::stall::register(&local.stall);
     let _current = CurrentGuard::set(&local);
 
-    let co = local.make_coroutine(main, None).unwrap_or_else(|e| panic!("bobbin::run could not start: {e}"));
+    let co =
+        local.make_coroutine(Body::Boxed(main), None).unwrap_or_else(|e| panic!("bobbin::run could not start: {e}"));
     // The main green thread reports to `run`, not to a joiner: its join state only holds
     // its record.
     let record = TaskRecord::new(GreenThread::new(None));
-    let id = local.insert(co, Arc::new(JoinState::<()>::new(record)), true, false);
+    let id = local.insert(co, Arc::new(JoinState::<(), ()>::new(record)), true, false);
     local.ready.borrow_mut().push_back(id);
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| scheduler_loop(&local)));
     match outcome {
@@ -132,6 +133,7 @@ impl Local {
         loop {
             self.drain_remote();
             self.ready.borrow_mut().clear();
+            self.next.set(None);
             self.timers.borrow_mut().clear();
             self.unwind_all(reason);
             let dropped_any = w.drop_jobs();

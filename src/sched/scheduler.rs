@@ -1,10 +1,11 @@
 //! The per-thread scheduler: its task table, run queue and timers, one step of it, and the
 //! thread-local through which the green threads it runs reach it.
 //!
-//! Kept in one file (about 690 lines): every function here reads or writes the task table
+//! Kept in one file (about 640 lines): every function here reads or writes the task table
 //! and the ready queue, whose invariants (a task is in the table while alive; in the ready
-//! queue at most once; its header's park word is DONE once it leaves) are easiest to check
-//! in one place. What needs only a narrow part of it lives beside it: the part other
+//! queue, or in the `next` slot, at most once; its header's park word is DONE once it
+//! leaves) are easiest to check in one place. What needs only a narrow part of it lives
+//! beside it: starting green threads (`scheduler/start.rs`), the part other
 //! threads reach (`scheduler/shared.rs`), the deadlock check (`scheduler/deadlock.rs`),
 //! the start policy (`policy.rs`), the timer heap (`timer.rs`), running and stopping a
 //! scheduler (`run.rs`), its driver (`driver.rs`) and its work source (`work.rs`).
@@ -18,7 +19,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,16 +31,17 @@ use super::timer::Timers;
 mod deadlock;
 mod parking;
 mod shared;
+mod start;
 mod tasks;
 
-use super::work::{Job, WorkSource};
+use super::work::WorkSource;
 use super::{AbortHook, JoinError};
-use crate::coroutine::{Builder, Coroutine, CoroutineResult, Yielder};
-use crate::park::ParkWord;
+use crate::coroutine::{Coroutine, CoroutineResult};
 use crate::sched::local::LocalMap;
 use crate::sched::record::{self, Seen};
 pub(crate) use parking::{parking_task, suspend_parked, yield_if_on_green_thread, yield_now};
 pub(crate) use shared::{Shared, TaskHeader, Unparker};
+pub(in crate::sched) use start::Body;
 pub(crate) use tasks::{
     current_locals, current_thread_in_hook, take_current_locals, wake_for_cancel, with_current_record,
 };
@@ -64,6 +66,9 @@ struct TaskSlot {
     /// be handed to its next unparker: references travel from unparker to unparker instead
     /// of being counted up at every park and down at every wake-up.
     spare_ref: Option<Arc<TaskHeader>>,
+    /// The reference to `header` lent to the green thread's record while it sits in the
+    /// table, back here once [`Local::remove`] took the slot out.
+    lent: Option<Arc<TaskHeader>>,
     parked: Option<&'static str>,
     /// The green thread's join state: reports a failure, and holds its record.
     hook: AbortHook,
@@ -78,6 +83,15 @@ struct TaskSlot {
     migratable: bool,
     /// When it entered this table, for unwinding the youngest first.
     entered: u64,
+}
+
+/// A header of a finished green thread, with every reference to it, for the next one.
+struct SpareHeader {
+    header: Arc<TaskHeader>,
+    /// The reference the next green thread's record borrows.
+    lent: Arc<TaskHeader>,
+    /// The reference the next green thread's first park gives its unparker, if kept.
+    spare_ref: Option<Arc<TaskHeader>>,
 }
 
 /// What one [`Local::step`] did.
@@ -106,6 +120,11 @@ pub(crate) struct MigrantTask {
 pub(crate) struct Local {
     pub(super) shared: Arc<Shared>,
     pub(super) ready: RefCell<VecDeque<usize>>,
+    /// The first green thread that the one running now woke while none was ready: it runs
+    /// next, before anything starts (see [`Local::take_next`]).
+    pub(super) next: Cell<Option<usize>>,
+    /// Green threads run in a row from `next`.
+    next_streak: Cell<u32>,
     tasks: RefCell<Vec<Option<TaskSlot>>>,
     free_ids: RefCell<Vec<usize>>,
     pub(super) live: Cell<usize>,
@@ -125,7 +144,7 @@ pub(crate) struct Local {
     migration: bool,
     /// Headers of finished green threads that nothing else references, and the boxes of
     /// finished coroutines, for the next green threads to reuse instead of allocating.
-    spare_headers: RefCell<Vec<Arc<TaskHeader>>>,
+    spare_headers: RefCell<Vec<SpareHeader>>,
     spare_coroutines: RefCell<Vec<TaskCoroutine>>,
     /// The buffer `drain_remote` swaps with `shared.remote`: the two take turns, so waking
     /// from another thread allocates nothing once both have grown.
@@ -150,6 +169,11 @@ const DEADLOCK_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Switches of a busy scheduler between two polls of its driver.
 const POLL_INTERVAL: u64 = 64;
+
+/// How many green threads in a row may run from [`Local::next`] before the ready queue and
+/// the unstarted ones get their turn: a pair that keep waking each other holds the others
+/// back by at most this many switches.
+const NEXT_STREAK: u32 = 64;
 
 /// How many spare headers and coroutine boxes a scheduler keeps.
 const SPARES: usize = 256;
@@ -256,6 +280,8 @@ impl Local {
             shared: Arc::new(Shared::new(driver.waker())),
             driver,
             ready: RefCell::new(VecDeque::new()),
+            next: Cell::new(None),
+            next_streak: Cell::new(0),
             tasks: RefCell::new(Vec::new()),
             free_ids: RefCell::new(Vec::new()),
             live: Cell::new(0),
@@ -277,26 +303,6 @@ impl Local {
         }
     }
 
-    /// The coroutine of a green thread running `body`, on a stack from this thread's pool.
-    /// `stack_size` is the green thread's own, if it asked for one.
-    pub(super) fn make_coroutine(
-        &self,
-        body: Box<dyn FnOnce()>,
-        stack_size: Option<usize>,
-    ) -> Result<TaskCoroutine, crate::Error> {
-        let co = Builder::new()
-            .stack_size(stack_size.unwrap_or(self.stack_size))
-            .spawn_discoverable(move |_: &Yielder<(), Signal>, ()| body())?;
-        Ok(match self.spare_coroutines.borrow_mut().pop() {
-            // Replacing a finished coroutine drops nothing but its state: its stack is gone.
-            Some(mut spare) => {
-                *spare = co;
-                spare
-            }
-            None => Box::new(co),
-        })
-    }
-
     /// Enters a green thread in the task table with a fresh header; returns its id.
     /// `main` marks the main green thread of `run`.
     pub(super) fn insert(&self, co: TaskCoroutine, hook: AbortHook, main: bool, migratable: bool) -> usize {
@@ -305,22 +311,27 @@ impl Local {
             tasks.push(None);
             tasks.len() - 1
         });
-        let header = match self.spare_headers.borrow_mut().pop() {
-            Some(mut header) => {
-                Arc::get_mut(&mut header).expect("a spare header is referenced by nothing else").id = id;
-                header
+        let spare = self.spare_headers.borrow_mut().pop();
+        let SpareHeader { header, lent, spare_ref } = match spare {
+            Some(spare) => {
+                spare.header.reuse(id);
+                spare
             }
-            None => Arc::new(TaskHeader { id, park: ParkWord::default(), home: Arc::clone(&self.shared) }),
+            None => {
+                let header = Arc::new(TaskHeader::new(id, Arc::clone(&self.shared)));
+                SpareHeader { lent: Arc::clone(&header), header, spare_ref: None }
+            }
         };
         let entered = self.entered.get();
         self.entered.set(entered + 1);
         // A cancellation that came first is seen by the green thread's next park point.
-        let cancel = if hook.record().entered(&header) { Seen::Cancelled } else { Seen::No };
+        let cancel = if hook.record().entered(lent) { Seen::Cancelled } else { Seen::No };
         self.tasks.borrow_mut()[id] = Some(TaskSlot {
             cancel,
             co: Some(co),
             header,
-            spare_ref: None,
+            spare_ref,
+            lent: None,
             parked: None,
             hook,
             main,
@@ -348,7 +359,7 @@ impl Local {
     /// made ready, and keeps that reference for the task's next unparker. Does nothing if
     /// the task is no longer in its slot (it finished, or migrated, since the wake-up).
     fn requeue_woken(&self, task: Arc<TaskHeader>) {
-        let id = task.id;
+        let id = task.id();
         {
             let mut tasks = self.tasks.borrow_mut();
             let Some(slot) = tasks.get_mut(id).and_then(Option::as_mut).filter(|s| Arc::ptr_eq(&s.header, &task))
@@ -359,7 +370,35 @@ impl Local {
                 slot.spare_ref = Some(task);
             }
         }
+        // Woken by the green thread running here (a joined one that finished, the other
+        // end of a channel) while nothing else is ready: its data is in the cache now, so
+        // it runs next, before anything starts (the start policy would start every
+        // unstarted green thread first). Behind ready ones it queues as usual: it would
+        // only run sooner and more often, as would whatever wakes it (a joiner of many
+        // green threads, woken at each one's end, then parks again for the next).
+        if !self.migration
+            && self.current.get().is_some()
+            && self.next.get().is_none()
+            && self.ready.borrow().is_empty()
+        {
+            self.next.set(Some(id));
+            return;
+        }
         self.requeue(id);
+    }
+
+    /// The green thread to run next out of turn, if one was woken by the last one that ran
+    /// and fewer than [`NEXT_STREAK`] ran so in a row; past that it joins the back of the
+    /// ready queue.
+    fn take_next(&self) -> Option<usize> {
+        let id = self.next.take()?;
+        let streak = self.next_streak.get();
+        if streak < NEXT_STREAK {
+            self.next_streak.set(streak + 1);
+            return Some(id);
+        }
+        self.ready.borrow_mut().push_back(id);
+        None
     }
 
     /// Takes a ready, migratable task out of the table, to travel to any worker.
@@ -376,9 +415,9 @@ impl Local {
 
     /// Takes a task out of the table: its unparkers become no-ops and its id is free.
     fn remove(&self, id: usize) -> Option<TaskSlot> {
-        let slot = self.tasks.borrow_mut()[id].take()?;
+        let mut slot = self.tasks.borrow_mut()[id].take()?;
         slot.header.park.set_done();
-        slot.hook.record().left();
+        slot.lent = slot.hook.record().left();
         self.free_ids.borrow_mut().push(id);
         self.live.set(self.live.get() - 1);
         Some(slot)
@@ -393,6 +432,11 @@ impl Local {
         }
         self.drain_remote();
         let deadline = self.fire_timers();
+        if let Some(id) = self.take_next() {
+            self.policy.ran_ready();
+            return Step::Ran(self.run_task(id));
+        }
+        self.next_streak.set(0);
         let start = self.policy.start_now(self.ready.borrow().len());
         if start != Start::No {
             if self.start_next(start == Start::Anywhere) {
@@ -433,64 +477,6 @@ impl Local {
                 // listed for a moment after it was joined): look again now and then rather
                 // than sleep for good on a verdict that no longer holds.
                 self.driver.park(Some(timeout.map_or(DEADLOCK_RECHECK, |t| t.min(DEADLOCK_RECHECK))));
-            }
-        }
-    }
-
-    /// Starts a pending green thread or, on a worker, a job from its own deque or (when
-    /// `steal`) from the injector and other workers. False if there was none.
-    fn start_next(&self, steal: bool) -> bool {
-        if self.start_pending() {
-            return true;
-        }
-        let Some(w) = &self.worker else { return false };
-        let job = if steal { w.find_job() } else { w.pop_local() };
-        match job {
-            Some(job) => {
-                self.run_job(job);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Starts the oldest pending green thread of this scheduler; false if none is pending.
-    fn start_pending(&self) -> bool {
-        let Some(Pending { body, abort }) = self.pending.borrow_mut().pop_front() else {
-            return false;
-        };
-        // Pending green threads report to their hooks, so no failure comes back here.
-        drop(self.start(body, abort, false));
-        true
-    }
-
-    /// Creates a green thread's coroutine and runs it until it first gives control back.
-    /// Without a stack, the joiner learns why and the scheduler carries on.
-    fn start(&self, body: Box<dyn FnOnce()>, abort: AbortHook, migratable: bool) -> Option<JoinError> {
-        match self.make_coroutine(body, abort.record().stack_size()) {
-            Ok(co) => {
-                let id = self.insert(co, abort, false, migratable);
-                self.run_task(id)
-            }
-            Err(e) => {
-                abort.abort(JoinError::stopped(format!("bobbin: could not start the green thread: {e}")));
-                None
-            }
-        }
-    }
-
-    /// Starts or continues the green thread of a job taken from a deque.
-    fn run_job(&self, job: Job) {
-        // Every runtime task has an abort hook, so no failure is reported back here.
-        match job {
-            Job::Start(start) => {
-                let (body, abort) = start.into_parts();
-                drop(self.start(body, abort, self.migration));
-            }
-            Job::Resume(m) => {
-                let id = self.insert(m.co, m.hook, false, true);
-                self.tasks.borrow_mut()[id].as_mut().expect("just inserted").locals = m.locals;
-                drop(self.run_task(id));
             }
         }
     }
@@ -625,14 +611,17 @@ impl Local {
         if spare_cos.len() < SPARES {
             spare_cos.push(co);
         }
-        let TaskSlot { mut header, spare_ref, hook, main, .. } = self.remove(id)?;
-        drop(spare_ref);
+        let TaskSlot { header, spare_ref, lent, hook, main, .. } = self.remove(id)?;
         let mut spare_headers = self.spare_headers.borrow_mut();
-        if spare_headers.len() < SPARES {
-            // No unparker holds the header, so no stale wake-up can reach its next task.
-            if let Some(h) = Arc::get_mut(&mut header) {
-                h.park = ParkWord::default();
-                spare_headers.push(header);
+        if let (true, Some(lent)) = (spare_headers.len() < SPARES, lent) {
+            // Every reference held here, and no weak one (a cancel request in flight): no
+            // unparker of the finished green thread is left to wake its header's next one.
+            let held = 2 + usize::from(spare_ref.is_some());
+            if Arc::strong_count(&header) == held && Arc::weak_count(&header) == 0 {
+                // Acquire: whatever the threads that dropped their references did with the
+                // header (their last wake-up) comes before its reuse.
+                fence(Ordering::Acquire);
+                spare_headers.push(SpareHeader { header, lent, spare_ref });
             }
         }
         (!main).then_some(hook)

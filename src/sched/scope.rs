@@ -670,7 +670,7 @@ mod tests {
         let counted = Arc::new(AtomicBool::new(false));
         let probe = Probe { scope: Arc::clone(&scope), counted: Arc::clone(&counted) };
         let (body, abort, handle) = scoped_parts(&scope, move || drop(probe));
-        drop(StartJob::new(Box::new(body), abort));
+        drop(StartJob::new(Some(Box::new(body)), abort));
         assert!(counted.load(Ordering::SeqCst), "the scope stopped counting before the closure was dropped");
         assert_eq!(scope.state.lock().running, 0);
         assert!(!handle.join().unwrap_err().is_panic());

@@ -17,27 +17,28 @@ use super::{JoinError, SendAbort, SendBody};
 
 /// A green thread that has not started: `Send` closures, so any worker may start it.
 /// If it is dropped unstarted (the runtime shut down first), its joiner is told so.
+///
+/// The body is boxed apart, or `None` when the abort hook (the join state) holds it.
 pub(crate) struct StartJob {
-    body: Option<SendBody>,
-    abort: Option<SendAbort>,
+    parts: Option<(Option<SendBody>, SendAbort)>,
 }
 
 impl StartJob {
-    pub(crate) fn new(body: SendBody, abort: SendAbort) -> StartJob {
-        StartJob { body: Some(body), abort: Some(abort) }
+    pub(crate) fn new(body: Option<SendBody>, abort: SendAbort) -> StartJob {
+        StartJob { parts: Some((body, abort)) }
     }
 
     /// The body and abort hook, for the worker that starts the green thread.
-    pub(crate) fn into_parts(mut self) -> (SendBody, SendAbort) {
-        match (self.body.take(), self.abort.take()) {
-            (Some(body), Some(abort)) => (body, abort),
-            _ => unreachable!("a start job is taken apart once"),
+    pub(crate) fn into_parts(mut self) -> (Option<SendBody>, SendAbort) {
+        match self.parts.take() {
+            Some(parts) => parts,
+            None => unreachable!("a start job is taken apart once"),
         }
     }
 
     /// Drops the green thread unstarted, telling its joiner `reason`.
     pub(crate) fn abandon(mut self, reason: String) {
-        if let (Some(body), Some(abort)) = (self.body.take(), self.abort.take()) {
+        if let Some((body, abort)) = self.parts.take() {
             drop(body);
             abort.abort(JoinError::stopped(reason));
         }
@@ -46,7 +47,7 @@ impl StartJob {
 
 impl Drop for StartJob {
     fn drop(&mut self) {
-        if let (Some(_), Some(abort)) = (self.body.take(), self.abort.take()) {
+        if let Some((_, abort)) = self.parts.take() {
             abort.abort(JoinError::stopped("bobbin: the runtime shut down before this green thread started".into()));
         }
     }

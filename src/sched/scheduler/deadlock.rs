@@ -44,10 +44,10 @@ impl Local {
     /// unparker of a parked task is alive, or a descriptor is registered with the driver.
     pub(super) fn can_be_woken_from_outside(&self) -> bool {
         let tasks = self.tasks.borrow();
-        // A header referenced only by its slot (and its spare reference) has no unparker
-        // anywhere.
+        // A header referenced only by its slot, its record (which the slot lent it) and its
+        // spare reference has no unparker anywhere.
         let any_unparker =
-            tasks.iter().flatten().any(|s| Arc::strong_count(&s.header) > 1 + usize::from(s.spare_ref.is_some()));
+            tasks.iter().flatten().any(|s| Arc::strong_count(&s.header) > 2 + usize::from(s.spare_ref.is_some()));
         (any_unparker && other_threads_exist())
             || self.driver.has_sources()
             // Last: a thread that used its unparker and exited before the look at the

@@ -80,12 +80,12 @@ impl Local {
     fn wake_cancelled(&self, task: &Arc<TaskHeader>) {
         let parked = {
             let mut tasks = self.tasks.borrow_mut();
-            let Some(slot) = tasks.get_mut(task.id).and_then(Option::as_mut).filter(|s| Arc::ptr_eq(&s.header, task))
+            let Some(slot) = tasks.get_mut(task.id()).and_then(Option::as_mut).filter(|s| Arc::ptr_eq(&s.header, task))
             else {
                 return;
             };
             slot.cancel = slot.cancel.max(Seen::Cancelled);
-            if self.current.get() == Some(task.id) {
+            if self.current.get() == Some(task.id()) {
                 record::set_running(Seen::Cancelled);
             }
             slot.parked.is_some()
@@ -101,7 +101,7 @@ impl Local {
         let epoch = task.park.epoch();
         if task.park.is_state(PARKED) && Unparker::for_task(Arc::clone(task), epoch).unpark() {
             // This wake-up, no other, ended the park: the green thread unwinds as it returns.
-            if let Some(slot) = self.tasks.borrow_mut().get_mut(task.id).and_then(Option::as_mut) {
+            if let Some(slot) = self.tasks.borrow_mut().get_mut(task.id()).and_then(Option::as_mut) {
                 slot.cancel = Seen::Woken;
             }
         }

@@ -1,0 +1,109 @@
+//! Starting green threads: the coroutine a green thread's body runs on, and where a
+//! scheduler takes the next one to start from (its own pending ones, then, on a runtime
+//! worker, its deque, the injector and other workers).
+
+use std::sync::Arc;
+
+use super::{AbortHook, JoinError, Local, Pending, Signal, TaskCoroutine};
+use crate::coroutine::{Builder, Yielder};
+use crate::sched::work::Job;
+
+/// What a green thread's coroutine runs: a boxed body, or the body its join state holds
+/// (reached through a reference to its abort hook).
+pub(in crate::sched) enum Body {
+    Boxed(Box<dyn FnOnce()>),
+    Held(AbortHook),
+}
+
+impl Local {
+    /// The coroutine of a green thread running `body`, on a stack from this thread's pool.
+    /// `stack_size` is the green thread's own, if it asked for one.
+    pub(in crate::sched) fn make_coroutine(
+        &self,
+        body: Body,
+        stack_size: Option<usize>,
+    ) -> Result<TaskCoroutine, crate::Error> {
+        let co = Builder::new().stack_size(stack_size.unwrap_or(self.stack_size)).spawn_discoverable(
+            move |_: &Yielder<(), Signal>, ()| match body {
+                Body::Boxed(body) => body(),
+                Body::Held(hook) => hook.run_body(),
+            },
+        )?;
+        Ok(match self.spare_coroutines.borrow_mut().pop() {
+            // Replacing a finished coroutine drops nothing but its state: its stack is gone.
+            Some(mut spare) => {
+                *spare = co;
+                spare
+            }
+            None => Box::new(co),
+        })
+    }
+
+    /// Starts a pending green thread or, on a worker, a job from its own deque or (when
+    /// `steal`) from the injector and other workers. False if there was none.
+    pub(super) fn start_next(&self, steal: bool) -> bool {
+        if self.start_pending() {
+            return true;
+        }
+        let Some(w) = &self.worker else { return false };
+        let job = if steal { w.find_job() } else { w.pop_local() };
+        match job {
+            Some(job) => {
+                self.run_job(job);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Starts the oldest pending green thread of this scheduler; false if none is pending.
+    pub(super) fn start_pending(&self) -> bool {
+        let Some(Pending { body, abort }) = self.pending.borrow_mut().pop_front() else {
+            return false;
+        };
+        // Pending green threads report to their hooks, so no failure comes back here.
+        drop(self.start(Some(body), abort, false));
+        true
+    }
+
+    /// Creates a green thread's coroutine and runs it until it first gives control back.
+    /// Without a stack, the joiner learns why and the scheduler carries on.
+    pub(super) fn start(
+        &self,
+        body: Option<Box<dyn FnOnce()>>,
+        abort: AbortHook,
+        migratable: bool,
+    ) -> Option<JoinError> {
+        let body = match body {
+            Some(body) => Body::Boxed(body),
+            None => Body::Held(Arc::clone(&abort)),
+        };
+        match self.make_coroutine(body, abort.record().stack_size()) {
+            Ok(co) => {
+                let id = self.insert(co, abort, false, migratable);
+                self.run_task(id)
+            }
+            Err(e) => {
+                abort.abort(JoinError::stopped(format!("bobbin: could not start the green thread: {e}")));
+                None
+            }
+        }
+    }
+
+    /// Starts or continues the green thread of a job taken from a deque.
+    pub(super) fn run_job(&self, job: Job) {
+        // Every runtime task has an abort hook, so no failure is reported back here.
+        match job {
+            Job::Start(start) => {
+                let (body, abort) = start.into_parts();
+                let body = body.map(|b| -> Box<dyn FnOnce()> { b });
+                drop(self.start(body, abort, self.migration));
+            }
+            Job::Resume(m) => {
+                let id = self.insert(m.co, m.hook, false, true);
+                self.tasks.borrow_mut()[id].as_mut().expect("just inserted").locals = m.locals;
+                drop(self.run_task(id));
+            }
+        }
+    }
+}
