@@ -196,7 +196,7 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// ```
     #[inline(always)]
     pub fn resume(&mut self, input: I) -> CoroutineResult<Y, R> {
-        match self.resume_unless_finished(input) {
+        match resume_unless_finished(self.raw.resume(input)) {
             Some(result) => result,
             None => refused(Refusal::Finished),
         }
@@ -204,10 +204,10 @@ impl<I, Y, R> Coroutine<I, Y, R> {
 
     /// Like [`resume`](Coroutine::resume), except that a coroutine that was already done
     /// gives `None` (a generator's `next` after its end). One check of the coroutine's
-    /// state serves both.
+    /// state serves both. For a loop of resumes: its end is handled out of line.
     #[inline(always)]
     pub(crate) fn resume_unless_finished(&mut self, input: I) -> Option<CoroutineResult<Y, R>> {
-        resume_unless_finished(&mut self.raw, input)
+        resume_unless_finished(self.raw.resume_in_loop(input))
     }
 
     /// Like [`resume`](Coroutine::resume), with every failure as an error.
@@ -287,10 +287,10 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     }
 }
 
-/// [`Coroutine::resume_unless_finished`] for a coroutine of any lifetime.
+/// What [`Coroutine::resume_unless_finished`] makes of a resume's outcome.
 #[inline(always)]
-fn resume_unless_finished<I, Y, R>(raw: &mut RawCoroutine<'_, I, Y, R>, input: I) -> Option<CoroutineResult<Y, R>> {
-    match raw.resume(input) {
+fn resume_unless_finished<Y, R>(resumed: Resumed<Y, R>) -> Option<CoroutineResult<Y, R>> {
+    match resumed {
         Resumed::Yield(y) => Some(CoroutineResult::Yield(y)),
         Resumed::Return(r) => Some(CoroutineResult::Return(r)),
         Resumed::Panicked(payload) => panic::resume_unwind(payload),
@@ -404,7 +404,7 @@ impl<'a, I, Y, R> ScopedCoroutine<'a, I, Y, R> {
     /// ```
     #[inline(always)]
     pub fn resume(&mut self, input: I) -> CoroutineResult<Y, R> {
-        match self.resume_unless_finished(input) {
+        match resume_unless_finished(self.raw.resume(input)) {
             Some(result) => result,
             None => refused(Refusal::Finished),
         }
@@ -444,9 +444,10 @@ impl<'a, I, Y, R> ScopedCoroutine<'a, I, Y, R> {
         self.raw.done()
     }
 
+    /// As [`Coroutine::resume_unless_finished`].
     #[inline(always)]
     pub(crate) fn resume_unless_finished(&mut self, input: I) -> Option<CoroutineResult<Y, R>> {
-        resume_unless_finished(&mut self.raw, input)
+        resume_unless_finished(self.raw.resume_in_loop(input))
     }
 }
 
