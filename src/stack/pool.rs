@@ -410,22 +410,12 @@ pub(crate) fn take_spare(size: usize) -> Option<Stack> {
     Some(unsafe { Stack::from_raw(raw) })
 }
 
-/// Takes a stack of `size` bytes (rounded up to pages) for a coroutine: this thread's
-/// spare if it has that size, otherwise one from this thread's pool.
-#[inline]
-pub(crate) fn pooled_stack(size: usize) -> Result<Stack, Error> {
-    match take_spare_any() {
-        Some(spare) if spare.size() == size => Ok(spare),
-        spare => pooled_stack_slow(size, spare),
-    }
-}
-
-/// [`pooled_stack`] when the spare is missing or its size is not literally the one asked
-/// for (which may still round to it).
+/// A stack of `size` bytes (rounded up to pages) for a coroutine, when [`take_spare`] found
+/// no spare of exactly that size: the spare if `size` rounds to its size, otherwise one
+/// from this thread's pool (the spare, if any, goes back to its own).
 #[cold]
-#[inline(never)]
-fn pooled_stack_slow(size: usize, spare: Option<Stack>) -> Result<Stack, Error> {
-    if let Some(spare) = spare {
+pub(crate) fn pooled_stack(size: usize) -> Result<Stack, Error> {
+    if let Some(spare) = take_spare_any() {
         if checked_stack_size(size).is_ok_and(|rounded| rounded == spare.size()) {
             return Ok(spare);
         }
