@@ -13,6 +13,19 @@ fn main() {
         }
         return;
     }
+    if std::env::args().nth(1).as_deref() == Some("tokio") {
+        let mut args = std::env::args().skip(2).map(|s| s.parse::<u64>().unwrap());
+        let n = args.next().unwrap_or(20);
+        let workers = args.next().unwrap_or(1) as usize;
+        let runs = args.next().unwrap_or(1);
+        let rt = bobbin_bench::workloads::tokio_multi_thread(workers);
+        for _ in 0..runs {
+            let t = std::time::Instant::now();
+            let r = bobbin_bench::workloads::tokio_run(&rt, bobbin_bench::workloads::fib_tokio(n));
+            println!("tokio fib({n}) = {r} on {workers} worker(s): {:?}", t.elapsed());
+        }
+        return;
+    }
     let mut args = std::env::args().skip(1).map(|s| s.parse::<u64>().unwrap());
     let n = args.next().unwrap_or(20);
     let workers = args.next().unwrap_or(1) as usize;

@@ -1,4 +1,4 @@
-//! Making a coroutine: its stack (the thread's spare, or one from its pool), the closure
+//! Making a coroutine: its stack (one of the thread's spares, or one from its pool), the closure
 //! and first frame placed at the top of that stack, and the first Rust code that runs
 //! there ([`entry`]).
 
@@ -112,7 +112,7 @@ impl<'a, I, Y, R> RawCoroutine<'a, I, Y, R> {
     }
 }
 
-/// A stack of `size` bytes for a new coroutine: this thread's spare if it has exactly
+/// A stack of `size` bytes for a new coroutine: the newest of this thread's spares if it has exactly
 /// that size, else one from the thread's pool.
 ///
 /// Only the second way makes sure the fault handler and this thread's alternate signal

@@ -1,4 +1,4 @@
-//! `StackPool` and the per-thread pools (with a one-stack spare in front of them) that let
+//! `StackPool` and the per-thread pools (with a few spare stacks in front of them) that let
 //! creating a coroutine cost no system call in the steady state.
 
 use super::*;
@@ -351,68 +351,96 @@ fn with_pool_of_rounded_size<R>(size: usize, f: impl FnOnce(&mut StackPool) -> R
         .ok_or_else(|| Error::InvalidStackSize { size, reason: "the thread's stack pool is not available here" })
 }
 
+/// How many finished coroutines' stacks a thread keeps in front of its pools. A scheduler
+/// that starts several green threads before the first of them finishes finds one for
+/// each; beyond that, stacks go back to the pool.
+pub(super) const MAX_SPARES: usize = 8;
+
+/// [`Spares::top`] before the thread's [`SpareGuard`] is registered.
+const UNGUARDED: usize = MAX_SPARES + 1;
+/// [`Spares::top`] once the thread's [`SpareGuard`] ran.
+const GONE: usize = MAX_SPARES + 2;
+
+/// The stacks the coroutine layer gave back last on a thread, kept in front of its pools:
+/// a program that creates and finishes coroutines one after another (a generator per
+/// call, say) reuses them without looking its pool up, and so does a scheduler whose
+/// green threads start a few at a time and finish later.
+///
+/// Raw pointers and a count in a thread-local without a destructor, rather than a
+/// collection of `Stack`s: such a thread-local is a plain load and store, where one with a
+/// destructor is a call that checks whether it was registered. [`SpareGuard`] drops the
+/// spares when the thread exits.
+///
+/// A spare keeps the tag of the coroutine that used it: nothing runs on it, so the fault
+/// handler can never find it, and the next coroutine tags it before it runs. Anything else
+/// that takes it (its pool, or dropping it) clears the tag.
+struct Spares {
+    /// Stacks given up with [`Stack::into_raw`], oldest first: those below `top`.
+    stacks: [Cell<*mut Carved>; MAX_SPARES],
+    /// How many `stacks` holds, from 0 to [`MAX_SPARES`] while [`SpareGuard`] is
+    /// registered; [`UNGUARDED`] before, [`GONE`] after it ran. Either of those reads as
+    /// full to [`recycle_stack`] and as empty to [`take_spare`], so the fast paths make
+    /// one comparison.
+    top: Cell<usize>,
+}
+
 thread_local! {
-    /// The stack the coroutine layer gave back last on this thread, kept in front of the
-    /// pools: a program that creates and finishes coroutines one after another (a
-    /// generator per call, say) reuses it without looking its pool up. Null when there is
-    /// none; otherwise a stack given up with [`Stack::into_raw`].
-    ///
-    /// A raw pointer rather than an `Option<Stack>`: a thread-local without a destructor
-    /// is a plain load and store, where one with a destructor is a call that checks
-    /// whether it was registered. [`SpareGuard`] drops the spare when the thread exits.
-    ///
-    /// A spare keeps the tag of the coroutine that used it: nothing runs on it, so the
-    /// fault handler can never find it, and the next coroutine tags it before it runs.
-    /// Anything else that takes it (its pool, or dropping it) clears the tag.
-    static SPARE: Cell<*mut Carved> = const { Cell::new(std::ptr::null_mut()) };
-    /// Whether a spare may be kept: [`SpareGuard`] is registered ([`GUARDED`]), not yet
-    /// ([`UNGUARDED`]), or already ran ([`GONE`]).
-    static SPARE_STATE: Cell<u8> = const { Cell::new(UNGUARDED) };
+    static SPARES: Spares = const {
+        Spares { stacks: [const { Cell::new(std::ptr::null_mut()) }; MAX_SPARES], top: Cell::new(UNGUARDED) }
+    };
     static SPARE_GUARD: SpareGuard = const { SpareGuard };
 }
 
-const UNGUARDED: u8 = 0;
-const GUARDED: u8 = 1;
-const GONE: u8 = 2;
-
-/// Drops this thread's spare when the thread exits, and keeps later ones from being set.
+/// Drops this thread's spares when the thread exits, and keeps later ones from being set.
 struct SpareGuard;
 
 impl Drop for SpareGuard {
     fn drop(&mut self) {
-        SPARE_STATE.set(GONE);
-        if let Some(spare) = take_spare_any() {
+        while let Some(spare) = take_spare_any() {
             return_to_pool(spare);
         }
+        SPARES.with(|s| s.top.set(GONE));
     }
 }
 
-/// Takes this thread's spare, if it has one.
+impl Spares {
+    /// The newest spare, if there is one and it has exactly `size` bytes (any size for
+    /// `None`).
+    #[inline(always)]
+    fn take_newest(&self, size: Option<usize>) -> Option<Stack> {
+        let index = self.top.get().wrapping_sub(1);
+        if index >= MAX_SPARES {
+            return None;
+        }
+        let raw = self.stacks[index].get();
+        // SAFETY: every slot below `top` holds a live stack given up with
+        // `Stack::into_raw` (`recycle_stack`); reading its size does not take it.
+        if size.is_some_and(|size| unsafe { &*raw }.size != size) {
+            return None;
+        }
+        self.top.set(index);
+        // SAFETY: lowering `top` past the slot took the only live copy of the pointer, and
+        // it is not null (it was set from a `Stack`).
+        Some(unsafe { Stack::from_raw(NonNull::new_unchecked(raw)) })
+    }
+}
+
+/// Takes the newest of this thread's spares, if it has one.
 #[inline(always)]
 fn take_spare_any() -> Option<Stack> {
-    let raw = NonNull::new(SPARE.replace(std::ptr::null_mut()))?;
-    // SAFETY: a non-null spare was put there by `recycle_stack` from `Stack::into_raw`, and
-    // replacing it with null took the only copy.
-    Some(unsafe { Stack::from_raw(raw) })
+    SPARES.with(|s| s.take_newest(None))
 }
 
-/// This thread's spare, if it has one of exactly `size` bytes (one of another size stays).
+/// The newest of this thread's spares, if it has exactly `size` bytes (one of another
+/// size stays).
 #[inline]
 pub(crate) fn take_spare(size: usize) -> Option<Stack> {
-    let raw = NonNull::new(SPARE.get())?;
-    // SAFETY: a non-null spare is a live stack given up with `Stack::into_raw`; reading
-    // its size does not take it.
-    if unsafe { raw.as_ref() }.size != size {
-        return None;
-    }
-    SPARE.set(std::ptr::null_mut());
-    // SAFETY: as in `take_spare_any`; setting the slot to null took the only copy.
-    Some(unsafe { Stack::from_raw(raw) })
+    SPARES.with(|s| s.take_newest(Some(size)))
 }
 
 /// A stack of `size` bytes (rounded up to pages) for a coroutine, when [`take_spare`] found
-/// no spare of exactly that size: the spare if `size` rounds to its size, otherwise one
-/// from this thread's pool (the spare, if any, goes back to its own).
+/// no spare of exactly that size: the newest spare if `size` rounds to its size, otherwise
+/// one from this thread's pool (that spare, if any, goes back to its own).
 #[cold]
 pub(crate) fn pooled_stack(size: usize) -> Result<Stack, Error> {
     if let Some(spare) = take_spare_any() {
@@ -424,27 +452,29 @@ pub(crate) fn pooled_stack(size: usize) -> Result<Stack, Error> {
     with_thread_pool(size, |p| p.get())?
 }
 
-/// Hands back the stack of a coroutine that finished: it becomes this thread's spare, and
-/// the spare it replaces goes back to its pool (or is dropped if the pool is unavailable,
-/// as during thread exit).
+/// Hands back the stack of a coroutine that finished: it becomes this thread's newest
+/// spare, or, when the thread has [`MAX_SPARES`], goes back to its pool (it is dropped if
+/// the pool is unavailable, as during thread exit).
 #[inline]
 pub(crate) fn recycle_stack(stack: Stack) {
-    if SPARE_STATE.get() != GUARDED {
-        return recycle_unguarded(stack);
-    }
-    if let Some(previous) = NonNull::new(SPARE.replace(stack.into_raw().as_ptr())) {
-        // SAFETY: as in `take_spare_any`: the replaced pointer came from `Stack::into_raw`, and
-        // this was its only copy.
-        return_to_pool(unsafe { Stack::from_raw(previous) });
-    }
+    SPARES.with(|s| {
+        let top = s.top.get();
+        if top >= MAX_SPARES {
+            return recycle_slow(stack);
+        }
+        s.stacks[top].set(stack.into_raw().as_ptr());
+        s.top.set(top + 1);
+    })
 }
 
-/// [`recycle_stack`] before this thread's [`SpareGuard`] is registered, or after it ran.
+/// [`recycle_stack`] with every spare slot taken, before this thread's [`SpareGuard`] is
+/// registered, or after it ran.
 #[cold]
 #[inline(never)]
-fn recycle_unguarded(stack: Stack) {
-    if SPARE_STATE.get() == UNGUARDED && SPARE_GUARD.try_with(|_| ()).is_ok() {
-        SPARE_STATE.set(GUARDED);
+fn recycle_slow(stack: Stack) {
+    let first = SPARES.with(|s| s.top.get() == UNGUARDED);
+    if first && SPARE_GUARD.try_with(|_| ()).is_ok() {
+        SPARES.with(|s| s.top.set(0));
         return recycle_stack(stack);
     }
     return_to_pool(stack);

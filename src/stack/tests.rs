@@ -90,6 +90,29 @@ fn a_threads_spare_stack_is_released_when_the_thread_exits() {
 }
 
 #[test]
+fn a_thread_keeps_a_few_spares_newest_first_and_pools_the_rest() {
+    std::thread::spawn(|| {
+        let size = 20 * 1024;
+        let stacks: Vec<Stack> = (0..MAX_SPARES + 3).map(|_| Stack::new(size).unwrap()).collect();
+        let tops: Vec<usize> = stacks.iter().map(|s| s.top() as usize).collect();
+        let pooled = || with_thread_pool(size, |p| p.cached()).unwrap();
+        assert_eq!(pooled(), 0);
+        stacks.into_iter().for_each(recycle_stack);
+        // The first MAX_SPARES are the spares; the three after them went to the pool.
+        assert_eq!(pooled(), 3);
+        for expected in tops[..MAX_SPARES].iter().rev() {
+            let spare = take_spare(size).expect("a spare of this size");
+            assert_eq!(spare.top() as usize, *expected, "spares come back newest first");
+            drop(spare);
+        }
+        assert!(take_spare(size).is_none());
+        assert_eq!(pooled(), 3);
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
 fn a_pool_keeps_as_many_stacks_as_it_made_and_no_more_of_others() {
     let mut pool = StackPool::new(16 * 1024).unwrap();
     pool.set_min_kept(4);
