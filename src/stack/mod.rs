@@ -586,9 +586,9 @@ impl fmt::Debug for Stack {
 }
 
 mod pool;
-pub(crate) use pool::{pooled_stack, recycle_stack, take_spare};
 #[cfg(test)]
 use pool::MAX_SPARES;
+pub(crate) use pool::{pooled_stack, recycle_stack, take_spare};
 pub use pool::{with_thread_pool, StackPool};
 
 #[cfg(test)]
