@@ -3,7 +3,6 @@
 //! green thread share, which also holds the green thread's [`TaskRecord`].
 
 use std::any::Any;
-use std::cell::UnsafeCell;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
@@ -53,30 +52,7 @@ impl<T> Abort for JoinState<T, ()> {
 }
 
 /// The body of a green thread of [`send_task`], in its join state until it starts.
-///
-/// Taken once, by whoever holds the green thread's start: the thread that runs it
-/// ([`Abort::run_body`], on its stack) or the one that gives up on it unstarted or failed
-/// ([`Abort::abort`]). That is one thread at a time, and the job or green thread changes
-/// threads only through a queue that orders the moves (a deque, the injector, a channel's
-/// lock), so the body needs no lock of its own. The join handle, the other holder of the
-/// join state, never touches it.
-struct HeldBody<F>(UnsafeCell<Option<F>>);
-
-// SAFETY: the cell is used only by the one thread that holds the green thread's start at a
-// time (see above); `F: Send` because that may be another thread than the one that made it.
-unsafe impl<F: Send> Sync for HeldBody<F> {}
-
-impl<F> HeldBody<F> {
-    /// Takes the body, if it is still here.
-    ///
-    /// # Safety
-    /// Only the holder of the green thread's start may call it (see [`HeldBody`]).
-    unsafe fn take(&self) -> Option<F> {
-        // SAFETY: no other reference to the cell's contents exists while its one user runs
-        // this (see the caller's contract), and none outlives the call.
-        unsafe { (*self.0.get()).take() }
-    }
-}
+type HeldBody<F> = Lock<Option<F>>;
 
 impl<F, T> Abort for JoinState<T, HeldBody<F>>
 where
@@ -85,9 +61,7 @@ where
     fn abort(&self, error: JoinError) {
         // A green thread that never ran: what its closure holds goes before the joiner
         // learns why (as a boxed body is dropped before its hook is told).
-        // SAFETY: an abort hook is called by the holder of the green thread's start: the
-        // owner of its unstarted job, or its scheduler once its coroutine failed.
-        let body = unsafe { self.held.take() };
+        let body = self.held.lock().take();
         drop(body);
         self.complete(Err(error));
     }
@@ -97,9 +71,7 @@ where
     }
 
     fn run_body(&self) {
-        // SAFETY: the body runs on the green thread's own stack, which only the holder of
-        // its start runs.
-        let f = unsafe { self.held.take() };
+        let f = self.held.lock().take();
         match f {
             Some(f) => run_body(self, f),
             None => unreachable!("bobbin: a green thread's body ran twice"),
@@ -167,8 +139,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let state: Arc<JoinState<T, HeldBody<F>>> =
-        Arc::new(JoinState::with_held(record, HeldBody(UnsafeCell::new(Some(f)))));
+    let state: Arc<JoinState<T, HeldBody<F>>> = Arc::new(JoinState::with_held(record, Lock::new(Some(f))));
     let abort: SendAbort = state.clone();
     (None, abort, JoinHandle { state })
 }

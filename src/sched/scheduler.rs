@@ -59,10 +59,7 @@ pub(crate) enum Signal {
 type TaskCoroutine = Box<Coroutine<(), Signal, ()>>;
 
 struct TaskSlot {
-    /// Boxed so that taking it out of the table to run it moves a pointer. Declared before
-    /// `hook`, so that a suspended coroutine is dropped (unwound) before it: the coroutine
-    /// of a green thread whose body its join state holds reaches it through a pointer to
-    /// the hook (`start::Body::Held`).
+    /// Boxed so that taking it out of the table to run it moves a pointer.
     co: Option<TaskCoroutine>,
     header: Arc<TaskHeader>,
     /// A second reference to `header`, kept from the wake-up that made the task ready, to
@@ -114,7 +111,6 @@ struct Pending {
 
 /// A suspended, ready green thread travelling to whichever worker takes it.
 pub(crate) struct MigrantTask {
-    /// Before `hook`, as in [`TaskSlot`].
     co: TaskCoroutine,
     hook: AbortHook,
     locals: Option<Rc<LocalMap>>,

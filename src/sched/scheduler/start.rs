@@ -2,19 +2,17 @@
 //! scheduler takes the next one to start from (its own pending ones, then, on a runtime
 //! worker, its deque, the injector and other workers).
 
-use std::ptr::NonNull;
+use std::sync::Arc;
 
 use super::{AbortHook, JoinError, Local, Pending, Signal, TaskCoroutine};
 use crate::coroutine::{Builder, Yielder};
-use crate::sched::join::Abort;
 use crate::sched::work::Job;
 
-/// What a green thread's coroutine runs: a boxed body, or the body its join state holds.
+/// What a green thread's coroutine runs: a boxed body, or the body its join state holds
+/// (reached through a reference to its abort hook).
 pub(in crate::sched) enum Body {
     Boxed(Box<dyn FnOnce()>),
-    /// Reached through the green thread's abort hook, which its scheduler holds (see
-    /// [`Local::start`]).
-    Held(NonNull<dyn Abort>),
+    Held(AbortHook),
 }
 
 impl Local {
@@ -28,12 +26,7 @@ impl Local {
         let co = Builder::new().stack_size(stack_size.unwrap_or(self.stack_size)).spawn_discoverable(
             move |_: &Yielder<(), Signal>, ()| match body {
                 Body::Boxed(body) => body(),
-                // SAFETY: the hook outlives the coroutine's run: `start` moves the `Arc` it
-                // points into into the task's slot with the coroutine, and the slot, or the
-                // migrant record that replaces it, declares the coroutine first, so it is
-                // dropped (and a suspended one unwound) before the hook; a finished one is
-                // retired, hook and all, only after its body returned.
-                Body::Held(hook) => unsafe { hook.as_ref() }.run_body(),
+                Body::Held(hook) => hook.run_body(),
             },
         )?;
         Ok(match self.spare_coroutines.borrow_mut().pop() {
@@ -83,9 +76,7 @@ impl Local {
     ) -> Option<JoinError> {
         let body = match body {
             Some(body) => Body::Boxed(body),
-            // Not a second reference to count up and down per green thread: see
-            // `make_coroutine`.
-            None => Body::Held(NonNull::from(&*abort)),
+            None => Body::Held(Arc::clone(&abort)),
         };
         match self.make_coroutine(body, abort.record().stack_size()) {
             Ok(co) => {
