@@ -392,6 +392,22 @@ impl WorkSource for WorkerPart {
         self.find_any_job().map(RtJob::into_job)
     }
 
+    fn take_newest_start(&self, key: *const ()) -> Option<Job> {
+        let newest_is_it = |job: &RtJob| matches!(job, RtJob::Start(start) if start.is_for(key));
+        if let Some(alone) = &self.alone {
+            let mut alone = alone.borrow_mut();
+            return if alone.back().is_some_and(newest_is_it) { alone.pop_back().map(RtJob::into_job) } else { None };
+        }
+        // The owner's end of the deque is its newest job; one that is not it goes back on
+        // top, where it was (a thief takes from the other end).
+        let job = self.starts.pop()?;
+        if newest_is_it(&job) {
+            return Some(job.into_job());
+        }
+        self.starts.push(job);
+        None
+    }
+
     fn push_migrant(&self, task: MigrantTask) {
         let permit = self.rt.migration.expect("the scheduler offers migrants only with migration allowed");
         self.push_migrant_job(RtJob::Resume(Movable::new(task, permit)));

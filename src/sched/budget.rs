@@ -36,6 +36,19 @@ pub(crate) fn refill() {
 /// Never inlined: a green thread that yields here may continue on another OS thread (with
 /// migration allowed), and its caller must not keep this thread-local's address across
 /// the yield.
+/// What the running green thread has left, for a scheduler that runs another green thread
+/// on its stack ([`scheduler::start_joined`]) and gives it back after.
+#[inline]
+pub(crate) fn left() -> u32 {
+    LEFT.get()
+}
+
+/// Gives back what [`left`] returned.
+#[inline]
+pub(crate) fn restore(left: u32) {
+    LEFT.set(left);
+}
+
 #[inline(never)]
 pub(crate) fn spend() {
     let left = LEFT.get();

@@ -234,6 +234,11 @@ impl<T> JoinHandle<T> {
     /// Waits for the green thread to finish; returns its value, or a [`JoinError`] saying
     /// why there is none. Spends one unit of the cooperative budget.
     ///
+    /// A green thread that has not started and is the newest one waiting to start on the
+    /// caller's scheduler (one just spawned there, as a rule) is started at once: it runs
+    /// on its own stack as its own green thread, as if the scheduler had started it next,
+    /// and the caller waits as usual if it has not finished when it parks or yields.
+    ///
     /// # Examples
     /// ```
     /// let (ok, failed) = bobbin::run(|| {
@@ -246,6 +251,9 @@ impl<T> JoinHandle<T> {
     /// ```
     pub fn join(self) -> Result<T, JoinError> {
         budget::spend();
+        // A child that has not started and is next to start here starts now, from this
+        // stack, and is likely to have finished when it comes back.
+        scheduler::start_joined(Arc::as_ptr(&self.state).cast::<()>());
         loop {
             let mut inner = self.state.lock();
             if let Some(result) = inner.result.take() {

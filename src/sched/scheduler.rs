@@ -41,6 +41,7 @@ use crate::sched::local::LocalMap;
 use crate::sched::record::{self, Seen};
 pub(crate) use parking::{parking_task, suspend_parked, yield_if_on_green_thread, yield_now};
 pub(crate) use shared::{Shared, TaskHeader, Unparker};
+pub(crate) use start::start_joined;
 pub(in crate::sched) use start::Body;
 pub(crate) use tasks::{
     current_locals, current_thread_in_hook, take_current_locals, wake_for_cancel, with_current_record,
@@ -194,6 +195,14 @@ thread_local! {
 #[inline(never)]
 fn with_local<R>(f: impl FnOnce(&Local) -> R) -> Option<R> {
     CURRENT.try_with(|c| c.borrow().as_deref().map(f)).ok().flatten()
+}
+
+/// The scheduler running on this thread, if any, for a caller that runs green threads
+/// itself ([`start_joined`]) and so may not hold the thread-local's borrow meanwhile.
+/// Never inlined, as [`with_local`].
+#[inline(never)]
+fn current_local() -> Option<Rc<Local>> {
+    CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
 }
 
 /// Whether a green thread is running on this thread.

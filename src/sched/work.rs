@@ -7,6 +7,7 @@
 //! or stops, never on the switch path: whether ready green threads may move to another
 //! worker is cached in the scheduler as a flag.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::driver::Driver;
@@ -34,6 +35,11 @@ impl StartJob {
             Some(parts) => parts,
             None => unreachable!("a start job is taken apart once"),
         }
+    }
+
+    /// Whether this starts the green thread whose join state (its abort hook) is at `key`.
+    pub(crate) fn is_for(&self, key: *const ()) -> bool {
+        self.parts.as_ref().is_some_and(|(_, abort)| Arc::as_ptr(abort).cast::<()>() == key)
     }
 
     /// Drops the green thread unstarted, telling its joiner `reason`.
@@ -67,6 +73,9 @@ pub(crate) trait WorkSource {
     fn pop_local(&self) -> Option<Job>;
     /// A job from anywhere: this worker's own, the runtime's shared queue, other workers.
     fn find_job(&self) -> Option<Job>;
+    /// The newest green thread spawned on this worker, if it has not started and its join
+    /// state is at `key` (see [`StartJob::is_for`]); otherwise `None`, and nothing moves.
+    fn take_newest_start(&self, key: *const ()) -> Option<Job>;
     /// Offers a ready green thread that may continue on any worker. Called only when the
     /// scheduler was started with migration allowed.
     fn push_migrant(&self, task: MigrantTask);

@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
-use super::{AbortHook, JoinError, Local, Pending, Signal, TaskCoroutine};
+use super::{current_local, AbortHook, JoinError, Local, Pending, Signal, TaskCoroutine};
+use crate::coroutine;
 use crate::coroutine::{Builder, Yielder};
 use crate::sched::work::Job;
+use crate::sched::{budget, record};
 
 /// What a green thread's coroutine runs: a boxed body, or the body its join state holds
 /// (reached through a reference to its abort hook).
@@ -15,7 +17,64 @@ pub(in crate::sched) enum Body {
     Held(AbortHook),
 }
 
+/// Starts the green thread whose join state is at `key` now, from the stack of the green
+/// thread that is about to wait for it, if it has not started and is the newest one
+/// waiting to start on this scheduler (its own spawn, as a rule); returns whether it did.
+///
+/// The child runs on its own stack, as its own green thread, exactly as if the scheduler
+/// had started it next; only the switch into it is made from the joiner's stack, and it
+/// comes back there when the child finishes, parks or yields. The joiner then finds the
+/// child's result without parking, or parks as before. Starting it so keeps the calls and
+/// returns of the two stacks matched, which the CPU's return prediction needs: a joiner
+/// that parked and was resumed later would return through frames whose return addresses
+/// the predictor lost meanwhile (`bench-results/return-prediction.md`).
+///
+/// Not done for a caller on the stack of a coroutine it drives (its park would be relayed),
+/// nor for a cancelled one (it parks, and unwinds there).
+pub(crate) fn start_joined(key: *const ()) -> bool {
+    if coroutine::current_suspender::<(), Signal>().is_none() {
+        return false;
+    }
+    // A cancelled joiner goes on to park, where it unwinds; the child stays unstarted.
+    if record::running_now() != record::Seen::No {
+        return false;
+    }
+    let Some(local) = current_local() else { return false };
+    let Some(joiner) = local.current.get() else { return false };
+    let Some(start) = local.take_newest_unstarted(key) else { return false };
+    // What running the child changes of the joiner's state, set back after.
+    let (seen, left) = (record::running_now(), budget::left());
+    match start {
+        Unstarted::Pending(Pending { body, abort }) => drop(local.start(Some(body), abort, false)),
+        Unstarted::Job(job) => local.run_job(job),
+    }
+    local.current.set(Some(joiner));
+    local.stall.enter(joiner);
+    record::set_running(seen);
+    budget::restore(left);
+    true
+}
+
+/// A green thread taken out of its queue to start on a joiner's stack.
+enum Unstarted {
+    /// Spawned on this scheduler (`bobbin::spawn`).
+    Pending(Pending),
+    /// Spawned on this runtime worker.
+    Job(Job),
+}
+
 impl Local {
+    /// The newest unstarted green thread of this scheduler if its join state is at `key`.
+    fn take_newest_unstarted(&self, key: *const ()) -> Option<Unstarted> {
+        {
+            let mut pending = self.pending.borrow_mut();
+            if pending.back().is_some_and(|p| Arc::as_ptr(&p.abort).cast::<()>() == key) {
+                return pending.pop_back().map(Unstarted::Pending);
+            }
+        }
+        self.worker.as_ref()?.take_newest_start(key).map(Unstarted::Job)
+    }
+
     /// The coroutine of a green thread running `body`, on a stack from this thread's pool.
     /// `stack_size` is the green thread's own, if it asked for one.
     pub(in crate::sched) fn make_coroutine(
