@@ -10,6 +10,11 @@
 //! the start policy (`policy.rs`), the timer heap (`timer.rs`), running and stopping a
 //! scheduler (`run.rs`), its driver (`driver.rs`) and its work source (`work.rs`).
 //!
+//! A green thread may run another from its own stack: `join` on a child that has not
+//! started starts it there (`start_joined`, in `scheduler/start.rs`), so `run_task` can be
+//! entered while another green thread is running; it holds no borrow of the tables while
+//! a green thread runs, and `start_joined` sets the joiner's running state back after.
+//!
 //! The one thread-local "current scheduler" pointer of the crate is [`CURRENT`], below:
 //! `spawn`, `yield_now`, parking and same-thread wake-ups find the scheduler through it.
 //! Wake-ups from other threads go through the scheduler's [`Shared`] part instead: a
