@@ -111,6 +111,40 @@ fn a_joiner_that_starts_children_in_a_loop_still_lets_others_run() {
     assert!(ticks_during_loop > 0, "the ticker never ran while the joiner looped");
 }
 
+/// Sets its flag when dropped, unwinding or not.
+struct SetOnDrop(Rc<Cell<bool>>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.set(true);
+    }
+}
+
+#[test]
+fn a_joiner_cancelled_by_the_child_it_started_unwinds_at_its_next_park_point() {
+    let (result, passed) = run(|| {
+        let (passed, done) = (Rc::new(Cell::new(false)), Rc::new(Cell::new(false)));
+        let handle: Rc<RefCell<Option<JoinHandle<()>>>> = Rc::new(RefCell::new(None));
+        let (p, d, h) = (Rc::clone(&passed), Rc::clone(&done), Rc::clone(&handle));
+        let joiner = spawn(move || {
+            let _done = SetOnDrop(d);
+            // The child cancels its joiner through the joiner's handle.
+            let child = spawn(move || h.borrow().as_ref().expect("the handle is set").cancel());
+            child.join().unwrap();
+            yield_now();
+            p.set(true);
+        });
+        *handle.borrow_mut() = Some(joiner);
+        while !done.get() {
+            yield_now();
+        }
+        let joiner = handle.borrow_mut().take().unwrap();
+        (joiner.join(), passed.get())
+    });
+    assert!(result.unwrap_err().is_cancelled());
+    assert!(!passed, "the joiner ran past the park point after its cancellation");
+}
+
 #[test]
 fn fib_with_a_green_thread_per_call_is_right_on_one_and_two_workers() {
     fn fib(n: u64) -> u64 {

@@ -19,7 +19,7 @@ pub(in crate::sched) enum Body {
 
 /// Starts the green thread whose join state is at `key` now, from the stack of the green
 /// thread that is about to wait for it, if it has not started and is the newest one
-/// waiting to start on this scheduler (its own spawn, as a rule); returns whether it did.
+/// waiting to start on this scheduler (its own spawn, as a rule).
 ///
 /// The child runs on its own stack, as its own green thread, exactly as if the scheduler
 /// had started it next; only the switch into it is made from the joiner's stack, and it
@@ -31,28 +31,27 @@ pub(in crate::sched) enum Body {
 ///
 /// Not done for a caller on the stack of a coroutine it drives (its park would be relayed),
 /// nor for a cancelled one (it parks, and unwinds there).
-pub(crate) fn start_joined(key: *const ()) -> bool {
-    if coroutine::current_suspender::<(), Signal>().is_none() {
-        return false;
-    }
+pub(crate) fn start_joined(key: *const ()) {
     // A cancelled joiner goes on to park, where it unwinds; the child stays unstarted.
-    if record::running_now() != record::Seen::No {
-        return false;
+    if coroutine::current_suspender::<(), Signal>().is_none() || record::running_now() != record::Seen::No {
+        return;
     }
-    let Some(local) = current_local() else { return false };
-    let Some(joiner) = local.current.get() else { return false };
-    let Some(start) = local.take_newest_unstarted(key) else { return false };
-    // What running the child changes of the joiner's state, set back after.
-    let (seen, left) = (record::running_now(), budget::left());
+    let Some(local) = current_local() else { return };
+    let Some(joiner) = local.current.get() else { return };
+    let Some(start) = local.take_newest_unstarted(key) else { return };
+    let left = budget::left();
     match start {
         Unstarted::Pending(Pending { body, abort }) => drop(local.start(Some(body), abort, false)),
         Unstarted::Job(job) => local.run_job(job),
     }
+    // What running the child changed of the joiner's state, set back. What it knows of its
+    // cancellation is in its slot: the child may have cancelled it meanwhile (through the
+    // joiner's handle), which its next park point must see.
     local.current.set(Some(joiner));
     local.stall.enter(joiner);
+    let seen = local.tasks.borrow()[joiner].as_ref().map_or(record::Seen::No, |slot| slot.cancel);
     record::set_running(seen);
     budget::restore(left);
-    true
 }
 
 /// A green thread taken out of its queue to start on a joiner's stack.
