@@ -71,16 +71,10 @@ pub(crate) fn set_running(seen: Seen) {
     RUNNING.set(seen);
 }
 
-/// What the green thread running on this thread knows of its cancellation, to be set back
-/// with [`set_running`] after another green thread ran on its stack.
-pub(crate) fn running_now() -> Seen {
-    running()
-}
-
 /// Reads [`RUNNING`]. Never inlined: the caller runs on a green thread that may have
 /// changed OS thread since it last looked.
 #[inline(never)]
-fn running() -> Seen {
+pub(crate) fn running() -> Seen {
     RUNNING.get()
 }
 

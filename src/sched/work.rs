@@ -7,12 +7,12 @@
 //! or stops, never on the switch path: whether ready green threads may move to another
 //! worker is cached in the scheduler as a flag.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::driver::Driver;
 use crate::park::Waker;
 
+use super::join::join_key;
 use super::scheduler::MigrantTask;
 use super::{JoinError, SendAbort, SendBody};
 
@@ -39,7 +39,7 @@ impl StartJob {
 
     /// Whether this starts the green thread whose join state (its abort hook) is at `key`.
     pub(crate) fn is_for(&self, key: *const ()) -> bool {
-        self.parts.as_ref().is_some_and(|(_, abort)| Arc::as_ptr(abort).cast::<()>() == key)
+        self.parts.as_ref().is_some_and(|(_, abort)| join_key(abort) == key)
     }
 
     /// Drops the green thread unstarted, telling its joiner `reason`.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::{current_local, AbortHook, JoinError, Local, Pending, Signal, TaskCoroutine};
 use crate::coroutine;
 use crate::coroutine::{Builder, Yielder};
+use crate::sched::join::join_key;
 use crate::sched::work::Job;
 use crate::sched::{budget, record};
 
@@ -33,7 +34,7 @@ pub(in crate::sched) enum Body {
 /// nor for a cancelled one (it parks, and unwinds there).
 pub(crate) fn start_joined(key: *const ()) {
     // A cancelled joiner goes on to park, where it unwinds; the child stays unstarted.
-    if coroutine::current_suspender::<(), Signal>().is_none() || record::running_now() != record::Seen::No {
+    if coroutine::current_suspender::<(), Signal>().is_none() || record::running() != record::Seen::No {
         return;
     }
     let Some(local) = current_local() else { return };
@@ -67,7 +68,7 @@ impl Local {
     fn take_newest_unstarted(&self, key: *const ()) -> Option<Unstarted> {
         {
             let mut pending = self.pending.borrow_mut();
-            if pending.back().is_some_and(|p| Arc::as_ptr(&p.abort).cast::<()>() == key) {
+            if pending.back().is_some_and(|p| join_key(&p.abort) == key) {
                 return pending.pop_back().map(Unstarted::Pending);
             }
         }
