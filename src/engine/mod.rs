@@ -120,6 +120,19 @@ fn switchable(sp: usize) -> bool {
     sp as isize > SP_RUNNING as isize
 }
 
+/// The word a resume hands the coroutine for `input`: its address, or for a zero-sized
+/// input a dangling one (its alignment), which the coroutine may read as well. A constant
+/// spares a loop of resumes the register that would hold the input's address across the
+/// switch. Never [`UNWIND`] (null) nor [`relay::RELAYED`] (no alignment is `usize::MAX`).
+#[inline(always)]
+fn input_address<I>(input: &mut MaybeUninit<I>) -> usize {
+    if std::mem::size_of::<I>() == 0 {
+        std::mem::align_of::<I>()
+    } else {
+        input.as_mut_ptr() as usize
+    }
+}
+
 /// The stack pointer of a coroutine whose switch back reported `ret`, if it relayed.
 #[inline(always)]
 fn relaying(ret: usize) -> Option<usize> {
@@ -225,7 +238,7 @@ impl<'a, I, Y, R> RawCoroutine<'a, I, Y, R> {
         }
         // The coroutine moves the input out (or, if it overflows first, leaks it).
         let mut input = MaybeUninit::new(input);
-        let (mut ret, mut out) = self.switch_in::<DISCOVER>(input.as_mut_ptr() as usize);
+        let (mut ret, mut out) = self.switch_in::<DISCOVER>(input_address(&mut input));
         // A switch never reports SP_RUNNING, so this test is also the one the next resume
         // starts with: a loop of resumes tests the state once per round, and a yield pays
         // nothing for relaying.
