@@ -189,6 +189,25 @@ fn zero_sized_values_cross_and_are_dropped_once() {
 }
 
 #[test]
+fn zero_sized_inputs_arrive_and_are_dropped_once() {
+    let mut c = Coroutine::new(|y: &Yielder<Token, u32>, first: Token| {
+        drop(first);
+        let mut got = 1;
+        for _ in 0..5 {
+            drop(y.suspend(got));
+            got += 1;
+        }
+        got
+    });
+    let before = TOKEN_DROPS.get();
+    for expected in 1..=5 {
+        assert_eq!(c.resume(Token), CoroutineResult::Yield(expected));
+    }
+    assert_eq!(c.resume(Token), CoroutineResult::Return(6));
+    assert_eq!(TOKEN_DROPS.get() - before, 6, "each input is dropped by the coroutine, once");
+}
+
+#[test]
 fn resuming_a_finished_coroutine_is_an_error() {
     let mut c: Coroutine<(), (), i32> = Coroutine::new(|_, ()| 7);
     assert_eq!(c.try_resume(()).unwrap(), CoroutineResult::Return(7));
