@@ -42,19 +42,25 @@ pub(crate) const FP_SLOT_OFFSET: usize = 16;
 /// Offset below a coroutine's stack base of its initial stack pointer.
 pub(crate) const INITIAL_SP_OFFSET: usize = 40;
 
-/// The words a fresh coroutine's stack holds below its base, from `base - 40` up to
-/// `base - 8`, for an entry function at address `entry`, called as `entry(input, base)`:
-/// the start routine the first resume enters, the inner one of a coroutine that keeps its
-/// own floating-point control words, the entry, and two words the start routine fills
-/// (layout in each architecture's assembly file, `asm/`).
-pub(crate) fn initial_frame(entry: usize, keeps_fp: bool) -> [usize; INITIAL_SP_OFFSET / 8] {
+/// Words of a fresh coroutine's initial frame ([`initial_frame`]).
+pub(crate) const INITIAL_FRAME_WORDS: usize = 3;
+
+/// The words a fresh coroutine's stack holds from its initial stack pointer (`base - 40`)
+/// up, for an entry function at address `entry`, called as `entry(input, base)`: the start
+/// routine the first resume enters, the inner one of a coroutine that keeps its own
+/// floating-point control words, and the entry (layout in each architecture's assembly
+/// file, `asm/`). The two words above them, the link and the FP slot, are left as they
+/// are: the start routine writes each before anything reads it.
+pub(crate) fn initial_frame(entry: usize, keeps_fp: bool) -> [usize; INITIAL_FRAME_WORDS] {
     let (start, inner): (unsafe extern "C" fn(), usize) = if keeps_fp {
         (bobbin_coroutine_start_fp, bobbin_coroutine_start_inner as *const () as usize)
     } else {
         (bobbin_coroutine_start, 0)
     };
-    [start as *const () as usize, inner, entry, 0, 0]
+    [start as *const () as usize, inner, entry]
 }
+
+const _: () = assert!(INITIAL_SP_OFFSET - INITIAL_FRAME_WORDS * 8 == FP_SLOT_OFFSET);
 
 /// The low bit of a coroutine's tagged base ([`tagged_base`]): set when the coroutine keeps
 /// floating-point control words of its own.

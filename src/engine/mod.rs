@@ -329,7 +329,9 @@ impl<'a, I, Y, R> RawCoroutine<'a, I, Y, R> {
     unsafe fn take_result(&mut self, out: usize) -> std::thread::Result<R> {
         // SAFETY: upheld by the caller; the stack, and so the frame, is still ours.
         let result = unsafe { ptr::read(out as *const std::thread::Result<R>) };
-        self.finish();
+        // The switch that reported the end stored it as the state already.
+        debug_assert_eq!(self.sp, arch::SWITCH_FINISHED);
+        self.give_back_stack();
         result
     }
 
@@ -382,6 +384,11 @@ impl<'a, I, Y, R> RawCoroutine<'a, I, Y, R> {
 
     fn finish(&mut self) {
         self.sp = arch::SWITCH_FINISHED;
+        self.give_back_stack();
+    }
+
+    #[inline(always)]
+    fn give_back_stack(&mut self) {
         if let Some(stack) = self.stack.take() {
             recycle(stack);
         }
