@@ -537,3 +537,60 @@ fn a_receive_on_a_nested_stack_parks_on_a_one_worker_runtime() {
     // The only worker is alive and well.
     assert_eq!(rt.block_on(|| 8), 8);
 }
+
+/// Parks its green thread when dropped, between recording the OS thread it ran on before and
+/// after the park.
+struct ParkOnDrop {
+    /// Tells the waker that the park is about to begin.
+    parking: bobbin::sync::Sender<()>,
+    wake: bobbin::sync::Receiver<()>,
+    threads: Arc<Mutex<(Option<std::thread::ThreadId>, Option<std::thread::ThreadId>)>>,
+}
+
+impl Drop for ParkOnDrop {
+    fn drop(&mut self) {
+        self.threads.lock().unwrap().0 = Some(std::thread::current().id());
+        self.parking.send(()).unwrap();
+        self.wake.recv().unwrap();
+        self.threads.lock().unwrap().1 = Some(std::thread::current().id());
+    }
+}
+
+/// std counts a thread's panics per OS thread: a green thread that parks in the middle of
+/// its unwinding must go on on the same one, or it ends its unwinding on another and leaves
+/// both threads' counts wrong (one still panicking, the other below zero).
+#[test]
+fn a_green_thread_that_parks_while_unwinding_stays_on_its_worker() {
+    // SAFETY: the green threads below keep no thread-local addresses across a park.
+    let rt = unsafe { Runtime::builder().workers(2).allow_migration() }.build().unwrap();
+    for _ in 0..3 {
+        let threads = Arc::new(Mutex::new((None, None)));
+        let seen = Arc::clone(&threads);
+        let a = rt.spawn(move || {
+            let (parking, parked) = channel();
+            let (wake, woken) = channel();
+            let watched = Arc::clone(&seen);
+            // A local green thread, so on this worker for good: once the unwinding parks,
+            // it wakes it and then keeps this worker busy, so that only the other worker
+            // could run it next, if it were allowed to take it. It stops once the woken
+            // green thread has run on, or after a while (no timing is asserted).
+            drop(bobbin::spawn(move || {
+                parked.recv().unwrap();
+                wake.send(()).unwrap();
+                for _ in 0..60 {
+                    if watched.lock().unwrap().1.is_some() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }));
+            let _guard = ParkOnDrop { parking, wake: woken, threads: seen };
+            panic!("unwinds through a park");
+        });
+        let err = a.join().unwrap_err();
+        assert_eq!(err.message(), Some("unwinds through a park"));
+        let (before, after) = *threads.lock().unwrap();
+        assert!(before.is_some());
+        assert_eq!(before, after, "the unwinding green thread continued on another OS thread");
+    }
+}

@@ -401,6 +401,11 @@ impl Builder {
     /// Values in [`green_local!`](crate::green_local)s move with their green thread, as
     /// the values on its stack do, and are under the same rule.
     ///
+    /// One piece of thread state is taken care of here: std's count of a thread's panics. A
+    /// green thread that parks while its OS thread is panicking (a destructor that waits
+    /// during an unwinding) continues on the same worker, so that its unwinding ends on the
+    /// thread whose count it raised.
+    ///
     /// # Examples
     /// ```
     /// // SAFETY: the green threads below touch no thread-local state.

@@ -87,6 +87,11 @@ struct TaskSlot {
     /// Started from a `Send` job on a runtime that allows migration: may continue on
     /// another worker when it is ready.
     migratable: bool,
+    /// It last gave control back while this thread was panicking: it may be in the middle
+    /// of its own unwinding, and std counts a thread's panics per OS thread, so it goes on
+    /// here until it gives control back otherwise (a bystander of another green thread's
+    /// unwinding stays too, which costs it nothing but the move).
+    pinned: bool,
     /// When it entered this table, for unwinding the youngest first.
     entered: u64,
 }
@@ -351,6 +356,7 @@ impl Local {
             main,
             locals: None,
             migratable,
+            pinned: false,
             entered,
         });
         self.live.set(self.live.get() + 1);
@@ -417,7 +423,7 @@ impl Local {
 
     /// Takes a ready, migratable task out of the table, to travel to any worker.
     fn take_migrant(&self, id: usize) -> Option<MigrantTask> {
-        let movable = self.tasks.borrow()[id].as_ref().is_some_and(|s| s.migratable && s.co.is_some());
+        let movable = self.tasks.borrow()[id].as_ref().is_some_and(|s| s.migratable && !s.pinned && s.co.is_some());
         if !movable {
             return None;
         }
@@ -565,6 +571,7 @@ impl Local {
                 let mut tasks = self.tasks.borrow_mut();
                 let slot = tasks[id].as_mut().expect("task slot");
                 slot.co = Some(co);
+                slot.pinned = slot.migratable && std::thread::panicking();
                 match signal {
                     // The green thread marked itself parked before it published its
                     // unparker; one that already fired queued it (or will, through the

@@ -15,6 +15,13 @@ use crate::sched::{budget, park};
 /// thread (or blocks the OS thread, outside a scheduler) instead of holding its scheduler.
 /// Poisoned, as std's is, when a holder panics.
 ///
+/// Poisoning reads [`std::thread::panicking`], which std keeps per OS thread, not per green
+/// thread. While a green thread is parked in the middle of its unwinding (a destructor
+/// that waits), the other green threads of its OS thread see `panicking()` true as well:
+/// a guard dropped by one of them then poisons the mutex although its holder did not
+/// panic, and a guard taken in that window is not poisoned by its holder's own panic.
+/// Only destructors that park during an unwinding open that window.
+///
 /// Fairness: an unlocking holder wakes the waiter at the front of a FIFO queue. A thread
 /// that arrives meanwhile may take the lock first (barging keeps an uncontended or lightly
 /// contended mutex fast), and the woken waiter keeps its place at the front. A waiter that
