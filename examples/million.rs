@@ -56,22 +56,58 @@ fn available_memory() -> Option<u64> {
 /// not have it.
 fn warn_about_memory(n: usize) {
     const GIB: f64 = (1u64 << 30) as f64;
-    let needed = n as u64 * BYTES_PER_PARKED;
+    let parked = n as u64 * BYTES_PER_PARKED;
+    // The warm-ups touch half as much again, all at once.
+    let needed = parked * 3 / 2;
     let available = available_memory();
     println!(
-        "parking {} green threads needs about {:.2} GiB of memory ({} bytes each){}",
+        "parking {} green threads needs about {:.2} GiB of memory ({} bytes each), and the warm-ups {:.2} GiB{}",
         grouped(n as u64),
-        needed as f64 / GIB,
+        parked as f64 / GIB,
         grouped(BYTES_PER_PARKED),
+        needed as f64 / GIB,
         available.map_or(String::new(), |a| format!("; available here: {:.1} GiB", a as f64 / GIB))
     );
     if let Some(available) = available.filter(|&a| needed > a) {
         eprintln!(
             "million: that is more than this machine has available; a count of at most {} would fit\n{USAGE}",
-            grouped(available / BYTES_PER_PARKED)
+            grouped(available * 2 / 3 / BYTES_PER_PARKED)
         );
         std::process::exit(2);
     }
+}
+
+/// Touches `bytes` of fresh memory once and gives it back, before anything is measured.
+///
+/// On a virtual machine, the first touch of guest memory the host has not backed yet (or
+/// has taken back) costs a host fault on top of the guest's own, many times its cost; here
+/// a phase that touched more memory than any before it paid that for the excess alone. The
+/// floor touches less memory than the green threads (no heap records), so without this it
+/// would always run inside memory the host backs and the green threads partly outside. The
+/// warm-up touches more than either, so that every phase measures the guest kernel's work.
+fn warm_up(bytes: usize) -> Duration {
+    let page = page_size();
+    let start = Instant::now();
+    // SAFETY: an anonymous private mapping at an address of the kernel's choosing replaces
+    // nothing.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(base, libc::MAP_FAILED, "the warm-up could not be mapped");
+    for offset in (0..bytes).step_by(page) {
+        // SAFETY: the offset lies in the read-write mapping made above.
+        unsafe { base.cast::<u8>().add(offset).write_volatile(1) };
+    }
+    // SAFETY: the mapping made above, which nothing refers to any more.
+    unsafe { libc::munmap(base, bytes) };
+    start.elapsed()
 }
 
 /// The page faults this process has taken (every first touch of a page is one) and the CPU
@@ -301,11 +337,24 @@ fn main() {
     let max_map: usize =
         std::fs::read_to_string("/proc/sys/vm/max_map_count").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
 
+    // Every phase that touches fresh memory runs right after a warm-up of half as much
+    // again as the green threads will touch (see `warm_up`).
+    let warm = n * BYTES_PER_PARKED as usize * 3 / 2;
+    let first_warm_up = warm_up(warm);
+    println!(
+        "warm-up before each phase: touch and free {:.1} GiB (the first took {:.2} s)",
+        warm as f64 / (1u64 << 30) as f64,
+        first_warm_up.as_secs_f64()
+    );
+    let warmed_floor = |guards| {
+        warm_up(warm);
+        floor(n, guards)
+    };
     // Each floor twice, alternating, and the faster of the two kept: the first run of a
     // process also pays for growing its own bookkeeping.
     let faster = |a: Floor, b: Floor| if a.spent.cpu() <= b.spent.cpu() { a } else { b };
-    let (bare, guarded) = (floor(n, false), floor(n, true));
-    let (bare, guarded) = (faster(bare, floor(n, false)), faster(guarded, floor(n, true)));
+    let (bare, guarded) = (warmed_floor(false), warmed_floor(true));
+    let (bare, guarded) = (faster(bare, warmed_floor(false)), faster(guarded, warmed_floor(true)));
     for (name, f) in [("without guard pages", &bare), ("with guard pages", &guarded)] {
         println!(
             "kernel floor {name}: map slabs of {FLOOR_SLAB_STACKS} stacks of {} KiB, touch one page each: \
@@ -319,6 +368,7 @@ fn main() {
         );
     }
 
+    warm_up(warm);
     let rounds = run(move || [park_and_wake(n), park_and_wake(n)]);
     for (i, r) in rounds.iter().enumerate() {
         let stacks = if i == 0 { "fresh stacks" } else { "reused stacks" };
