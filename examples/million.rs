@@ -77,36 +77,46 @@ fn warn_about_memory(n: usize) {
     }
 }
 
-/// Touches `bytes` of fresh memory once and gives it back, before anything is measured.
-///
-/// On a virtual machine, the first touch of guest memory the host has not backed yet (or
-/// has taken back) costs a host fault on top of the guest's own, many times its cost; here
-/// a phase that touched more memory than any before it paid that for the excess alone. The
-/// floor touches less memory than the green threads (no heap records), so without this it
-/// would always run inside memory the host backs and the green threads partly outside. The
-/// warm-up touches more than either, so that every phase measures the guest kernel's work.
-fn warm_up(bytes: usize) -> Duration {
-    let page = page_size();
-    let start = Instant::now();
+/// A fresh read-write anonymous mapping of `len` bytes, mapped as bobbin maps its slabs
+/// (`MAP_NORESERVE`); panics naming `what` if it cannot be made.
+fn map_fresh(len: usize, what: &str) -> *mut u8 {
     // SAFETY: an anonymous private mapping at an address of the kernel's choosing replaces
     // nothing.
     let base = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
-            bytes,
+            len,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
             -1,
             0,
         )
     };
-    assert_ne!(base, libc::MAP_FAILED, "the warm-up could not be mapped");
+    assert_ne!(base, libc::MAP_FAILED, "{what} could not be mapped");
+    base.cast()
+}
+
+/// Touches `bytes` of fresh memory once and gives it back, before anything is measured.
+///
+/// On a virtual machine, the first touch of guest memory the host has not backed yet (or
+/// has taken back) costs a host fault on top of the guest's own, many times its cost; here
+/// a phase that touched more memory than any before it paid that for the excess alone. The
+/// floor touches less memory than the green threads (no heap records), so without this it
+/// would always run inside memory the host backs and the green threads partly outside. A
+/// warm-up that touches more than either, right before each phase, lets every phase
+/// measure the guest kernel's work, as far as the phase is short: the host takes released
+/// memory back within seconds (this machine's balloon device reports free pages), and
+/// `bench-results/million.md` says what that leaves.
+fn warm_up(bytes: usize) -> Duration {
+    let page = page_size();
+    let start = Instant::now();
+    let base = map_fresh(bytes, "the warm-up");
     for offset in (0..bytes).step_by(page) {
         // SAFETY: the offset lies in the read-write mapping made above.
-        unsafe { base.cast::<u8>().add(offset).write_volatile(1) };
+        unsafe { base.add(offset).write_volatile(1) };
     }
     // SAFETY: the mapping made above, which nothing refers to any more.
-    unsafe { libc::munmap(base, bytes) };
+    unsafe { libc::munmap(base.cast(), bytes) };
     start.elapsed()
 }
 
@@ -204,20 +214,7 @@ fn floor(n: usize, guards: bool) -> Floor {
         let count = left.min(FLOOR_SLAB_STACKS);
         left -= count;
         let len = count * stride;
-        // SAFETY: an anonymous private mapping at an address of the kernel's choosing
-        // replaces nothing.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(base, libc::MAP_FAILED, "the floor's slab could not be mapped");
-        let base = base.cast::<u8>();
+        let base = map_fresh(len, "the floor's slab");
         if guards {
             let iov: Vec<libc::iovec> = (0..count)
                 // SAFETY: i * stride < len: the guard page lies inside the mapping.
