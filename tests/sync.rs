@@ -593,3 +593,74 @@ fn a_oneshot_delivers_once_reports_a_dropped_end_and_times_out_by_ordering() {
     assert_eq!(drops.load(Ordering::SeqCst), 1);
     watchdog.stop();
 }
+
+/// Parks its green thread when dropped, until its channel says go (or closes).
+struct ParkWhileDropped(bobbin::sync::Receiver<()>);
+
+impl Drop for ParkWhileDropped {
+    fn drop(&mut self) {
+        let _ = self.0.recv();
+    }
+}
+
+/// std's `panicking()` counts the panics of the whole OS thread: a green thread parked in
+/// the middle of its unwinding must not make another green thread's unlock look like a
+/// panic.
+#[test]
+fn a_green_thread_parked_mid_unwind_does_not_poison_another_ones_mutex() {
+    let poisoned = bobbin::run(|| {
+        let m = Arc::new(Mutex::new(0));
+        let (go, wait) = bobbin::sync::channel::<()>();
+        let (locked, told) = bobbin::sync::channel::<()>();
+        let unwinder = bobbin::spawn(move || {
+            let _parks = ParkWhileDropped(wait);
+            told.recv().unwrap();
+            panic!("unwinds through a park");
+        });
+        let m2 = Arc::clone(&m);
+        let holder = bobbin::spawn(move || {
+            let mut guard = m2.lock().unwrap();
+            locked.send(()).unwrap();
+            // The unwinder runs: it panics and parks in its destructor.
+            bobbin::yield_now();
+            *guard += 1;
+            drop(guard);
+            go.send(()).unwrap();
+        });
+        holder.join().unwrap();
+        assert!(unwinder.join().is_err());
+        assert_eq!(*m.lock().unwrap_or_else(|e| e.into_inner()), 1);
+        m.is_poisoned()
+    });
+    assert!(!poisoned, "a bystander's unlock poisoned the mutex");
+}
+
+/// The other side: a green thread resumed in the middle of its own unwinding poisons the
+/// mutex it held, also while another green thread is parked mid-unwind.
+#[test]
+fn a_green_thread_resumed_mid_unwind_poisons_the_mutex_it_held() {
+    let poisoned = bobbin::run(|| {
+        let m = Arc::new(Mutex::new(0));
+        let (go_holder, wait_holder) = bobbin::sync::channel::<()>();
+        let (go_other, wait_other) = bobbin::sync::channel::<()>();
+        let m2 = Arc::clone(&m);
+        let holder = bobbin::spawn(move || {
+            let _guard = m2.lock().unwrap();
+            // Dropped first while unwinding: it parks, then the guard is dropped.
+            let _parks = ParkWhileDropped(wait_holder);
+            panic!("the holder panics");
+        });
+        let other = bobbin::spawn(move || {
+            let _parks = ParkWhileDropped(wait_other);
+            panic!("another green thread unwinds through a park");
+        });
+        // Both are parked mid-unwind now; the holder goes on first, then the other.
+        bobbin::yield_now();
+        go_holder.send(()).unwrap();
+        assert!(holder.join().is_err());
+        go_other.send(()).unwrap();
+        assert!(other.join().is_err());
+        m.is_poisoned()
+    });
+    assert!(poisoned, "the holder's own unwinding did not poison the mutex");
+}

@@ -49,7 +49,7 @@ pub(crate) use shared::{Shared, TaskHeader, Unparker};
 pub(crate) use start::start_joined;
 pub(in crate::sched) use start::Body;
 pub(crate) use tasks::{
-    current_locals, current_thread_in_hook, take_current_locals, wake_for_cancel, with_current_record,
+    current_locals, current_thread_in_hook, panicking, take_current_locals, wake_for_cancel, with_current_record,
 };
 
 /// What a green thread tells the scheduler when it gives control back.
@@ -90,8 +90,9 @@ struct TaskSlot {
     /// It last gave control back while this thread was panicking: it may be in the middle
     /// of its own unwinding, and std counts a thread's panics per OS thread, so it goes on
     /// here until it gives control back otherwise (a bystander of another green thread's
-    /// unwinding stays too, which costs it nothing but the move).
-    pinned: bool,
+    /// unwinding stays too, which costs it nothing but the move). Kept while it runs
+    /// again: [`tasks::panicking`] reads it.
+    unwinding: bool,
     /// When it entered this table, for unwinding the youngest first.
     entered: u64,
 }
@@ -137,6 +138,9 @@ pub(crate) struct Local {
     /// Green threads run in a row from `next`.
     next_streak: Cell<u32>,
     tasks: RefCell<Vec<Option<TaskSlot>>>,
+    /// Green threads of the table that are not running and gave control back while this
+    /// thread was panicking ([`TaskSlot::unwinding`]).
+    parked_unwinding: Cell<usize>,
     free_ids: RefCell<Vec<usize>>,
     pub(super) live: Cell<usize>,
     /// Tasks entered in the table so far (their `entered` stamps).
@@ -302,6 +306,7 @@ impl Local {
             next: Cell::new(None),
             next_streak: Cell::new(0),
             tasks: RefCell::new(Vec::new()),
+            parked_unwinding: Cell::new(0),
             free_ids: RefCell::new(Vec::new()),
             live: Cell::new(0),
             entered: Cell::new(0),
@@ -356,7 +361,7 @@ impl Local {
             main,
             locals: None,
             migratable,
-            pinned: false,
+            unwinding: false,
             entered,
         });
         self.live.set(self.live.get() + 1);
@@ -423,7 +428,7 @@ impl Local {
 
     /// Takes a ready, migratable task out of the table, to travel to any worker.
     fn take_migrant(&self, id: usize) -> Option<MigrantTask> {
-        let movable = self.tasks.borrow()[id].as_ref().is_some_and(|s| s.migratable && !s.pinned && s.co.is_some());
+        let movable = self.tasks.borrow()[id].as_ref().is_some_and(|s| s.migratable && !s.unwinding && s.co.is_some());
         if !movable {
             return None;
         }
@@ -436,6 +441,9 @@ impl Local {
     /// Takes a task out of the table: its unparkers become no-ops and its id is free.
     fn remove(&self, id: usize) -> Option<TaskSlot> {
         let mut slot = self.tasks.borrow_mut()[id].take()?;
+        if slot.unwinding && slot.co.is_some() {
+            self.parked_unwinding.set(self.parked_unwinding.get() - 1);
+        }
         slot.header.park.set_done();
         slot.lent = slot.hook.record().left();
         self.free_ids.borrow_mut().push(id);
@@ -549,6 +557,9 @@ impl Local {
             let mut tasks = self.tasks.borrow_mut();
             let slot = tasks[id].as_mut().expect("a queued task exists");
             slot.parked = None;
+            if slot.unwinding {
+                self.parked_unwinding.set(self.parked_unwinding.get() - 1);
+            }
             record::set_running(slot.cancel);
             if slot.cancel == Seen::Woken {
                 // The park it ends unwinds; later ones for the flag alone.
@@ -571,7 +582,10 @@ impl Local {
                 let mut tasks = self.tasks.borrow_mut();
                 let slot = tasks[id].as_mut().expect("task slot");
                 slot.co = Some(co);
-                slot.pinned = slot.migratable && std::thread::panicking();
+                slot.unwinding = std::thread::panicking();
+                if slot.unwinding {
+                    self.parked_unwinding.set(self.parked_unwinding.get() + 1);
+                }
                 match signal {
                     // The green thread marked itself parked before it published its
                     // unparker; one that already fired queued it (or will, through the

@@ -8,19 +8,19 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 
 use crate::park::{Lock, LockGuard};
-use crate::sched::scheduler::Unparker;
+use crate::sched::scheduler::{self, Unparker};
 use crate::sched::{budget, park};
 
 /// A mutual-exclusion lock like [`std::sync::Mutex`], whose `lock` parks the calling green
 /// thread (or blocks the OS thread, outside a scheduler) instead of holding its scheduler.
 /// Poisoned, as std's is, when a holder panics.
 ///
-/// Poisoning reads [`std::thread::panicking`], which std keeps per OS thread, not per green
-/// thread. While a green thread is parked in the middle of its unwinding (a destructor
-/// that waits), the other green threads of its OS thread see `panicking()` true as well:
-/// a guard dropped by one of them then poisons the mutex although its holder did not
-/// panic, and a guard taken in that window is not poisoned by its holder's own panic.
-/// Only destructors that park during an unwinding open that window.
+/// A holder's panic is told per green thread: a green thread parked in the middle of its
+/// unwinding (a destructor that waits) does not make the other green threads of its OS
+/// thread look as if they panicked, although [`std::thread::panicking`], which std keeps per
+/// OS thread, says so to them. One case is not told apart: a green thread that starts to
+/// unwind while another one is parked mid-unwind, and drops its guard before it parks
+/// itself, does not poison the mutex.
 ///
 /// Fairness: an unlocking holder wakes the waiter at the front of a FIFO queue. A thread
 /// that arrives meanwhile may take the lock first (barging keeps an uncontended or lightly
@@ -295,7 +295,7 @@ impl<T> Mutex<T> {
     }
 
     fn guard<'a>(&'a self, data: LockGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
-        let guard = MutexGuard { mutex: self, data: Some(data), panicking: std::thread::panicking() };
+        let guard = MutexGuard { mutex: self, data: Some(data), panicking: scheduler::panicking() };
         if self.is_poisoned() {
             Err(PoisonError::new(guard))
         } else {
@@ -365,7 +365,7 @@ impl<'a, T> MutexGuard<'a, T> {
 
 impl<T> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
-        if !self.panicking && std::thread::panicking() {
+        if !self.panicking && scheduler::panicking() {
             self.mutex.poisoned.store(true, Ordering::Relaxed);
         }
         // Released first, then a waiter woken: it finds the lock free.

@@ -8,7 +8,10 @@ use super::{Condvar, Mutex};
 
 /// A reader-writer lock like [`std::sync::RwLock`], whose `read` and `write` park the
 /// calling green thread (or block the OS thread, outside a scheduler) while they wait.
-/// Poisoned, as std's is, when a writer panics.
+/// Poisoned, as std's is, when a writer panics. The poisoning is std's own, which asks
+/// [`std::thread::panicking`], kept per OS thread: while a green thread is parked in the
+/// middle of its unwinding (a destructor that waits), a write guard dropped by another
+/// green thread of the same OS thread poisons the lock. [`Mutex`] tells the two apart.
 ///
 /// Writers go first: once a writer waits, new readers wait behind it, so a stream of
 /// readers cannot starve writers.

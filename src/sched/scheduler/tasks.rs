@@ -24,6 +24,35 @@ pub(crate) fn with_current_record<R>(f: impl FnOnce(&TaskRecord) -> R) -> Option
     .flatten()
 }
 
+/// Whether the caller is unwinding from a panic, as far as that can be told of a green
+/// thread: [`std::thread::panicking`] counts the panics of the whole OS thread, and a green
+/// thread parked in the middle of its unwinding (a destructor that waits) raises that
+/// count for every green thread that runs meanwhile.
+///
+/// On a green thread, the OS thread's count is taken for the caller's own unless other
+/// green threads of this scheduler gave control back while the thread was panicking; then
+/// it is the caller's only if the caller, too, did so last time (it was resumed in the
+/// middle of its unwinding). Not told apart: a green thread that starts to unwind while
+/// another is parked mid-unwind is taken for a bystander until it gives control back. So
+/// this is for answers that are harmless when wrong that way (whether to poison a lock);
+/// code that must not panic during an unwinding (a cancel point, a destructor that
+/// reports misuse) keeps asking std, which errs the safe way.
+pub(crate) fn panicking() -> bool {
+    if !std::thread::panicking() {
+        return false;
+    }
+    with_local(|local| {
+        if local.parked_unwinding.get() == 0 {
+            return true;
+        }
+        let Some(id) = local.current.get() else { return true };
+        // A panic raised while the table is borrowed must not panic again here.
+        let Ok(tasks) = local.tasks.try_borrow() else { return true };
+        tasks.get(id).and_then(Option::as_ref).is_none_or(|slot| slot.unwinding)
+    })
+    .unwrap_or(true)
+}
+
 /// The green thread running on this thread, for the panic hook: looks without borrowing
 /// anything that the panicking code may hold (a panic inside the hook would abort).
 pub(crate) fn current_thread_in_hook() -> Option<GreenThread> {
