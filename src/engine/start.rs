@@ -78,7 +78,8 @@ impl<'a, I, Y, R> RawCoroutine<'a, I, Y, R> {
         let base = (top - above - size_of::<F>()) & !(align - 1);
         let frame = arch::initial_frame(entry::<I, Y, R, F, DISCOVERABLE> as *const () as usize, preserve_fp);
         // The closure takes at most an eighth of the stack, the record a few words and the
-        // frame below the closure five (three written here), so everything written here lies inside the stack.
+        // area below the closure five (the frame written here three), so everything written
+        // here lies inside the stack.
         // SAFETY: [base, base + size_of F) and the words of the frame below base are inside
         // the stack's usable range, which this coroutine owns exclusively; base is aligned
         // for F and for words.

@@ -138,9 +138,9 @@ pub(crate) struct Local {
     /// Green threads run in a row from `next`.
     next_streak: Cell<u32>,
     tasks: RefCell<Vec<Option<TaskSlot>>>,
-    /// Green threads of the table that are not running and gave control back while this
-    /// thread was panicking ([`TaskSlot::unwinding`]).
-    parked_unwinding: Cell<usize>,
+    /// Green threads of the table whose [`TaskSlot::unwinding`] is set (the running one
+    /// included).
+    unwinding: Cell<usize>,
     free_ids: RefCell<Vec<usize>>,
     pub(super) live: Cell<usize>,
     /// Tasks entered in the table so far (their `entered` stamps).
@@ -306,7 +306,7 @@ impl Local {
             next: Cell::new(None),
             next_streak: Cell::new(0),
             tasks: RefCell::new(Vec::new()),
-            parked_unwinding: Cell::new(0),
+            unwinding: Cell::new(0),
             free_ids: RefCell::new(Vec::new()),
             live: Cell::new(0),
             entered: Cell::new(0),
@@ -441,8 +441,8 @@ impl Local {
     /// Takes a task out of the table: its unparkers become no-ops and its id is free.
     fn remove(&self, id: usize) -> Option<TaskSlot> {
         let mut slot = self.tasks.borrow_mut()[id].take()?;
-        if slot.unwinding && slot.co.is_some() {
-            self.parked_unwinding.set(self.parked_unwinding.get() - 1);
+        if slot.unwinding {
+            self.unwinding.set(self.unwinding.get() - 1);
         }
         slot.header.park.set_done();
         slot.lent = slot.hook.record().left();
@@ -557,9 +557,6 @@ impl Local {
             let mut tasks = self.tasks.borrow_mut();
             let slot = tasks[id].as_mut().expect("a queued task exists");
             slot.parked = None;
-            if slot.unwinding {
-                self.parked_unwinding.set(self.parked_unwinding.get() - 1);
-            }
             record::set_running(slot.cancel);
             if slot.cancel == Seen::Woken {
                 // The park it ends unwinds; later ones for the flag alone.
@@ -582,9 +579,11 @@ impl Local {
                 let mut tasks = self.tasks.borrow_mut();
                 let slot = tasks[id].as_mut().expect("task slot");
                 slot.co = Some(co);
-                slot.unwinding = std::thread::panicking();
-                if slot.unwinding {
-                    self.parked_unwinding.set(self.parked_unwinding.get() + 1);
+                let unwinding = std::thread::panicking();
+                if unwinding != slot.unwinding {
+                    slot.unwinding = unwinding;
+                    let count = self.unwinding.get();
+                    self.unwinding.set(if unwinding { count + 1 } else { count - 1 });
                 }
                 match signal {
                     // The green thread marked itself parked before it published its

@@ -42,13 +42,12 @@ pub(crate) fn panicking() -> bool {
         return false;
     }
     with_local(|local| {
-        if local.parked_unwinding.get() == 0 {
-            return true;
-        }
         let Some(id) = local.current.get() else { return true };
         // A panic raised while the table is borrowed must not panic again here.
         let Ok(tasks) = local.tasks.try_borrow() else { return true };
-        tasks.get(id).and_then(Option::as_ref).is_none_or(|slot| slot.unwinding)
+        let Some(own) = tasks.get(id).and_then(Option::as_ref).map(|slot| slot.unwinding) else { return true };
+        // Nobody else gave control back while the thread was panicking: the count is ours.
+        own || local.unwinding.get() == 0
     })
     .unwrap_or(true)
 }
